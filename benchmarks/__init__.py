@@ -1,0 +1,1 @@
+"""Micro-benchmarks of bufkit (run with pytest benchmarks --benchmark-enable)."""

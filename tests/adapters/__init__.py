@@ -1,0 +1,1 @@
+"""Tests of the adapters on real and fake sockets."""

@@ -1,0 +1,1 @@
+"""Type-level tests of bufkit's public API: checked by mypy, never run."""

@@ -1,0 +1,23 @@
+"""The error classes are both bufkit errors and the closest builtins."""
+
+from __future__ import annotations
+
+from typing import assert_type
+
+import bufkit
+
+
+def handle(exc: BaseException) -> str:
+    """Narrow an exception the way a user's handler would."""
+    if isinstance(exc, bufkit.PoolExhausted):
+        assert_type(exc, bufkit.PoolExhausted)
+        return "exhausted"
+    if isinstance(exc, bufkit.BufkitError):
+        return "bufkit"
+    return "other"
+
+
+released: ValueError = bufkit.BufferReleasedError("buffer released")
+closed: RuntimeError = bufkit.QueueClosedError("queue closed")
+too_large: bufkit.FramingError = bufkit.FrameTooLarge("frame too large")
+wrong: bufkit.QueueClosedError = bufkit.QueueFailedError("x")  # type: ignore[assignment]

@@ -1,0 +1,46 @@
+"""A real socket satisfies the structural types the core talks to."""
+
+from __future__ import annotations
+
+import socket
+
+import bufkit
+
+
+def sock_is_a_sender(sock: socket.socket) -> bufkit.SupportsSendmsg:
+    """A ``socket.socket`` has ``sendmsg``."""
+    return sock
+
+
+def sock_is_a_plain_sender(sock: socket.socket) -> bufkit.SupportsSend:
+    """A ``socket.socket`` has ``send``."""
+    return sock
+
+
+def sock_is_a_receiver(sock: socket.socket) -> bufkit.SupportsRecvInto:
+    """A ``socket.socket`` has ``recv_into``."""
+    return sock
+
+
+class Printer:
+    """A minimal read handler."""
+
+    def data_received(self, view: memoryview, /) -> None:
+        """Print the bytes."""
+        print(bytes(view))
+
+    def eof_received(self) -> None:
+        """Say goodbye."""
+        print("eof")
+
+
+handler: bufkit.ReadHandler = Printer()
+not_a_handler: bufkit.ReadHandler = object()  # type: ignore[assignment]
+not_a_receiver: bufkit.SupportsRecvInto = "text"  # type: ignore[assignment]
+
+
+def on_done(exc: BaseException | None) -> None:
+    """A completion callback."""
+
+
+callback: bufkit.CompletionCallback = on_done
