@@ -11,7 +11,7 @@ import pytest
 
 import bufkit
 
-PUBLIC_MODULES = ["bufkit", "bufkit.errors"]
+PUBLIC_MODULES = ["bufkit", "bufkit.errors", "bufkit.testing"]
 
 
 def test_all_is_sorted_and_unique() -> None:

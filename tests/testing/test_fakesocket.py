@@ -1,0 +1,374 @@
+"""Every schedule step of the fake socket behaves as documented."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import pytest
+
+import bufkit.testing
+from bufkit.testing import (
+    IOV_MAX,
+    Accept,
+    AcceptAll,
+    BusyLoopError,
+    Call,
+    DeadlockError,
+    Deliver,
+    Eof,
+    Fail,
+    FakeSocket,
+    Interrupt,
+    RecvStep,
+    SendStep,
+    Short,
+    StepBudgetExceeded,
+    WouldBlock,
+    fake_socketpair,
+    format_schedule,
+)
+
+
+def test_accept_cuts_inside_a_gather_buffer() -> None:
+    """``Accept(n)`` takes the first ``n`` bytes of the gather, cutting a buffer."""
+    sock = FakeSocket(send=[Accept(7)])
+    assert sock.sendmsg([b"abcd", memoryview(b"efgh"), bytearray(b"ij")]) == 7
+    assert sock.wire == b"abcdefg"
+
+
+def test_accept_takes_no_more_than_offered() -> None:
+    """``Accept(n)`` with fewer bytes offered accepts what was offered."""
+    sock = FakeSocket(send=[Accept(100), Accept(1)])
+    assert sock.send(b"abc") == 3
+    assert sock.send(b"de") == 1
+    assert sock.wire == b"abcd"
+
+
+def test_accept_all_and_the_default_after_the_schedule() -> None:
+    """``AcceptAll()`` and an exhausted schedule accept every byte."""
+    sock = FakeSocket(send=[AcceptAll()])
+    assert sock.send(b"x" * 1000) == 1000
+    assert sock.sendmsg([b"y", b"z"]) == 2
+    assert sock.wire == b"x" * 1000 + b"yz"
+
+
+def test_would_block_raises_eagain_and_consumes_the_step() -> None:
+    """``WouldBlock()`` raises ``EAGAIN``, then the next step runs."""
+    sock = FakeSocket(send=[WouldBlock(), Accept(1)])
+    with pytest.raises(BlockingIOError) as info:
+        sock.send(b"ab")
+    assert info.value.errno == errno.EAGAIN
+    assert sock.send(b"ab") == 1
+    assert sock.wire == b"a"
+
+
+@pytest.mark.parametrize(
+    ("code", "exc_type"),
+    [
+        (errno.ECONNRESET, ConnectionResetError),
+        (errno.EPIPE, BrokenPipeError),
+        (errno.ENOBUFS, OSError),
+        (errno.ENOMEM, OSError),
+    ],
+)
+def test_fail_raises_the_builtin_error_with_its_errno(
+    code: int, exc_type: type[OSError]
+) -> None:
+    """``Fail(code)`` raises the builtin subclass for ``code`` with that errno."""
+    sock = FakeSocket(send=[Fail(code)], recv=[Fail(code)])
+    with pytest.raises(exc_type) as info:
+        sock.sendmsg([b"a"])
+    assert info.value.errno == code
+    assert sock.wire == b""
+
+
+def test_fatal_errors_break_the_connection() -> None:
+    """After ``ECONNRESET`` sends raise ``EPIPE`` and receives see end of file."""
+    sock = FakeSocket(send=[Fail(errno.ECONNRESET)], recv=[Deliver(b"late")])
+    with pytest.raises(ConnectionResetError):
+        sock.send(b"a")
+    with pytest.raises(BrokenPipeError):
+        sock.send(b"a")
+    assert sock.recv(10) == b""
+
+
+def test_transient_errors_do_not_break_the_connection() -> None:
+    """``ENOBUFS`` fails one call; the next one proceeds."""
+    sock = FakeSocket(send=[Fail(errno.ENOBUFS)])
+    with pytest.raises(OSError, match="No buffer space"):
+        sock.send(b"a")
+    assert sock.send(b"a") == 1
+
+
+def test_interrupt_raises_eintr() -> None:
+    """``Interrupt()`` raises ``InterruptedError`` on either side."""
+    sock = FakeSocket(send=[Interrupt()], recv=[Interrupt(), Deliver(b"x")])
+    with pytest.raises(InterruptedError) as info:
+        sock.send(b"a")
+    assert info.value.errno == errno.EINTR
+    with pytest.raises(InterruptedError):
+        sock.recv(1)
+    assert sock.recv(1) == b"x"
+
+
+def test_sendmsg_over_iov_max_raises_emsgsize() -> None:
+    """``sendmsg`` of more than ``iov_max`` buffers fails with ``EMSGSIZE``."""
+    sock = FakeSocket(send=[AcceptAll()])
+    with pytest.raises(OSError, match="Message too long") as info:
+        sock.sendmsg([b"a"] * (IOV_MAX + 1))
+    assert info.value.errno == errno.EMSGSIZE
+    assert sock.remaining_send == (AcceptAll(),)
+    assert sock.sendmsg([b"a"] * IOV_MAX) == IOV_MAX
+
+
+def test_small_iov_max() -> None:
+    """``iov_max`` is configurable."""
+    sock = FakeSocket(iov_max=2)
+    with pytest.raises(OSError, match="3 > iov_max"):
+        sock.sendmsg([b"a", b"b", b"c"])
+
+
+def test_empty_send_consumes_no_step() -> None:
+    """Sending nothing returns 0 and leaves the schedule alone."""
+    sock = FakeSocket(send=[WouldBlock()])
+    assert sock.send(b"") == 0
+    assert sock.sendmsg([]) == 0
+    assert sock.remaining_send == (WouldBlock(),)
+
+
+def test_after_send_block() -> None:
+    """``after_send="block"`` raises ``EAGAIN`` once the schedule is used up."""
+    sock = FakeSocket(send=[Accept(2)], after_send="block")
+    assert sock.send(b"abc") == 2
+    with pytest.raises(BlockingIOError):
+        sock.send(b"c")
+
+
+def test_non_byte_memoryviews_are_sent_as_raw_bytes() -> None:
+    """A ``memoryview`` of format ``'i'`` is cut in bytes, not items."""
+    data = memoryview(bytearray(range(8))).cast("i")
+    sock = FakeSocket(send=[Accept(3)])
+    assert sock.sendmsg([data]) == 3
+    assert sock.wire == bytes(range(3))
+
+
+def test_deliver_with_a_short_buffer_carries_over() -> None:
+    """A ``Deliver`` larger than the buffer is a short read; the rest comes next."""
+    sock = FakeSocket(recv=[Deliver(b"abcdef"), Eof()])
+    buf = bytearray(4)
+    assert sock.recv_into(buf) == 4
+    assert buf == b"abcd"
+    assert sock.recv_into(buf, 1) == 1
+    assert sock.recv(10) == b"f"
+    assert sock.recv(10) == b""
+    assert sock.received == b"abcdef"
+
+
+def test_eof_is_sticky() -> None:
+    """After ``Eof()`` every receive returns ``b""``, whatever follows."""
+    sock = FakeSocket(recv=[Eof(), Deliver(b"never")])
+    assert sock.recv(5) == b""
+    assert sock.recv_into(bytearray(5)) == 0
+    assert sock.recvmsg(5) == (b"", [], 0, None)
+
+
+def test_recv_would_block_and_the_default_after_the_schedule() -> None:
+    """Receives raise ``EAGAIN`` on ``WouldBlock()`` and after the schedule."""
+    sock = FakeSocket(recv=[WouldBlock(), Deliver(b"a")])
+    with pytest.raises(BlockingIOError):
+        sock.recv(1)
+    assert sock.recv(1) == b"a"
+    with pytest.raises(BlockingIOError):
+        sock.recv(1)
+
+
+def test_after_recv_eof() -> None:
+    """``after_recv="eof"`` reports end of file once the schedule is used up."""
+    sock = FakeSocket(recv=[Deliver(b"a")], after_recv="eof")
+    assert sock.recv(5) == b"a"
+    assert sock.recv(5) == b""
+
+
+def test_recv_zero_bytes_consumes_no_step() -> None:
+    """A zero-byte receive returns at once and keeps the schedule."""
+    sock = FakeSocket(recv=[Deliver(b"a")])
+    assert sock.recv(0) == b""
+    assert sock.remaining_recv == (Deliver(b"a"),)
+
+
+def test_fed_bytes_are_split_by_short_steps() -> None:
+    """``feed`` supplies inbound bytes; ``Short(n)`` caps one receive."""
+    sock = FakeSocket(recv=[Short(2), WouldBlock(), Short(1)])
+    sock.feed(b"hello")
+    sock.feed_eof()
+    assert sock.recv(10) == b"he"
+    with pytest.raises(BlockingIOError):
+        sock.recv(10)
+    assert sock.recv(10) == b"l"
+    assert sock.recv(10) == b"lo"
+    assert sock.recv(10) == b""
+
+
+def test_closed_socket_raises_ebadf() -> None:
+    """Every call after ``close`` raises ``OSError(EBADF)``; ``fileno`` is -1."""
+    sock = FakeSocket()
+    fd = sock.fileno()
+    assert fd >= 0
+    sock.close()
+    sock.close()
+    assert sock.closed
+    assert sock.fileno() == -1
+    for call in (lambda: sock.send(b"a"), lambda: sock.recv(1), sock.getpeername):
+        with pytest.raises(OSError, match="Bad file descriptor") as info:
+            call()
+        assert info.value.errno == errno.EBADF
+
+
+def test_filenos_are_unique() -> None:
+    """Each fake has its own descriptor number."""
+    with FakeSocket() as a, FakeSocket() as b:
+        assert a.fileno() != b.fileno()
+    assert a.closed
+
+
+def test_shutdown_write_then_send_is_epipe() -> None:
+    """After ``shutdown(SHUT_WR)`` a send raises ``BrokenPipeError``."""
+    sock = FakeSocket()
+    sock.shutdown(socket.SHUT_WR)
+    with pytest.raises(BrokenPipeError):
+        sock.send(b"a")
+
+
+def test_shutdown_read_then_recv_is_eof() -> None:
+    """After ``shutdown(SHUT_RD)`` a receive returns ``b""``."""
+    sock = FakeSocket(recv=[Deliver(b"a")])
+    sock.shutdown(socket.SHUT_RD)
+    assert sock.recv(1) == b""
+
+
+def test_blocking_mode_waits_through_would_block() -> None:
+    """In blocking mode ``WouldBlock()`` is a wait, not an error."""
+    sock = FakeSocket(
+        send=[WouldBlock(), Accept(2)], recv=[WouldBlock(), Deliver(b"x")]
+    )
+    sock.setblocking(True)
+    assert sock.getblocking()
+    assert sock.gettimeout() is None
+    assert sock.send(b"abc") == 2
+    assert sock.recv(1) == b"x"
+    with pytest.raises(DeadlockError):
+        sock.recv(1)
+    sock.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        sock.recv(1)
+    sock.setblocking(False)
+    assert sock.gettimeout() == 0.0
+
+
+def test_sendall_loops_over_partial_sends() -> None:
+    """``sendall`` in blocking mode sends everything through partial sends and EINTR."""
+    sock = FakeSocket(send=[Accept(1), Interrupt(), WouldBlock(), Accept(2)])
+    sock.setblocking(True)
+    sock.sendall(b"abcdef")
+    assert sock.wire == b"abcdef"
+
+
+def test_sendall_in_non_blocking_mode_raises_after_a_partial_send() -> None:
+    """``sendall`` on a non-blocking fake raises ``EAGAIN`` part way, like a socket."""
+    sock = FakeSocket(send=[Accept(1), WouldBlock()])
+    with pytest.raises(BlockingIOError):
+        sock.sendall(b"abc")
+    assert sock.wire == b"a"
+
+
+def test_calls_are_recorded() -> None:
+    """Each call leaves a ``Call`` with its size, result, errno and step."""
+    sock = FakeSocket(send=[Accept(2), WouldBlock()])
+    sock.sendmsg([b"ab", b"c"])
+    with pytest.raises(BlockingIOError):
+        sock.send(b"c")
+    assert sock.calls == [
+        Call("sendmsg", 3, 2, 2, None, Accept(2)),
+        Call("send", 1, 1, None, errno.EAGAIN, WouldBlock()),
+    ]
+    assert "sendmsg([2 buffers, 3 bytes]) = 2" in sock.transcript()
+    assert "send(1) = -1 EAGAIN" in sock.transcript()
+
+
+def test_busy_limit_catches_retries_without_waiting() -> None:
+    """A send right after ``EAGAIN`` without waiting counts, then raises."""
+    sock = FakeSocket(send=[WouldBlock(), WouldBlock(), WouldBlock()], busy_limit=1)
+    with pytest.raises(BlockingIOError):
+        sock.send(b"a")
+    with pytest.raises(BlockingIOError):
+        sock.send(b"a")
+    assert sock.busy_retries == 1
+    with pytest.raises(BusyLoopError, match="without waiting"):
+        sock.send(b"a")
+    sock.mark_waited()
+
+
+def test_waiting_resets_the_busy_count() -> None:
+    """A call after ``mark_waited`` is not a busy retry."""
+    sock = FakeSocket(send=[WouldBlock()], busy_limit=0)
+    with pytest.raises(BlockingIOError):
+        sock.send(b"a")
+    sock.mark_waited()
+    assert sock.send(b"a") == 1
+    assert sock.busy_retries == 0
+
+
+def test_step_budget() -> None:
+    """More calls than ``step_budget`` raise ``StepBudgetExceeded``."""
+    sock = FakeSocket(step_budget=2)
+    sock.send(b"a")
+    sock.send(b"a")
+    with pytest.raises(StepBudgetExceeded):
+        sock.send(b"a")
+
+
+def test_steps_print_as_python_that_rebuilds_them() -> None:
+    """A schedule's repr is Python code equal to the schedule."""
+    steps: list[SendStep | RecvStep] = [
+        Accept(3),
+        AcceptAll(),
+        WouldBlock(),
+        Interrupt(),
+        Fail(errno.ECONNRESET),
+        Deliver(b"a\x00"),
+        Short(2),
+        Eof(),
+    ]
+    text = format_schedule(steps)
+    assert eval(text, vars(bufkit.testing) | {"errno": errno}) == steps
+
+
+def test_invalid_steps_are_rejected() -> None:
+    """Steps validate their values; schedules validate their step types."""
+    with pytest.raises(ValueError, match="at least 1"):
+        Accept(0)
+    with pytest.raises(ValueError, match="at least 1"):
+        Short(-1)
+    with pytest.raises(ValueError, match="unknown errno"):
+        Fail(-5)
+    with pytest.raises(ValueError, match="Eof"):
+        Deliver(b"")
+    with pytest.raises(TypeError, match="not a send step"):
+        FakeSocket(send=[Eof()])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="not a receive step"):
+        FakeSocket(recv=[Accept(1)])  # type: ignore[list-item]
+
+
+def test_socket_surface() -> None:
+    """Addresses, options and attributes look like a TCP socket's."""
+    a, b = fake_socketpair()
+    assert a.getpeername() == b.getsockname()
+    assert a.family == socket.AF_INET
+    assert a.type == socket.SOCK_STREAM
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    assert a.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 4096
+    assert a.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+    assert "FakeSocket" in repr(a)
+    a.close()
+    b.close()
