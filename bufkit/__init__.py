@@ -7,6 +7,8 @@ fake socket in :mod:`bufkit.testing`. ``import bufkit`` needs attrs alone.
 
 from __future__ import annotations
 
+from bufkit._pool import BufferPool, PooledBuffer
+from bufkit._pool_stats import ClassStats, PoolStats
 from bufkit._protocols import (
     CompletionCallback,
     ReadHandler,
@@ -16,6 +18,7 @@ from bufkit._protocols import (
 )
 from bufkit._version import __version__
 from bufkit.errors import (
+    BufferLeakWarning,
     BufferReleasedError,
     BufkitError,
     ForeignBufferError,
@@ -28,13 +31,18 @@ from bufkit.errors import (
 )
 
 __all__ = [
+    "BufferLeakWarning",
+    "BufferPool",
     "BufferReleasedError",
     "BufkitError",
+    "ClassStats",
     "CompletionCallback",
     "ForeignBufferError",
     "FrameTooLarge",
     "FramingError",
     "PoolExhausted",
+    "PoolStats",
+    "PooledBuffer",
     "QueueClosedError",
     "QueueFailedError",
     "ReadHandler",

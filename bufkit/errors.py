@@ -9,6 +9,7 @@ socket raised fails pending completions and reaches the caller.
 from __future__ import annotations
 
 __all__ = [
+    "BufferLeakWarning",
     "BufferReleasedError",
     "BufkitError",
     "ForeignBufferError",
@@ -92,4 +93,14 @@ class UnsupportedLoopError(BufkitError, RuntimeError):
     For example the readiness stream of :mod:`bufkit.adapters.asyncio` on a loop
     without ``add_reader`` (the Windows proactor loop). The message names the
     loop.
+    """
+
+
+class BufferLeakWarning(ResourceWarning):
+    """Warned when a :class:`bufkit.PooledBuffer` is garbage-collected unreleased.
+
+    Only pools built with ``track=True`` watch for it. The message names the
+    buffer and shows the stack of the :meth:`~bufkit.BufferPool.acquire` call
+    that lent it. It is a :class:`ResourceWarning`, so Python hides it unless
+    warnings are enabled (``python -W default``, or pytest).
     """
