@@ -12,7 +12,8 @@ from bufkit.testing._errors import (
     DeadlockError,
     StepBudgetExceeded,
 )
-from bufkit.testing._fakesocket import IOV_MAX, FakeSocket
+from bufkit.testing._fakebase import IOV_MAX
+from bufkit.testing._fakesocket import FakeSocket
 from bufkit.testing._pair import fake_socketpair
 from bufkit.testing._records import Call, format_transcript
 from bufkit.testing._schedule import (

@@ -14,18 +14,12 @@ Cost: O(bytes accepted) per send, plus one call record per call.
 from __future__ import annotations
 
 import errno
-import itertools
-import os
-import socket
-from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final, Literal, NoReturn, final
+from typing import TYPE_CHECKING, final
 
-from bufkit.testing._errors import BusyLoopError, DeadlockError, StepBudgetExceeded
-from bufkit.testing._records import Call, format_transcript, os_error
+from bufkit.testing._fakebase import FakeSocketBase, byte_view
+from bufkit.testing._records import Call
 from bufkit.testing._schedule import (
-    RECV_STEP_TYPES,
-    SEND_STEP_TYPES,
     Accept,
     AcceptAll,
     Deliver,
@@ -33,48 +27,18 @@ from bufkit.testing._schedule import (
     Fail,
     Interrupt,
     RecvStep,
-    SendStep,
     Short,
     WouldBlock,
 )
 
 if TYPE_CHECKING:
-    from typing import Self
-
     from typing_extensions import Buffer
 
-__all__ = ["IOV_MAX", "FakeSocket"]
-
-
-def _sysconf_iov_max() -> int:
-    try:
-        value = os.sysconf("SC_IOV_MAX")
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - platform
-        value = -1
-    return value if value > 0 else 1024
-
-
-IOV_MAX: Final = _sysconf_iov_max()
-"""The most buffers one ``sendmsg`` takes (``SC_IOV_MAX``, 1024 where unknown)."""
-
-_FDS: Final = itertools.count(1_000_000)
-_PORTS: Final = itertools.count(40_000)
-
-
-def _byte_view(data: Buffer) -> memoryview:
-    view = memoryview(data)
-    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
-
-
-def _check_steps(steps: Iterable[object], types: tuple[type, ...], side: str) -> None:
-    for step in steps:
-        if not isinstance(step, types):
-            names = ", ".join(t.__name__ for t in types)
-            raise TypeError(f"{step!r} is not a {side} step (one of {names})")
+__all__ = ["FakeSocket"]
 
 
 @final
-class FakeSocket:
+class FakeSocket(FakeSocketBase):
     """A non-blocking stream socket whose every outcome is scheduled.
 
     Args:
@@ -96,118 +60,10 @@ class FakeSocket:
     :class:`WouldBlock` step means "wait" (instantly) instead of raising.
     """
 
-    family: Final = socket.AF_INET
-    type: Final = socket.SOCK_STREAM
-    proto: Final = 0
-
-    def __init__(
-        self,
-        send: Iterable[SendStep] = (),
-        recv: Iterable[RecvStep] = (),
-        *,
-        after_send: Literal["accept", "block"] = "accept",
-        after_recv: Literal["block", "eof"] = "block",
-        iov_max: int = IOV_MAX,
-        step_budget: int | None = None,
-        busy_limit: int | None = None,
-    ) -> None:
-        self.send_schedule: tuple[SendStep, ...] = tuple(send)
-        self.recv_schedule: tuple[RecvStep, ...] = tuple(recv)
-        _check_steps(self.send_schedule, SEND_STEP_TYPES, "send")
-        _check_steps(self.recv_schedule, RECV_STEP_TYPES, "receive")
-        if after_send not in ("accept", "block") or after_recv not in ("block", "eof"):
-            raise ValueError(
-                f"bad after_send/after_recv: {after_send!r}/{after_recv!r}"
-            )
-        self.after_send = after_send
-        self.after_recv = after_recv
-        self.iov_max = iov_max
-        self.step_budget = step_budget
-        self.busy_limit = busy_limit
-        self.busy_retries = 0
-        self._send_steps: deque[SendStep] = deque(self.send_schedule)
-        self._recv_steps: deque[RecvStep] = deque(self.recv_schedule)
-        self._wire = bytearray()
-        self._received = bytearray()
-        self._inbox = bytearray()
-        self._inbox_eof = False
-        self._eof_seen = False
-        self._broken = False
-        self._reset_pending = False
-        self._shut_rd = self._shut_wr = False
-        self._closed = False
-        self._timeout: float | None = 0.0
-        self._fd = next(_FDS)
-        self._peer: FakeSocket | None = None
-        self._calls: list[Call] = []
-        self._eagain = {"send": False, "recv": False}
-        self._options: dict[tuple[int, int], int] = {}
-        self._sockname = ("127.0.0.1", next(_PORTS))
-        self._peername = ("127.0.0.1", next(_PORTS))
-
-    # -- what happened ---------------------------------------------------
-    @property
-    def wire(self) -> bytes:
-        """Every byte the fake accepted from sends, in order."""
-        return bytes(self._wire)
-
-    @property
-    def received(self) -> bytes:
-        """Every byte the fake returned from receives, in order."""
-        return bytes(self._received)
-
-    @property
-    def calls(self) -> list[Call]:
-        """The record of every call, oldest first (a copy)."""
-        return list(self._calls)
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
-
-    @property
-    def remaining_send(self) -> tuple[SendStep, ...]:
-        """The send steps not consumed yet."""
-        return tuple(self._send_steps)
-
-    @property
-    def remaining_recv(self) -> tuple[RecvStep, ...]:
-        """The receive steps not consumed yet."""
-        return tuple(self._recv_steps)
-
-    def transcript(self, limit: int = 60) -> str:
-        """Return the last ``limit`` calls as ``strace``-like lines."""
-        return format_transcript(self._calls, limit=limit)
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"fd={self._fd}"
-        return (
-            f"<FakeSocket {state} send={list(self.send_schedule)!r} "
-            f"recv={list(self.recv_schedule)!r} wire={len(self._wire)} bytes>"
-        )
-
-    # -- feeding the fake ------------------------------------------------
-    def feed(self, data: Buffer) -> None:
-        """Make ``data`` arrive from the peer (read by :class:`Short` or at the end)."""
-        self._inbox += _byte_view(data)
-
-    def feed_eof(self) -> None:
-        """Make the peer shut down its sending side after what was fed."""
-        self._inbox_eof = True
-
-    def mark_waited(self) -> None:
-        """Note that the code under test waited for readiness before its next call.
-
-        :class:`FakeSelector` and the conformance checks call it; a call after
-        ``EAGAIN`` without it counts in :attr:`busy_retries`.
-        """
-        self._eagain["send"] = self._eagain["recv"] = False
-
     # -- sending ---------------------------------------------------------
     def send(self, data: Buffer, flags: int = 0, /) -> int:
         """Send from ``data``; return the count the schedule accepted."""
-        return self._send("send", [_byte_view(data)])
+        return self._send("send", [byte_view(data)])
 
     def sendmsg(
         self,
@@ -223,7 +79,7 @@ class FakeSocket:
             OSError: ``EMSGSIZE`` for more than ``iov_max`` buffers, and the
                 scheduled errors.
         """
-        return self._send("sendmsg", [_byte_view(b) for b in buffers])
+        return self._send("sendmsg", [byte_view(b) for b in buffers])
 
     def sendall(self, data: Buffer, flags: int = 0, /) -> None:
         """Send all of ``data``, as :meth:`socket.socket.sendall` does.
@@ -231,7 +87,7 @@ class FakeSocket:
         In non-blocking mode, a would-block raises :class:`BlockingIOError` after
         an unknown part was sent: exactly the trap a real socket sets.
         """
-        view = _byte_view(data)
+        view = byte_view(data)
         while view:
             try:
                 view = view[self._send("send", [view]) :]
@@ -251,10 +107,16 @@ class FakeSocket:
         step = self._next_send_step(op, size, len(views))
         n = size if isinstance(step, AcceptAll | None) else min(step.n, size)
         accepted = bytearray()
+        taken = 0
         for view in views:
-            accepted += view[: n - len(accepted)]
+            taken = min(view.nbytes, n - len(accepted))
+            accepted += view[:taken]
             if len(accepted) == n:
                 break
+        if n < size:
+            self._seen.add("partial send")
+            if len(views) > 1 and 0 < taken < view.nbytes:  # cut mid-buffer
+                self._seen.add("cut inside a gather buffer")
         self._wire += accepted
         if self._peer is not None:
             self._peer._inbox += accepted
@@ -282,7 +144,7 @@ class FakeSocket:
 
     def recv_into(self, buffer: Buffer, nbytes: int = 0, flags: int = 0, /) -> int:
         """Receive into ``buffer`` from its start; return the count, 0 at EOF."""
-        view = _byte_view(buffer)
+        view = byte_view(buffer)
         data = self._recv("recv_into", nbytes or view.nbytes)
         view[: len(data)] = data
         return len(data)
@@ -309,9 +171,11 @@ class FakeSocket:
             if isinstance(step, Deliver):
                 if len(step.data) > nbytes:
                     self._recv_steps.appendleft(Deliver(step.data[nbytes:]))
+                    self._seen.add("short read")
                 return self._received_now(op, nbytes, step.data[:nbytes], step)
             if isinstance(step, Eof):
                 self._eof_seen = True
+                self._seen.add("EOF")
                 return self._received_now(op, nbytes, b"", step)
             if isinstance(step, Interrupt | Fail):
                 self._fail(op, nbytes, step)
@@ -325,6 +189,8 @@ class FakeSocket:
     def _from_inbox(self, op: str, nbytes: int, step: Short | None) -> bytes | None:
         if self._inbox:
             k = min(nbytes, step.n if step else nbytes)
+            if k < len(self._inbox):
+                self._seen.add("short read")
             data = bytes(self._inbox[:k])
             del self._inbox[:k]
             return self._received_now(op, nbytes, data, step)
@@ -332,6 +198,7 @@ class FakeSocket:
             self._peer is None and step is None and self.after_recv == "eof"
         ):
             self._eof_seen = True
+            self._seen.add("EOF")
             return self._received_now(op, nbytes, b"", step)
         if step is not None:
             self._recv_steps.appendleft(step)  # a Short waits for data
@@ -344,131 +211,3 @@ class FakeSocket:
         self._received += data
         self._calls.append(Call(op, size, 1, len(data), None, step))
         return data
-
-    # -- errors and liveness ---------------------------------------------
-    def _begin(self, op: str, size: int, count: int, side: str) -> None:
-        if self.step_budget is not None and len(self._calls) >= self.step_budget:
-            raise StepBudgetExceeded(
-                f"the code under test made more than {self.step_budget} calls on "
-                f"{self!r}; last calls:\n{self.transcript(10)}"
-            )
-        if self._closed:
-            self._raise(op, size, errno.EBADF, "socket is closed", count)
-        if self._eagain[side]:
-            self.busy_retries += 1
-            if self.busy_limit is not None and self.busy_retries > self.busy_limit:
-                raise BusyLoopError(
-                    f"{op} retried right after EAGAIN without waiting for readiness "
-                    f"({self.busy_retries} times); last calls:\n{self.transcript(10)}"
-                )
-
-    def _raise(
-        self, op: str, size: int, code: int, why: str, count: int = 1
-    ) -> NoReturn:
-        self._calls.append(Call(op, size, count, None, code))
-        raise os_error(code, f"fake {op}: {why}")
-
-    def _fail(
-        self, op: str, size: int, step: Interrupt | Fail, count: int = 1
-    ) -> NoReturn:
-        code = errno.EINTR if isinstance(step, Interrupt) else step.errno
-        self._calls.append(Call(op, size, count, None, code, step))
-        if isinstance(step, Fail) and step.fatal:
-            self._broken = True
-        raise os_error(code, f"fake {op}: scheduled {step!r}")
-
-    def _would_block(
-        self, op: str, size: int, side: str, step: WouldBlock | None, count: int = 1
-    ) -> None:
-        if self._timeout != 0.0:
-            if step is not None:
-                return  # blocking mode: the wait happens, then the next step runs
-            if self._timeout is None:
-                raise DeadlockError(f"blocking {op} on {self!r} would wait forever")
-            raise TimeoutError("timed out")
-        self._eagain[side] = True
-        self._calls.append(Call(op, size, count, None, errno.EAGAIN, step))
-        raise os_error(errno.EAGAIN, f"fake {op}: would block")
-
-    # -- the rest of the socket surface ----------------------------------
-    def fileno(self) -> int:
-        """Return a fake, unique descriptor number (-1 once closed)."""
-        return -1 if self._closed else self._fd
-
-    def close(self) -> None:
-        """Close; the peer sees end of file, or a reset if bytes were left unread."""
-        if self._closed:
-            return
-        self._calls.append(Call("close"))
-        self._closed = True
-        if self._peer is not None:
-            if self._inbox:
-                self._peer._reset_pending = True
-            else:
-                self._peer._inbox_eof = True
-
-    def reset(self) -> None:
-        """Close abortively (``SO_LINGER`` 0).
-
-        The peer's next receive raises ``ECONNRESET``.
-        """
-        if self._peer is not None and not self._closed:
-            self._peer._reset_pending = True
-        self._calls.append(Call("reset"))
-        self._closed = True
-
-    def shutdown(self, how: int, /) -> None:
-        """Shut down reading (``SHUT_RD``), writing (``SHUT_WR``) or both."""
-        if self._closed:
-            self._raise("shutdown", 0, errno.EBADF, "socket is closed")
-        self._calls.append(Call("shutdown", how))
-        self._shut_rd |= how in (socket.SHUT_RD, socket.SHUT_RDWR)
-        if how in (socket.SHUT_WR, socket.SHUT_RDWR):
-            self._shut_wr = True
-            if self._peer is not None:
-                self._peer._inbox_eof = True
-
-    def setblocking(self, flag: bool, /) -> None:
-        """Switch between blocking (``True``) and non-blocking mode."""
-        self._timeout = None if flag else 0.0
-
-    def getblocking(self) -> bool:
-        """Whether the socket is in blocking mode (a timeout counts as blocking)."""
-        return self._timeout != 0.0
-
-    def settimeout(self, value: float | None, /) -> None:
-        """Set the timeout: ``None`` blocks, ``0.0`` is non-blocking."""
-        self._timeout = value
-
-    def gettimeout(self) -> float | None:
-        """Return the timeout (``0.0`` in non-blocking mode)."""
-        return self._timeout
-
-    def getsockname(self) -> tuple[str, int]:
-        """Return a fake local address."""
-        return self._sockname
-
-    def getpeername(self) -> tuple[str, int]:
-        """Return a fake peer address."""
-        if self._closed:
-            self._raise("getpeername", 0, errno.EBADF, "socket is closed")
-        return self._peer._sockname if self._peer else self._peername
-
-    def setsockopt(self, level: int, option: int, value: int | Buffer, /) -> None:
-        """Remember an option (integers only); it changes no behaviour."""
-        self._options[level, option] = value if isinstance(value, int) else 0
-
-    def getsockopt(self, level: int, option: int, /) -> int:
-        """Return a remembered option, or 0 (``SO_ERROR`` is always 0)."""
-        return self._options.get((level, option), 0)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-def connect(a: FakeSocket, b: FakeSocket) -> None:
-    """Make ``a`` and ``b`` peers: what one accepts arrives in the other's inbox."""
-    a._peer, b._peer = b, a

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bufkit.testing._fakesocket import FakeSocket, connect
+from bufkit.testing._fakebase import connect
+from bufkit.testing._fakesocket import FakeSocket
 from bufkit.testing._schedule import RecvStep, SendStep
 
 __all__ = ["fake_socketpair"]

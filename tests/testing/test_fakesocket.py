@@ -372,3 +372,47 @@ def test_socket_surface() -> None:
     assert "FakeSocket" in repr(a)
     a.close()
     b.close()
+
+
+def test_repr_rebuilds_the_fake() -> None:
+    """A fake's repr is Python code that rebuilds it in its initial state."""
+    sock = FakeSocket(
+        send=[Accept(2)], recv=[Deliver(b"x")], after_recv="eof", busy_limit=3
+    )
+    sock.send(b"abc")
+    again = eval(repr(sock), vars(bufkit.testing) | {"errno": errno})
+    assert repr(again) == repr(sock)
+    assert again.remaining_send == (Accept(2),)
+    assert again.after_recv == "eof"
+
+
+def test_faults_seen_label_what_was_exercised() -> None:
+    """``faults_seen`` names the hostile behaviours shown so far."""
+    sock = FakeSocket(
+        send=[Accept(3), WouldBlock(), Fail(errno.ECONNRESET)],
+        recv=[Deliver(b"abc"), Eof()],
+    )
+    assert sock.faults_seen == frozenset()
+    sock.sendmsg([b"ab", b"cd"])
+    with pytest.raises(BlockingIOError):
+        sock.send(b"d")
+    with pytest.raises(ConnectionResetError):
+        sock.send(b"d")
+    assert sock.faults_seen == {
+        "partial send",
+        "cut inside a gather buffer",
+        "EAGAIN on send",
+        "ECONNRESET",
+    }
+    other = FakeSocket(recv=[Deliver(b"abc"), Eof()])
+    assert other.recv(2) == b"ab"
+    assert other.recv(2) == b"c"
+    assert other.recv(2) == b""
+    assert other.faults_seen == {"short read", "EOF"}
+
+
+def test_a_cut_at_a_buffer_boundary_is_not_inside_a_buffer() -> None:
+    """A partial gather send that ends between buffers is only a partial send."""
+    sock = FakeSocket(send=[Accept(2)])
+    sock.sendmsg([b"ab", b"cd"])
+    assert sock.faults_seen == {"partial send"}
