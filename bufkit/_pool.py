@@ -24,12 +24,13 @@
 #     (PoolExhausted) or served by a counted heap buffer outside max_bytes.
 #
 # Cost model: acquire() is a bisect over the classes, a lock, list.pop() and
-# one small __slots__ PooledBuffer handle. The handle is the one object a warm
-# round trip allocates (besides the counters' ints): it is what makes a stale
-# handle detectable, since a handle reused for the next lease could not tell
-# its old owner from the new one. release() is a lock and list.append().
-# Carving a slab is O(chunks per slab), trim() is O(free chunks + slabs).
-# Debug modes live in _pool_debug and cost one `is not None` test when off.
+# one two-slot PooledBuffer handle; release() is a lock and list.append().
+# The handle is the one object a warm round trip allocates (besides the ints
+# of two counters): it is what makes a stale handle detectable, since a handle
+# reused for the next lease could not tell its old owner from the new one.
+# Each chunk's memoryview is made once, when its slab is carved (_pool_slabs).
+# Carving is O(chunks per slab), trim() O(free chunks + slabs). Debug modes
+# live in _pool_debug and cost one `is not None` test per call when off.
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal, final
 
 from bufkit._pool_debug import _Debug, release_quietly
-from bufkit._pool_slabs import _SizeClass, positive_int
+from bufkit._pool_slabs import Chunk, SizeClass, positive_int
 from bufkit._pool_stats import PoolStats
 from bufkit.errors import BufferReleasedError, ForeignBufferError, PoolExhausted
 
@@ -70,27 +71,18 @@ class PooledBuffer:
             n = sock.recv_into(buf.view)
 
     Whoever holds a ``PooledBuffer`` owns the chunk: hand the buffer itself
-    (not a slice of its view) to a new owner, such as a
-    :class:`~bufkit.WriteQueue`, and let that owner release it.
+    (not a slice of its view) to a new owner, such as a write queue, and let
+    that owner release it.
     """
 
     __module__ = "bufkit"
-    __slots__ = ("__weakref__", "_chunk", "_cls", "_pool", "_size", "_tracker", "_view")
+    __slots__ = ("__weakref__", "_chunk", "_tracker", "_view")
 
     _tracker: weakref.ref[PooledBuffer]
 
-    def __init__(
-        self,
-        pool: BufferPool,
-        size_class: _SizeClass | None,
-        chunk: memoryview,
-        size: int,
-    ) -> None:
-        self._pool = pool
-        self._cls = size_class
+    def __init__(self, chunk: Chunk) -> None:
         self._chunk = chunk
-        self._view: memoryview | None = chunk
-        self._size = size
+        self._view: memoryview | None = chunk.view
 
     @property
     def view(self) -> memoryview:
@@ -107,12 +99,12 @@ class PooledBuffer:
     @property
     def size(self) -> int:
         """The size of the chunk in bytes: at least what was asked for."""
-        return self._size
+        return self._chunk.size
 
     @property
     def pool(self) -> BufferPool:
         """The pool that lent this buffer."""
-        return self._pool
+        return self._chunk.pool
 
     @property
     def released(self) -> bool:
@@ -122,7 +114,7 @@ class PooledBuffer:
     @property
     def is_heap(self) -> bool:
         """Whether this is a heap fallback rather than a chunk of a slab."""
-        return self._cls is None
+        return self._chunk.cls is None
 
     def release(self) -> None:
         """Give the chunk back to its pool; ``view`` is unusable afterwards.
@@ -130,7 +122,26 @@ class PooledBuffer:
         Raises:
             BufferReleasedError: The buffer was already released.
         """
-        self._pool._release(self)
+        chunk = self._chunk
+        pool = chunk.pool
+        lock = pool._lock
+        lock.acquire()
+        try:
+            view = self._view
+            if view is None:
+                raise BufferReleasedError(f"{self!r} was already released")
+            self._view = None
+            if pool._debug is not None:
+                pool._debug.on_release(self, view)
+            if chunk.cls is not None:
+                chunk.cls.free.append(chunk)
+            else:
+                pool._heap_in_use -= 1
+                pool._heap_bytes -= chunk.size
+                release_quietly(view)
+            pool._bytes_in_use -= chunk.size
+        finally:
+            lock.release()
 
     def __enter__(self) -> PooledBuffer:
         return self
@@ -141,12 +152,13 @@ class PooledBuffer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._pool._release(self)
+        self.release()
 
     def __repr__(self) -> str:
-        kind = "heap" if self._cls is None else f"class {self._cls.size}"
+        chunk = self._chunk
+        kind = "heap" if chunk.cls is None else f"class {chunk.cls.size}"
         state = "released" if self._view is None else "lent"
-        return f"<PooledBuffer {self._size} bytes ({kind}) {state} at {id(self):#x}>"
+        return f"<PooledBuffer {chunk.size} bytes ({kind}) {state} at {id(self):#x}>"
 
 
 @final
@@ -207,7 +219,7 @@ class BufferPool:
         if backing not in _BACKINGS:
             raise ValueError(f"backing must be 'bytearray' or 'mmap', got {backing!r}")
         self._sizes = tuple(sizes)
-        self._classes = tuple(_SizeClass(s, max(1, slab_size // s)) for s in sizes)
+        self._classes = tuple(SizeClass(s, max(1, slab_size // s)) for s in sizes)
         self._max_bytes = max_bytes
         self._fallback = fallback
         self._mmap = backing == "mmap"
@@ -270,22 +282,25 @@ class BufferPool:
         except IndexError:
             why = f"size {min_size} exceeds the largest class {self._sizes[-1]}"
             return self._lend_heap(min_size, why)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             free = cls.free
             chunk = free.pop() if free else self._carve(cls)
             if chunk is not None:
-                cls.in_use += 1
                 cls.acquires += 1
-                used = self._bytes_in_use = self._bytes_in_use + cls.size
+                used = self._bytes_in_use = self._bytes_in_use + chunk.size
                 if used > self._peak:
                     self._peak = used
+        finally:
+            lock.release()
         if chunk is None:
             why = (
                 f"size {min_size} (class {cls.size}) would take the pool past "
                 f"max_bytes={self._max_bytes}"
             )
             return self._lend_heap(cls.size, why)
-        buf = PooledBuffer(self, cls, chunk, cls.size)
+        buf = PooledBuffer(chunk)
         if self._debug is not None:
             self._debug.on_acquire(buf)
         return buf
@@ -297,11 +312,11 @@ class BufferPool:
             ForeignBufferError: ``buffer`` was lent by another pool.
             BufferReleasedError: ``buffer`` was already released.
         """
-        if buffer._pool is not self:
+        if buffer._chunk.pool is not self:
             raise ForeignBufferError(
                 f"{buffer!r} was lent by another pool, not {self!r}"
             )
-        self._release(buffer)
+        buffer.release()
 
     def stats(self) -> PoolStats:
         """A frozen snapshot of the pool's counters, all taken at one instant."""
@@ -341,14 +356,14 @@ class BufferPool:
             f"reserved={self._reserved} max_bytes={self._max_bytes} at {id(self):#x}>"
         )
 
-    def _carve(self, cls: _SizeClass) -> memoryview | None:
+    def _carve(self, cls: SizeClass) -> Chunk | None:
         """Add a slab to ``cls`` and lend its first chunk (lock held)."""
         count = cls.per_slab
         if self._max_bytes is not None:
             count = min(count, (self._max_bytes - self._reserved) // cls.size)
             if count <= 0:
                 return None
-        self._reserved += cls.grow(count, use_mmap=self._mmap)
+        self._reserved += cls.grow(count, use_mmap=self._mmap, pool=self)
         return cls.free.pop()
 
     def _lend_heap(self, size: int, why: str) -> PooledBuffer:
@@ -357,7 +372,7 @@ class BufferPool:
             with self._lock:
                 self._exhausted += 1
             raise PoolExhausted(why)
-        chunk = memoryview(bytearray(size))
+        chunk = Chunk(memoryview(bytearray(size)), None, self)
         with self._lock:
             self._heap_fallbacks += 1
             self._heap_in_use += 1
@@ -365,26 +380,7 @@ class BufferPool:
             used = self._bytes_in_use = self._bytes_in_use + size
             if used > self._peak:
                 self._peak = used
-        buf = PooledBuffer(self, None, chunk, size)
+        buf = PooledBuffer(chunk)
         if self._debug is not None:
             self._debug.on_acquire(buf)
         return buf
-
-    def _release(self, buf: PooledBuffer) -> None:
-        """Take ``buf``'s chunk back, exactly once."""
-        with self._lock:
-            view = buf._view
-            if view is None:
-                raise BufferReleasedError(f"{buf!r} was already released")
-            buf._view = None
-            if self._debug is not None:
-                self._debug.on_release(buf, view)
-            cls = buf._cls
-            if cls is not None:
-                cls.in_use -= 1
-                cls.free.append(buf._chunk)
-            else:
-                self._heap_in_use -= 1
-                self._heap_bytes -= buf._size
-                release_quietly(view)
-            self._bytes_in_use -= buf._size

@@ -46,7 +46,7 @@ TRACK_DEPTH: Final = 24
 
 _OWN_FILES: Final = frozenset(
     os.path.join(os.path.dirname(__file__), name)
-    for name in ("_pool.py", "_pool_debug.py")
+    for name in ("_pool.py", "_pool_debug.py", "_pool_slabs.py")
 )
 
 
@@ -70,8 +70,8 @@ class _Debug:
 
     def on_acquire(self, buf: PooledBuffer) -> None:
         """Give ``buf`` its own view (poison) and watch it (track)."""
-        if self.poison and buf._cls is not None:
-            buf._view = buf._chunk[:]
+        if self.poison and buf._chunk.cls is not None:
+            buf._view = buf._chunk.view[:]
         if self.track:
             ref = weakref.ref(buf, self._lost)
             self._live[ref] = (repr(buf), _acquiring_stack())
@@ -81,11 +81,12 @@ class _Debug:
         """Forget ``buf``, wipe its chunk, and revoke its own view."""
         if self.track:
             self._live.pop(buf._tracker, None)
+        chunk = buf._chunk
         if self.poison:
-            buf._chunk[:] = bytes((POISON_BYTE,)) * buf._size
+            chunk.view[:] = bytes((POISON_BYTE,)) * chunk.size
         elif self.scrub:
-            buf._chunk[:] = bytes(buf._size)
-        if view is not buf._chunk:
+            chunk.view[:] = bytes(chunk.size)
+        if view is not chunk.view:
             release_quietly(view)
 
     def _lost(self, ref: weakref.ref[PooledBuffer]) -> None:
