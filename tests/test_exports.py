@@ -11,7 +11,12 @@ import pytest
 
 import bufkit
 
-PUBLIC_MODULES = ["bufkit", "bufkit.errors", "bufkit.testing"]
+PUBLIC_MODULES = [
+    "bufkit",
+    "bufkit.errors",
+    "bufkit.testing",
+    "bufkit.testing.strategies",
+]
 
 
 def test_all_is_sorted_and_unique() -> None:

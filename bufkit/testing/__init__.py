@@ -15,8 +15,16 @@ from bufkit.testing._errors import (
 from bufkit.testing._fakebase import IOV_MAX
 from bufkit.testing._fakesocket import FakeSocket
 from bufkit.testing._pair import fake_socketpair
+from bufkit.testing._random import (
+    random_cuts,
+    random_recv_schedule,
+    random_send_schedule,
+)
 from bufkit.testing._records import Call, format_transcript
 from bufkit.testing._schedule import (
+    ERRNO_CATALOGUE,
+    RECV_FAULTS,
+    SEND_FAULTS,
     Accept,
     AcceptAll,
     Deliver,
@@ -31,7 +39,10 @@ from bufkit.testing._schedule import (
 )
 
 __all__ = [
+    "ERRNO_CATALOGUE",
     "IOV_MAX",
+    "RECV_FAULTS",
+    "SEND_FAULTS",
     "Accept",
     "AcceptAll",
     "BusyLoopError",
@@ -51,13 +62,17 @@ __all__ = [
     "fake_socketpair",
     "format_schedule",
     "format_transcript",
+    "random_cuts",
+    "random_recv_schedule",
+    "random_send_schedule",
 ]
 
 # Document every name under its public path (``bufkit.testing.FakeSocket``).
 for _obj in (
     Accept, AcceptAll, BusyLoopError, Call, CheckFailed, DeadlockError, Deliver,
     Eof, Fail, FakeSocket, Interrupt, Short, StepBudgetExceeded, WouldBlock,
-    fake_socketpair, format_schedule, format_transcript,
+    fake_socketpair, format_schedule, format_transcript, random_cuts,
+    random_recv_schedule, random_send_schedule,
 ):  # fmt: skip
     _obj.__module__ = __name__
 del _obj

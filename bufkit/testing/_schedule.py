@@ -179,3 +179,30 @@ def format_schedule(steps: Iterable[SendStep | RecvStep]) -> str:
         Source text such as ``[Accept(3), WouldBlock(), Fail(errno.EPIPE)]``.
     """
     return "[" + ", ".join(repr(step) for step in steps) + "]"
+
+
+SEND_FAULTS: Final[tuple[int, ...]] = (
+    _errno.ECONNRESET,
+    _errno.EPIPE,
+    _errno.ENOBUFS,
+    _errno.ENOMEM,
+)
+"""errno values real kernels give on ``send``/``sendmsg`` of a stream socket."""
+
+RECV_FAULTS: Final[tuple[int, ...]] = (_errno.ECONNRESET, _errno.ETIMEDOUT)
+"""errno values real kernels give on ``recv``/``recv_into`` of a stream socket."""
+
+ERRNO_CATALOGUE: Final[dict[int, str]] = {
+    _errno.EAGAIN: "send or receive would block (BlockingIOError): wait for readiness",
+    _errno.EINTR: "a signal interrupted the call (InterruptedError): retry it",
+    _errno.ECONNRESET: "the peer reset the connection (ConnectionResetError); "
+    "on receive after a RST, on send when the RST arrived first",
+    _errno.EPIPE: "send after the peer closed or after shutdown(SHUT_WR) "
+    "(BrokenPipeError)",
+    _errno.ENOBUFS: "sendmsg: the kernel ran out of buffer space; transient",
+    _errno.ENOMEM: "the kernel could not allocate memory; transient",
+    _errno.EMSGSIZE: "sendmsg was given more than IOV_MAX buffers",
+    _errno.ETIMEDOUT: "receive on a connection that timed out (TimeoutError)",
+    _errno.EBADF: "any call on a closed socket",
+}
+"""The faults the fakes reproduce, by errno, with when real kernels give them."""
