@@ -7,6 +7,7 @@ fake socket in :mod:`bufkit.testing`. ``import bufkit`` needs attrs alone.
 
 from __future__ import annotations
 
+from bufkit._framing import DelimiterFramer, LengthPrefixedFramer
 from bufkit._pool import BufferPool, PooledBuffer
 from bufkit._pool_stats import ClassStats, PoolStats
 from bufkit._protocols import (
@@ -16,6 +17,7 @@ from bufkit._protocols import (
     SupportsSend,
     SupportsSendmsg,
 )
+from bufkit._reader import ReadinessReader
 from bufkit._version import __version__
 from bufkit.errors import (
     BufferLeakWarning,
@@ -37,15 +39,18 @@ __all__ = [
     "BufkitError",
     "ClassStats",
     "CompletionCallback",
+    "DelimiterFramer",
     "ForeignBufferError",
     "FrameTooLarge",
     "FramingError",
+    "LengthPrefixedFramer",
     "PoolExhausted",
     "PoolStats",
     "PooledBuffer",
     "QueueClosedError",
     "QueueFailedError",
     "ReadHandler",
+    "ReadinessReader",
     "SupportsRecvInto",
     "SupportsSend",
     "SupportsSendmsg",

@@ -14,6 +14,7 @@ import bufkit
 PUBLIC_MODULES = [
     "bufkit",
     "bufkit.errors",
+    "bufkit.framing",
     "bufkit.testing",
     "bufkit.testing.strategies",
 ]

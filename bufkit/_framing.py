@@ -1,0 +1,450 @@
+"""Framers: whole frames out of borrowed read views, copying only leftovers.
+
+Theory of operation
+-------------------
+A framer is a :class:`~bufkit.ReadHandler`: the reader feeds it views into
+borrowed buffers that are valid only during ``data_received``. Every frame that
+lies entirely inside one view is handed to ``on_frame`` as a slice of that view
+(zero copy). Only a frame that spans reads is copied, into a leftover buffer
+taken from the pool when the frame starts and released the moment the frame is
+complete, so an idle framer holds zero pool bytes (invariant 5) and a closed or
+failed framer has given everything back (invariant 4).
+
+Limits come first: a length header is checked before any of its payload is
+buffered, and a delimiter framer refuses a frame as soon as ``max_frame`` bytes
+plus a delimiter went by without one. So a peer can make a framer hold at most
+``max_frame`` payload bytes (plus ``len(delimiter) - 1`` bytes of a delimiter
+split across reads), whatever it sends. After any error the framer holds
+nothing and refuses more data: its byte stream can no longer be trusted.
+
+Cost model: per frame in one view, a ``struct.unpack_from`` (or one regular
+expression search of the view, which works on the view without copying it) and
+one ``memoryview`` slice. A frame spanning reads is copied once (delimiter
+frames: amortized, the leftover grows geometrically); a partial length header
+is kept in a ``bytes`` of at most the header size.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable
+from typing import Final, final
+
+from bufkit._pool import BufferPool, PooledBuffer
+from bufkit.errors import FrameTooLarge, FramingError
+
+__all__ = ["DelimiterFramer", "LengthPrefixedFramer"]
+
+_OnFrame = Callable[[memoryview], object]
+"""Called with each whole frame, a view valid only during the call."""
+
+_BROKEN: Final = "the framer failed earlier; its byte stream cannot be trusted"
+
+
+class _Framer:
+    """What both framers share: the leftover buffer, EOF, close and failure."""
+
+    __slots__ = (
+        "_buf",
+        "_failed",
+        "_filled",
+        "_max_frame",
+        "_on_eof",
+        "_on_frame",
+        "_pool",
+    )
+
+    def __init__(
+        self,
+        pool: BufferPool,
+        on_frame: _OnFrame,
+        max_frame: int,
+        on_eof: Callable[[], bool | None] | None,
+    ) -> None:
+        if max_frame < 1:
+            raise ValueError(f"max_frame must be at least 1, not {max_frame}")
+        self._pool = pool
+        self._on_frame = on_frame
+        self._on_eof = on_eof
+        self._max_frame = max_frame
+        self._buf: PooledBuffer | None = None
+        self._filled = 0
+        self._failed = False
+
+    @property
+    def max_frame(self) -> int:
+        """The largest frame, in bytes, that ``on_frame`` may receive."""
+        return self._max_frame
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes received of a frame not yet complete (0 when idle)."""
+        return self._filled
+
+    def data_received(self, view: memoryview) -> None:
+        """Take bytes from the stream and call ``on_frame`` for each whole frame.
+
+        Frames are views valid only during the ``on_frame`` call. A frame that
+        ends in a later read is copied into a pool buffer until it is complete.
+
+        Args:
+            view: The next bytes of the stream (not kept past the call).
+
+        Raises:
+            FrameTooLarge: A frame exceeds ``max_frame``; nothing of it was
+                buffered beyond the limit.
+            FramingError: The bytes break the framing rules, or the framer
+                already failed (an error escaped an earlier call).
+            PoolExhausted: The pool could not lend a leftover buffer.
+        """
+        if self._failed:
+            raise FramingError(_BROKEN)
+        try:
+            self._feed(view)
+        except BaseException:
+            self._failed = True
+            self.close()
+            raise
+
+    def eof_received(self) -> bool | None:
+        """End of the stream: give any buffer back, then call ``on_eof``.
+
+        Returns:
+            What ``on_eof`` returned (``None`` without one), so a framer used
+            as a reader's handler keeps asyncio's meaning of the value.
+
+        Raises:
+            FramingError: The stream ended inside a frame (the partial frame
+                was dropped and its buffer given back).
+        """
+        pending = self.pending_bytes
+        self.close()
+        if pending:
+            raise FramingError(f"end of file inside a frame, after {pending} bytes")
+        return None if self._on_eof is None else self._on_eof()
+
+    def close(self) -> None:
+        """Drop any partial frame and give its buffer back to the pool.
+
+        Call it when the connection goes away without end of file. Safe to
+        call more than once.
+        """
+        buf = self._buf
+        self._buf = None
+        self._filled = 0
+        self._clear()
+        if buf is not None:
+            buf.release()
+
+    def _check_room(self, largest_leftover: int) -> None:
+        """Refuse a pool that could never lend the largest leftover buffer."""
+        pool = self._pool
+        if largest_leftover > pool.largest_class and pool.fallback == "raise":
+            raise ValueError(
+                f"max_frame {self._max_frame} needs leftover buffers of up to "
+                f"{largest_leftover} bytes, more than the largest class "
+                f"{pool.largest_class} of a pool with fallback='raise'"
+            )
+
+    def _clear(self) -> None:
+        """Forget state kept outside the leftover buffer."""
+
+    def _feed(self, view: memoryview) -> None:
+        raise NotImplementedError
+
+    def _emit_leftover(self, size: int) -> None:
+        """Hand the first ``size`` leftover bytes over as a frame, then release."""
+        buf = self._buf
+        assert buf is not None
+        self._buf = None
+        self._filled = 0
+        try:
+            self._on_frame(buf.view[:size])
+        finally:
+            buf.release()
+
+
+@final
+class LengthPrefixedFramer(_Framer):
+    """Frames that start with a length header, such as ``struct`` ``"!I"``.
+
+    ``on_frame`` gets each frame's payload, without its header, as a view valid
+    only during the call.
+
+    Args:
+        pool: Lends the buffer of a frame that spans reads.
+        on_frame: Called with each payload.
+        max_frame: The largest payload accepted, in bytes; a header announcing
+            more raises :class:`~bufkit.FrameTooLarge` before anything of the
+            frame is buffered.
+        header: A :mod:`struct` format of one integer, such as ``"!I"``
+            (4 bytes, big-endian) or ``"<H"``.
+        includes_header: Whether the length counts the header's own bytes.
+        on_eof: Called by :meth:`eof_received` after a clean end of stream.
+
+    Raises:
+        ValueError: ``header`` is not a struct format of exactly one integer,
+            ``max_frame`` is below 1, or ``max_frame`` is above the pool's
+            largest class and the pool has no heap fallback.
+    """
+
+    __module__ = "bufkit"
+    __slots__ = ("_header_part", "_hsize", "_includes_header", "_need", "_unpack_from")
+
+    def __init__(
+        self,
+        pool: BufferPool,
+        on_frame: _OnFrame,
+        *,
+        max_frame: int,
+        header: str = "!I",
+        includes_header: bool = False,
+        on_eof: Callable[[], bool | None] | None = None,
+    ) -> None:
+        super().__init__(pool, on_frame, max_frame, on_eof)
+        layout = _length_struct(header)
+        self._unpack_from = layout.unpack_from
+        self._hsize = layout.size
+        self._includes_header = includes_header
+        self._check_room(max_frame)
+        self._header_part = b""
+        self._need = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<LengthPrefixedFramer max_frame={self._max_frame} "
+            f"pending_bytes={self.pending_bytes}>"
+        )
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes received of a frame not yet complete, header included."""
+        if self._buf is not None:
+            return self._hsize + self._filled
+        return len(self._header_part)
+
+    def _clear(self) -> None:
+        self._header_part = b""
+
+    def _feed(self, view: memoryview) -> None:
+        pos = 0
+        if self._buf is not None:
+            pos = self._fill(view)
+        elif self._header_part:
+            pos = self._finish_header(view)
+        if pos >= 0:
+            self._scan(view, pos)
+
+    def _scan(self, view: memoryview, pos: int) -> None:
+        """Emit every whole frame from ``pos`` on; keep what is left."""
+        end = len(view)
+        hsize = self._hsize
+        unpack_from = self._unpack_from
+        on_frame = self._on_frame
+        while end - pos >= hsize:
+            start = pos + hsize
+            stop = start + self._payload_size(unpack_from(view, pos)[0])
+            if stop > end:
+                self._keep(view, start, stop - start)
+                return
+            on_frame(view[start:stop])
+            pos = stop
+        if pos < end:
+            self._header_part = bytes(view[pos:])
+
+    def _finish_header(self, view: memoryview) -> int:
+        """Complete a split header; return where scanning resumes, or -1."""
+        missing = self._hsize - len(self._header_part)
+        if len(view) < missing:
+            self._header_part += bytes(view)
+            return -1
+        header = self._header_part + bytes(view[:missing])
+        size = self._payload_size(self._unpack_from(header, 0)[0])
+        self._header_part = b""
+        stop = missing + size
+        if stop > len(view):
+            self._keep(view, missing, size)
+            return -1
+        self._on_frame(view[missing:stop])
+        return stop
+
+    def _fill(self, view: memoryview) -> int:
+        """Add to the pending payload; return where scanning resumes, or -1."""
+        buf = self._buf
+        assert buf is not None
+        filled = self._filled
+        take = min(self._need - filled, len(view))
+        buf.view[filled : filled + take] = view[:take]
+        self._filled = filled + take
+        if self._filled < self._need:
+            return -1
+        self._emit_leftover(self._need)
+        return take
+
+    def _keep(self, view: memoryview, start: int, size: int) -> None:
+        """Copy the start of a ``size``-byte payload into a pool buffer."""
+        got = len(view) - start
+        buf = self._pool.acquire(size)
+        buf.view[:got] = view[start:]
+        self._buf = buf
+        self._filled = got
+        self._need = size
+
+    def _payload_size(self, length: int) -> int:
+        """Check a header's length; return the payload size it announces."""
+        if self._includes_header:
+            if length < self._hsize:
+                raise FramingError(
+                    f"length {length} is smaller than the {self._hsize}-byte "
+                    "header it includes"
+                )
+            length -= self._hsize
+        elif length < 0:
+            raise FramingError(f"length {length} is negative")
+        if length > self._max_frame:
+            raise FrameTooLarge(
+                f"frame of {length} bytes exceeds max_frame {self._max_frame}"
+            )
+        return length
+
+
+def _length_struct(header: str) -> struct.Struct:
+    """Compile ``header``; it must unpack to exactly one integer."""
+    try:
+        layout = struct.Struct(header)
+        values = layout.unpack(bytes(layout.size))
+    except struct.error as exc:
+        raise ValueError(f"header {header!r} is not a struct format: {exc}") from None
+    if len(values) != 1 or type(values[0]) is not int:
+        raise ValueError(f"header {header!r} must hold exactly one integer")
+    return layout
+
+
+@final
+class DelimiterFramer(_Framer):
+    """Frames that end with a delimiter, such as ``b"\\r\\n"``.
+
+    ``on_frame`` gets each frame without its delimiter, as a view valid only
+    during the call. A delimiter split across reads is found.
+
+    Args:
+        pool: Lends the buffer of a frame that spans reads.
+        on_frame: Called with each frame.
+        max_frame: The longest frame accepted, in bytes, delimiter excluded;
+            once ``max_frame + len(delimiter)`` bytes went by without a
+            delimiter, :class:`~bufkit.FrameTooLarge` is raised.
+        delimiter: The bytes that end a frame.
+        on_eof: Called by :meth:`eof_received` after a clean end of stream.
+
+    Raises:
+        ValueError: ``delimiter`` is empty, ``max_frame`` is below 1, or
+            ``max_frame + len(delimiter) - 1`` is above the pool's largest
+            class and the pool has no heap fallback.
+    """
+
+    __module__ = "bufkit"
+    __slots__ = ("_delimiter", "_search")
+
+    def __init__(
+        self,
+        pool: BufferPool,
+        on_frame: _OnFrame,
+        *,
+        max_frame: int,
+        delimiter: bytes = b"\r\n",
+        on_eof: Callable[[], bool | None] | None = None,
+    ) -> None:
+        super().__init__(pool, on_frame, max_frame, on_eof)
+        if not delimiter:
+            raise ValueError("delimiter must not be empty")
+        self._delimiter = bytes(delimiter)
+        self._search = re.compile(re.escape(self._delimiter)).search
+        self._check_room(max_frame + len(self._delimiter) - 1)
+
+    def __repr__(self) -> str:
+        return (
+            f"<DelimiterFramer delimiter={self._delimiter!r} "
+            f"max_frame={self._max_frame} pending_bytes={self._filled}>"
+        )
+
+    @property
+    def delimiter(self) -> bytes:
+        """The bytes that end a frame."""
+        return self._delimiter
+
+    def _feed(self, view: memoryview) -> None:
+        pos = 0 if self._buf is None else self._continue(view)
+        if pos >= 0:
+            self._scan(view, pos)
+
+    def _scan(self, view: memoryview, pos: int) -> None:
+        """Emit every whole frame from ``pos`` on; keep what is left."""
+        end = len(view)
+        width = self._max_frame + len(self._delimiter)
+        search = self._search
+        on_frame = self._on_frame
+        while pos < end:
+            found = search(view, pos, min(end, pos + width))
+            if found is None:
+                self._check_unended(end - pos)
+                self._append(view[pos:])
+                return
+            on_frame(view[pos : found.start()])
+            pos = found.end()
+
+    def _continue(self, view: memoryview) -> int:
+        """Extend the pending frame; return where scanning resumes, or -1."""
+        have = self._filled
+        width = len(self._delimiter)
+        split = self._split_delimiter(view)
+        if split >= 0:
+            self._check_length(split)
+            self._emit_leftover(split)
+            return split + width - have
+        found = self._search(view, 0, min(len(view), self._max_frame + width - have))
+        if found is None:
+            self._check_unended(have + len(view))
+            self._append(view)
+            return -1
+        self._append(view[: found.start()])
+        self._emit_leftover(self._filled)
+        return found.end()
+
+    def _split_delimiter(self, view: memoryview) -> int:
+        """Where a delimiter that starts in the leftover begins, or -1."""
+        buf = self._buf
+        assert buf is not None
+        have = self._filled
+        first = max(0, have - len(self._delimiter) + 1)
+        if first == have:
+            return -1
+        window = bytes(buf.view[first:have]) + bytes(view[: len(self._delimiter) - 1])
+        at = window.find(self._delimiter)
+        return -1 if at < 0 else first + at
+
+    def _check_length(self, size: int) -> None:
+        if size > self._max_frame:
+            raise FrameTooLarge(
+                f"frame of {size} bytes exceeds max_frame {self._max_frame}"
+            )
+
+    def _check_unended(self, size: int) -> None:
+        """``size`` bytes without a delimiter: refuse if the frame is too long."""
+        self._check_length(size - len(self._delimiter) + 1)
+
+    def _append(self, part: memoryview) -> None:
+        """Copy ``part`` to the end of the leftover, growing it if needed."""
+        have = self._filled
+        need = have + len(part)
+        buf = self._buf
+        if buf is None or need > buf.size:
+            limit = self._max_frame + len(self._delimiter) - 1
+            size = need if buf is None else min(max(need, 2 * buf.size), limit)
+            grown = self._pool.acquire(size)
+            if buf is not None:
+                grown.view[:have] = buf.view[:have]
+                buf.release()
+            self._buf = buf = grown
+        buf.view[have:need] = part
+        self._filled = need

@@ -1,0 +1,273 @@
+"""The readiness-to-read adapter: borrow a buffer only while a socket is readable.
+
+Theory of operation
+-------------------
+:meth:`ReadinessReader.on_readable` is called when the event loop reports the
+socket readable. Each read borrows one chunk from the :class:`~bufkit.BufferPool`,
+``recv_into``\\ s it, hands exactly the filled slice to the handler and gives the
+chunk back in a ``finally`` clause, so the buffer returns to the pool whatever
+the handler or the socket raises (invariant 4). Between events the reader holds
+no buffer at all: an idle connection costs zero pool bytes (invariant 5). The
+one exception is :meth:`ReadinessReader.take_buffer`, by which the handler
+takes the chunk and the duty to release it (a zero-copy forward to a
+:class:`~bufkit.WriteQueue`).
+
+The reader reads again only while the last read filled its buffer (more data is
+likely waiting) and the per-event budget lasts; a short read ends the event
+without another syscall, ``BlockingIOError`` ends it too. ``recv_into`` returning
+0 is end of file: the handler's ``eof_received`` runs once and the reader never
+reads again. Socket errors propagate unchanged; ``InterruptedError`` is retried.
+
+The read size adapts like Netty's ``AdaptiveRecvByteBufAllocator``: it walks the
+pool's size classes, one class up after a read that filled the buffer, one class
+down after ``SHRINK_AFTER`` consecutive reads that would have fit in the class
+below. So a bulk stream reads in the largest class and a chatty protocol in the
+smallest, which matters when handlers keep buffers (``take_buffer``).
+
+Cost model: per read, one ``acquire``/``release`` pair (O(1), LIFO), one
+``recv_into`` syscall, one ``memoryview`` slice unless the read filled the
+buffer, and one handler call. No per-connection memory besides this object.
+"""
+
+from __future__ import annotations
+
+from typing import Final, final
+
+from bufkit._pool import BufferPool, PooledBuffer
+from bufkit._protocols import ReadHandler, SupportsRecvInto
+
+__all__ = [
+    "DEFAULT_INITIAL_SIZE",
+    "DEFAULT_READ_BUDGET",
+    "SHRINK_AFTER",
+    "ReadinessReader",
+]
+
+DEFAULT_READ_BUDGET: Final = 16
+"""Reads per :meth:`ReadinessReader.on_readable` call, so one busy connection
+cannot starve the others of a single-threaded loop."""
+
+DEFAULT_INITIAL_SIZE: Final = 2048
+"""The first read size when none is given (rounded up to a size class), as in
+Netty: most requests fit, and a bulk stream climbs the classes in a few reads."""
+
+SHRINK_AFTER: Final = 3
+"""Consecutive small reads (ones that fit in the class below) before the read
+size steps down a class. Netty steps down after two; bufkit's default classes
+are 4 to 8 times apart, so it waits one read longer before a big step."""
+
+
+@final
+class ReadinessReader:
+    """Read from a socket into pool buffers borrowed only while it is readable.
+
+    Call :meth:`on_readable` whenever the event loop reports the socket
+    readable. The handler's ``data_received(view)`` gets exactly the bytes
+    received, in order; ``view`` points into a pool buffer that is released as
+    soon as the call returns, so it is **valid only during the call**: copy
+    what you keep, feed a framer (:class:`~bufkit.LengthPrefixedFramer`,
+    :class:`~bufkit.DelimiterFramer`), or take the buffer with
+    :meth:`take_buffer`.
+
+    Args:
+        pool: Where read buffers are borrowed from.
+        handler: Receives ``data_received(view)`` and, once, ``eof_received()``.
+        read_budget: The most ``recv_into`` calls per :meth:`on_readable`
+            (``InterruptedError`` retries do not count).
+        initial_size: The first read size, at most the pool's largest class.
+            With ``adaptive`` it is rounded up to a size class of the pool;
+            without, every read asks for exactly this many bytes. Defaults to
+            the smallest class of at least 2048 bytes (or the largest class,
+            if all are smaller).
+        adaptive: Move the read size between the pool's classes as traffic
+            changes: one class up after a read that fills the buffer, one
+            down after 3 reads in a row that would fit in the class below
+            (as Netty's adaptive allocator). ``False`` keeps it fixed.
+
+    Raises:
+        ValueError: ``read_budget`` is below 1, or ``initial_size`` is below 1
+            or above the pool's largest class.
+    """
+
+    __module__ = "bufkit"
+    __slots__ = (
+        "_adaptive",
+        "_classes",
+        "_eof",
+        "_handler",
+        "_index",
+        "_keep_open",
+        "_lent",
+        "_pool",
+        "_read_budget",
+        "_read_size",
+        "_small_reads",
+    )
+
+    def __init__(
+        self,
+        pool: BufferPool,
+        handler: ReadHandler,
+        *,
+        read_budget: int = DEFAULT_READ_BUDGET,
+        initial_size: int | None = None,
+        adaptive: bool = True,
+    ) -> None:
+        if read_budget < 1:
+            raise ValueError(f"read_budget must be at least 1, not {read_budget}")
+        classes = tuple(pool.size_classes)
+        largest = classes[-1]
+        if initial_size is None:
+            initial_size = min(
+                (c for c in classes if c >= DEFAULT_INITIAL_SIZE), default=largest
+            )
+        elif not 1 <= initial_size <= largest:
+            raise ValueError(
+                f"initial_size {initial_size} is outside 1..{largest}, the sizes "
+                f"the pool's classes {classes} can serve"
+            )
+        self._pool = pool
+        self._handler = handler
+        self._read_budget = read_budget
+        self._adaptive = adaptive
+        self._classes = classes
+        self._index = next(i for i, c in enumerate(classes) if c >= initial_size)
+        self._read_size = classes[self._index] if adaptive else initial_size
+        self._small_reads = 0
+        self._eof = False
+        self._keep_open = False
+        self._lent: PooledBuffer | None = None
+
+    def __repr__(self) -> str:
+        state = "at EOF" if self._eof else "open"
+        return f"<ReadinessReader {state} read_size={self._read_size}>"
+
+    @property
+    def at_eof(self) -> bool:
+        """Whether end of file was seen; the reader never reads again then."""
+        return self._eof
+
+    @property
+    def keep_open(self) -> bool:
+        """Whether the handler's ``eof_received`` asked to keep writing.
+
+        That is, it returned a true value (asyncio's semantics: the transport
+        then stays open for writing). ``False`` before end of file.
+        """
+        return self._keep_open
+
+    @property
+    def read_size(self) -> int:
+        """How many bytes the next ``recv_into`` asks for."""
+        return self._read_size
+
+    def on_readable(self, sock: SupportsRecvInto) -> bool:
+        """Read what the socket has, handing each chunk to the handler.
+
+        Reads again while the last read filled its buffer and the read budget
+        lasts; stops at ``BlockingIOError`` or after a read that did not fill
+        the buffer (without another syscall). Every buffer goes back to the
+        pool before this returns or raises, unless the handler took it.
+
+        Args:
+            sock: The readable socket (anything with ``recv_into``).
+
+        Returns:
+            ``True`` while the connection is open for reading; ``False`` once
+            end of file was seen (then, or by an earlier call: the socket is
+            not read again and ``eof_received`` is not called again).
+
+        Raises:
+            PoolExhausted: The pool could not lend a read buffer.
+            OSError: The socket's error (``ConnectionResetError`` ...), unchanged.
+        """
+        if self._eof:
+            return False
+        budget = self._read_budget
+        while budget:
+            budget -= 1
+            size = self._read_size
+            got = self._read_once(sock, size)
+            if got < size:
+                if got == 0:
+                    return self._end_of_file()
+                if got > 0 and self._adaptive:
+                    self._record_short(got)
+                return True
+            if self._adaptive:
+                self._record_full()
+        return True
+
+    def _read_once(self, sock: SupportsRecvInto, size: int) -> int:
+        """Borrow, receive, hand over, release; -1 when the read would block."""
+        buf = self._pool.acquire(size)
+        self._lent = buf
+        try:
+            view = buf.view
+            if len(view) != size:
+                view = view[:size]
+            while True:
+                try:
+                    got = sock.recv_into(view)
+                except InterruptedError:
+                    continue
+                except BlockingIOError:
+                    return -1
+                break
+            if got:
+                self._handler.data_received(view if got == size else view[:got])
+            return got
+        finally:
+            if self._lent is not None:
+                self._lent = None
+                buf.release()
+
+    def _record_full(self) -> None:
+        """A read filled its buffer: more is likely waiting, go up a class."""
+        self._small_reads = 0
+        if self._index + 1 < len(self._classes):
+            self._index += 1
+            self._read_size = self._classes[self._index]
+
+    def _record_short(self, got: int) -> None:
+        """A read left room: after several that fit the class below, go down."""
+        if self._index and got <= self._classes[self._index - 1]:
+            self._small_reads += 1
+            if self._small_reads >= SHRINK_AFTER:
+                self._small_reads = 0
+                self._index -= 1
+                self._read_size = self._classes[self._index]
+        else:
+            self._small_reads = 0
+
+    def _end_of_file(self) -> bool:
+        """Remember end of file and tell the handler, once."""
+        self._eof = True
+        self._keep_open = bool(self._handler.eof_received())
+        return False
+
+    def take_buffer(self) -> PooledBuffer:
+        """Take ownership of the buffer behind the current ``data_received`` view.
+
+        Call it only from inside the handler's ``data_received``. The reader
+        then does not release the buffer: you must, or hand it to something
+        that will, such as :meth:`bufkit.WriteQueue.write`. The view's bytes
+        are the first ``len(view)`` bytes of the buffer. A zero-copy echo::
+
+            def data_received(self, view: memoryview) -> None:
+                queue.write(reader.take_buffer(), nbytes=len(view))
+
+        Returns:
+            The :class:`~bufkit.PooledBuffer` holding the bytes just received.
+
+        Raises:
+            RuntimeError: No ``data_received`` call is in progress, or its
+                buffer was already taken.
+        """
+        buf = self._lent
+        if buf is None:
+            raise RuntimeError(
+                "take_buffer() works only inside data_received, once per call"
+            )
+        self._lent = None
+        return buf
