@@ -1,0 +1,175 @@
+"""``bufkit serve``: run a reference protocol on the selectors :class:`Loop`.
+
+With ``--workers N`` (N > 1) the parent binds the port once (so ``--port 0``
+picks one port for all), forks N workers that listen on it with
+``SO_REUSEPORT`` (the kernel spreads connections across them), forwards
+SIGINT, SIGTERM and SIGUSR1 to them and reaps them. SIGUSR1 makes a worker
+print its pool and queue statistics; every worker prints them when it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bufkit.adapters.selectors import ConnectionProtocol, Loop
+
+__all__ = ["add_parser", "run"]
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PROTOCOLS = ("echo", "discard", "fanout", "line-echo")
+
+
+class _Stop(BaseException):
+    """Raised by the stop signals' handler to leave the loop."""
+
+
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Add the ``serve`` subcommand to the ``bufkit`` command."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="run a reference server on the selectors loop",
+        description="Run a reference protocol until Ctrl-C. SIGUSR1 prints "
+        "pool and queue statistics (so does exit).",
+    )
+    parser.add_argument("protocol", choices=PROTOCOLS)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7000)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log connections")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until a stop signal; return the exit status."""
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format=f"[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
+    )
+    if args.workers < 1:
+        print("bufkit serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers == 1:
+        return _worker(args.protocol, args.host, args.port, reuse_port=False)
+    return _supervise(args)
+
+
+def _factory(name: str, loop: Loop) -> Callable[[], ConnectionProtocol]:
+    from bufkit import servers
+
+    if name == "echo":
+        return servers.Echo
+    if name == "discard":
+        return servers.Discard
+    if name == "fanout":
+        return servers.Fanout
+    return lambda: servers.LineEcho(loop.pool)
+
+
+def _worker(name: str, host: str, port: int, *, reuse_port: bool) -> int:
+    from bufkit.adapters.selectors import Loop
+
+    loop = Loop()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise _Stop
+
+    def report(signum: int, frame: FrameType | None) -> None:
+        _print_stats(loop)
+
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, stop)
+    signal.signal(signal.SIGUSR1, report)
+    try:
+        listener = loop.listen(host, port, _factory(name, loop), reuse_port=reuse_port)
+        bound_host, bound_port = listener.address
+        print(
+            f"bufkit serve {name}: pid {os.getpid()} listening on "
+            f"{bound_host}:{bound_port}",
+            flush=True,
+        )
+        loop.run_forever()
+    except _Stop:
+        pass
+    finally:
+        _print_stats(loop)
+        loop.close()
+    return 0
+
+
+def _print_stats(loop: Loop) -> None:
+    stats = loop.pool.stats()
+    conns = loop.connections
+    pending = sum(c.pending_bytes for c in conns)
+    paused = sum(1 for c in conns if c.writing_paused)
+    print(
+        f"bufkit serve: pid {os.getpid()} connections={len(conns)} "
+        f"queued_bytes={pending} paused={paused} "
+        f"pool_bytes_in_use={stats.bytes_in_use} "
+        f"pool_buffers_in_use={stats.buffers_in_use} "
+        f"pool_bytes_reserved={stats.bytes_reserved} "
+        f"pool_peak_bytes_in_use={stats.peak_bytes_in_use} "
+        f"acquires={stats.acquires} heap_fallbacks={stats.heap_fallbacks}",
+        flush=True,
+    )
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """Fork the workers, forward signals to them, reap them."""
+    # Hold the port (bound, not listening) so that every worker, and --port 0,
+    # share one port; a bound socket that is not listening gets no connections.
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind((args.host, args.port))
+    port = holder.getsockname()[1]
+    sys.stdout.flush()
+    children: list[int] = []
+    try:
+        for _ in range(args.workers):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                holder.close()
+                status = 1
+                try:
+                    status = _worker(args.protocol, args.host, port, reuse_port=True)
+                finally:
+                    sys.stdout.flush()
+                    os._exit(status)
+            children.append(pid)
+        return _reap(children)
+    finally:
+        holder.close()
+
+
+def _reap(children: list[int]) -> int:
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    for sig in (*_STOP_SIGNALS, signal.SIGUSR1):
+        signal.signal(sig, forward)
+    status = 0
+    alive = set(children)
+    while alive:
+        pid, code = os.wait()
+        alive.discard(pid)
+        if os.waitstatus_to_exitcode(code) != 0:
+            status = 1
+    return status

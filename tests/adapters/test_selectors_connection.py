@@ -1,0 +1,429 @@
+"""``Connection`` driven by hand over fake sockets: batching, interest, lifecycle."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bufkit import BufferPool, QueueClosedError, QueueFailedError
+from bufkit.adapters.selectors import (
+    CONNECTION_TRANSITIONS,
+    Connection,
+    ConnectionState,
+    Interest,
+)
+from bufkit.servers import Echo, Fanout
+from bufkit.testing import (
+    Accept,
+    Deliver,
+    Eof,
+    Fail,
+    FakeSocket,
+    RecvStep,
+    SendStep,
+    WouldBlock,
+)
+from tests.adapters._selectors_support import Driver, Recorder
+
+
+def _interest(conn: Connection) -> Interest:
+    return conn.interest
+
+
+def _state(conn: Connection) -> ConnectionState:
+    return conn.state
+
+
+def _paused(conn: Connection) -> bool:
+    return conn.writing_paused
+
+
+def _sendmsgs(sock: FakeSocket) -> int:
+    return sum(1 for call in sock.calls if call.op in ("sendmsg", "send"))
+
+
+def test_start_calls_connection_made_and_wants_read() -> None:
+    """``start`` calls ``connection_made`` and reports read interest once."""
+    proto = Recorder()
+    driver = Driver(FakeSocket(), proto, BufferPool())
+    driver.conn.start()
+    assert proto.conn is driver.conn
+    assert driver.interests == [Interest.READ]
+    assert _state(driver.conn) is ConnectionState.OPEN
+    with pytest.raises(RuntimeError, match="already started"):
+        driver.conn.start()
+    driver.conn.abort()
+
+
+def test_writes_in_one_event_cost_one_sendmsg() -> None:
+    """Fanout's 32 writes for one request byte leave in a single ``sendmsg``."""
+    pool = BufferPool()
+    sock = FakeSocket(recv=[Deliver(b"?")])
+    driver = Driver(sock, Fanout(), pool)
+    driver.conn.start()
+    driver.step()
+    assert _sendmsgs(sock) == 1
+    assert len(sock.wire) == 32 * 100
+    assert driver.conn.pending_bytes == 0
+    assert driver.conn.flushes == 1
+    driver.conn.abort()
+    assert pool.stats().buffers_in_use == 0
+
+
+def test_writes_outside_an_event_wait_for_the_end_of_the_iteration() -> None:
+    """Writes outside an event are deferred and flushed once, together."""
+    sock = FakeSocket()
+    driver = Driver(sock, Recorder(), BufferPool())
+    driver.conn.start()
+    for i in range(10):
+        driver.conn.write(b"%d," % i)
+    assert _sendmsgs(sock) == 0
+    assert len(driver.deferred) == 1
+    driver.end_iteration()
+    assert _sendmsgs(sock) == 1
+    assert sock.wire == b"0,1,2,3,4,5,6,7,8,9,"
+    assert driver.conn.bytes_written == 20
+    driver.conn.abort()
+
+
+def test_without_defer_each_write_flushes_at_once() -> None:
+    """A connection built without ``defer`` flushes every outside write."""
+    sock = FakeSocket()
+    conn = Connection(sock, Recorder(), BufferPool(), on_interest=lambda c, i: None)
+    conn.start()
+    conn.write(b"a")
+    conn.write(b"b")
+    assert _sendmsgs(sock) == 2
+    assert sock.wire == b"ab"
+    conn.abort()
+
+
+def test_would_block_arms_write_interest_and_drain_disarms_it() -> None:
+    """Invariant 3: armed after a flush that would block, disarmed once drained."""
+    sock = FakeSocket(send=[Accept(3), WouldBlock()])
+    driver = Driver(sock, Recorder(), BufferPool())
+    driver.conn.start()
+    driver.conn.write(b"hello world")
+    driver.end_iteration()
+    assert _interest(driver.conn) is Interest.BOTH
+    assert driver.conn.pending_bytes == 8
+    driver.step()
+    assert _interest(driver.conn) is Interest.READ
+    assert sock.wire == b"hello world"
+    assert driver.interests == [Interest.READ, Interest.BOTH, Interest.READ]
+    driver.conn.abort()
+
+
+def test_graceful_close_drains_then_closes() -> None:
+    """``close`` sends everything queued before closing the socket."""
+    sock = FakeSocket(send=[WouldBlock(), Accept(1), WouldBlock(), WouldBlock()])
+    proto = Recorder()
+    driver = Driver(sock, proto, BufferPool())
+    driver.conn.start()
+    done: list[BaseException | None] = []
+    driver.conn.write(b"abc", done.append)
+    driver.conn.close()
+    driver.end_iteration()
+    assert _state(driver.conn) is ConnectionState.CLOSING
+    assert _interest(driver.conn) is Interest.WRITE
+    with pytest.raises(QueueClosedError):
+        driver.conn.write(b"late")
+    driver.run(lambda: driver.conn.closed)
+    assert sock.wire == b"abc"
+    assert sock.closed
+    assert done == [None]
+    assert proto.lost == [None]
+
+
+def test_close_with_nothing_queued_closes_at_the_end_of_the_iteration() -> None:
+    """``close`` outside an event with an empty queue closes once deferred run."""
+    sock = FakeSocket()
+    proto = Recorder()
+    driver = Driver(sock, proto, BufferPool())
+    driver.conn.start()
+    driver.conn.close()
+    driver.conn.close()
+    assert proto.lost == []
+    driver.end_iteration()
+    assert proto.lost == [None]
+    assert driver.interests[-1] is Interest.NONE
+
+
+def test_abort_fails_pending_completions() -> None:
+    """``abort`` closes at once and fails every pending completion."""
+    pool = BufferPool()
+    sock = FakeSocket(after_send="block")
+    proto = Recorder()
+    driver = Driver(sock, proto, pool)
+    driver.conn.start()
+    done: list[BaseException | None] = []
+    buf = pool.acquire(100)
+    driver.conn.write(buf, done.append, nbytes=10)
+    driver.conn.write(b"more", done.append)
+    driver.end_iteration()
+    driver.conn.abort()
+    driver.conn.abort()
+    assert len(done) == 2
+    assert all(isinstance(e, ConnectionAbortedError) for e in done)
+    assert proto.lost == [None]
+    assert sock.closed
+    assert pool.stats().buffers_in_use == 0
+    with pytest.raises(QueueFailedError):
+        driver.conn.write(b"x")
+
+
+def test_send_error_reaches_completions_and_connection_lost() -> None:
+    """A send error fails completions and reaches ``connection_lost`` unchanged."""
+    sock = FakeSocket(send=[Accept(2), Fail(errno.ECONNRESET)])
+    proto = Recorder()
+    driver = Driver(sock, proto, BufferPool())
+    driver.conn.start()
+    done: list[BaseException | None] = []
+    driver.conn.write(b"abcdef", done.append)
+    driver.end_iteration()
+    assert _interest(driver.conn) is Interest.BOTH
+    driver.step()
+    assert driver.conn.closed
+    assert isinstance(proto.lost[0], ConnectionResetError)
+    assert done == [proto.lost[0]]
+
+
+def test_receive_error_aborts_with_it() -> None:
+    """A receive error aborts the connection with that error."""
+    sock = FakeSocket(recv=[Fail(errno.ECONNRESET)])
+    proto = Recorder()
+    driver = Driver(sock, proto, BufferPool())
+    driver.conn.start()
+    driver.step()
+    assert isinstance(proto.lost[0], ConnectionResetError)
+    assert sock.closed
+
+
+def test_eof_closes_unless_the_protocol_keeps_it_open() -> None:
+    """EOF closes the connection when ``eof_received`` returns a false value."""
+    sock = FakeSocket(recv=[Deliver(b"hi"), Eof()])
+    proto = Recorder()
+    driver = Driver(sock, proto, BufferPool())
+    driver.conn.start()
+    driver.run(lambda: driver.conn.closed)
+    assert proto.data == b"hi"
+    assert proto.eofs == 1
+    assert proto.lost == [None]
+
+
+def test_eof_received_true_keeps_the_write_side_open() -> None:
+    """After EOF with ``eof_received`` true, replies still go out."""
+    sock = FakeSocket(recv=[Deliver(b"question"), Eof()])
+    proto = Recorder(keep_open=True)
+    driver = Driver(sock, proto, BufferPool())
+    driver.conn.start()
+    driver.run(lambda: proto.eofs == 1)
+    assert not driver.conn.reading
+    assert _interest(driver.conn) is Interest.NONE
+    assert _state(driver.conn) is ConnectionState.OPEN
+    driver.conn.write(b"answer")
+    driver.conn.close()
+    driver.end_iteration()
+    assert sock.wire == b"answer"
+    assert proto.lost == [None]
+
+
+def test_write_eof_shuts_after_draining_and_closes_on_peer_eof() -> None:
+    """``write_eof`` drains, shuts the write side, and EOF then closes."""
+    sock = FakeSocket(send=[WouldBlock()], recv=[WouldBlock(), Deliver(b"x"), Eof()])
+    proto = Recorder(keep_open=True)
+    driver = Driver(sock, proto, BufferPool())
+    driver.conn.start()
+    driver.conn.write(b"bye")
+    driver.conn.write_eof()
+    driver.conn.write_eof()
+    assert _state(driver.conn) is ConnectionState.WRITE_SHUTTING
+    driver.end_iteration()
+    driver.step()
+    assert _state(driver.conn) is ConnectionState.WRITE_SHUT
+    assert any(c.op == "shutdown" for c in sock.calls)
+    driver.run(lambda: driver.conn.closed)
+    assert proto.data == b"x"
+    assert proto.lost == [None]
+
+
+def test_pause_reading_stops_within_the_event() -> None:
+    """``pause_reading`` in ``data_received`` stops the rest of the event's reads."""
+    pool = BufferPool()
+    size = pool.size_classes[0]
+    sock = FakeSocket(recv=[Deliver(b"a" * size * 4)])
+    proto = Recorder()
+    proto.on_data = lambda conn, view: conn.pause_reading()
+    driver = Driver(sock, proto, pool, read_budget=8)
+    driver.conn.start()
+    driver.step()
+    assert proto.chunks == 1
+    assert _interest(driver.conn) is Interest.NONE
+    driver.conn.resume_reading()
+    assert _interest(driver.conn) is Interest.READ
+    proto.on_data = None
+    driver.step()
+    assert len(proto.data) == size * 4
+    driver.conn.abort()
+
+
+def test_watermarks_pause_and_resume_the_protocol() -> None:
+    """Crossing the high and then the low watermark calls the protocol once each."""
+    sock = FakeSocket(send=[WouldBlock()])
+    proto = Recorder()
+    driver = Driver(sock, proto, BufferPool(), high_water=100, low_water=10)
+    driver.conn.start()
+    driver.conn.write(b"x" * 150)
+    assert proto.pauses == 1
+    assert driver.conn.writing_paused
+    driver.end_iteration()
+    driver.step()
+    assert proto.resumes == 1
+    assert not _paused(driver.conn)
+    driver.conn.abort()
+
+
+def test_raising_protocol_is_logged_and_aborted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A protocol that raises gets its connection aborted, with a log record."""
+
+    def boom(conn: Connection, view: memoryview) -> None:
+        raise ValueError("boom")
+
+    pool = BufferPool()
+    sock = FakeSocket(recv=[Deliver(b"data")])
+    proto = Recorder()
+    proto.on_data = boom
+    driver = Driver(sock, proto, pool)
+    driver.conn.start()
+    with caplog.at_level(logging.ERROR, logger="bufkit.adapters.selectors"):
+        driver.step()
+    assert isinstance(proto.lost[0], ValueError)
+    assert "protocol error" in caplog.text
+    assert sock.closed
+    assert pool.stats().buffers_in_use == 0
+
+
+def test_echo_takes_the_buffer_without_copy() -> None:
+    """Echo hands the received pool buffer to the queue; it returns once sent."""
+    pool = BufferPool()
+    ping = bytes(range(256)) * 16
+    sock = FakeSocket(send=[WouldBlock()], recv=[Deliver(ping)])
+    driver = Driver(sock, Echo(), pool)
+    driver.conn.start()
+    driver.step()
+    assert pool.stats().buffers_in_use == 2  # the two reads' chunks, owned
+    assert driver.conn.pending_bytes == len(ping)
+    driver.step()
+    assert sock.wire == ping
+    assert pool.stats().buffers_in_use == 0
+    driver.conn.abort()
+
+
+def test_transitions_table_is_closed_under_the_states() -> None:
+    """Every state has an entry; CLOSED is terminal; every state can close."""
+    assert set(CONNECTION_TRANSITIONS) == set(ConnectionState)
+    assert CONNECTION_TRANSITIONS[ConnectionState.CLOSED] == frozenset()
+    for state, targets in CONNECTION_TRANSITIONS.items():
+        assert state is ConnectionState.CLOSED or ConnectionState.CLOSED in targets
+
+
+_chunks = st.lists(st.binary(min_size=1, max_size=5000), min_size=1, max_size=6)
+_send_steps = st.lists(
+    st.one_of(st.builds(Accept, st.integers(1, 4000)), st.just(WouldBlock())),
+    max_size=12,
+)
+
+
+@given(chunks=_chunks, send=_send_steps, blocks=st.lists(st.booleans(), max_size=6))
+def test_echo_is_byte_exact_under_partial_writes(
+    chunks: list[bytes], send: list[SendStep], blocks: list[bool]
+) -> None:
+    """Echo returns exactly the bytes received, then drains and closes on EOF."""
+    recv: list[RecvStep] = []
+    for chunk, block in zip(chunks, blocks + [False] * len(chunks), strict=False):
+        recv.append(Deliver(chunk))
+        if block:
+            recv.append(WouldBlock())
+    recv.append(Eof())
+    pool = BufferPool()
+    sock = FakeSocket(send=send, recv=recv)
+    driver = Driver(sock, Echo(), pool)
+    driver.conn.start()
+    driver.run(lambda: driver.conn.closed)
+    assert sock.wire == b"".join(chunks)
+    assert driver.conn.bytes_received == driver.conn.bytes_written
+    assert sock.closed
+    assert pool.stats().buffers_in_use == 0
+
+
+_ops = st.lists(
+    st.sampled_from(
+        [
+            "write",
+            "writelines",
+            "step",
+            "close",
+            "abort",
+            "write_eof",
+            "pause",
+            "resume",
+        ]
+    ),
+    max_size=30,
+)
+
+
+@given(ops=_ops, send=_send_steps)
+def test_any_sequence_of_calls_keeps_the_invariants(
+    ops: list[str], send: list[SendStep]
+) -> None:
+    """Random calls keep legal transitions, invariant 3 and completions exact."""
+    pool = BufferPool()
+    sock = FakeSocket(send=send, recv=[Deliver(b"in"), WouldBlock(), Eof()])
+    proto = Recorder(keep_open=True)
+    driver = Driver(sock, proto, pool)
+    conn = driver.conn
+    conn.start()
+    done: list[BaseException | None] = []
+    written = bytearray()
+    for op in ops:
+        before = conn.state
+        if op in ("write", "writelines"):
+            payload = bytes([len(written) % 256]) * 7
+            try:
+                if op == "write":
+                    conn.write(payload, done.append)
+                else:
+                    conn.writelines([payload[:3], payload[3:]], done.append)
+            except (QueueClosedError, QueueFailedError):
+                assert conn.state is not ConnectionState.OPEN
+            else:
+                written += payload
+        elif op == "step":
+            driver.step()
+        else:
+            {
+                "close": conn.close,
+                "abort": conn.abort,
+                "write_eof": conn.write_eof,
+                "pause": conn.pause_reading,
+                "resume": conn.resume_reading,
+            }[op]()
+        assert conn.state is before or conn.state in CONNECTION_TRANSITIONS[before]
+        driver.end_iteration()
+    conn.close()
+    driver.run(lambda: conn.closed)
+    assert sock.wire == written[: len(sock.wire)]
+    assert len(done) == len(written) // 7
+    if all(e is None for e in done):
+        assert sock.wire == written
+    assert len(proto.lost) == 1
+    assert pool.stats().buffers_in_use == 0
+    assert any(c.op == "close" for c in sock.calls)
+    assert conn.state is ConnectionState.CLOSED

@@ -1,0 +1,221 @@
+"""The selectors ``Loop``: callbacks, timers, listeners, and its failure policy."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+
+import pytest
+
+from bufkit import BufferPool
+from bufkit.adapters.selectors import Connection, ConnectionProtocol, Interest, Loop
+from bufkit.servers import Discard, Echo
+from tests.adapters._selectors_support import Recorder
+
+
+def test_call_soon_runs_in_order_and_cancel_skips() -> None:
+    """``call_soon`` callbacks run in order, next iteration; cancelled ones don't."""
+    loop = Loop()
+    seen: list[int] = []
+    loop.call_soon(seen.append, 1)
+    handle = loop.call_soon(seen.append, 2)
+    loop.call_soon(seen.append, 3)
+    handle.cancel()
+    assert handle.cancelled
+    loop.run_once(0)
+    assert seen == [1, 3]
+    loop.close()
+
+
+def test_call_later_runs_after_the_delay_with_a_fake_clock() -> None:
+    """Timers fire once the loop's clock reaches them, earliest first."""
+    now = [100.0]
+    loop = Loop(clock=lambda: now[0])
+    seen: list[str] = []
+    loop.call_later(2.0, seen.append, "b")
+    loop.call_later(1.0, seen.append, "a")
+    loop.run_once(0)
+    assert seen == []
+    now[0] = 101.5
+    loop.run_once(0)
+    assert seen == ["a"]
+    now[0] = 102.0
+    loop.run_once(0)
+    assert seen == ["a", "b"]
+    loop.close()
+
+
+def test_run_until_returns_false_on_timeout_and_true_on_predicate() -> None:
+    """``run_until`` stops at its predicate or its timeout."""
+    loop = Loop()
+    assert loop.run_until(lambda: False, timeout=0.01) is False
+    flag: list[bool] = []
+    loop.call_later(0.01, flag.append, True)
+    assert loop.run_until(lambda: bool(flag), timeout=5) is True
+    loop.close()
+
+
+def test_stop_ends_run_forever() -> None:
+    """``stop`` from a callback makes ``run_forever`` return."""
+    loop = Loop()
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    loop.close()
+    assert loop.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.run_forever()
+
+
+def test_raising_callback_is_logged_and_loop_survives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A callback that raises is logged; later callbacks still run."""
+    loop = Loop()
+    seen: list[int] = []
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    loop.call_soon(boom)
+    loop.call_soon(seen.append, 1)
+    with caplog.at_level(logging.ERROR, logger="bufkit.adapters.selectors"):
+        loop.run_once(0)
+    assert seen == [1]
+    assert "boom" in caplog.text
+    loop.close()
+
+
+def test_add_socket_echoes_over_a_socketpair() -> None:
+    """A connected socket added to the loop runs its protocol."""
+    loop = Loop()
+    a, b = socket.socketpair()
+    with b:
+        conn = loop.add_socket(a, Echo())
+        b.sendall(b"hello")
+        got = bytearray()
+        b.setblocking(False)
+
+        def received() -> bool:
+            with contextlib.suppress(BlockingIOError):
+                got.extend(b.recv(100))
+            return bytes(got) == b"hello"
+
+        assert loop.run_until(received, timeout=5)
+        assert conn.bytes_received == 5
+        assert loop.connections == frozenset({conn})
+        loop.close()
+        assert conn.closed
+    assert loop.pool.stats().buffers_in_use == 0
+
+
+def test_writes_from_a_timer_are_flushed_once_at_iteration_end() -> None:
+    """Several writes made by a callback leave in one flush at iteration end."""
+    loop = Loop()
+    a, b = socket.socketpair()
+    with b:
+        conn = loop.add_socket(a, Recorder())
+
+        def burst() -> None:
+            for _ in range(20):
+                conn.write(b"x" * 10)
+
+        loop.call_soon(burst)
+        loop.run_once(0)
+        assert conn.flushes == 1
+        assert b.recv(1000) == b"x" * 200
+        loop.close()
+
+
+def test_listener_accepts_several_connections_per_event() -> None:
+    """One readiness event on a listener accepts every pending connection."""
+    loop = Loop()
+    listener = loop.listen("127.0.0.1", 0, Discard)
+    clients = [socket.create_connection(listener.address) for _ in range(5)]
+    try:
+        loop.run_once(5)
+        assert listener.accepted == 5
+        assert len(loop.connections) == 5
+    finally:
+        for c in clients:
+            c.close()
+        loop.close()
+    assert listener.closed
+
+
+def test_factory_that_raises_is_logged_and_socket_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A protocol factory that raises closes the accepted socket; the loop lives."""
+
+    def factory() -> ConnectionProtocol:
+        raise RuntimeError("no protocol")
+
+    loop = Loop()
+    listener = loop.listen("127.0.0.1", 0, factory)
+    with (
+        socket.create_connection(listener.address) as client,
+        caplog.at_level(logging.ERROR, logger="bufkit.adapters.selectors"),
+    ):
+        loop.run_once(5)
+        client.settimeout(5)
+        assert client.recv(10) == b""
+    assert "no protocol" in caplog.text
+    assert not loop.connections
+    loop.close()
+
+
+def test_connect_reaches_a_listener_and_reports_errors() -> None:
+    """``connect`` makes a connection; a refused one calls ``on_error``."""
+    loop = Loop()
+    listener = loop.listen("127.0.0.1", 0, Echo)
+    client = Recorder()
+    loop.connect(*listener.address, lambda: client)
+    assert loop.run_until(lambda: client.conn is not None, timeout=5)
+    assert client.conn is not None
+    client.conn.write(b"ping")
+    assert loop.run_until(lambda: bytes(client.data) == b"ping", timeout=5)
+    port = listener.address[1]
+    listener.close()
+    errors: list[OSError] = []
+    loop.connect("127.0.0.1", port, Recorder, on_error=errors.append)
+    assert loop.run_until(lambda: bool(errors), timeout=5)
+    assert isinstance(errors[0], OSError)
+    loop.close()
+
+
+def test_close_with_grace_drains_connections() -> None:
+    """``close(grace=...)`` lets queued data leave before closing."""
+    loop = Loop()
+    a, b = socket.socketpair()
+    with b:
+        proto = Recorder()
+        conn = loop.add_socket(a, proto)
+        conn.write(b"last words")
+        loop.close(grace=5)
+        assert proto.lost == [None]
+        assert b.recv(100) == b"last words"
+
+
+def test_interest_none_unregisters_and_pause_resume_reregisters() -> None:
+    """A paused connection with nothing to send is not watched at all."""
+    loop = Loop()
+    a, b = socket.socketpair()
+    with b:
+        conn: Connection = loop.add_socket(a, Recorder())
+        conn.pause_reading()
+        assert conn.interest is Interest.NONE
+        b.sendall(b"data")
+        loop.run_once(0.01)
+        assert conn.bytes_received == 0
+        conn.resume_reading()
+        assert loop.run_until(lambda: conn.bytes_received == 4, timeout=5)
+        loop.close()
+
+
+def test_loop_shares_one_pool() -> None:
+    """A pool given to the loop lends every connection's read buffers."""
+    pool = BufferPool()
+    loop = Loop(pool=pool)
+    assert loop.pool is pool
+    loop.close()
