@@ -17,8 +17,10 @@ from bufkit._protocols import (
     SupportsSend,
     SupportsSendmsg,
 )
+from bufkit._queuestate import QueueState
 from bufkit._reader import ReadinessReader
 from bufkit._version import __version__
+from bufkit._writequeue import WriteQueue
 from bufkit.errors import (
     BufferLeakWarning,
     BufferReleasedError,
@@ -49,11 +51,13 @@ __all__ = [
     "PooledBuffer",
     "QueueClosedError",
     "QueueFailedError",
+    "QueueState",
     "ReadHandler",
     "ReadinessReader",
     "SupportsRecvInto",
     "SupportsSend",
     "SupportsSendmsg",
     "UnsupportedLoopError",
+    "WriteQueue",
     "__version__",
 ]

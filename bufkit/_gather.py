@@ -1,0 +1,203 @@
+"""Gather lists and the send call behind :class:`bufkit.WriteQueue`.
+
+Theory of operation: the write queue keeps its pending bytes as a deque of
+``'B'`` memoryviews plus an offset into the first one. :func:`gather` turns a
+prefix of that deque into the list one ``sendmsg`` takes, capped at
+:data:`IOV_MAX` entries *and* a byte count, with the head sliced past the
+offset; nothing is copied. :func:`send_once` makes the one send call:
+``sendmsg`` where it works, else ``send`` of a single buffer, joining small
+leading buffers (up to :data:`SEND_COALESCE` bytes) so that a TLS socket does
+not emit one record per tiny write. :func:`would_block` sorts the errors a
+send raises into "try again when writable" and fatal (invariant 1 of DESIGN.md
+relies on never treating a would-block as a loss, nor a loss as a would-block).
+Cost: O(1) when everything pending fits under both caps, else O(entries
+offered); one list per call, plus one slice when the head was partly sent.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import deque
+from itertools import islice
+from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from bufkit._protocols import SupportsSend, SupportsSendmsg
+
+__all__ = [
+    "COALESCE_BELOW",
+    "Errors",
+    "GATHER_BYTES",
+    "IOV_MAX",
+    "SEND_COALESCE",
+    "TAIL_LIMIT",
+    "byte_view",
+    "check_nbytes",
+    "gather",
+    "group",
+    "raise_all",
+    "send_once",
+    "would_block",
+]
+
+
+def _iov_max() -> int:
+    try:
+        value = os.sysconf("SC_IOV_MAX")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - platform
+        value = -1
+    return value if value > 0 else 1024  # pragma: no branch
+
+
+IOV_MAX: Final = _iov_max()
+"""The most buffers one ``sendmsg`` takes (``SC_IOV_MAX``, 1024 where unknown)."""
+
+COALESCE_BELOW: Final = 2048
+"""Writes shorter than this are copied into a shared tail buffer (measured)."""
+
+TAIL_LIMIT: Final = 65536
+"""The shared tail buffer is sealed into its own entry once this large."""
+
+GATHER_BYTES: Final = 1 << 20
+"""Default byte cap of one gather list: above a loopback socket's usual take."""
+
+SEND_COALESCE: Final = 16384
+"""``send`` fallback joins small leading buffers up to one TLS record payload."""
+
+_SEND_ONLY: Final[set[type]] = set()
+"""Types whose ``sendmsg`` raised :class:`NotImplementedError` (``SSLSocket``)."""
+
+
+def gather(
+    segs: deque[memoryview], offset: int, total: int, max_count: int, max_bytes: int
+) -> tuple[list[memoryview], int]:
+    """Return the next gather list from ``segs`` and its size in bytes.
+
+    ``total`` is the byte count of ``segs`` past ``offset``; the list holds at
+    most ``max_count`` views and ``max_bytes`` bytes (the last view is cut to
+    fit), the first one starting at ``offset``.
+    """
+    if len(segs) <= max_count and total <= max_bytes:
+        out = list(segs)
+        if offset:
+            out[0] = out[0][offset:]
+        return out, total
+    out = list(islice(segs, max_count))
+    if offset:
+        out[0] = out[0][offset:]
+    size = 0
+    for i, view in enumerate(out):
+        size += len(view)
+        if size >= max_bytes:
+            if size > max_bytes:
+                out[i] = view[: len(view) - (size - max_bytes)]
+            del out[i + 1 :]
+            return out, max_bytes
+    return out, size
+
+
+def send_once(
+    sock: SupportsSendmsg | SupportsSend,
+    segs: deque[memoryview],
+    offset: int,
+    total: int,
+    max_bytes: int,
+) -> tuple[int, int]:
+    """Make one send call from ``segs``; return (bytes accepted, bytes offered).
+
+    Raises:
+        OSError: whatever the socket raised, unchanged.
+    """
+    if type(sock) not in _SEND_ONLY:
+        sendmsg = getattr(sock, "sendmsg", None)
+        if sendmsg is not None:
+            views, offered = gather(segs, offset, total, IOV_MAX, max_bytes)
+            try:
+                sent: int = sendmsg(views)
+            except NotImplementedError:
+                _SEND_ONLY.add(type(sock))
+            else:
+                return sent, offered
+    return _send_joined(sock, segs, offset, total, max_bytes)
+
+
+def _send_joined(
+    sock: object, segs: deque[memoryview], offset: int, total: int, max_bytes: int
+) -> tuple[int, int]:
+    head = len(segs[0]) - offset
+    cap = min(max(head, SEND_COALESCE), max_bytes)
+    views, offered = gather(segs, offset, total, IOV_MAX, cap)
+    data = views[0] if len(views) == 1 else b"".join(views)
+    sent: int = sock.send(data)  # type: ignore[attr-defined]
+    return sent, offered
+
+
+def would_block(exc: OSError) -> bool:
+    """Whether ``exc`` means "try again once writable" rather than a loss.
+
+    :class:`BlockingIOError` (``EAGAIN``), and the TLS layer's
+    ``SSLWantWriteError``/``SSLWantReadError``. :mod:`ssl` is looked up only if
+    something already imported it: an SSL socket cannot exist otherwise.
+    """
+    if isinstance(exc, BlockingIOError):
+        return True
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(
+        exc, (ssl.SSLWantWriteError, ssl.SSLWantReadError)
+    )
+
+
+Errors: TypeAlias = list[Exception] | None
+"""Exceptions raised by callbacks during one queue call, collected in order."""
+
+
+def group(errors: list[Exception]) -> Exception:
+    """The one error, or an :class:`ExceptionGroup` of several."""
+    if len(errors) == 1:
+        return errors[0]
+    return ExceptionGroup("WriteQueue callbacks raised", errors)
+
+
+def raise_all(errors: list[Exception]) -> NoReturn:
+    """Raise what :func:`group` makes of ``errors``."""
+    raise group(errors)
+
+
+def byte_view(data: Buffer, copy: bool, coalesce: int) -> memoryview:
+    """A one-dimensional ``'B'`` view of ``data``'s raw bytes, copied if needed.
+
+    Copied when not C-contiguous, or when ``copy`` is true, the view is at
+    least ``coalesce`` bytes (shorter ones are copied into the tail anyway)
+    and its exporter is not ``bytes``.
+
+    Raises:
+        TypeError: ``data`` does not support the buffer protocol.
+    """
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(
+            f"write() needs a bytes-like object or a PooledBuffer, "
+            f"not {type(data).__name__!r}"
+        ) from None
+    if not view.c_contiguous:
+        return memoryview(view.tobytes())
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    if copy and len(view) >= coalesce and not isinstance(view.obj, bytes):
+        return memoryview(view.tobytes())
+    return view
+
+
+def check_nbytes(nbytes: int, size: int) -> int:
+    """Return ``nbytes`` if it is within ``0..size``.
+
+    Raises:
+        ValueError: it is not.
+    """
+    if not 0 <= nbytes <= size:
+        raise ValueError(f"nbytes {nbytes} is outside 0..{size}")
+    return nbytes

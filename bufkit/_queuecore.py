@@ -1,0 +1,216 @@
+"""The bookkeeping behind :class:`bufkit.WriteQueue`: cursor, tail, ledgers.
+
+Theory of operation. Pending bytes live in a deque of ``'B'`` memoryviews
+(``_segs``) with an offset into the first (``_head_off``), plus an open
+``bytearray`` tail that absorbs writes shorter than ``coalesce_below``. The
+tail is sealed into ``_segs`` (one view) before a long write, at
+``TAIL_LIMIT`` bytes, and when a gather list is built, so it is never resized
+while a view of it exists. Positions are absolute stream offsets:
+``_written`` counts every byte enqueued, ``_sent`` every byte accepted, so
+``pending`` is one subtraction. Two ledgers hold ``(end, thing)`` in write
+order: ``_comps`` the callbacks, ``_owned`` the pooled buffers to release;
+an entry is due once ``_sent >= end``. Writes with neither cost no entry.
+
+Guarantees (DESIGN.md invariants): 1. ``_consume`` only pops views whose
+bytes were all accepted and moves the offset; it never copies or re-slices
+data, so bytes leave once, in order. 2. ``_dispatch`` is the only caller of
+``on_done``; it is not re-entrant (a callback's own writes, advances or
+``fail`` only append or change state; the running loop picks them up), pops
+an entry before calling it, and passes ``None`` when the entry's bytes were
+accepted, else the exception that failed the queue, so each fires exactly
+once and in order. 4. Owned buffers are released exactly once: when sent,
+or all at once on failure, before the callbacks learn of it. 6. Pause and
+resume are decided right after each change of ``pending``.
+Callbacks' exceptions are collected (``Errors``) and raised by the public
+call once its work is done, so one failing callback never starves another.
+
+Cost model: appending to the tail and two integer updates per short write;
+one view per long write; ``_consume`` is O(entries completed); a failure is
+O(entries pending).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
+
+from bufkit._gather import TAIL_LIMIT, Errors, check_nbytes, raise_all
+from bufkit._pool import PooledBuffer
+from bufkit._queuestate import TRANSITIONS, Event, QueueState
+from bufkit.errors import QueueClosedError, QueueFailedError
+
+if TYPE_CHECKING:
+    from bufkit._protocols import CompletionCallback
+
+__all__ = ["QueueCore"]
+
+_OPEN = QueueState.OPEN
+_FAILED = QueueState.FAILED
+
+
+class QueueCore:
+    """State and internal operations of a write queue (no public surface)."""
+
+    __slots__ = (
+        "__weakref__",
+        "_coalesce",
+        "_comps",
+        "_dispatching",
+        "_exc",
+        "_head_off",
+        "_high",
+        "_low",
+        "_max_gather",
+        "_name",
+        "_on_pause",
+        "_on_resume",
+        "_owned",
+        "_paused",
+        "_segs",
+        "_sent",
+        "_state",
+        "_tail",
+        "_written",
+    )
+
+    def __init__(self) -> None:
+        self._segs: deque[memoryview] = deque()
+        self._tail = bytearray()
+        self._head_off = self._written = self._sent = 0
+        self._comps: deque[tuple[int, CompletionCallback]] = deque()
+        self._owned: deque[tuple[int, PooledBuffer]] = deque()
+        self._state = _OPEN
+        self._exc: BaseException | None = None
+        self._paused = self._dispatching = False
+        self._high = self._low = self._max_gather = self._coalesce = 0
+        self._on_pause: Callable[[], object] | None = None
+        self._on_resume: Callable[[], object] | None = None
+        self._name: str | None = None
+
+    def _add(self, view: memoryview) -> int:
+        size = len(view)
+        if size < self._coalesce:
+            self._tail += view
+            if len(self._tail) >= TAIL_LIMIT:
+                self._seal()
+        elif size:
+            self._push(view)
+        return size
+
+    def _add_pooled(self, buf: PooledBuffer, nbytes: int | None) -> int:
+        view = buf.view
+        size = len(view) if nbytes is None else check_nbytes(nbytes, len(view))
+        if size < self._coalesce:
+            self._add(view[:size])
+            buf.release()
+            return size
+        self._push(view[:size] if size < len(view) else view)
+        self._owned.append((self._written + size, buf))
+        return size
+
+    def _push(self, view: memoryview) -> None:
+        if self._tail:
+            self._seal()
+        self._segs.append(view)
+
+    def _seal(self) -> None:
+        self._segs.append(memoryview(self._tail))
+        self._tail = bytearray()
+
+    def _after_write(self, on_done: CompletionCallback | None) -> None:
+        errors: Errors = None
+        if on_done is not None:
+            self._comps.append((self._written, on_done))
+            if self._written == self._sent:
+                errors = self._dispatch(errors)
+        if not self._paused and self._written - self._sent > self._high:
+            self._paused = True
+            errors = self._call(self._on_pause, errors)
+        if errors:
+            raise_all(errors)
+
+    def _refuse(self) -> NoReturn:
+        if self._state is _FAILED:
+            raise QueueFailedError(
+                f"{self!r} failed ({self._exc!r}): no more writes"
+            ) from self._exc
+        raise QueueClosedError(f"{self!r} is closed: no more writes")
+
+    def _move(self, event: Event) -> None:
+        self._state = TRANSITIONS[self._state, event]
+
+    def _consume(self, n: int, errors: Errors) -> Errors:
+        if n:
+            self._sent += n
+            rest = self._head_off + n
+            segs = self._segs
+            while True:
+                while segs and rest >= len(segs[0]):
+                    rest -= len(segs.popleft())
+                if not rest or segs:
+                    break
+                self._seal()
+            self._head_off = rest
+            if self._owned and self._owned[0][0] <= self._sent:
+                errors = self._release(errors, self._sent)
+            if self._written == self._sent:
+                self._move(Event.DRAIN)
+            if self._paused and self._written - self._sent <= self._low:
+                self._paused = False
+                errors = self._call(self._on_resume, errors)
+        if self._comps:
+            errors = self._dispatch(errors)
+        return errors
+
+    def _release(self, errors: Errors, upto: int | None) -> Errors:
+        owned = self._owned
+        while owned and (upto is None or owned[0][0] <= upto):
+            buf = owned.popleft()[1]
+            try:
+                buf.release()
+            except Exception as exc:
+                errors = [*(errors or ()), exc]
+        return errors
+
+    def _break(self, exc: BaseException, errors: Errors) -> Errors:
+        self._exc = exc
+        self._move(Event.FAIL)
+        self._segs.clear()
+        self._tail = bytearray()
+        self._head_off = 0
+        self._written = self._sent
+        errors = self._release(errors, None)
+        return self._dispatch(errors)
+
+    def _dispatch(self, errors: Errors) -> Errors:
+        if self._dispatching:
+            return errors
+        self._dispatching = True
+        comps = self._comps
+        try:
+            while comps:
+                end, on_done = comps[0]
+                if end <= self._sent:
+                    arg = None
+                elif self._state is _FAILED:
+                    arg = self._exc
+                else:
+                    break
+                comps.popleft()
+                try:
+                    on_done(arg)
+                except Exception as exc:
+                    errors = [*(errors or ()), exc]
+        finally:
+            self._dispatching = False
+        return errors
+
+    @staticmethod
+    def _call(callback: Callable[[], object] | None, errors: Errors) -> Errors:
+        if callback is not None:
+            try:
+                callback()
+            except Exception as exc:
+                errors = [*(errors or ()), exc]
+        return errors

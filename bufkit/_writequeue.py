@@ -1,0 +1,374 @@
+"""The gather-write queue: completion for writes on a readiness socket.
+
+Theory of operation. The user enqueues bytes with ``write``/``writelines``
+and an optional completion; ``flush(sock)`` (or ``buffers`` + ``advance``
+for callers that send themselves) moves them to the kernel. The bookkeeping
+(cursor, coalescing tail, completion and ownership ledgers, the non-reentrant
+dispatch loop) is ``QueueCore`` in ``_queuecore.py``; building gather lists
+and the send call are in ``_gather.py``; the lifecycle table is in
+``_queuestate.py``. This module holds the public contract.
+
+Guarantees (DESIGN.md invariants): 1. every byte reaches the wire once, in
+order: a send that raises moves nothing, and ``advance`` moves the cursor by
+exactly what was accepted. 2. each ``on_done`` fires exactly once, in write
+order (``None``, or the failing exception: the very ``OSError`` object the
+socket raised). 3. ``flush`` returns ``False`` exactly when bytes remain after
+a would-block, so an adapter arms writable interest iff the queue is
+non-empty. 6. ``on_pause`` fires when ``pending`` rises above ``high_water``
+(``writelines`` included), ``on_resume`` when it falls to ``low_water``.
+
+Coalescing (measured, see docs/reference/writequeue.md): a write shorter
+than ``COALESCE_BELOW`` bytes is copied into a shared tail buffer. Below that
+size the copy is cheaper than the view object, the ledger entry and the iovec
+it replaces; above it the copy costs more than the entry.
+
+Cost model: ``write`` of a short ``bytes`` is a tail append and two integer
+updates; a long one adds one view, never a copy of immutable data.
+``pending`` is O(1). ``advance(n)`` is O(entries completed). ``flush`` makes
+one ``sendmsg`` per round (at most IOV_MAX views and ``max_gather_bytes``
+bytes) and stops at the first short send instead of paying for an EAGAIN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, final
+
+from bufkit._gather import (
+    COALESCE_BELOW,
+    GATHER_BYTES,
+    IOV_MAX,
+    TAIL_LIMIT,
+    Errors,
+    byte_view,
+    check_nbytes,
+    gather,
+    group,
+    raise_all,
+    send_once,
+    would_block,
+)
+from bufkit._pool import PooledBuffer
+from bufkit._queuecore import QueueCore
+from bufkit._queuestate import Event, QueueState
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from bufkit._protocols import CompletionCallback, SupportsSend, SupportsSendmsg
+
+__all__ = ["QueueState", "WriteQueue"]
+
+_OPEN = QueueState.OPEN
+_CLOSING = QueueState.CLOSING
+
+
+@final
+class WriteQueue(QueueCore):
+    """A queue of pending bytes with a partial-write cursor and completions.
+
+    Args:
+        high_water: ``on_pause`` is called when :attr:`pending` rises above it.
+        low_water: ``on_resume`` is called when :attr:`pending` falls back to it
+            or below, after a pause.
+        on_pause: called with no arguments at each pause.
+        on_resume: called with no arguments at each resume.
+        max_gather_bytes: byte cap of one gather list (and one send call).
+        coalesce_below: writes shorter than this are copied into a shared tail
+            buffer instead of taking an entry of their own; 0 turns it off.
+        name: shown in the queue's repr and error messages.
+
+    Raises:
+        ValueError: if a watermark is negative, ``low_water > high_water``,
+            ``max_gather_bytes < 1`` or ``coalesce_below < 0``.
+    """
+
+    __module__ = "bufkit"
+    __slots__ = ()
+
+    def __init__(
+        self,
+        *,
+        high_water: int = 65536,
+        low_water: int = 16384,
+        on_pause: Callable[[], object] | None = None,
+        on_resume: Callable[[], object] | None = None,
+        max_gather_bytes: int = GATHER_BYTES,
+        coalesce_below: int = COALESCE_BELOW,
+        name: str | None = None,
+    ) -> None:
+        if not 0 <= low_water <= high_water:
+            raise ValueError(
+                f"watermarks need 0 <= low_water <= high_water, "
+                f"got low_water={low_water}, high_water={high_water}"
+            )
+        if max_gather_bytes < 1 or coalesce_below < 0:
+            raise ValueError(
+                f"max_gather_bytes must be >= 1 and coalesce_below >= 0, got "
+                f"{max_gather_bytes} and {coalesce_below}"
+            )
+        super().__init__()
+        self._high, self._low = high_water, low_water
+        self._on_pause, self._on_resume = on_pause, on_resume
+        self._max_gather, self._coalesce, self._name = (
+            max_gather_bytes,
+            coalesce_below,
+            name,
+        )
+
+    # -- looking at it -------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Bytes written but not yet accepted by the socket (O(1))."""
+        return self._written - self._sent
+
+    @property
+    def paused(self) -> bool:
+        """Whether the last watermark crossing was a pause."""
+        return self._paused
+
+    @property
+    def state(self) -> QueueState:
+        """The lifecycle state (see :class:`QueueState`)."""
+        return self._state
+
+    @property
+    def high_water(self) -> int:
+        """The pause threshold in bytes."""
+        return self._high
+
+    @property
+    def low_water(self) -> int:
+        """The resume threshold in bytes."""
+        return self._low
+
+    def __len__(self) -> int:
+        """The number of buffers pending: what a full gather would hold."""
+        return len(self._segs) + (1 if self._tail else 0)
+
+    def __bool__(self) -> bool:
+        """Whether bytes are pending, i.e. whether a flush is needed."""
+        return self._written != self._sent
+
+    def __repr__(self) -> str:
+        name = "" if self._name is None else f" {self._name!r}"
+        paused = " paused" if self._paused else ""
+        return (
+            f"<WriteQueue{name} {self._state.value} pending={self.pending} "
+            f"buffers={len(self)}{paused}>"
+        )
+
+    # -- writing -------------------------------------------------------------
+    def write(
+        self,
+        data: Buffer | PooledBuffer,
+        on_done: CompletionCallback | None = None,
+        *,
+        nbytes: int | None = None,
+        copy: bool = True,
+    ) -> None:
+        """Enqueue ``data``; call ``on_done`` once its last byte is accepted.
+
+        ``bytes`` (and views of ``bytes``) are kept by reference; other buffers
+        are copied unless ``copy=False`` hands them over (do not change them
+        afterwards). A :class:`~bufkit.PooledBuffer` is owned by the queue once
+        this returns and released when sent or when the queue fails. Writes
+        shorter than ``coalesce_below`` are copied into a shared tail buffer.
+        An empty write completes once everything before it has: at once, from
+        inside this call, if nothing is pending.
+
+        Args:
+            data: a bytes-like object (any format, sent as its raw bytes) or a
+                :class:`~bufkit.PooledBuffer`.
+            on_done: called with ``None`` after the last byte was accepted, or
+                with the exception that failed the queue first.
+            nbytes: send only the first ``nbytes`` bytes of ``data``.
+            copy: copy mutable data (the default), or take it as handed over.
+
+        Raises:
+            QueueClosedError: after :meth:`close`; nothing was enqueued.
+            QueueFailedError: after a failure; its ``__cause__`` is the error.
+            BufferReleasedError: ``data`` is a released pooled buffer.
+            TypeError: ``data`` is not bytes-like (``str``, for instance).
+            ValueError: ``nbytes`` is negative or larger than ``data``.
+        """
+        if self._state is not _OPEN:
+            self._refuse()
+        if nbytes is None and type(data) is bytes:
+            size = len(data)
+            if size < self._coalesce:
+                self._tail += data
+                if len(self._tail) >= TAIL_LIMIT:
+                    self._seal()
+            elif size:
+                self._push(memoryview(data))
+        elif isinstance(data, PooledBuffer):
+            size = self._add_pooled(data, nbytes)
+        else:
+            view = byte_view(data, copy, self._coalesce)
+            if nbytes is not None:
+                view = view[: check_nbytes(nbytes, len(view))]
+            size = self._add(view)
+        self._written += size
+        if on_done is not None or (
+            not self._paused and self._written - self._sent > self._high
+        ):
+            self._after_write(on_done)
+
+    def writelines(
+        self,
+        iterable: Iterable[Buffer | PooledBuffer],
+        on_done: CompletionCallback | None = None,
+        *,
+        copy: bool = True,
+    ) -> None:
+        """Enqueue each buffer of ``iterable``, as one write.
+
+        All or nothing: every item is checked before any is enqueued. The
+        watermarks are checked once, after the last item.
+
+        Args:
+            iterable: bytes-like objects and :class:`~bufkit.PooledBuffer` s.
+            on_done: called once, after the last byte of the last item.
+            copy: as for :meth:`write`.
+
+        Raises:
+            QueueClosedError: after :meth:`close`; nothing was enqueued.
+            QueueFailedError: after a failure; its ``__cause__`` is the error.
+            BufferReleasedError: an item is a released pooled buffer.
+            TypeError: an item is not bytes-like.
+        """
+        if self._state is not _OPEN:
+            self._refuse()
+        items: list[memoryview | PooledBuffer] = []
+        for item in iterable:
+            if isinstance(item, PooledBuffer):
+                item.view  # noqa: B018 - raises BufferReleasedError if released
+                items.append(item)
+            else:
+                items.append(byte_view(item, copy, self._coalesce))
+        for item in items:
+            if isinstance(item, PooledBuffer):
+                self._written += self._add_pooled(item, None)
+            else:
+                self._written += self._add(item)
+        self._after_write(on_done)
+
+    # -- sending -------------------------------------------------------------
+    def buffers(self, max_count: int | None = None) -> list[memoryview]:
+        """Return the next gather list, without copying.
+
+        At most ``max_count`` (default and ceiling: IOV_MAX) views and
+        ``max_gather_bytes`` bytes, the first one already past the cursor.
+        Send them, then report the count with :meth:`advance`.
+
+        Raises:
+            ValueError: ``max_count`` is below 1.
+        """
+        if max_count is None or max_count > IOV_MAX:
+            max_count = IOV_MAX
+        elif max_count < 1:
+            raise ValueError(f"max_count must be at least 1, not {max_count}")
+        if self._tail:
+            self._seal()
+        pending = self._written - self._sent
+        return gather(self._segs, self._head_off, pending, max_count, self._max_gather)[
+            0
+        ]
+
+    def advance(self, n: int) -> None:
+        """Consume ``n`` bytes that were sent, firing completed ``on_done`` s.
+
+        The cost is O(number of entries completed); data is never re-sliced.
+        Every due completion fires even if one raises (see the class notes).
+
+        Raises:
+            ValueError: ``n`` is negative or more than :attr:`pending`; the
+                queue is unchanged.
+        """
+        if not 0 <= n <= self._written - self._sent:
+            raise ValueError(
+                f"cannot advance {n} bytes: {self._written - self._sent} pending"
+            )
+        errors = self._consume(n, None)
+        if errors:
+            raise_all(errors)
+
+    def flush(self, sock: SupportsSendmsg | SupportsSend) -> bool:
+        """Send until drained or the socket would block; return whether drained.
+
+        One ``sendmsg`` per round (``send`` of joined small buffers where
+        ``sendmsg`` is missing or raises :class:`NotImplementedError`, as on
+        :class:`ssl.SSLSocket`); a short send ends the loop without another
+        call. :class:`BlockingIOError` and ``ssl.SSLWantWriteError`` /
+        ``SSLWantReadError`` mean "would block"; :class:`InterruptedError` is
+        retried. Any other :class:`OSError` fails the queue (every pending
+        ``on_done`` gets that very object, owned buffers are released) and is
+        re-raised.
+
+        Raises:
+            OSError: the socket's fatal error, unchanged.
+        """
+        errors: Errors = None
+        while self._written != self._sent:
+            if self._tail:
+                self._seal()
+            try:
+                sent, offered = send_once(
+                    sock,
+                    self._segs,
+                    self._head_off,
+                    self._written - self._sent,
+                    self._max_gather,
+                )
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                if would_block(exc):
+                    break
+                fatal = exc
+            else:
+                errors = self._consume(sent, errors)
+                if sent < offered:
+                    break
+                continue
+            errors = self._break(fatal, errors)
+            if errors:
+                fatal.__context__ = group(errors)
+            raise fatal
+        if self._comps:
+            errors = self._dispatch(errors)
+        if errors:
+            raise_all(errors)
+        return self._written == self._sent
+
+    # -- ending --------------------------------------------------------------
+    def close(self) -> None:
+        """Refuse further writes; pending data can still be flushed.
+
+        The state becomes ``CLOSING``, then ``CLOSED`` once drained (at once if
+        nothing is pending). Closing a closed or failed queue does nothing.
+        """
+        if self._state is _OPEN:
+            self._move(Event.CLOSE)
+            if self._written == self._sent:
+                self._move(Event.DRAIN)
+
+    def fail(self, exc: BaseException) -> None:
+        """Drop pending data and fail every pending ``on_done`` with ``exc``.
+
+        Owned pooled buffers are released first. The queue ends ``FAILED``
+        unless it had already drained and closed (then this does nothing).
+
+        Raises:
+            TypeError: ``exc`` is not an exception instance.
+        """
+        if not isinstance(exc, BaseException):
+            raise TypeError(f"fail() needs an exception, not {type(exc).__name__!r}")
+        errors: Errors = None
+        if self._state is _OPEN or self._state is _CLOSING:
+            errors = self._break(exc, errors)
+        elif self._comps:
+            errors = self._dispatch(errors)
+        if errors:
+            raise_all(errors)
