@@ -1,0 +1,214 @@
+"""A Hypothesis state machine drives a BufferPool against a simple model."""
+
+from __future__ import annotations
+
+import itertools
+from bisect import bisect_left
+
+import attrs
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from bufkit import BufferPool, BufferReleasedError, PooledBuffer, PoolExhausted
+
+
+@attrs.define
+class Lent:
+    """A buffer the machine holds, the pattern it wrote, and its slab."""
+
+    buf: PooledBuffer
+    pattern: bytes
+    cls: int | None  # None: a heap fallback
+    slab: int | None
+
+
+def pattern_for(serial: int, size: int) -> bytes:
+    """A byte pattern no other lease of the run writes."""
+    unit = serial.to_bytes(4, "little")
+    return (unit * (size // 4 + 1))[:size]
+
+
+class PoolMachine(RuleBasedStateMachine):
+    """Acquire, write, release, trim and check stats against a model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lent: list[Lent] = []
+        self.released: list[PooledBuffer] = []
+        self.serial = itertools.count(1)
+        self.slabs: dict[int, tuple[int, int]] = {}  # id(memory) -> (class, chunks)
+        self.reserved = self.in_use = self.peak = 0
+        self.acquires = self.releases = self.heap = self.exhausted = 0
+
+    @initialize(
+        sizes=st.lists(
+            st.sampled_from([16, 32, 64, 100, 256]), min_size=1, max_size=3, unique=True
+        ),
+        slab_size=st.sampled_from([16, 64, 200, 512]),
+        max_bytes=st.none() | st.integers(0, 1500),
+        heap=st.booleans(),
+        poison=st.booleans(),
+        scrub=st.booleans(),
+        track=st.booleans(),
+        mmap=st.booleans(),
+    )
+    def make_pool(
+        self,
+        sizes: list[int],
+        slab_size: int,
+        max_bytes: int | None,
+        heap: bool,
+        poison: bool,
+        scrub: bool,
+        track: bool,
+        mmap: bool,
+    ) -> None:
+        """Build a small pool so that limits, slabs and fallbacks all come into play."""
+        self.sizes = sorted(sizes)
+        self.slab_size = slab_size
+        self.max_bytes = max_bytes
+        self.pool = BufferPool(
+            size_classes=sizes,
+            slab_size=slab_size,
+            max_bytes=max_bytes,
+            fallback="heap" if heap else "raise",
+            backing="mmap" if mmap else "bytearray",
+            poison=poison,
+            scrub=scrub,
+            track=track,
+        )
+
+    def chunks_of(self, cls: int) -> int:
+        """Chunks the model's slabs of ``cls`` hold."""
+        return sum(n for c, n in self.slabs.values() if c == cls)
+
+    def predict(self, size: int) -> tuple[str, int]:
+        """What acquire(size) should do: ('pooled'|'carve'|'fallback', class)."""
+        i = bisect_left(self.sizes, size)
+        if i == len(self.sizes):
+            return "fallback", size
+        cls = self.sizes[i]
+        if sum(1 for x in self.lent if x.cls == cls) < self.chunks_of(cls):
+            return "pooled", cls
+        count = max(1, self.slab_size // cls)
+        if self.max_bytes is not None:
+            count = min(count, (self.max_bytes - self.reserved) // cls)
+        return ("carve", cls) if count > 0 else ("fallback", cls)
+
+    @rule(size=st.integers(1, 600))
+    def acquire(self, size: int) -> None:
+        """Acquire, check the outcome against the model, write a fresh pattern."""
+        kind, cls = self.predict(size)
+        if kind == "fallback" and self.pool.fallback == "raise":
+            with pytest.raises(PoolExhausted):
+                self.pool.acquire(size)
+            self.exhausted += 1
+            return
+        buf = self.pool.acquire(size)
+        assert buf.size == cls
+        assert buf.is_heap == (kind == "fallback")
+        slab = None if buf.is_heap else id(buf.view.obj)
+        if kind == "carve":
+            assert slab not in self.slabs
+            count = max(1, self.slab_size // cls)
+            if self.max_bytes is not None:
+                count = min(count, (self.max_bytes - self.reserved) // cls)
+            self.slabs[slab] = (cls, count)  # type: ignore[index]
+            self.reserved += count * cls
+        elif kind == "pooled":
+            assert self.slabs[slab][0] == cls  # type: ignore[index]
+        self.heap += kind == "fallback"
+        pattern = pattern_for(next(self.serial), buf.size)
+        buf.view[:] = pattern
+        self.lent.append(Lent(buf, pattern, None if buf.is_heap else cls, slab))
+        self.acquires += 1
+        self.in_use += buf.size
+        self.peak = max(self.peak, self.in_use)
+
+    @precondition(lambda self: self.lent)
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        """Release one lent buffer, in any order."""
+        index = data.draw(st.integers(0, len(self.lent) - 1))
+        entry = self.lent.pop(index)
+        entry.buf.release()
+        self.released.append(entry.buf)
+        self.releases += 1
+        self.in_use -= entry.buf.size
+
+    @precondition(lambda self: self.lent)
+    @rule(data=st.data())
+    def rewrite(self, data: st.DataObject) -> None:
+        """Write a new pattern into a lent buffer."""
+        entry = data.draw(st.sampled_from(self.lent))
+        entry.pattern = pattern_for(next(self.serial), entry.buf.size)
+        entry.buf.view[:] = entry.pattern
+
+    @precondition(lambda self: self.released)
+    @rule(data=st.data())
+    def release_again(self, data: st.DataObject) -> None:
+        """A second release raises and changes nothing."""
+        buf = data.draw(st.sampled_from(self.released))
+        with pytest.raises(BufferReleasedError):
+            buf.release()
+        with pytest.raises(BufferReleasedError):
+            buf.view  # noqa: B018
+
+    @rule()
+    def trim(self) -> None:
+        """trim() frees exactly the model's slabs that hold no lent chunk."""
+        busy = {x.slab for x in self.lent}
+        idle = [slab for slab in self.slabs if slab not in busy]
+        expected = sum(c * n for c, n in (self.slabs.pop(s) for s in idle))
+        assert self.pool.trim() == expected
+        self.reserved -= expected
+
+    @invariant()
+    def patterns_intact(self) -> None:
+        """No two lent chunks overlap: each still holds its own pattern."""
+        for entry in getattr(self, "lent", []):
+            assert bytes(entry.buf.view) == entry.pattern
+
+    @invariant()
+    def stats_match_model(self) -> None:
+        """stats() agrees with the model, and max_bytes holds."""
+        if not hasattr(self, "pool"):
+            return
+        stats = self.pool.stats()
+        heap_lent = [x for x in self.lent if x.cls is None]
+        assert stats.buffers_in_use == len(self.lent)
+        assert stats.bytes_in_use == self.in_use
+        assert stats.peak_bytes_in_use == self.peak
+        assert stats.bytes_reserved == self.reserved
+        assert stats.slabs == len(self.slabs)
+        assert (stats.acquires, stats.releases) == (self.acquires, self.releases)
+        assert (stats.heap_fallbacks, stats.exhausted) == (self.heap, self.exhausted)
+        assert stats.heap_buffers_in_use == len(heap_lent)
+        assert stats.heap_bytes_in_use == sum(x.buf.size for x in heap_lent)
+        for cs in stats.per_class:
+            assert cs.chunks == self.chunks_of(cs.size)
+            assert cs.buffers_in_use == sum(1 for x in self.lent if x.cls == cs.size)
+        if self.max_bytes is not None:
+            assert stats.bytes_reserved <= self.max_bytes
+
+    def teardown(self) -> None:
+        """Releasing everything brings the pool back to zero in use."""
+        if not hasattr(self, "pool"):
+            return
+        for entry in self.lent:
+            entry.buf.release()
+        stats = self.pool.stats()
+        assert (stats.buffers_in_use, stats.bytes_in_use) == (0, 0)
+        assert stats.releases == stats.acquires
+        self.pool.trim()
+        assert self.pool.stats().bytes_reserved == 0
+
+
+TestPoolMachine = PoolMachine.TestCase
