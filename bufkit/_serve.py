@@ -49,14 +49,16 @@ def add_parser(
     parser.add_argument(
         "--workers", type=int, default=1, help="processes sharing the port"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log connections")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="do not log each connection"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until a stop signal; return the exit status."""
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.WARNING if args.quiet else logging.INFO,
         format=f"[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
     )
     if args.workers < 1:
@@ -97,12 +99,8 @@ def _worker(name: str, host: str, port: int, *, reuse_port: bool) -> int:
     signal.signal(signal.SIGUSR1, report)
     try:
         listener = loop.listen(host, port, _factory(name, loop), reuse_port=reuse_port)
-        bound_host, bound_port = listener.address
-        print(
-            f"bufkit serve {name}: pid {os.getpid()} listening on "
-            f"{bound_host}:{bound_port}",
-            flush=True,
-        )
+        where = "{}:{}".format(*listener.address)
+        _say(f"bufkit serve {name}: pid {os.getpid()} listening on {where}")
         loop.run_forever()
     except _Stop:
         pass
@@ -117,16 +115,21 @@ def _print_stats(loop: Loop) -> None:
     conns = loop.connections
     pending = sum(c.pending_bytes for c in conns)
     paused = sum(1 for c in conns if c.writing_paused)
-    print(
+    _say(
         f"bufkit serve: pid {os.getpid()} connections={len(conns)} "
         f"queued_bytes={pending} paused={paused} "
         f"pool_bytes_in_use={stats.bytes_in_use} "
         f"pool_buffers_in_use={stats.buffers_in_use} "
         f"pool_bytes_reserved={stats.bytes_reserved} "
         f"pool_peak_bytes_in_use={stats.peak_bytes_in_use} "
-        f"acquires={stats.acquires} heap_fallbacks={stats.heap_fallbacks}",
-        flush=True,
+        f"acquires={stats.acquires} heap_fallbacks={stats.heap_fallbacks}"
     )
+
+
+def _say(line: str) -> None:
+    """Write one whole line at once, so workers sharing stdout do not interleave."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _supervise(args: argparse.Namespace) -> int:

@@ -13,8 +13,10 @@ import bufkit
 
 PUBLIC_MODULES = [
     "bufkit",
+    "bufkit.adapters.selectors",
     "bufkit.errors",
     "bufkit.framing",
+    "bufkit.servers",
     "bufkit.testing",
     "bufkit.testing.strategies",
 ]

@@ -37,8 +37,7 @@ import socket
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final, Protocol, final
 
-from bufkit import BufferPool, PooledBuffer, ReadinessReader
-from bufkit._writequeue import WriteQueue
+from bufkit import BufferPool, PooledBuffer, ReadinessReader, WriteQueue
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -204,9 +203,16 @@ class _Gate:
         self._recv_into = sock.recv_into
 
     def recv_into(self, buffer: memoryview, /) -> int:
-        if self._conn._read_stopped:
+        conn = self._conn
+        if conn._read_stopped:
             raise BlockingIOError(errno.EAGAIN, "reading is paused")
-        return self._recv_into(buffer)
+        try:
+            return self._recv_into(buffer)
+        except (BlockingIOError, InterruptedError):
+            raise
+        except OSError as exc:  # tell the socket's errors from the protocol's
+            conn._recv_error = exc
+            raise
 
 
 InterestCallback = Callable[["Connection", Interest], object]
@@ -255,6 +261,7 @@ class Connection:
         "_queue",
         "_read_stopped",
         "_reader",
+        "_recv_error",
         "_sock",
         "_state",
         "_write_armed",
@@ -295,6 +302,7 @@ class Connection:
         self._eof = False
         self._read_stopped = True
         self._error: BaseException | None = None
+        self._recv_error: OSError | None = None
         self._bytes_received = 0
         self._bytes_written = 0
         self._flushes = 0
@@ -388,11 +396,11 @@ class Connection:
         self._in_event = True
         try:
             self._reader.on_readable(self._gate)
-        except OSError as exc:
-            self._in_event = False
-            self._abort(exc)
-            return
         except Exception as exc:
+            if exc is self._recv_error:
+                self._in_event = False
+                self._abort(exc)
+                return
             self._error = exc
         self._end_event()
 
@@ -401,7 +409,6 @@ class Connection:
         if self._state is _S.CLOSED:
             return
         self._in_event = True
-        self._flush()
         self._end_event()
 
     def take_buffer(self) -> PooledBuffer:

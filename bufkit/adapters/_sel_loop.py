@@ -158,6 +158,8 @@ class Listener:
                 continue
             self._backoff = 0.0
             self.accepted += 1
+            if LOGGER.isEnabledFor(logging.INFO):
+                LOGGER.info("accepted %s on %s", _addr, self.address)
             self._loop._adopt(sock, self._factory)
 
     def _back_off(self, exc: OSError) -> None:
@@ -408,6 +410,7 @@ class Loop:
             self._registered.discard(conn)
         if conn.closed:
             del self._connections[conn]
+            LOGGER.info("closed %r after %d bytes in", conn, conn.bytes_received)
 
     # -- callbacks ----------------------------------------------------------
 

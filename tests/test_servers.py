@@ -1,0 +1,135 @@
+"""The reference protocols of ``bufkit.servers`` over fake sockets."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bufkit import BufferPool
+from bufkit.adapters.selectors import Connection
+from bufkit.servers import (
+    FANOUT_REPLIES,
+    FANOUT_REPLY_SIZE,
+    Discard,
+    Echo,
+    Fanout,
+    LineEcho,
+)
+from bufkit.testing import Deliver, Eof, FakeSocket, RecvStep, WouldBlock
+from tests.adapters._selectors_support import Driver
+
+
+def _reading(conn: Connection) -> bool:
+    return conn.reading
+
+
+def _sends(sock: FakeSocket) -> int:
+    return sum(1 for call in sock.calls if call.op in ("sendmsg", "send"))
+
+
+def test_echo_returns_every_byte_and_every_buffer() -> None:
+    """Echo sends back exactly what came in; the pool ends with nothing lent."""
+    pool = BufferPool()
+    data = bytes(range(256)) * 100
+    sock = FakeSocket(recv=[Deliver(data), Eof()])
+    driver = Driver(sock, Echo(), pool)
+    driver.conn.start()
+    driver.run(lambda: driver.conn.closed)
+    assert sock.wire == data
+    assert pool.stats().buffers_in_use == 0
+
+
+def test_echo_pauses_reading_while_the_peer_does_not_read() -> None:
+    """Above the high watermark Echo stops reading; below the low one it resumes."""
+    pool = BufferPool()
+    sock = FakeSocket(after_send="block", recv=[Deliver(b"e" * 8192)])
+    driver = Driver(sock, Echo(), pool, high_water=4096, low_water=1024)
+    driver.conn.start()
+    driver.step()
+    assert driver.conn.writing_paused
+    assert not driver.conn.reading
+    sock.after_send = "accept"
+    driver.step()
+    assert _reading(driver.conn)
+    driver.conn.abort()
+    assert pool.stats().buffers_in_use == 0
+
+
+def test_discard_reads_and_writes_nothing() -> None:
+    """Discard consumes the stream and never sends."""
+    pool = BufferPool()
+    sock = FakeSocket(recv=[Deliver(b"z" * 5000), Eof()])
+    driver = Driver(sock, Discard(), pool)
+    driver.conn.start()
+    driver.run(lambda: driver.conn.closed)
+    assert driver.conn.bytes_received == 5000
+    assert sock.wire == b""
+    assert pool.stats().buffers_in_use == 0
+
+
+@pytest.mark.parametrize("requests", [1, 3])
+def test_fanout_replies_32_writes_per_byte_in_one_send(requests: int) -> None:
+    """Each request byte gets 32 writes of 100 bytes, all in one send call."""
+    sock = FakeSocket(recv=[Deliver(b"?" * requests)])
+    driver = Driver(sock, Fanout(), BufferPool())
+    driver.conn.start()
+    driver.step()
+    assert len(sock.wire) == requests * FANOUT_REPLIES * FANOUT_REPLY_SIZE
+    assert _sends(sock) == 1
+    driver.conn.abort()
+
+
+def test_line_echo_echoes_lines_split_anywhere() -> None:
+    """LineEcho echoes whole lines, whatever the read boundaries."""
+    pool = BufferPool()
+    recv: list[RecvStep] = [Deliver(b"hel"), WouldBlock(), Deliver(b"lo\nwor")]
+    recv += [Deliver(b"ld\n\n"), Eof()]
+    sock = FakeSocket(recv=recv)
+    driver = Driver(sock, LineEcho(pool), pool)
+    driver.conn.start()
+    driver.run(lambda: driver.conn.closed)
+    assert sock.wire == b"hello\nworld\n\n"
+    assert pool.stats().buffers_in_use == 0
+
+
+@given(
+    lines=st.lists(
+        st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"")), max_size=8
+    ),
+    cuts=st.lists(st.integers(1, 50), min_size=1, max_size=20),
+)
+def test_line_echo_with_arbitrary_splits(lines: list[bytes], cuts: list[int]) -> None:
+    """Byte-exact line echo for any read split; a partial tail line is dropped."""
+    stream = b"".join(line + b"\n" for line in lines) + b"tail"
+    recv: list[RecvStep] = []
+    pos = 0
+    i = 0
+    while pos < len(stream):
+        size = cuts[i % len(cuts)]
+        recv.append(Deliver(stream[pos : pos + size]))
+        pos += size
+        i += 1
+    recv.append(Eof())
+    pool = BufferPool()
+    sock = FakeSocket(recv=recv)
+    driver = Driver(sock, LineEcho(pool), pool)
+    driver.conn.start()
+    driver.run(lambda: driver.conn.closed, max_steps=5000)
+    assert sock.wire == stream[: -len(b"tail")]
+    assert pool.stats().buffers_in_use == 0
+
+
+def test_line_echo_aborts_on_a_line_too_long(caplog: pytest.LogCaptureFixture) -> None:
+    """A line past ``max_line`` aborts the connection with the framing error."""
+    pool = BufferPool()
+    sock = FakeSocket(recv=[Deliver(b"a" * 100)])
+    driver = Driver(sock, LineEcho(pool, max_line=10), pool)
+    driver.conn.start()
+    with caplog.at_level(logging.ERROR, logger="bufkit.adapters.selectors"):
+        driver.step()
+    assert driver.conn.closed
+    assert "FrameTooLarge" in caplog.text
+    assert pool.stats().buffers_in_use == 0
