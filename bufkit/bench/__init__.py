@@ -1,0 +1,13 @@
+"""The side-by-side benchmark suite behind ``bufkit bench``.
+
+Each contender (bufkit on its own loop and on asyncio, and the peers users
+would pick instead: plain asyncio, a 64 KiB-per-connection
+:class:`asyncio.BufferedProtocol`, uvloop and Twisted) runs as a server in a
+process of its own; an efficient load client runs in another. Nothing here is
+imported by ``import bufkit``: the suite needs the ``bench`` extra
+(``pip install 'bufkit[bench]'``).
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,245 @@
+"""The load client: ``python -m bufkit.bench._client JSON``.
+
+Raw non-blocking sockets on ``epoll`` (``poll`` elsewhere), no framework and
+no per-message objects, so that one Python process can keep one server
+process busy. The job (JSON on the command line) names the ``mode``
+(``idle``, ``echo`` or ``fanout``), ``port``, ``connections``, message
+``size`` and pipelining ``window`` (messages or requests in flight per
+connection).
+
+The client connects every connection (at most :data:`CONNECT_BATCH` pending
+at a time, so the server's backlog never drops a SYN) and prints
+``CONNECTED``. Then it obeys stdin:
+
+* idle mode: ``roundtrip`` sends one byte on every connection and waits for
+  it to come back (``ROUNDTRIP``); ``close`` or end of input closes all.
+* load modes run the load from ``CONNECTED`` on; ``mark`` prints
+  ``MARK {t, bytes, cpu}`` (bytes received so far, own CPU seconds) and
+  ``stop`` or end of input prints ``RESULT`` and closes all.
+
+Any socket error or unexpected EOF prints ``ERROR {message}`` and exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from typing import Final
+
+from bufkit.bench._wire import FANOUT_RESPONSE, dump_line, raise_nofile_limit
+
+__all__ = ["main"]
+
+CONNECT_BATCH: Final = 256
+_IN: Final = select.POLLIN
+_OUT: Final = select.POLLOUT
+_STDIN: Final = 0
+
+
+class _Poller:
+    """``epoll`` where there is one, ``poll`` elsewhere, with one API."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._poll = select.poll() if self._epoll is None else None
+
+    def register(self, fd: int, mask: int) -> None:
+        if self._epoll is not None:
+            self._epoll.register(fd, mask)
+        elif self._poll is not None:
+            self._poll.register(fd, mask)
+
+    def modify(self, fd: int, mask: int) -> None:
+        if self._epoll is not None:
+            self._epoll.modify(fd, mask)
+        elif self._poll is not None:
+            self._poll.modify(fd, mask)
+
+    def poll(self, timeout: float) -> list[tuple[int, int]]:
+        if self._epoll is not None:
+            return self._epoll.poll(timeout)
+        assert self._poll is not None
+        return self._poll.poll(int(timeout * 1000))
+
+
+class _Fatal(Exception):
+    """A connection failed: the run is void."""
+
+
+def _emit(tag: str, payload: object) -> None:
+    os.write(1, dump_line(tag, payload).encode())
+
+
+def _connect_all(host: str, port: int, count: int) -> dict[int, socket.socket]:
+    """Open ``count`` connections, ``CONNECT_BATCH`` in flight at most."""
+    socks: dict[int, socket.socket] = {}
+    pending: dict[int, socket.socket] = {}
+    poller = _Poller()
+    deadline = time.monotonic() + 30 + count / 100
+    try:
+        while len(socks) < count:
+            while len(pending) < CONNECT_BATCH and len(socks) + len(pending) < count:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                pending[sock.fileno()] = sock
+                sock.connect_ex((host, port))
+                poller.register(sock.fileno(), _OUT)
+            if time.monotonic() > deadline:
+                raise _Fatal(f"connecting timed out ({len(socks)} of {count})")
+            for fd, _ in poller.poll(1.0):
+                sock = pending.pop(fd)
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    sock.close()
+                    raise _Fatal(f"connect failed: {os.strerror(err)}")
+                poller.modify(fd, 0)
+                socks[fd] = sock
+    except BaseException:
+        for sock in [*socks.values(), *pending.values()]:
+            sock.close()
+        raise
+    return socks
+
+
+class _Commands:
+    """Lines from stdin, read without blocking the load loop."""
+
+    def __init__(self) -> None:
+        self._partial = b""
+        self.closed = False
+
+    def read(self) -> list[str]:
+        data = os.read(_STDIN, 4096)
+        if not data:
+            self.closed = True
+            return []
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        return [line.decode().strip() for line in lines]
+
+
+def _roundtrip(socks: dict[int, socket.socket]) -> float:
+    """Send one byte on every connection and wait for every echo."""
+    start = time.monotonic()
+    poller = _Poller()
+    for fd, sock in socks.items():
+        sock.send(b"r")
+        poller.register(fd, _IN)
+    waiting = set(socks)
+    buf = bytearray(16)
+    while waiting:
+        if time.monotonic() - start > 60:
+            raise _Fatal(f"round trip timed out ({len(waiting)} waiting)")
+        for fd, _ in poller.poll(1.0):
+            if socks[fd].recv_into(buf) == 0:
+                raise _Fatal("server closed a connection")
+            waiting.discard(fd)
+            poller.modify(fd, 0)
+    return time.monotonic() - start
+
+
+def _run_idle(socks: dict[int, socket.socket]) -> None:
+    commands = _Commands()
+    while not commands.closed:
+        for command in commands.read():
+            if command == "roundtrip":
+                _emit("ROUNDTRIP", {"seconds": _roundtrip(socks)})
+            elif command == "close":
+                return
+
+
+def _run_load(
+    socks: dict[int, socket.socket], mode: str, size: int, window: int
+) -> int:
+    """Keep ``window`` messages in flight on every connection until ``stop``."""
+    fanout = mode == "fanout"
+    limit = window if fanout else window * size
+    payload = memoryview(b"r" * limit)
+    sent = dict.fromkeys(socks, 0)
+    received = dict.fromkeys(socks, 0)
+    armed: set[int] = set()
+    poller = _Poller()
+    poller.register(_STDIN, _IN)
+    for fd in socks:
+        poller.register(fd, _IN)
+    buf = memoryview(bytearray(1 << 18))
+    total = 0
+    commands = _Commands()
+
+    def top_up(fd: int, sock: socket.socket) -> None:
+        if fanout:
+            room = limit - (sent[fd] - received[fd] // FANOUT_RESPONSE)
+        else:
+            room = limit - (sent[fd] - received[fd])
+            room -= room % size
+        if room <= 0:
+            return
+        try:
+            n = sock.send(payload[:room])
+        except BlockingIOError:
+            n = 0
+        sent[fd] += n
+        if n < room and fd not in armed:
+            armed.add(fd)
+            poller.modify(fd, _IN | _OUT)
+        elif n == room and fd in armed:
+            armed.discard(fd)
+            poller.modify(fd, _IN)
+
+    for fd, sock in socks.items():
+        top_up(fd, sock)
+    while True:
+        for fd, events in poller.poll(1.0):
+            if fd == _STDIN:
+                for command in commands.read():
+                    if command == "mark":
+                        mark = {"t": time.monotonic(), "bytes": total}
+                        _emit("MARK", mark | {"cpu": time.process_time()})
+                    elif command == "stop":
+                        return total
+                if commands.closed:
+                    return total
+                continue
+            sock = socks[fd]
+            if events & _IN:
+                n = sock.recv_into(buf)
+                if n == 0:
+                    raise _Fatal("server closed a connection")
+                received[fd] += n
+                total += n
+            top_up(fd, sock)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the job given as JSON in ``argv[0]``; return the exit status."""
+    job = json.loads((sys.argv[1:] if argv is None else argv)[0])
+    raise_nofile_limit()
+    socks: dict[int, socket.socket] = {}
+    try:
+        socks = _connect_all(
+            job.get("host", "127.0.0.1"), job["port"], job["connections"]
+        )
+        _emit("CONNECTED", {"n": len(socks), "t": time.monotonic()})
+        if job["mode"] == "idle":
+            _run_idle(socks)
+            total = 0
+        else:
+            total = _run_load(socks, job["mode"], job.get("size", 1), job["window"])
+    except (_Fatal, OSError) as exc:
+        _emit("ERROR", {"message": f"{type(exc).__name__}: {exc}"})
+        return 1
+    finally:
+        for sock in socks.values():
+            sock.close()
+    _emit("RESULT", {"bytes": total, "cpu": time.process_time(), "t": time.monotonic()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

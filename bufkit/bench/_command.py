@@ -1,0 +1,181 @@
+"""``bufkit bench``: the subcommand, its options and its progress display."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from bufkit.bench._config import SCENARIOS, BenchConfig
+
+__all__ = ["add_parser", "run_command"]
+
+_EPILOG = """\
+Each contender is a server in its own process; a load client runs in another.
+Contenders whose module or optional dependency is missing are skipped with a
+reason. Install everything with: pip install 'bufkit[bench]'.
+"""
+
+
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add the ``bench`` subcommand to the ``bufkit`` command."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="run the side-by-side benchmark suite (quick by default)",
+        description="Measure bufkit against asyncio, uvloop and Twisted, side by side.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="1k and 10k idle, the whole echo grid"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SCENARIOS,
+        metavar="SCENARIO",
+        help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--contender",
+        action="append",
+        metavar="NAME",
+        help="run only this contender (repeatable; default: all)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="write every figure as JSON")
+    parser.add_argument(
+        "--plot", metavar="FILE.png", help="draw the figures (matplotlib)"
+    )
+    parser.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="measuring window per cell"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        action="append",
+        metavar="N",
+        help="idle connection count (repeatable; default 1000, with --full 1000 10000)",
+    )
+    parser.add_argument(
+        "--no-strace", action="store_true", help="do not count syscalls with strace"
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="list the contenders and whether they run"
+    )
+    parser.set_defaults(handler=run_command)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    """Return the run's configuration from the parsed options."""
+    import attrs
+
+    config = BenchConfig.full() if args.full else BenchConfig.quick()
+    changes: dict[str, Any] = {}
+    if args.only:
+        changes["scenarios"] = tuple(s for s in SCENARIOS if s in args.only)
+    if args.contender:
+        changes["contenders"] = tuple(args.contender)
+    if args.duration is not None:
+        changes["duration"] = args.duration
+    if args.connections:
+        changes["idle_connections"] = tuple(args.connections)
+    if args.no_strace:
+        changes["strace"] = False
+    return attrs.evolve(config, **changes)
+
+
+def _list_contenders() -> int:
+    from bufkit.bench import _contenders
+
+    for contender in _contenders.CONTENDERS:
+        reason = _contenders.skip_reason(contender)
+        status = "ready" if reason is None else f"skipped: {reason}"
+        print(f"{contender.name:22} {contender.label:38} {status}")
+    return 0
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run ``bufkit bench`` with parsed ``args``; return the exit status."""
+    if args.list:
+        return _list_contenders()
+    try:
+        from rich.console import Console
+    except ImportError:
+        print(
+            "bufkit bench needs the bench extra: pip install 'bufkit[bench]'",
+            file=sys.stderr,
+        )
+        return 2
+    from bufkit.bench import _contenders
+
+    known = {c.name for c in _contenders.CONTENDERS}
+    unknown = sorted(set(args.contender or ()) - known)
+    if unknown:
+        print(
+            f"unknown contender {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}",
+            file=sys.stderr,
+        )
+        return 2
+    config = config_from_args(args)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)
+    try:
+        report = execute(config, console)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted: every server and client was ended[/red]")
+        return 130
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(report, file, indent=2)
+        console.print(f"figures written to {args.json}")
+    if args.plot:
+        from bufkit.bench._plot import plot
+
+        plot(report, args.plot)
+        console.print(f"plot written to {args.plot}")
+    return 0
+
+
+def execute(config: BenchConfig, console: Any) -> dict[str, Any]:
+    """Run the bench with a progress display on ``console``; print the tables."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import Progress as RichProgress
+
+    from bufkit.bench._report import render
+    from bufkit.bench._runner import run
+    from bufkit.bench._targets import evaluate
+
+    columns = (
+        TextColumn("[bold]{task.fields[scenario]:>7}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
+    with RichProgress(*columns, console=console, transient=False) as bars:
+        tasks: dict[str, Any] = {}
+
+        def progress(scenario: str, description: str, done: int, total: int) -> None:
+            if scenario not in tasks:
+                tasks[scenario] = bars.add_task(
+                    description, total=total, scenario=scenario
+                )
+            bars.update(
+                tasks[scenario], description=description, completed=done, total=total
+            )
+
+        report = run(config, progress)
+    report["targets"] = evaluate(report["scenarios"])
+    render(report, console)
+    return report

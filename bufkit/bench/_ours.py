@@ -1,0 +1,156 @@
+"""The bufkit contenders, on the adapters' public APIs.
+
+* ``bufkit-selectors``: :class:`bufkit.servers.Echo` and
+  :class:`bufkit.servers.Fanout` on the ready-made selectors ``Loop``; echo
+  forwards each pooled read buffer to the write queue by ownership (no copy)
+  and fanout's 32 writes of one event leave in one ``sendmsg``.
+* ``bufkit-stream`` (and ``-uvloop``): the asyncio readiness stream in
+  protocol mode; echo writes the received view (the queue copies it, as it
+  does any writable buffer).
+* ``bufkit-pooled`` (and ``-uvloop``): :class:`PooledProtocol`, reads into
+  pooled chunks, writes through the loop's own transport (``bytes(view)``,
+  as its docs require).
+
+Each imports its adapter only when started, so a missing adapter makes that
+contender skip (the server process reports the ``ImportError``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, cast
+
+from bufkit.bench._peers import listen_port, new_loop
+from bufkit.bench._wire import (
+    BACKLOG,
+    FANOUT_CHUNK,
+    FANOUT_WRITES,
+    ContenderUnavailable,
+    Served,
+)
+
+if TYPE_CHECKING:
+    from bufkit import BufferPool
+    from bufkit.adapters.asyncio import Connection as StreamConnection
+
+__all__ = ["serve"]
+
+_CHUNK: Final = b"x" * FANOUT_CHUNK
+
+
+def _pool() -> BufferPool:
+    from bufkit import BufferPool
+
+    return BufferPool()
+
+
+def _in_use(pool: BufferPool) -> Callable[[], int | None]:
+    return lambda: pool.stats().bytes_in_use
+
+
+def serve_selectors(host: str) -> Served:
+    """Start ``bufkit.servers.Echo`` and ``Fanout`` on the selectors ``Loop``."""
+    from bufkit.adapters.selectors import Loop
+    from bufkit.servers import Echo, Fanout
+
+    pool = _pool()
+    loop = Loop(pool=pool)
+    echo = loop.listen(host, 0, Echo, backlog=BACKLOG)
+    fanout = loop.listen(host, 0, Fanout, backlog=BACKLOG)
+    return Served(
+        echo_port=echo.address[1],
+        fanout_port=fanout.address[1],
+        run_forever=loop.run_forever,
+        pool_bytes=_in_use(pool),
+    )
+
+
+def serve_stream(host: str, *, use_uvloop: bool) -> Served:
+    """Start the asyncio readiness stream (protocol mode) on a new loop."""
+    from bufkit.adapters.asyncio import StreamProtocol, start_server
+
+    class Echo(StreamProtocol):
+        conn: StreamConnection
+
+        def connection_made(self, conn: StreamConnection) -> None:
+            self.conn = conn
+
+        def data_received(self, view: memoryview) -> None:
+            self.conn.write(view)
+
+    class Fanout(Echo):
+        def data_received(self, view: memoryview) -> None:
+            write = self.conn.write
+            for _ in range(len(view) * FANOUT_WRITES):
+                write(_CHUNK)
+
+    loop = new_loop(use_uvloop)
+    pool = _pool()
+
+    def listen(factory: type[StreamProtocol]) -> int:
+        server = loop.run_until_complete(
+            start_server(factory, host, 0, pool=pool, backlog=BACKLOG)
+        )
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+
+    return Served(
+        echo_port=listen(Echo),
+        fanout_port=listen(Fanout),
+        run_forever=loop.run_forever,
+        pool_bytes=_in_use(pool),
+    )
+
+
+def serve_pooled(host: str, *, use_uvloop: bool) -> Served:
+    """Start ``PooledProtocol`` servers (transport writes) on a new loop."""
+    from bufkit.adapters.asyncio import PooledProtocol
+
+    class Echo(PooledProtocol):
+        write: Callable[[bytes], object]
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self.write = cast(asyncio.Transport, transport).write
+
+        def data_received(self, view: memoryview) -> None:
+            self.write(bytes(view))
+
+    class Fanout(Echo):
+        def data_received(self, view: memoryview) -> None:
+            write = self.write
+            for _ in range(len(view) * FANOUT_WRITES):
+                write(_CHUNK)
+
+    loop = new_loop(use_uvloop)
+    pool = _pool()
+
+    def listen(protocol: type[Echo]) -> int:
+        server = loop.run_until_complete(
+            loop.create_server(lambda: protocol(pool), host, 0, backlog=BACKLOG)
+        )
+        return listen_port(server)
+
+    return Served(
+        echo_port=listen(Echo),
+        fanout_port=listen(Fanout),
+        run_forever=loop.run_forever,
+        pool_bytes=_in_use(pool),
+    )
+
+
+def serve(name: str, host: str) -> Served:
+    """Start bufkit contender ``name`` on ``host``.
+
+    Raises:
+        ContenderUnavailable: the contender is unknown or cannot run here.
+        ImportError: the adapter it needs is not importable.
+    """
+    if name == "bufkit-selectors":
+        return serve_selectors(host)
+    if name in ("bufkit-stream", "bufkit-stream-uvloop"):
+        return serve_stream(host, use_uvloop=name.endswith("-uvloop"))
+    if name in ("bufkit-pooled", "bufkit-pooled-uvloop"):
+        return serve_pooled(host, use_uvloop=name.endswith("-uvloop"))
+    raise ContenderUnavailable(f"{name} has no server in this version of bufkit")

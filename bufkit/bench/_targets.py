@@ -1,0 +1,204 @@
+"""The issue's performance targets, checked against a run's figures.
+
+Targets are reported, never asserted: a missed target is a finding with a
+margin ("1.3x the budget"), not a failure of the bench.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Final
+
+__all__ = ["evaluate"]
+
+Row = dict[str, Any]
+
+_KB: Final = 1000
+_FRAMEWORK_PEERS: Final = ("asyncio", "uvloop", "twisted")
+#: The contenders whose writes go through bufkit's write queue (PooledProtocol
+#: writes through the loop's own transport, so the fanout targets are not its).
+_QUEUE_WRITERS: Final = ("bufkit-selectors", "bufkit-stream", "bufkit-stream-uvloop")
+_LINEAR: Final = 2.0
+
+
+def _ok(rows: list[Row]) -> list[Row]:
+    return [r for r in rows if "error" not in r]
+
+
+def _find(rows: list[Row], contender: str, **key: object) -> Row | None:
+    for row in rows:
+        if row["contender"] == contender and all(
+            row.get(k) == v for k, v in key.items()
+        ):
+            return row
+    return None
+
+
+def _target(name: str, contender: str, measured: str, hit: bool, margin: str) -> Row:
+    return {
+        "target": name,
+        "contender": contender,
+        "measured": measured,
+        "hit": hit,
+        "margin": margin,
+    }
+
+
+def _bufkit(rows: list[Row]) -> list[str]:
+    seen = [r["contender"] for r in rows if r["contender"].startswith("bufkit")]
+    return list(dict.fromkeys(seen))
+
+
+def _idle(rows: list[Row]) -> Iterator[Row]:
+    rows = _ok(rows)
+    if not rows:
+        return
+    n = max(r["connections"] for r in rows)
+    peers = [
+        r for r in rows if r["connections"] == n and r["contender"] in _FRAMEWORK_PEERS
+    ]
+    best_peer = min((r["rss_per_conn"] for r in peers), default=None)
+    for name in _bufkit(rows):
+        row = _find(rows, name, connections=n)
+        if row is None:
+            continue
+        pool = row["pool_bytes_idle"]
+        if pool is not None:
+            yield _target(
+                "pool bytes held by idle connections = 0",
+                name,
+                f"{pool} B at {n} conns",
+                pool == 0,
+                f"{pool} B",
+            )
+        rss = row["rss_per_conn"]
+        yield _target(
+            f"RSS per idle connection <= 1 KB ({n} conns)",
+            name,
+            f"{rss / _KB:.2f} KB",
+            rss <= _KB,
+            f"{rss / _KB:.2f}x the budget",
+        )
+        if best_peer is not None:
+            yield _target(
+                "RSS per idle connection below every framework peer",
+                name,
+                f"{rss / _KB:.2f} KB vs best peer {best_peer / _KB:.2f} KB",
+                rss < best_peer,
+                f"{rss / best_peer:.2f}x the best peer",
+            )
+
+
+def _fanout(rows: list[Row]) -> Iterator[Row]:
+    rows = _ok(rows)
+    if not rows:
+        return
+    conns = rows[0]["connections"]
+    asyncio_row = _find(rows, "asyncio", connections=conns)
+    twisted_row = _find(rows, "twisted", connections=conns)
+    for name in _bufkit(rows):
+        row = _find(rows, name, connections=conns)
+        if row is None or name not in _QUEUE_WRITERS:
+            continue
+        sends = row.get("send_calls_per_response")
+        total = row.get("syscalls_per_response")
+        if sends is not None and total is not None:
+            yield _target(
+                "<= 1.1 send calls per fanout response",
+                name,
+                f"{sends:.2f}",
+                sends <= 1.1,
+                f"{sends / 1.1:.2f}x the budget",
+            )
+            yield _target(
+                "about 3 syscalls per fanout response (<= 3.5)",
+                name,
+                f"{total:.2f}",
+                total <= 3.5,
+                f"{total / 3:.2f}x the budget",
+            )
+        rate = row["responses_per_s"]
+        if twisted_row is not None:
+            other = twisted_row["responses_per_s"]
+            yield _target(
+                f"fanout responses/s above Twisted ({conns} conns)",
+                name,
+                f"{rate:,.0f} vs {other:,.0f}",
+                rate > other,
+                f"{rate / other:.2f}x Twisted",
+            )
+        if asyncio_row is not None:
+            ratio = rate / asyncio_row["responses_per_s"]
+            yield _target(
+                f"fanout responses/s >= 3.5x asyncio ({conns} conns)",
+                name,
+                f"{ratio:.2f}x",
+                ratio >= 3.5,
+                f"{ratio / 3.5:.2f}x the target",
+            )
+
+
+def _echo(rows: list[Row]) -> Iterator[Row]:
+    rows = _ok(rows)
+    pairs = [
+        ("bufkit-stream-uvloop", "uvloop", (4096, 65536)),
+        ("bufkit-selectors", "asyncio", None),
+    ]
+    for ours, peer, sizes in pairs:
+        for row in rows:
+            if row["contender"] != ours or (sizes and row["size"] not in sizes):
+                continue
+            other = _find(rows, peer, connections=row["connections"], size=row["size"])
+            if other is None:
+                continue
+            ratio = row["mb_per_s"] / other["mb_per_s"]
+            cell = f"{row['connections']} conn x {row['size']} B"
+            yield _target(
+                f"echo >= {peer} ({cell})",
+                ours,
+                f"{ratio:.2f}x {peer}",
+                ratio >= 1.0,
+                f"{ratio:.2f}x",
+            )
+
+
+def _micro(rows: list[Row]) -> Iterator[Row]:
+    for shape in ("1 write", "64 KiB writes"):
+        small = _drain(rows, 4, shape)
+        large = _drain(rows, 64, shape)
+        if small is None or large is None:
+            continue
+        growth = large["bufkit_ns"] / small["bufkit_ns"]
+        yield _target(
+            f"queue drain linear, {shape} (cost per call, 4 -> 64 MiB)",
+            "WriteQueue",
+            f"{growth:.2f}x per call (quadratic: 16x)",
+            growth <= _LINEAR,
+            f"{growth:.2f}x",
+        )
+        yield _target(
+            f"queue drain vs bytearray + del at 64 MiB, {shape} (reported)",
+            "WriteQueue",
+            f"{large['ratio']:.2f}x",
+            True,
+            f"{large['ratio']:.2f}x",
+        )
+
+
+def _drain(rows: list[Row], mib: int, shape: str) -> Row | None:
+    for row in rows:
+        name = row.get("name", "")
+        if name.startswith(f"drain {mib} MiB,") and "error" not in row:
+            one = ", 1 write," in name
+            if one == (shape == "1 write"):
+                return row
+    return None
+
+
+def evaluate(scenarios: dict[str, list[Row]]) -> list[Row]:
+    """Return one row per target that this run's figures can judge."""
+    checks = {"idle": _idle, "fanout": _fanout, "echo": _echo, "micro": _micro}
+    targets: list[Row] = []
+    for scenario, check in checks.items():
+        targets.extend(check(scenarios.get(scenario, [])))
+    return targets
