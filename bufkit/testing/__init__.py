@@ -14,6 +14,7 @@ from bufkit.testing._errors import (
 )
 from bufkit.testing._fakebase import IOV_MAX
 from bufkit.testing._fakesocket import FakeSocket
+from bufkit.testing._ledger import Ledger
 from bufkit.testing._pair import fake_socketpair
 from bufkit.testing._random import (
     random_cuts,
@@ -21,6 +22,7 @@ from bufkit.testing._random import (
     random_send_schedule,
 )
 from bufkit.testing._records import Call, format_transcript
+from bufkit.testing._recvcheck import Receiver, check_receiver, check_receiver_example
 from bufkit.testing._schedule import (
     ERRNO_CATALOGUE,
     RECV_FAULTS,
@@ -37,6 +39,7 @@ from bufkit.testing._schedule import (
     WouldBlock,
     format_schedule,
 )
+from bufkit.testing._sendcheck import Sender, check_sender, check_sender_example
 
 __all__ = [
     "ERRNO_CATALOGUE",
@@ -54,11 +57,18 @@ __all__ = [
     "Fail",
     "FakeSocket",
     "Interrupt",
+    "Ledger",
+    "Receiver",
     "RecvStep",
     "SendStep",
+    "Sender",
     "Short",
     "StepBudgetExceeded",
     "WouldBlock",
+    "check_receiver",
+    "check_receiver_example",
+    "check_sender",
+    "check_sender_example",
     "fake_socketpair",
     "format_schedule",
     "format_transcript",
@@ -70,7 +80,9 @@ __all__ = [
 # Document every name under its public path (``bufkit.testing.FakeSocket``).
 for _obj in (
     Accept, AcceptAll, BusyLoopError, Call, CheckFailed, DeadlockError, Deliver,
-    Eof, Fail, FakeSocket, Interrupt, Short, StepBudgetExceeded, WouldBlock,
+    Eof, Fail, FakeSocket, Interrupt, Ledger, Receiver, Sender, Short,
+    StepBudgetExceeded, WouldBlock, check_receiver, check_receiver_example,
+    check_sender, check_sender_example,
     fake_socketpair, format_schedule, format_transcript, random_cuts,
     random_recv_schedule, random_send_schedule,
 ):  # fmt: skip

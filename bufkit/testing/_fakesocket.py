@@ -121,6 +121,7 @@ class FakeSocket(FakeSocketBase):
         if self._peer is not None:
             self._peer._inbox += accepted
         self._calls.append(Call(op, size, len(views), n, None, step))
+        self._eagain["send"] = False
         return n
 
     def _next_send_step(
@@ -210,4 +211,5 @@ class FakeSocket(FakeSocketBase):
     ) -> bytes:
         self._received += data
         self._calls.append(Call(op, size, 1, len(data), None, step))
+        self._eagain["recv"] = False
         return data

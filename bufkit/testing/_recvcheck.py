@@ -1,0 +1,231 @@
+"""``check_receiver``: feed a user's receiver hostile chunkings, judge it.
+
+Theory of operation: the messages are encoded (``encode``, or sent as a plain
+byte stream) and delivered by a receive schedule that cuts the stream at drawn
+points, with ``EAGAIN`` between chunks and end of file or a reset at the end.
+The driver calls ``on_readable`` while the fake has something scheduled, like a
+level-triggered readiness loop; the receiver reports what it decoded through
+``on_message`` and end of file through ``on_eof``. The verdict compares
+messages out with messages in. Cost: one fake and O(bytes) per example.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from bufkit.testing._errors import BusyLoopError, CheckFailed, StepBudgetExceeded
+from bufkit.testing._fakesocket import FakeSocket
+from bufkit.testing._ledger import Ledger
+from bufkit.testing._schedule import Deliver, RecvStep, format_schedule
+from bufkit.testing._sendcheck import _escaped_hint, _report
+
+__all__ = ["Receiver", "check_receiver", "check_receiver_example"]
+
+_IDLE_LIMIT = 3
+_QUIET = (None, errno.EAGAIN, errno.EINTR)
+
+
+class Receiver(Protocol):
+    """What :func:`check_receiver` drives: your reader, wrapped around a socket.
+
+    Build it with ``make_receiver(sock, on_message, on_eof)``; call
+    ``on_message(data)`` for each decoded message (or each chunk, for a plain
+    byte stream) and ``on_eof()`` once at end of file. Socket errors must
+    propagate out of ``on_readable``.
+    """
+
+    def on_readable(self) -> object:
+        """The socket is readable: receive and decode."""
+        ...
+
+
+MakeReceiver = Callable[
+    [FakeSocket, Callable[[bytes], object], Callable[[], object]], Receiver
+]
+
+
+def check_receiver_example(
+    make_receiver: MakeReceiver,
+    messages: Sequence[bytes],
+    schedule: Sequence[RecvStep],
+    *,
+    encode: Callable[[bytes], bytes] | None = None,
+    step_budget: int = 20_000,
+) -> FakeSocket:
+    """Run one example of :func:`check_receiver`; a failing run prints this call.
+
+    Args:
+        make_receiver: builds your receiver from the fake, an ``on_message``
+            and an ``on_eof`` callback.
+        messages: the messages the schedule's bytes encode.
+        schedule: the fake's receive schedule.
+        encode: how a message is framed on the wire; ``None`` means a plain
+            byte stream, judged by the bytes alone.
+        step_budget: the most socket calls the receiver may make.
+
+    Returns:
+        The fake socket, for further assertions.
+
+    Raises:
+        CheckFailed: with the verdict, this call to reproduce it, and a
+            transcript of the fake's calls.
+    """
+    sock = FakeSocket(recv=schedule, step_budget=step_budget, busy_limit=2)
+    got: list[bytes] = []
+    eofs: list[None] = []
+    problem, error = None, None
+    try:
+        receiver = make_receiver(sock, got.append, lambda: eofs.append(None))
+        problem = _run(sock, receiver)
+    except OSError as exc:
+        error = exc
+    except (BusyLoopError, StepBudgetExceeded) as exc:
+        problem = str(exc).partition("; last calls")[0]
+    problem = problem or _judge(sock, messages, got, len(eofs), error, encode)
+    if problem:
+        call = (
+            f"check_receiver_example(make_receiver, messages={list(messages)!r}, "
+            f"schedule={format_schedule(schedule)}, encode=...)"
+        )
+        raise CheckFailed(_report("check_receiver", problem, call, sock))
+    return sock
+
+
+def _run(sock: FakeSocket, receiver: Receiver) -> str | None:
+    idle = 0
+    while sock.remaining_recv:
+        before = len(sock.calls)
+        sock.mark_waited()
+        receiver.on_readable()
+        idle = idle + 1 if len(sock.calls) == before else 0
+        if idle >= _IDLE_LIMIT:
+            return (
+                f"on_readable was called {idle} times while readable and "
+                "received nothing: the loop would spin forever"
+            )
+    return None
+
+
+def _judge(
+    sock: FakeSocket,
+    messages: Sequence[bytes],
+    got: list[bytes],
+    eofs: int,
+    error: OSError | None,
+    encode: Callable[[bytes], bytes] | None,
+) -> str | None:
+    fatal = [c for c in sock.calls if c.errno not in _QUIET]
+    complete = not fatal
+    if fatal and error is None:
+        name = errno.errorcode[fatal[0].errno or 0]
+        return f"the receiver swallowed {name}: socket errors must reach the caller"
+    if error is not None and not fatal:
+        return f"{error!r} escaped from the receiver: {_escaped_hint(error)}"
+    if sock.busy_retries > 1:
+        return (
+            f"the receiver retried {sock.busy_retries} times right after EAGAIN "
+            "without waiting for readiness: a busy loop"
+        )
+    verdict = _compare(messages, got, encode, complete, sock)
+    if verdict:
+        return verdict
+    saw_eof = "EOF" in sock.faults_seen
+    if saw_eof and eofs != 1:
+        return f"recv returned 0 (end of file) but on_eof was called {eofs} times"
+    if not saw_eof and eofs:
+        return "on_eof was called though recv never returned 0"
+    return None
+
+
+def _compare(
+    messages: Sequence[bytes],
+    got: list[bytes],
+    encode: Callable[[bytes], bytes] | None,
+    complete: bool,
+    sock: FakeSocket,
+) -> str | None:
+    if encode is None:
+        verdict = Ledger(messages).verdict(b"".join(got), complete=complete)
+        return None if verdict is None else "received data: " + verdict
+    expected = list(messages)
+    if got == expected or (not complete and got == expected[: len(got)]):
+        return None
+    i = next(
+        (k for k, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b),
+        min(len(got), len(expected)),
+    )
+    if i >= len(expected):
+        what = f"message {got[i]!r} came out after the last one was sent: invented"
+    elif i >= len(got):
+        what = f"message[{i}] {expected[i]!r} never came out"
+    else:
+        what = f"message[{i}] came out as {got[i]!r}, expected {expected[i]!r}"
+    count = f"{len(expected)} sent, {len(got)} came out"
+    return f"{what} ({count}){_chunk_hint(messages, sock, encode)}"
+
+
+def _chunk_hint(
+    messages: Sequence[bytes], sock: FakeSocket, encode: Callable[[bytes], bytes]
+) -> str:
+    frames = {encode(m) for m in messages}
+    cut = any(
+        isinstance(s, Deliver) and s.data not in frames for s in sock.recv_schedule
+    )
+    if cut or "short read" in sock.faults_seen:
+        return (
+            "; one recv is not one message: the stream was cut at other points, "
+            "so buffer until a whole frame has arrived"
+        )
+    return ""
+
+
+def check_receiver(
+    make_receiver: MakeReceiver,
+    *,
+    encode: Callable[[bytes], bytes] | None = None,
+    messages: object = None,
+    max_examples: int = 100,
+    max_chunks: int | None = 16,
+    faults: Sequence[int] = (errno.ECONNRESET,),
+    interrupts: bool = False,
+    seed: int | None = None,
+) -> None:
+    """Check a receiver against many chunkings and faults (needs Hypothesis).
+
+    The receiver must hand on every byte once and in order however the stream
+    is cut, decode whole messages across reads (with ``encode``), handle
+    ``EAGAIN`` by waiting, report end of file exactly once, invent nothing,
+    and let socket errors reach the caller.
+
+    Args:
+        make_receiver: builds your receiver (a :class:`Receiver`) from the
+            fake, an ``on_message`` and an ``on_eof`` callback.
+        encode: how one message is framed on the wire, such as
+            ``lambda m: m + b"\\n"``; ``None`` for a plain byte stream.
+        messages: a Hypothesis strategy for one message (default: up to 64
+            bytes; exclude your delimiter when ``encode`` adds one).
+        max_examples: how many examples Hypothesis tries.
+        max_chunks: at most this many chunks per example.
+        faults: errno values that may cut the stream short.
+        interrupts: include ``EINTR`` (Python retries it itself; PEP 475).
+        seed: fix Hypothesis's seed.
+
+    Raises:
+        CheckFailed: for the shrunk failing example, with the verdict, a call
+            of :func:`check_receiver_example` that reproduces it, and a
+            transcript of the fake's calls.
+    """
+    from bufkit.testing._hyp import run_receiver_check
+
+    run_receiver_check(
+        make_receiver,
+        encode=encode,
+        messages=messages,
+        max_examples=max_examples,
+        max_chunks=max_chunks,
+        faults=faults,
+        interrupts=interrupts,
+        seed=seed,
+    )

@@ -1,0 +1,171 @@
+"""``check_sender``/``check_receiver`` pass correct code and catch each bug."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from bufkit.testing import (
+    Accept,
+    CheckFailed,
+    Deliver,
+    Eof,
+    Fail,
+    FakeSocket,
+    WouldBlock,
+    check_receiver,
+    check_receiver_example,
+    check_sender,
+    check_sender_example,
+)
+
+from . import senders
+
+NO_NEWLINE = None
+
+
+def _line(message: bytes) -> bytes:
+    return message + b"\n"
+
+
+def test_correct_sender_passes() -> None:
+    """A correct gather sender passes the check."""
+    check_sender(senders.GoodSender, max_examples=80)
+
+
+@pytest.mark.parametrize(
+    ("sender", "named"),
+    [
+        (senders.IgnoresReturnValue, "return value ignored"),
+        (senders.ArmedForever, "busy loop on writable"),
+        (senders.SpinsOnEagain, "without waiting for readiness"),
+        (senders.DropsAfterEagain, "taken off the queue"),
+        (senders.NeverArms, "never armed"),
+        (senders.LosesBufferOnEagain, "taken off the queue"),
+        (senders.TooManyBuffers, "more than IOV_MAX"),
+    ],
+)
+def test_wrong_senders_fail_with_the_bug_named(
+    sender: type[senders.GoodSender], named: str
+) -> None:
+    """Each deliberately wrong sender fails with a verdict that names its bug."""
+    with pytest.raises(CheckFailed, match=named) as info:
+        check_sender(sender, max_examples=80)
+    text = str(info.value)
+    assert "reproduce with:\n    check_sender_example(make_sender" in text
+    assert "schedule=[" in text
+    assert "fake socket calls:" in text
+
+
+def test_the_reproduction_line_reproduces() -> None:
+    """The printed example fails the same way when run again."""
+    with pytest.raises(CheckFailed, match="return value") as info:
+        check_sender_example(senders.IgnoresReturnValue, [b"ab", b"c"], [Accept(1)])
+    assert "message[0] lost its last 1 byte" in str(info.value)
+
+
+def test_swallowed_send_error_is_caught() -> None:
+    """A sender that hides ``ECONNRESET`` fails the check."""
+
+    class Swallows(senders.GoodSender):
+        def on_writable(self) -> None:
+            try:
+                super().on_writable()
+            except ConnectionResetError:
+                self.pending.clear()
+
+    with pytest.raises(CheckFailed, match="swallowed ECONNRESET"):
+        check_sender_example(Swallows, [b"abc"], [Fail(errno.ECONNRESET)])
+
+
+def test_escaped_eagain_is_caught() -> None:
+    """A sender that lets ``BlockingIOError`` out fails the check."""
+
+    class Raises(senders.GoodSender):
+        def on_writable(self) -> None:
+            self.sock.send(self.pending.popleft())
+
+    with pytest.raises(CheckFailed, match="EAGAIN means"):
+        check_sender_example(Raises, [b"abc"], [WouldBlock()])
+
+
+def test_sender_that_surfaces_errors_passes_a_fault_example() -> None:
+    """An error that reaches the caller after a clean prefix is correct."""
+    sock = check_sender_example(
+        senders.GoodSender, [b"abc", b"def"], [Accept(2), Fail(errno.EPIPE)]
+    )
+    assert sock.wire == b"ab"
+
+
+def test_correct_receivers_pass() -> None:
+    """A buffering line receiver and a stream receiver pass their checks."""
+    check_receiver(
+        senders.LineReceiver, encode=_line, messages=_no_newline(), max_examples=60
+    )
+    check_receiver(senders.StreamReceiver, max_examples=60)
+
+
+def test_one_recv_one_message_receiver_fails() -> None:
+    """A receiver that treats one ``recv`` as one message fails, named."""
+    with pytest.raises(CheckFailed, match="one recv is not one message") as info:
+        check_receiver(
+            senders.OneRecvOneMessage,
+            encode=_line,
+            messages=_no_newline(),
+            max_examples=80,
+        )
+    assert "check_receiver_example(make_receiver" in str(info.value)
+
+
+def test_swallowed_reset_receiver_fails() -> None:
+    """A receiver that turns a reset into EOF fails the check."""
+    with pytest.raises(CheckFailed, match="swallowed ECONNRESET"):
+        check_receiver(senders.SwallowsReset, max_examples=80)
+
+
+def test_receiver_example_verdicts() -> None:
+    """Missed or repeated EOF and invented data are reported."""
+
+    class NoEof(senders.StreamReceiver):
+        def on_readable(self) -> None:
+            data = self.sock.recv(100)
+            if data:
+                self.on_message(data)
+            else:
+                self.done = True
+
+    with pytest.raises(CheckFailed, match="on_eof was called 0 times"):
+        check_receiver_example(NoEof, [b"ab"], [Deliver(b"ab"), Eof()])
+
+    class Invents(senders.StreamReceiver):
+        def on_readable(self) -> None:
+            super().on_readable()
+            self.on_message(b"!")
+
+    with pytest.raises(CheckFailed, match="never written"):
+        check_receiver_example(Invents, [b"ab"], [Deliver(b"ab"), Eof()])
+
+
+def test_receiver_that_does_not_read_is_a_stall() -> None:
+    """A receiver that ignores readiness is reported, not hung."""
+
+    class Idle(senders.StreamReceiver):
+        def on_readable(self) -> None:
+            pass
+
+    with pytest.raises(CheckFailed, match="received nothing"):
+        check_receiver_example(Idle, [b"ab"], [Deliver(b"ab"), Eof()])
+
+
+def test_check_sender_example_returns_the_fake() -> None:
+    """A passing example returns its fake for more assertions."""
+    sock = check_sender_example(senders.GoodSender, [b"a" * 10], [Accept(3)] * 4)
+    assert isinstance(sock, FakeSocket)
+    assert sock.wire == b"a" * 10
+
+
+def _no_newline() -> object:
+    from hypothesis import strategies as st
+
+    return st.binary(max_size=20).filter(lambda b: b"\n" not in b)
