@@ -33,6 +33,12 @@ def add_parser(
         "--full", action="store_true", help="1k and 10k idle, the whole echo grid"
     )
     parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every scenario in seconds with 2 connections: checks the setup, "
+        "its figures mean nothing",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         choices=SCENARIOS,
@@ -73,7 +79,10 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     """Return the run's configuration from the parsed options."""
     import attrs
 
-    config = BenchConfig.full() if args.full else BenchConfig.quick()
+    if args.smoke:
+        config = BenchConfig.smoke()
+    else:
+        config = BenchConfig.full() if args.full else BenchConfig.quick()
     changes: dict[str, Any] = {}
     if args.only:
         changes["scenarios"] = tuple(s for s in SCENARIOS if s in args.only)

@@ -53,6 +53,20 @@ class BenchConfig:
         return cls()
 
     @classmethod
+    def smoke(cls) -> BenchConfig:
+        """``--smoke``: every scenario in seconds, to check the setup (no figures)."""
+        return cls(
+            idle_connections=(2,),
+            echo_cells=((2, 4096),),
+            fanout_connections=(2,),
+            warmup=0.05,
+            duration=0.2,
+            samples=2,
+            strace_duration=0.2,
+            micro_scale=0.0,
+        )
+
+    @classmethod
     def full(cls) -> BenchConfig:
         """``--full``: 1k and 10k idle, the whole echo grid, longer windows."""
         grid = tuple((c, s) for c in (1, 64, 1000) for s in (64, 4096, 65536))

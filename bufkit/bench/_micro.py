@@ -113,9 +113,11 @@ def _row(name: str, ours: float, baseline_name: str, baseline: float) -> dict[st
     }
 
 
-def _drain_rows(core: Any, repeats: int) -> list[dict[str, Any]]:
+def _drain_rows(
+    core: Any, repeats: int, sizes: tuple[int, ...]
+) -> list[dict[str, Any]]:
     rows = []
-    for mib in (4, 16, 64):
+    for mib in sizes:
         total = mib * _MIB
         calls = total // _CALL
         base = _timed(_bytearray_drain(total), repeats) / calls
@@ -180,7 +182,7 @@ def _pool_rows(core: Any, repeats: int, count: int) -> list[dict[str, Any]]:
 
 
 def run(scale: float = 1.0) -> list[dict[str, Any]]:
-    """Run every micro-benchmark and return the rows.
+    """Run every micro-benchmark and return the rows (``scale`` 0: a smoke run).
 
     Raises:
         ImportError: the core primitives are not importable.
@@ -191,8 +193,10 @@ def run(scale: float = 1.0) -> list[dict[str, Any]]:
     if missing:
         raise ImportError(f"bufkit has no {' or '.join(missing)} yet")
     core: Any = bufkit
+    if scale <= 0:  # a smoke test of the code paths, not a measurement
+        return [*_drain_rows(core, 1, (1,)), _small_writes(core, 1, 1)]
     repeats = max(3, int(5 * scale))
-    rows = _drain_rows(core, repeats)
+    rows = _drain_rows(core, repeats, (4, 16, 64))
     rows.append(_small_writes(core, repeats, max(10, int(200 * scale))))
     rows.extend(_pool_rows(core, repeats, max(1000, int(20000 * scale))))
     return rows

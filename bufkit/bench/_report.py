@@ -194,6 +194,14 @@ def render(report: dict[str, Any], console: Console) -> None:
             console.print(_micro_table(rows))
         else:
             console.print(_scenario_table(scenario, rows, labels))
+    for row in report["scenarios"].get("idle", []):
+        left, pool = row.get("fds_left_open"), row.get("pool_bytes_closed")
+        if left or pool:
+            console.print(
+                f"[yellow]leak[/yellow] {row['contender']}: {left} connection(s) "
+                f"still open and {pool or 0} pool bytes in use 3 s after the "
+                "clients closed"
+            )
     for contender in report["contenders"]:
         if contender["status"] in ("skipped", "failed"):
             console.print(

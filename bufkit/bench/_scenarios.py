@@ -95,7 +95,7 @@ def idle_cell(server: Server, children: Children, connections: int) -> Row:
         after = server.stats()
     finally:
         children.end(client, quit_line="close")
-    closed = _wait_fds(server, base.fds, above=False, timeout=10)
+    closed = _wait_fds(server, base.fds, above=False, timeout=3)
     return {
         "contender": server.name,
         "connections": connections,
@@ -104,6 +104,7 @@ def idle_cell(server: Server, children: Children, connections: int) -> Row:
         "pool_bytes_idle": idle.pool_bytes,
         "pool_bytes_after_rt": after.pool_bytes,
         "pool_bytes_closed": closed.pool_bytes,
+        "fds_left_open": max(0, closed.fds - base.fds),
         "buffer_bytes_idle": idle.buffer_bytes,
         "buffer_bytes_after_rt": after.buffer_bytes,
     }
