@@ -40,9 +40,10 @@ def _quiet(*args: object) -> None:
 def _gone(pid: int) -> bool:
     """Whether no process ``pid`` runs (a zombie counts as gone)."""
     try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        status: str = psutil.Process(pid).status()
     except psutil.NoSuchProcess:
         return True
+    return bool(status == psutil.STATUS_ZOMBIE)
 
 
 def _refused(port: int) -> bool:
