@@ -34,7 +34,7 @@ FANOUT_REPLIES: Final = 32
 FANOUT_REPLY_SIZE: Final = 100
 """Bytes in each of :class:`Fanout`'s writes."""
 LINE_MAX: Final = 65536
-"""The longest line :class:`LineEcho` accepts, without its ``\n``."""
+"""The longest line :class:`LineEcho` accepts, without its newline."""
 
 _FANOUT_CHUNK: Final = b"x" * (FANOUT_REPLY_SIZE - 1) + b"\n"
 
@@ -94,12 +94,12 @@ class Fanout(_Backpressure):
 
 @final
 class LineEcho(_Backpressure):
-    """Echo each ``\\n``-terminated line, framed by :class:`bufkit.DelimiterFramer`.
+    """Echo each newline-terminated line, framed by :class:`bufkit.DelimiterFramer`.
 
     Args:
         pool: Where the framer keeps the part of a line that spans reads.
-        max_line: The longest line accepted, without its ``\n``; a longer one
-            aborts the connection.
+        max_line: The longest line accepted, without its newline; a longer
+            one aborts the connection.
     """
 
     def __init__(self, pool: BufferPool, *, max_line: int = LINE_MAX) -> None:

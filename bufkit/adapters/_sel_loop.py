@@ -212,8 +212,8 @@ class Loop:
     """A small readiness loop that runs :class:`Connection` objects.
 
     Args:
-        selector: Any :class:`selectors.BaseSelector` (e.g.
-            :class:`bufkit.testing.FakeSelector`); a ``DefaultSelector`` by
+        selector: Any :class:`selectors.BaseSelector` (e.g. the fake
+            selector of :mod:`bufkit.testing`); a ``DefaultSelector`` by
             default. The loop closes it only if it made it.
         pool: The buffer pool shared by every connection (default: a new
             :class:`bufkit.BufferPool`).

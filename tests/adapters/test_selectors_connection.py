@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -427,3 +429,17 @@ def test_any_sequence_of_calls_keeps_the_invariants(
     assert pool.stats().buffers_in_use == 0
     assert any(c.op == "close" for c in sock.calls)
     assert conn.state is ConnectionState.CLOSED
+
+
+def test_the_reference_table_matches_the_transitions() -> None:
+    """The life-cycle table in the reference docs is the transition table."""
+    page = Path(__file__).parents[2] / "docs" / "reference" / "selectors.md"
+    documented: dict[ConnectionState, frozenset[ConnectionState]] = {}
+    for line in page.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            targets = re.findall(r"`(\w+)`", cells[1])
+            documented[ConnectionState[cells[0].strip("`")]] = frozenset(
+                ConnectionState[name] for name in targets
+            )
+    assert documented == dict(CONNECTION_TRANSITIONS)
