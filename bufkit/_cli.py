@@ -27,6 +27,11 @@ def _add_subcommands(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
     """Let each tool add its subcommand; each sets ``handler`` on its args."""
+    from bufkit import _serve
+    from bufkit.bench import _command as bench
+
+    bench.add_parser(subparsers)
+    _serve.add_parser(subparsers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
