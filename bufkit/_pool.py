@@ -78,11 +78,12 @@ class PooledBuffer:
     __module__ = "bufkit"
     __slots__ = ("__weakref__", "_chunk", "_tracker", "_view")
 
+    _chunk: Chunk
+    _view: memoryview | None  # None once released
     _tracker: weakref.ref[PooledBuffer]
 
-    def __init__(self, chunk: Chunk) -> None:
-        self._chunk = chunk
-        self._view: memoryview | None = chunk.view
+    def __init__(self) -> None:
+        raise TypeError("PooledBuffer is lent by BufferPool.acquire(), not built")
 
     @property
     def view(self) -> memoryview:
@@ -98,7 +99,7 @@ class PooledBuffer:
 
     @property
     def size(self) -> int:
-        """The size of the chunk in bytes: at least what was asked for."""
+        """The size of the chunk in bytes, at least what was asked for."""
         return self._chunk.size
 
     @property
@@ -159,6 +160,9 @@ class PooledBuffer:
         kind = "heap" if chunk.cls is None else f"class {chunk.cls.size}"
         state = "released" if self._view is None else "lent"
         return f"<PooledBuffer {chunk.size} bytes ({kind}) {state} at {id(self):#x}>"
+
+
+_new_buffer: Final = PooledBuffer.__new__
 
 
 @final
@@ -240,7 +244,7 @@ class BufferPool:
 
     @property
     def largest_class(self) -> int:
-        """The largest chunk size: bigger requests take the fallback policy."""
+        """The largest chunk size; bigger requests take the fallback policy."""
         return self._sizes[-1]
 
     @property
@@ -300,7 +304,9 @@ class BufferPool:
                 f"max_bytes={self._max_bytes}"
             )
             return self._lend_heap(cls.size, why)
-        buf = PooledBuffer(chunk)
+        buf = _new_buffer(PooledBuffer)  # skips __init__, which refuses users
+        buf._chunk = chunk
+        buf._view = chunk.view
         if self._debug is not None:
             self._debug.on_acquire(buf)
         return buf
@@ -380,7 +386,9 @@ class BufferPool:
             used = self._bytes_in_use = self._bytes_in_use + size
             if used > self._peak:
                 self._peak = used
-        buf = PooledBuffer(chunk)
+        buf = _new_buffer(PooledBuffer)  # skips __init__, which refuses users
+        buf._chunk = chunk
+        buf._view = chunk.view
         if self._debug is not None:
             self._debug.on_acquire(buf)
         return buf

@@ -38,12 +38,12 @@ class ClassStats:
 
     @property
     def bytes_reserved(self) -> int:
-        """Bytes of the slabs of this class: ``chunks * size``."""
+        """Bytes of the slabs of this class (``chunks * size``)."""
         return self.chunks * self.size
 
     @property
     def bytes_in_use(self) -> int:
-        """Bytes lent from this class now: ``buffers_in_use * size``."""
+        """Bytes lent from this class now (``buffers_in_use * size``)."""
         return self.buffers_in_use * self.size
 
 

@@ -636,3 +636,5 @@ def test_pooled_buffer_type() -> None:
     assert type(buf) is PooledBuffer
     assert PooledBuffer.__module__ == "bufkit"
     buf.release()
+    with pytest.raises(TypeError, match=r"lent by BufferPool\.acquire\(\)"):
+        PooledBuffer()
