@@ -79,9 +79,11 @@ class _Timer:
     ns = 0
 
 
-def _queue_drain(core: Any, total: int, chunks: int) -> Callable[[], object]:
+def _queue_drain(total: int, chunks: int) -> Callable[[], object]:
+    from bufkit import WriteQueue
+
     def drain() -> None:
-        queue = core.WriteQueue(high_water=2 * total, low_water=0)
+        queue = WriteQueue(high_water=2 * total, low_water=0)
         piece = bytes(total // chunks)
         for _ in range(chunks):
             queue.write(piece)
@@ -113,16 +115,14 @@ def _row(name: str, ours: float, baseline_name: str, baseline: float) -> dict[st
     }
 
 
-def _drain_rows(
-    core: Any, repeats: int, sizes: tuple[int, ...]
-) -> list[dict[str, Any]]:
+def _drain_rows(repeats: int, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
     rows = []
     for mib in sizes:
         total = mib * _MIB
         calls = total // _CALL
         base = _timed(_bytearray_drain(total), repeats) / calls
-        one = _timed(_queue_drain(core, total, 1), repeats) / calls
-        many = _timed(_queue_drain(core, total, calls), repeats) / calls
+        one = _timed(_queue_drain(total, 1), repeats) / calls
+        many = _timed(_queue_drain(total, calls), repeats) / calls
         baseline = "bytearray + del buf[:n]"
         rows.append(
             _row(f"drain {mib} MiB, 1 write, per 64 KiB call", one, baseline, base)
@@ -138,13 +138,15 @@ def _drain_rows(
     return rows
 
 
-def _small_writes(core: Any, repeats: int, rounds: int) -> dict[str, Any]:
+def _small_writes(repeats: int, rounds: int) -> dict[str, Any]:
+    from bufkit import WriteQueue
+
     chunk = b"x" * 100
     pending = bytes(_MIB)
 
     def queue_writes() -> None:
         for _ in range(rounds):
-            queue = core.WriteQueue(high_water=4 * _MIB, low_water=0)
+            queue = WriteQueue(high_water=4 * _MIB, low_water=0)
             queue.write(pending)
             write = queue.write
             for _ in range(32):
@@ -161,8 +163,10 @@ def _small_writes(core: Any, repeats: int, rounds: int) -> dict[str, Any]:
     return _row("32 x 100 B writes behind 1 MiB, per write", ours, "buf += chunk", base)
 
 
-def _pool_rows(core: Any, repeats: int, count: int) -> list[dict[str, Any]]:
-    pool = core.BufferPool()
+def _pool_rows(repeats: int, count: int) -> list[dict[str, Any]]:
+    from bufkit import BufferPool
+
+    pool = BufferPool()
     rows = []
     for size in (2048, 16384, 65536):
 
@@ -187,18 +191,16 @@ def run(scale: float = 1.0) -> list[dict[str, Any]]:
     Raises:
         ImportError: the core primitives are not importable.
     """
-    import bufkit
-
-    missing = [n for n in ("BufferPool", "WriteQueue") if not hasattr(bufkit, n)]
-    if missing:
-        raise ImportError(f"bufkit has no {' or '.join(missing)} yet")
-    core: Any = bufkit
+    try:
+        from bufkit import BufferPool, WriteQueue  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"the core primitives are not importable: {exc}") from exc
     if scale <= 0:  # a smoke test of the code paths, not a measurement
-        return [*_drain_rows(core, 1, (1,)), _small_writes(core, 1, 1)]
+        return [*_drain_rows(1, (1,)), _small_writes(1, 1)]
     repeats = max(3, int(5 * scale))
-    rows = _drain_rows(core, repeats, (4, 16, 64))
-    rows.append(_small_writes(core, repeats, max(10, int(200 * scale))))
-    rows.extend(_pool_rows(core, repeats, max(1000, int(20000 * scale))))
+    rows = _drain_rows(repeats, (4, 16, 64))
+    rows.append(_small_writes(repeats, max(10, int(200 * scale))))
+    rows.extend(_pool_rows(repeats, max(1000, int(20000 * scale))))
     return rows
 
 
