@@ -36,9 +36,11 @@ from bufkit.testing._schedule import (
     RecvStep,
     SendStep,
     Short,
+    Spurious,
     WouldBlock,
     format_schedule,
 )
+from bufkit.testing._selector import FakeSelector
 from bufkit.testing._sendcheck import Sender, check_sender, check_sender_example
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "Deliver",
     "Eof",
     "Fail",
+    "FakeSelector",
     "FakeSocket",
     "Interrupt",
     "Ledger",
@@ -63,6 +66,7 @@ __all__ = [
     "SendStep",
     "Sender",
     "Short",
+    "Spurious",
     "StepBudgetExceeded",
     "WouldBlock",
     "check_receiver",
@@ -80,8 +84,8 @@ __all__ = [
 # Document every name under its public path (``bufkit.testing.FakeSocket``).
 for _obj in (
     Accept, AcceptAll, BusyLoopError, Call, CheckFailed, DeadlockError, Deliver,
-    Eof, Fail, FakeSocket, Interrupt, Ledger, Receiver, Sender, Short,
-    StepBudgetExceeded, WouldBlock, check_receiver, check_receiver_example,
+    Eof, Fail, FakeSelector, FakeSocket, Interrupt, Ledger, Receiver, Sender, Short,
+    Spurious, StepBudgetExceeded, WouldBlock, check_receiver, check_receiver_example,
     check_sender, check_sender_example,
     fake_socketpair, format_schedule, format_transcript, random_cuts,
     random_recv_schedule, random_send_schedule,

@@ -26,6 +26,7 @@ from bufkit.testing._schedule import (
     Interrupt,
     RecvStep,
     SendStep,
+    Spurious,
     WouldBlock,
 )
 
@@ -230,7 +231,12 @@ class FakeSocketBase:
         raise os_error(code, f"fake {op}: scheduled {step!r}")
 
     def _would_block(
-        self, op: str, size: int, side: str, step: WouldBlock | None, count: int = 1
+        self,
+        op: str,
+        size: int,
+        side: str,
+        step: WouldBlock | Spurious | None,
+        count: int = 1,
     ) -> None:
         if self._timeout != 0.0:
             if step is not None:

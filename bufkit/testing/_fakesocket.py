@@ -28,6 +28,7 @@ from bufkit.testing._schedule import (
     Interrupt,
     RecvStep,
     Short,
+    Spurious,
     WouldBlock,
 )
 
@@ -43,9 +44,11 @@ class FakeSocket(FakeSocketBase):
 
     Args:
         send: steps for successive sends (:class:`Accept`, :class:`AcceptAll`,
-            :class:`WouldBlock`, :class:`Interrupt`, :class:`Fail`).
+            :class:`WouldBlock`, :class:`Spurious`, :class:`Interrupt`,
+            :class:`Fail`).
         recv: steps for successive receives (:class:`Deliver`, :class:`Short`,
-            :class:`WouldBlock`, :class:`Interrupt`, :class:`Fail`, :class:`Eof`).
+            :class:`WouldBlock`, :class:`Spurious`, :class:`Interrupt`,
+            :class:`Fail`, :class:`Eof`).
         after_send: once ``send`` is used up, ``"accept"`` every byte or
             ``"block"`` forever.
         after_recv: once ``recv`` is used up (and the inbox is empty),
@@ -131,7 +134,7 @@ class FakeSocket(FakeSocketBase):
             step = self._send_steps.popleft() if self._send_steps else None
             if step is None and self.after_send == "block":
                 self._would_block(op, size, "send", None, count)
-            elif isinstance(step, WouldBlock):
+            elif isinstance(step, WouldBlock | Spurious):
                 self._would_block(op, size, "send", step, count)
             elif isinstance(step, Interrupt | Fail):
                 self._fail(op, size, step, count)
@@ -180,7 +183,7 @@ class FakeSocket(FakeSocketBase):
                 return self._received_now(op, nbytes, b"", step)
             if isinstance(step, Interrupt | Fail):
                 self._fail(op, nbytes, step)
-            if isinstance(step, WouldBlock):
+            if isinstance(step, WouldBlock | Spurious):
                 self._would_block(op, nbytes, "recv", step)
                 continue
             data = self._from_inbox(op, nbytes, step)

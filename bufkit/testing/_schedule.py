@@ -26,6 +26,7 @@ __all__ = [
     "RecvStep",
     "SendStep",
     "Short",
+    "Spurious",
     "WouldBlock",
     "format_schedule",
 ]
@@ -82,6 +83,21 @@ class WouldBlock:
 
     def __repr__(self) -> str:
         return "WouldBlock()"
+
+
+@final
+@attrs.frozen(repr=False)
+class Spurious:
+    """Readiness that lies: reported ready, yet the call raises ``EAGAIN``.
+
+    A :class:`bufkit.testing.FakeSelector` reports the socket ready while this
+    step is next (a :class:`WouldBlock` step instead withholds readiness for
+    one round); the call then raises :class:`BlockingIOError`, as after a
+    spurious wakeup. Without a selector it acts as :class:`WouldBlock`.
+    """
+
+    def __repr__(self) -> str:
+        return "Spurious()"
 
 
 @final
@@ -159,14 +175,14 @@ class Eof:
         return "Eof()"
 
 
-SendStep: TypeAlias = Accept | AcceptAll | WouldBlock | Interrupt | Fail
+SendStep: TypeAlias = Accept | AcceptAll | WouldBlock | Spurious | Interrupt | Fail
 """A step of an outbound schedule."""
 
-RecvStep: TypeAlias = Deliver | Short | WouldBlock | Interrupt | Fail | Eof
+RecvStep: TypeAlias = Deliver | Short | WouldBlock | Spurious | Interrupt | Fail | Eof
 """A step of an inbound schedule."""
 
-SEND_STEP_TYPES: Final = (Accept, AcceptAll, WouldBlock, Interrupt, Fail)
-RECV_STEP_TYPES: Final = (Deliver, Short, WouldBlock, Interrupt, Fail, Eof)
+SEND_STEP_TYPES: Final = (Accept, AcceptAll, WouldBlock, Spurious, Interrupt, Fail)
+RECV_STEP_TYPES: Final = (Deliver, Short, WouldBlock, Spurious, Interrupt, Fail, Eof)
 
 
 def format_schedule(steps: Iterable[SendStep | RecvStep]) -> str:

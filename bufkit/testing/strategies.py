@@ -39,6 +39,7 @@ from bufkit.testing._schedule import (
     Interrupt,
     RecvStep,
     SendStep,
+    Spurious,
     WouldBlock,
 )
 
@@ -83,6 +84,7 @@ def send_schedules(
     max_accept: int = 65536,
     would_block: bool = True,
     interrupts: bool = True,
+    spurious: bool = False,
     faults: Sequence[int] = (),
 ) -> st.SearchStrategy[list[SendStep]]:
     """Draw outbound schedules: partial sends, would-blocks, interrupts.
@@ -93,6 +95,8 @@ def send_schedules(
         max_accept: the largest partial send drawn, ``Accept(1..max_accept)``.
         would_block: include :class:`~bufkit.testing.WouldBlock` steps.
         interrupts: include :class:`~bufkit.testing.Interrupt` steps (EINTR).
+        spurious: include :class:`~bufkit.testing.Spurious` steps (readiness
+            that lies, for loops run by :class:`~bufkit.testing.FakeSelector`).
         faults: errno values that may appear as
             :class:`~bufkit.testing.Fail` steps anywhere (see also
             :func:`fault_schedules`).
@@ -108,6 +112,8 @@ def send_schedules(
         options.append(st.just(WouldBlock()))
     if interrupts:
         options.append(st.just(Interrupt()))
+    if spurious:
+        options.append(st.just(Spurious()))
     if faults:
         options.append(st.sampled_from(list(faults)).map(Fail))
     return st.lists(st.one_of(options), min_size=min_steps, max_size=max_steps)
