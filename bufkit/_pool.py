@@ -48,13 +48,10 @@ from bufkit.errors import BufferReleasedError, ForeignBufferError, PoolExhausted
 if TYPE_CHECKING:
     import weakref
 
-__all__ = ["DEFAULT_SIZE_CLASSES", "DEFAULT_SLAB_SIZE", "BufferPool", "PooledBuffer"]
+__all__ = ["BufferPool", "PooledBuffer"]
 
-DEFAULT_SIZE_CLASSES: Final = (2048, 16384, 65536)
-"""2 KiB (a 1500-byte Ethernet frame), 16 KiB (a TLS record), 64 KiB (a read)."""
-
-DEFAULT_SLAB_SIZE: Final = 1 << 20
-"""1 MiB: 512, 64 or 16 chunks of the default classes per slab."""
+# Default classes: 2 KiB (an Ethernet frame), 16 KiB (a TLS record), 64 KiB
+# (a bulk read); 1 MiB slabs hold 512, 64 or 16 of them (docs/why.md).
 
 _FALLBACKS: Final = ("raise", "heap")
 _BACKINGS: Final = ("bytearray", "mmap")
@@ -201,8 +198,8 @@ class BufferPool:
     def __init__(
         self,
         *,
-        size_classes: Sequence[int] = DEFAULT_SIZE_CLASSES,
-        slab_size: int = DEFAULT_SLAB_SIZE,
+        size_classes: Sequence[int] = (2048, 16384, 65536),
+        slab_size: int = 1 << 20,
         max_bytes: int | None = None,
         fallback: Literal["raise", "heap"] = "raise",
         backing: Literal["bytearray", "mmap"] = "bytearray",
