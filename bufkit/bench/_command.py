@@ -56,6 +56,9 @@ def add_parser(
         "--plot", metavar="FILE.png", help="draw the figures (matplotlib)"
     )
     parser.add_argument(
+        "--markdown", metavar="FILE", help="write the tables as Markdown"
+    )
+    parser.add_argument(
         "--duration", type=float, metavar="SECONDS", help="measuring window per cell"
     )
     parser.add_argument(
@@ -143,6 +146,15 @@ def run_command(args: argparse.Namespace) -> int:
         with open(args.json, "w", encoding="utf-8") as file:
             json.dump(report, file, indent=2)
         console.print(f"figures written to {args.json}")
+    if args.markdown:
+        from bufkit.bench._markdown import to_markdown
+
+        command = (
+            " ".join(["bufkit", *sys.argv[1:]]) if sys.argv[1:] else "bufkit bench"
+        )
+        with open(args.markdown, "w", encoding="utf-8") as file:
+            file.write(to_markdown(report, command))
+        console.print(f"tables written to {args.markdown}")
     if args.plot:
         from bufkit.bench._plot import plot
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from bufkit.bench._contenders import BASELINE
 from bufkit.bench._environment import summary_line
 
-__all__ = ["GUIDANCE", "render"]
+__all__ = ["GUIDANCE", "TITLES", "grid", "render", "targets_grid"]
 
 Row = dict[str, Any]
 Format = Callable[[Any], str]
@@ -104,7 +104,7 @@ _COLUMNS: Final[
 
 _CAPTION: Final = f"x aio: ratio to plain {BASELINE} in the same cell, same run"
 
-_TITLES: Final = {
+TITLES: Final = {
     "idle": "Idle memory: RSS growth per connection, pool bytes in use",
     "echo": "Echo throughput (pipelined; server and client one core each)",
     "fanout": "Fanout: 1-byte request -> 32 writes of 100 B",
@@ -126,74 +126,91 @@ def _ratio(value: Any, base: Any) -> str:
     return f"{value / base:.2f}x"
 
 
-def _scenario_table(scenario: str, rows: list[Row], labels: dict[str, str]) -> Table:
+def grid(scenario: str, rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    """Return a scenario's headers and cell texts (an error row has 2 cells)."""
+    if scenario == "micro":
+        return _micro_grid(rows)
     keys, columns = _COLUMNS[scenario]
-    table = Table(title=_TITLES[scenario], title_justify="left", caption=_CAPTION)
-    table.add_column("contender", no_wrap=True)
+    headers = ["contender"]
     for _, header, _, ratio in columns:
-        table.add_column(header, justify="right")
+        headers.append(header)
         if ratio:
-            table.add_column("x aio", justify="right", style="cyan")
+            headers.append("x aio")
+    cells: list[list[str]] = []
     for row in rows:
-        label = labels.get(row["contender"], row["contender"])
         if "error" in row:
-            table.add_row(label, f"[red]error: {row['error'][:100]}[/red]")
+            cells.append([row["contender"], f"error: {row['error'][:100]}"])
             continue
         base = _baseline(rows, row, keys)
-        cells = [label]
+        line = [row["contender"]]
         for key, _, fmt, ratio in columns:
-            cells.append(fmt(_value(row, key)))
+            line.append(fmt(_value(row, key)))
             if ratio:
-                cells.append(_ratio(row.get(key), base.get(key) if base else None))
-        table.add_row(*cells)
-    return table
+                line.append(_ratio(row.get(key), base.get(key) if base else None))
+        cells.append(line)
+    return headers, cells
 
 
-def _micro_table(rows: list[Row]) -> Table:
-    table = Table(title=_TITLES["micro"], title_justify="left")
-    for header in ("benchmark", "bufkit", "baseline", "plain way", "ratio"):
-        table.add_column(header, justify="left" if header == "benchmark" else "right")
+def _micro_grid(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    headers = ["benchmark", "bufkit", "plain", "plain way", "ratio"]
+    cells: list[list[str]] = []
     for row in rows:
         if "skipped" in row or "error" in row:
-            table.add_row(
-                row["name"],
-                "skipped" if "skipped" in row else "error",
-                "",
-                row.get("skipped") or row.get("error", ""),
-                "",
-            )
+            reason = row.get("skipped") or row.get("error", "")
+            cells.append([row["name"], f"skipped: {reason}"])
             continue
-        table.add_row(
-            row["name"],
-            _ns(row["bufkit_ns"]),
-            _ns(row["baseline_ns"]),
-            row["baseline"],
-            _ratio(row["bufkit_ns"], row["baseline_ns"]),
+        cells.append(
+            [
+                row["name"],
+                _ns(row["bufkit_ns"]),
+                _ns(row["baseline_ns"]),
+                row["baseline"],
+                _ratio(row["bufkit_ns"], row["baseline_ns"]),
+            ]
         )
-    return table
+    return headers, cells
 
 
-def _targets_table(targets: list[Row]) -> Table:
-    table = Table(title="Targets (reported, not asserted)", title_justify="left")
-    for header in ("target", "contender", "measured", "result", "margin"):
-        table.add_column(header)
-    for t in targets:
-        result = "[green]hit[/green]" if t["hit"] else "[red]missed[/red]"
-        table.add_row(t["target"], t["contender"], t["measured"], result, t["margin"])
+def targets_grid(targets: list[Row]) -> tuple[list[str], list[list[str]]]:
+    """Return the targets' headers and cell texts."""
+    headers = ["target", "contender", "measured", "result", "margin"]
+    cells = [
+        [t["target"], t["contender"], t["measured"], _hit(t["hit"]), t["margin"]]
+        for t in targets
+    ]
+    return headers, cells
+
+
+def _hit(hit: bool) -> str:
+    return "hit" if hit else "MISSED"
+
+
+def _table(title: str, grid: tuple[list[str], list[list[str]]], caption: str) -> Table:
+    headers, cells = grid
+    table = Table(title=title, title_justify="left", caption=caption or None)
+    for i, header in enumerate(headers):
+        style = "cyan" if header == "x aio" else None
+        table.add_column(header, justify="left" if i == 0 else "right", style=style)
+    for line in cells:
+        text = [c.replace("[", "\\[") for c in line]
+        if len(line) == 2 and len(headers) > 2:
+            text[1] = f"[red]{text[1]}[/red]"
+        text = [
+            {"hit": "[green]hit[/green]", "MISSED": "[red]MISSED[/red]"}.get(c, c)
+            for c in text
+        ]
+        table.add_row(*text)
     return table
 
 
 def render(report: dict[str, Any], console: Console) -> None:
     """Print a finished run's tables, skipped contenders, targets and summary."""
-    labels = {c["name"]: c["name"] for c in report["contenders"]}
     for scenario, rows in report["scenarios"].items():
         if not rows:
             continue
         console.print()
-        if scenario == "micro":
-            console.print(_micro_table(rows))
-        else:
-            console.print(_scenario_table(scenario, rows, labels))
+        caption = "" if scenario == "micro" else _CAPTION
+        console.print(_table(TITLES[scenario], grid(scenario, rows), caption))
     for row in report["scenarios"].get("idle", []):
         left, pool = row.get("fds_left_open"), row.get("pool_bytes_closed")
         if left or pool:
@@ -210,7 +227,8 @@ def render(report: dict[str, Any], console: Console) -> None:
             )
     if report.get("targets"):
         console.print()
-        console.print(_targets_table(report["targets"]))
+        title = "Targets (reported, not asserted)"
+        console.print(_table(title, targets_grid(report["targets"]), ""))
     console.print()
     console.print(f"[bold]machine[/bold] {summary_line(report['environment'])}")
     console.print(f"[dim]{GUIDANCE}[/dim]")
