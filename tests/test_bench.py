@@ -22,6 +22,7 @@ from rich.console import Console
 from bufkit._cli import main
 from bufkit.bench import _contenders
 from bufkit.bench._config import BenchConfig, echo_window
+from bufkit.bench._markdown import to_markdown
 from bufkit.bench._plot import plot
 from bufkit.bench._report import render
 from bufkit.bench._runner import run
@@ -117,6 +118,14 @@ def test_render_and_targets(report: dict[str, Any]) -> None:
     assert "Echo throughput" in text
     assert "1.00x" in text
     assert "ratios" in text.lower()
+
+
+def test_markdown(report: dict[str, Any]) -> None:
+    """``--markdown`` gives one pipe table per scenario, with the command."""
+    text = to_markdown(report, "bufkit bench --smoke")
+    assert text.startswith("Command: `bufkit bench --smoke`")
+    assert text.count("| contender |") == 3
+    assert "| benchmark |" in text
 
 
 def test_plot(report: dict[str, Any], tmp_path: Path) -> None:
