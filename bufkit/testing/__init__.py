@@ -6,6 +6,8 @@ and the pytest plugin do.
 
 from __future__ import annotations
 
+import inspect
+
 from bufkit.testing._errors import (
     BusyLoopError,
     CheckFailed,
@@ -14,6 +16,7 @@ from bufkit.testing._errors import (
 )
 from bufkit.testing._fakebase import IOV_MAX
 from bufkit.testing._fakesocket import FakeSocket
+from bufkit.testing._hybrid import HybridSocket, hybrid_socketpair
 from bufkit.testing._ledger import Ledger
 from bufkit.testing._pair import fake_socketpair
 from bufkit.testing._random import (
@@ -59,6 +62,7 @@ __all__ = [
     "Fail",
     "FakeSelector",
     "FakeSocket",
+    "HybridSocket",
     "Interrupt",
     "Ledger",
     "Receiver",
@@ -76,19 +80,21 @@ __all__ = [
     "fake_socketpair",
     "format_schedule",
     "format_transcript",
+    "hybrid_socketpair",
     "random_cuts",
     "random_recv_schedule",
     "random_send_schedule",
 ]
 
-# Document every name under its public path (``bufkit.testing.FakeSocket``).
-for _obj in (
-    Accept, AcceptAll, BusyLoopError, Call, CheckFailed, DeadlockError, Deliver,
-    Eof, Fail, FakeSelector, FakeSocket, Interrupt, Ledger, Receiver, Sender, Short,
-    Spurious, StepBudgetExceeded, WouldBlock, check_receiver, check_receiver_example,
-    check_sender, check_sender_example,
-    fake_socketpair, format_schedule, format_transcript, random_cuts,
-    random_recv_schedule, random_send_schedule,
-):  # fmt: skip
-    _obj.__module__ = __name__
-del _obj
+
+def _publish() -> None:
+    """Document every class and function under its public path."""
+    namespace = globals()
+    for name in __all__:
+        obj = namespace[name]
+        if isinstance(obj, type) or inspect.isfunction(obj):
+            obj.__module__ = __name__
+
+
+_publish()
+del _publish

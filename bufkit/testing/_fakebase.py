@@ -15,7 +15,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
 
 from bufkit.testing._errors import BusyLoopError, DeadlockError, StepBudgetExceeded
 from bufkit.testing._records import Call, format_transcript, os_error
@@ -303,11 +303,11 @@ class FakeSocketBase:
         """Return the timeout (``0.0`` in non-blocking mode)."""
         return self._timeout
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> Any:
         """Return a fake local address."""
         return self._sockname
 
-    def getpeername(self) -> tuple[str, int]:
+    def getpeername(self) -> Any:
         """Return a fake peer address."""
         if self._closed:
             self._raise("getpeername", 0, errno.EBADF, "socket is closed")

@@ -35,32 +35,14 @@ from bufkit.testing._schedule import (
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["FakeSocket"]
+__all__ = ["FakeSocket", "ScheduledSocket"]
 
 
-@final
-class FakeSocket(FakeSocketBase):
-    """A non-blocking stream socket whose every outcome is scheduled.
+class ScheduledSocket(FakeSocketBase):
+    """The scheduled sends and receives shared by the fake and hybrid sockets.
 
-    Args:
-        send: steps for successive sends (:class:`Accept`, :class:`AcceptAll`,
-            :class:`WouldBlock`, :class:`Spurious`, :class:`Interrupt`,
-            :class:`Fail`).
-        recv: steps for successive receives (:class:`Deliver`, :class:`Short`,
-            :class:`WouldBlock`, :class:`Spurious`, :class:`Interrupt`,
-            :class:`Fail`, :class:`Eof`).
-        after_send: once ``send`` is used up, ``"accept"`` every byte or
-            ``"block"`` forever.
-        after_recv: once ``recv`` is used up (and the inbox is empty),
-            ``"block"`` or report ``"eof"``.
-        iov_max: a ``sendmsg`` with more buffers raises ``EMSGSIZE``.
-        step_budget: raise :class:`StepBudgetExceeded` after this many calls.
-        busy_limit: raise :class:`BusyLoopError` once more than this many calls
-            were retried right after ``EAGAIN`` without waiting for readiness
-            (see :meth:`mark_waited`); ``None`` only counts them.
-
-    The socket starts in non-blocking mode. In blocking mode a
-    :class:`WouldBlock` step means "wait" (instantly) instead of raising.
+    Subclasses say where accepted bytes go (:meth:`_transmit`) and where
+    inbound bytes come from (:meth:`_inbound`).
     """
 
     # -- sending ---------------------------------------------------------
@@ -109,20 +91,18 @@ class FakeSocket(FakeSocketBase):
             return 0
         step = self._next_send_step(op, size, len(views))
         n = size if isinstance(step, AcceptAll | None) else min(step.n, size)
-        accepted = bytearray()
-        taken = 0
+        parts: list[memoryview] = []
+        left = n
         for view in views:
-            taken = min(view.nbytes, n - len(accepted))
-            accepted += view[:taken]
-            if len(accepted) == n:
+            parts.append(view[:left])
+            left -= parts[-1].nbytes
+            if not left:
                 break
         if n < size:
             self._seen.add("partial send")
-            if len(views) > 1 and 0 < taken < view.nbytes:  # cut mid-buffer
+            if len(views) > 1 and parts[-1].nbytes < views[len(parts) - 1].nbytes:
                 self._seen.add("cut inside a gather buffer")
-        self._wire += accepted
-        if self._peer is not None:
-            self._peer._inbox += accepted
+        n = self._transmit_recorded(op, size, len(views), parts)
         self._calls.append(Call(op, size, len(views), n, None, step))
         self._eagain["send"] = False
         return n
@@ -191,23 +171,33 @@ class FakeSocket(FakeSocketBase):
                 return data
 
     def _from_inbox(self, op: str, nbytes: int, step: Short | None) -> bytes | None:
-        if self._inbox:
-            k = min(nbytes, step.n if step else nbytes)
-            if k < len(self._inbox):
-                self._seen.add("short read")
-            data = bytes(self._inbox[:k])
-            del self._inbox[:k]
-            return self._received_now(op, nbytes, data, step)
-        if self._inbox_eof or (
-            self._peer is None and step is None and self.after_recv == "eof"
-        ):
+        data = self._inbound_recorded(op, min(nbytes, step.n if step else nbytes))
+        if data is None and step is None and self.after_recv == "eof":
+            data = b"" if self._peer is None else None
+        if data is None:
+            if step is not None:
+                self._recv_steps.appendleft(step)  # a Short waits for data
+            self._would_block(op, nbytes, "recv", None)
+        elif not data:
             self._eof_seen = True
             self._seen.add("EOF")
-            return self._received_now(op, nbytes, b"", step)
-        if step is not None:
-            self._recv_steps.appendleft(step)  # a Short waits for data
-        self._would_block(op, nbytes, "recv", None)
-        return None
+        return None if data is None else self._received_now(op, nbytes, data, step)
+
+    def _transmit_recorded(
+        self, op: str, size: int, count: int, parts: list[memoryview]
+    ) -> int:
+        try:
+            return self._transmit(parts)
+        except OSError as exc:  # a real socket refused (hybrid mode)
+            self._calls.append(Call(op, size, count, None, exc.errno))
+            raise
+
+    def _inbound_recorded(self, op: str, limit: int) -> bytes | None:
+        try:
+            return self._inbound(limit)
+        except OSError as exc:  # a real socket failed (hybrid mode)
+            self._calls.append(Call(op, limit, 1, None, exc.errno))
+            raise
 
     def _received_now(
         self, op: str, size: int, data: bytes, step: RecvStep | None
@@ -216,3 +206,48 @@ class FakeSocket(FakeSocketBase):
         self._calls.append(Call(op, size, 1, len(data), None, step))
         self._eagain["recv"] = False
         return data
+
+    # -- where bytes go and come from -------------------------------------
+    def _transmit(self, parts: list[memoryview]) -> int:
+        """Hand the bytes the schedule accepted on; return how many were taken."""
+        for part in parts:
+            self._wire += part
+            if self._peer is not None:
+                self._peer._inbox += part
+        return sum(part.nbytes for part in parts)
+
+    def _inbound(self, limit: int) -> bytes | None:
+        """Up to ``limit`` bytes from the peer, ``b""`` at EOF, ``None`` if none."""
+        if self._inbox:
+            if limit < len(self._inbox):
+                self._seen.add("short read")
+            data = bytes(self._inbox[:limit])
+            del self._inbox[:limit]
+            return data
+        return b"" if self._inbox_eof else None
+
+
+@final
+class FakeSocket(ScheduledSocket):
+    """A non-blocking stream socket whose every outcome is scheduled.
+
+    Args:
+        send: steps for successive sends (:class:`Accept`, :class:`AcceptAll`,
+            :class:`WouldBlock`, :class:`Spurious`, :class:`Interrupt`,
+            :class:`Fail`).
+        recv: steps for successive receives (:class:`Deliver`, :class:`Short`,
+            :class:`WouldBlock`, :class:`Spurious`, :class:`Interrupt`,
+            :class:`Fail`, :class:`Eof`).
+        after_send: once ``send`` is used up, ``"accept"`` every byte or
+            ``"block"`` forever.
+        after_recv: once ``recv`` is used up (and the inbox is empty),
+            ``"block"`` or report ``"eof"``.
+        iov_max: a ``sendmsg`` with more buffers raises ``EMSGSIZE``.
+        step_budget: raise :class:`StepBudgetExceeded` after this many calls.
+        busy_limit: raise :class:`BusyLoopError` once more than this many calls
+            were retried right after ``EAGAIN`` without waiting for readiness
+            (see :meth:`mark_waited`); ``None`` only counts them.
+
+    The socket starts in non-blocking mode. In blocking mode a
+    :class:`WouldBlock` step means "wait" (instantly) instead of raising.
+    """
