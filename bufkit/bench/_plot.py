@@ -18,6 +18,15 @@ def _contenders(rows: list[Row]) -> list[str]:
 
 
 def _idle(ax: Any, rows: list[Row]) -> None:
+    counts = sorted({r["connections"] for r in rows})
+    if len(counts) == 1:
+        names = _contenders(rows)
+        values = [next(r for r in rows if r["contender"] == n) for n in names]
+        ax.barh(names, [r["rss_per_conn"] / 1000 for r in values])
+        ax.set_xscale("log")
+        ax.set_xlabel(f"RSS per idle connection (KB), {counts[0]:,} connections")
+        ax.set_title("Idle memory")
+        return
     for name in _contenders(rows):
         points = sorted(
             (r["connections"], r["rss_per_conn"] / 1000)
@@ -45,7 +54,8 @@ def _echo(ax: Any, rows: list[Row]) -> None:
         ax.bar(xs, [values.get(s, 0) for s in sizes], width, label=name)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sizes))])
     ax.set_xticklabels([f"{s // 1024} KiB" if s >= 1024 else f"{s} B" for s in sizes])
-    ax.set_ylabel("MB/s")
+    ax.set_yscale("log")
+    ax.set_ylabel("MB/s (log)")
     ax.set_title(f"Echo throughput, {conns} connection(s)")
     ax.legend(fontsize="x-small")
 
