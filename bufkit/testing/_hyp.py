@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import seed as fix_seed
 from hypothesis import strategies as st
 
+from bufkit.testing import _config
 from bufkit.testing._fakesocket import FakeSocket
 from bufkit.testing._recvcheck import MakeReceiver, check_receiver_example
 from bufkit.testing._schedule import Accept, Fail, RecvStep, SendStep, WouldBlock
@@ -91,6 +92,7 @@ def run_sender_check(
         )
         record_fault_coverage(sock)
 
+    seed = _config.seed if seed is None else seed
     if seed is not None:
         check_sender_run = fix_seed(seed)(check_sender_run)
     check_sender_run()
@@ -131,6 +133,7 @@ def run_receiver_check(
         sock = check_receiver_example(make_receiver, msgs, schedule, encode=encode)
         record_fault_coverage(sock)
 
+    seed = _config.seed if seed is None else seed
     if seed is not None:
         check_receiver_run = fix_seed(seed)(check_receiver_run)
     check_receiver_run()
