@@ -190,7 +190,15 @@ class LengthPrefixedFramer(_Framer):
     """
 
     __module__ = "bufkit"
-    __slots__ = ("_header_part", "_hsize", "_includes_header", "_need", "_unpack_from")
+    __slots__ = (
+        "_extra",
+        "_header_part",
+        "_hsize",
+        "_includes_header",
+        "_need",
+        "_unpack_from",
+        "_valid",
+    )
 
     def __init__(
         self,
@@ -207,6 +215,11 @@ class LengthPrefixedFramer(_Framer):
         self._unpack_from = layout.unpack_from
         self._hsize = layout.size
         self._includes_header = includes_header
+        # The hot loop checks a header with one range test, and finds the
+        # frame's end as header start + extra + length.
+        low = self._hsize if includes_header else 0
+        self._valid = range(low, low + max_frame + 1)
+        self._extra = 0 if includes_header else self._hsize
         self._check_room(max_frame)
         self._header_part = b""
         self._need = 0
@@ -242,9 +255,14 @@ class LengthPrefixedFramer(_Framer):
         hsize = self._hsize
         unpack_from = self._unpack_from
         on_frame = self._on_frame
+        valid = self._valid
+        extra = self._extra
         while end - pos >= hsize:
+            (length,) = unpack_from(view, pos)
+            if length not in valid:
+                self._payload_size(length)  # raises the right error
             start = pos + hsize
-            stop = start + self._payload_size(unpack_from(view, pos)[0])
+            stop = pos + extra + length
             if stop > end:
                 self._keep(view, start, stop - start)
                 return
