@@ -1,0 +1,117 @@
+"""The callbacks side of the readiness stream: protocols, frame queues, futures.
+
+Theory of operation: a connection hands received bytes either to a user's
+:class:`StreamProtocol` or to a ``_Frames`` queue that copies each frame once
+(frames outlive the read buffer) for ``read_frame``. Completion callbacks of
+the write queue become futures through ``_settle``, which never touches a
+future whose waiter was cancelled, so cancelling a wait changes nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from typing_extensions import Buffer
+
+    from bufkit import ReadHandler
+    from bufkit.adapters._aio_stream import Connection
+
+__all__ = ["DEFAULT_READ_LIMIT", "FramerFactory", "StreamProtocol"]
+
+FramerFactory = Callable[[Callable[[memoryview], object]], "ReadHandler"]
+"""Builds a framer (a :class:`bufkit.ReadHandler`) from its ``on_frame`` callback."""
+
+DEFAULT_READ_LIMIT: Final = 65536
+"""Bytes of received frames buffered before reading pauses (callback mode)."""
+
+
+class _StreamSocket(Protocol):
+    """What a connection needs from its socket (``socket.socket``, fakes)."""
+
+    def fileno(self) -> int: ...
+    def recv_into(self, buffer: memoryview, /) -> int: ...
+    def sendmsg(self, buffers: Iterable[Buffer], /) -> int: ...
+    def shutdown(self, how: int, /) -> None: ...
+    def close(self) -> None: ...
+    def getsockname(self) -> Any: ...
+    def getpeername(self) -> Any: ...
+
+
+class StreamProtocol:
+    """Callbacks of a :class:`Connection` in protocol mode; override what you need.
+
+    The names and order are asyncio's: :meth:`connection_made`, then
+    :meth:`data_received` and finally :meth:`eof_received`, then
+    :meth:`connection_lost`; :meth:`pause_writing` and
+    :meth:`resume_writing` at the write queue's watermarks.
+    """
+
+    def connection_made(self, conn: Connection) -> None:
+        """The connection is ready; keep ``conn`` to write to it."""
+
+    def data_received(self, view: memoryview) -> None:
+        """Bytes arrived; ``view`` is valid only during the call."""
+
+    def eof_received(self) -> bool | None:
+        """The peer stopped sending; return true to keep writing."""
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The connection is closed: ``exc`` broke it, or ``None``."""
+
+    def pause_writing(self) -> None:
+        """The write queue went over its high-water mark."""
+
+    def resume_writing(self) -> None:
+        """The write queue fell back to its low-water mark."""
+
+
+class _Frames:
+    """The read handler of callback mode: queues frames for ``read_frame``."""
+
+    def __init__(
+        self, on_arrival: Callable[[], object], framer: FramerFactory | None
+    ) -> None:
+        self._on_arrival = on_arrival
+        self.frames: collections.deque[bytes] = collections.deque()
+        self.nbytes = 0
+        self.eof = False
+        self._framer = None if framer is None else framer(self.on_frame)
+
+    def data_received(self, view: memoryview, /) -> None:
+        if self._framer is None:
+            self.on_frame(view)
+        else:
+            self._framer.data_received(view)
+
+    def on_frame(self, view: memoryview) -> None:
+        self.frames.append(bytes(view))
+        self.nbytes += len(view)
+        self._on_arrival()
+
+    def eof_received(self) -> bool:
+        if self._framer is not None:
+            self._framer.eof_received()
+        self.eof = True
+        self._on_arrival()
+        return True
+
+    def close(self) -> None:
+        close = getattr(self._framer, "close", None)
+        if callable(close):
+            close()
+
+
+def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+    """Resolve ``fut`` unless its waiter gave up (cancelled)."""
+    if not fut.done():
+        if exc is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(exc)

@@ -1,0 +1,438 @@
+"""``Connection``: a gather-write, pooled-read stream on ``add_reader``/``add_writer``.
+
+Theory of operation
+-------------------
+A :class:`Connection` owns one non-blocking socket and registers it with the
+loop directly (``add_reader``/``add_writer``: selector loops and uvloop). Reads
+go through a :class:`bufkit.ReadinessReader`, so a chunk is borrowed only while
+the socket is readable and an idle connection holds zero pool bytes
+(invariants 4 and 5). Writes go to a :class:`bufkit.WriteQueue`: ``write``
+only enqueues and schedules one flush with ``call_soon``, so every write made
+during one loop iteration leaves in a single ``sendmsg`` at the start of the
+next (invariant 1 is the queue's). Writable interest is armed only when a
+flush would block with data left, and disarmed when a flush drains
+(invariant 3). The queue's watermarks pause ``drain()`` callers, so a slow
+reader costs at most about ``high_water`` bytes plus one write (invariant 6).
+
+Awaitables are thin futures over the queue's completion callbacks: ``send``
+resolves when its last byte was accepted by the kernel; cancelling it (or
+``drain``) only drops the waiter, never the queued data, so the queue stays
+consistent. When the connection breaks, the socket's ``OSError`` itself fails
+every pending ``send``, ``drain`` and ``read_frame`` (invariant 2).
+
+Cost model: per write, one queue append and at most one ``call_soon`` per
+loop iteration; per readable event, the reader's cost; per frame in callback
+mode, one ``bytes`` copy (frames outlive the read buffer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, final
+
+from bufkit import ReadinessReader, WriteQueue
+from bufkit.adapters._aio_handlers import (
+    DEFAULT_READ_LIMIT,
+    FramerFactory,
+    StreamProtocol,
+    _Frames,
+    _settle,
+    _StreamSocket,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from typing_extensions import Buffer
+
+    from bufkit import BufferPool, CompletionCallback, PooledBuffer, ReadHandler
+
+__all__ = ["Connection"]
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"  # close() called: flushing what is queued
+    CLOSED = "closed"
+
+
+@final
+class Connection:
+    """One stream socket registered with the loop: gathered writes, pooled reads.
+
+    Made by :func:`bufkit.adapters.asyncio.start_server` and
+    :func:`bufkit.adapters.asyncio.open_connection`, never directly. Reads
+    reach either a :class:`StreamProtocol` (protocol mode) or
+    :meth:`read_frame` (callback mode).
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: _StreamSocket,
+        pool: BufferPool,
+        *,
+        protocol: StreamProtocol | None = None,
+        framer: FramerFactory | None = None,
+        high_water: int = 65536,
+        low_water: int = 16384,
+        read_limit: int = DEFAULT_READ_LIMIT,
+        read_budget: int = 16,
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._pool = pool
+        self._protocol = protocol
+        handler: ReadHandler
+        self._frames: _Frames | None = None
+        if protocol is None:
+            handler = self._frames = _Frames(self._frame_arrived, framer)
+        else:
+            handler = protocol
+        self._reader = ReadinessReader(pool, handler, read_budget=read_budget)
+        self._queue = WriteQueue(
+            high_water=high_water,
+            low_water=low_water,
+            on_pause=self._on_pause,
+            on_resume=self._on_resume,
+        )
+        self._read_limit = read_limit
+        self._state = _State.OPEN
+        self._exc: BaseException | None = None
+        self._reading = False  # reader registered
+        self._read_paused = False  # by pause_reading() or the frame backlog
+        self._writing = False  # writer registered (invariant 3)
+        self._flush_scheduled = False
+        self._eof_pending = False  # write_eof() waits for the queue to drain
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._frame_waiter: asyncio.Future[None] | None = None
+        self._closed: asyncio.Future[None] = loop.create_future()
+        self._on_closed: Callable[[Connection], object] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Connection fd={self._fd} {self._state.value} pending={self.pending}>"
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _start(self) -> None:
+        """Tell the protocol, then start reading (asyncio's order)."""
+        if self._protocol is not None:
+            self._protocol.connection_made(self)
+        if self._state is _State.OPEN and not self._read_paused:
+            self._add_reader()
+
+    def is_closing(self) -> bool:
+        """Whether :meth:`close` or :meth:`abort` was called or the connection broke."""
+        return self._state is not _State.OPEN
+
+    def close(self) -> None:
+        """Stop reading, send what is queued, then close the socket.
+
+        Later writes raise :class:`bufkit.QueueClosedError`. Use :meth:`abort`
+        to drop queued data and close at once.
+        """
+        if self._state is not _State.OPEN:
+            return
+        self._state = _State.CLOSING
+        self._remove_reader()
+        self._queue.close()
+        if not (self._writing or self._flush_scheduled):
+            self._schedule_flush()
+
+    def abort(self) -> None:
+        """Close at once, dropping queued data; pending sends fail."""
+        self._finish(None)
+
+    async def wait_closed(self) -> None:
+        """Wait until the socket is closed and ``connection_lost`` has run."""
+        await asyncio.shield(self._closed)
+
+    # -- writing -----------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Bytes queued and not yet accepted by the kernel."""
+        return self._queue.pending
+
+    def write(
+        self,
+        data: Buffer | PooledBuffer,
+        on_done: CompletionCallback | None = None,
+        *,
+        nbytes: int | None = None,
+    ) -> None:
+        """Queue ``data``; it leaves with this iteration's other writes.
+
+        Immutable data is not copied; a ``bytearray`` or writable view is
+        copied; a :class:`bufkit.PooledBuffer` is handed over (the queue
+        releases it once sent).
+
+        Args:
+            data: The bytes to send.
+            on_done: Called with ``None`` once the kernel accepted the last
+                byte, or with the error that broke the connection first.
+            nbytes: For a :class:`bufkit.PooledBuffer`, send only its first
+                ``nbytes`` bytes.
+
+        Raises:
+            QueueClosedError: After :meth:`close` or :meth:`write_eof`.
+            QueueFailedError: After the connection broke.
+        """
+        self._queue.write(data, on_done, nbytes=nbytes)
+        if not (self._flush_scheduled or self._writing):
+            self._schedule_flush()
+
+    def writelines(self, chunks: Iterable[Buffer]) -> None:
+        """Queue several chunks; same rules as :meth:`write`.
+
+        Raises:
+            QueueClosedError: After :meth:`close` or :meth:`write_eof`.
+            QueueFailedError: After the connection broke.
+        """
+        self._queue.writelines(chunks)
+        if not (self._flush_scheduled or self._writing):
+            self._schedule_flush()
+
+    async def send(self, data: Buffer | PooledBuffer) -> None:
+        """Queue ``data`` and wait until the kernel accepted its last byte.
+
+        Cancelling the wait does not withdraw the data: it is still sent.
+
+        Raises:
+            QueueClosedError: After :meth:`close` or :meth:`write_eof`.
+            QueueFailedError: The connection had broken before the call.
+            OSError: The socket error that broke the connection first.
+        """
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self.write(data, lambda exc: _settle(fut, exc))
+        await fut
+
+    async def drain(self) -> None:
+        """Wait while the queue is over its high-water mark (asyncio semantics).
+
+        Returns at once below the mark. Cancelling the wait changes nothing
+        else.
+
+        Raises:
+            OSError: The socket error that broke the connection;
+                ``ConnectionResetError`` if it was closed meanwhile.
+        """
+        self._raise_if_lost()
+        if not self._queue.paused:
+            return
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._drain_waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if fut in self._drain_waiters:
+                self._drain_waiters.remove(fut)
+
+    def write_eof(self) -> None:
+        """Shut the sending side once the queue is flushed; reading goes on.
+
+        Later writes raise :class:`bufkit.QueueClosedError`.
+        """
+        if self._state is not _State.OPEN or self._eof_pending:
+            return
+        self._eof_pending = True
+        self._queue.close()
+        if not (self._writing or self._flush_scheduled):
+            self._schedule_flush()
+
+    # -- reading -----------------------------------------------------------
+
+    def pause_reading(self) -> None:
+        """Stop reading until :meth:`resume_reading`."""
+        self._read_paused = True
+        self._remove_reader()
+
+    def resume_reading(self) -> None:
+        """Read again after :meth:`pause_reading`."""
+        self._read_paused = False
+        if self._state is _State.OPEN and not self._reader.at_eof:
+            self._add_reader()
+
+    async def read_frame(self) -> bytes | None:
+        """Wait for the next frame (callback mode); ``None`` at end of file.
+
+        Without a framer, each frame is whatever one read received.
+
+        Raises:
+            RuntimeError: In protocol mode, or while another task waits.
+            OSError: The socket error that broke the connection.
+        """
+        frames = self._frames
+        if frames is None:
+            raise RuntimeError("read_frame() needs a connection in callback mode")
+        while not frames.frames:
+            if self._exc is not None:
+                raise self._exc
+            if frames.eof or self._state is _State.CLOSED:
+                return None
+            if self._frame_waiter is not None:
+                raise RuntimeError("another task is already waiting in read_frame()")
+            self._frame_waiter = self._loop.create_future()
+            try:
+                await self._frame_waiter
+            finally:
+                self._frame_waiter = None
+        frame = frames.frames.popleft()
+        frames.nbytes -= len(frame)
+        if self._read_paused and frames.nbytes < self._read_limit:
+            self.resume_reading()
+        return frame
+
+    def __aiter__(self) -> Connection:
+        return self
+
+    async def __anext__(self) -> bytes:
+        """The next frame; stops at end of file."""
+        frame = await self.read_frame()
+        if frame is None:
+            raise StopAsyncIteration
+        return frame
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        """``"socket"``, ``"sockname"`` or ``"peername"``, as in asyncio."""
+        try:
+            if name == "socket":
+                return self._sock
+            if name == "sockname":
+                return self._sock.getsockname()
+            if name == "peername":
+                return self._sock.getpeername()
+        except OSError:
+            pass
+        return default
+
+    # -- loop callbacks ----------------------------------------------------
+
+    def _on_readable(self) -> None:
+        try:
+            still_open = self._reader.on_readable(self._sock)
+        except OSError as exc:
+            self._finish(exc)
+            return
+        except Exception as exc:
+            self._report("Fatal error in a read handler", exc)
+            self._finish(exc)
+            return
+        if not still_open:
+            self._remove_reader()
+            if not self._reader.keep_open:
+                self.close()
+
+    def _schedule_flush(self) -> None:
+        self._flush_scheduled = True
+        self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._state is _State.CLOSED:
+            return
+        try:
+            drained = self._queue.flush(self._sock)
+        except OSError as exc:
+            self._finish(exc)
+            return
+        if not drained:
+            if not self._writing:
+                self._writing = True
+                self._loop.add_writer(self._fd, self._flush)
+            return
+        if self._writing:
+            self._writing = False
+            self._loop.remove_writer(self._fd)
+        if self._state is _State.CLOSING:
+            self._finish(None)
+        elif self._eof_pending:
+            self._shutdown_write()
+
+    def _shutdown_write(self) -> None:
+        self._eof_pending = False
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            self._finish(exc)
+
+    def _on_pause(self) -> None:
+        if self._protocol is not None:
+            self._protocol.pause_writing()
+
+    def _on_resume(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for fut in waiters:
+            _settle(fut, None)
+        if self._protocol is not None:
+            self._protocol.resume_writing()
+
+    def _frame_arrived(self) -> None:
+        waiter = self._frame_waiter
+        if waiter is not None:
+            _settle(waiter, None)
+        frames = self._frames
+        if frames is not None and frames.nbytes >= self._read_limit:
+            self.pause_reading()
+
+    # -- teardown ----------------------------------------------------------
+
+    def _raise_if_lost(self) -> None:
+        if self._exc is not None:
+            raise self._exc
+        if self._state is _State.CLOSED:
+            raise ConnectionResetError(errno.ECONNRESET, "Connection lost")
+
+    def _finish(self, exc: BaseException | None) -> None:
+        """Unregister, fail what waits, close the socket, tell the protocol."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        self._exc = exc
+        self._remove_reader()
+        if self._writing:
+            self._writing = False
+            self._loop.remove_writer(self._fd)
+        lost = exc or ConnectionAbortedError(errno.ECONNABORTED, "Connection aborted")
+        if self._queue:
+            self._queue.fail(lost)
+        else:
+            self._queue.close()
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for fut in waiters:
+            _settle(fut, lost)
+        if self._frame_waiter is not None:
+            _settle(self._frame_waiter, exc)
+        if self._frames is not None:
+            self._frames.close()
+        self._sock.close()
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            if self._protocol is not None:
+                self._protocol.connection_lost(exc)
+        finally:
+            _settle(self._closed, None)
+            if self._on_closed is not None:
+                self._on_closed(self)
+
+    def _report(self, message: str, exc: BaseException) -> None:
+        self._loop.call_exception_handler(
+            {"message": message, "exception": exc, "connection": self}
+        )
+
+    def _add_reader(self) -> None:
+        if not self._reading:
+            self._reading = True
+            self._loop.add_reader(self._fd, self._on_readable)
+
+    def _remove_reader(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fd)

@@ -1,0 +1,50 @@
+"""bufkit for asyncio and uvloop, at two levels.
+
+:class:`PooledProtocol` is an :class:`asyncio.BufferedProtocol` that reads into
+chunks of a shared :class:`bufkit.BufferPool`: it works on every asyncio
+transport (TCP, Unix sockets, TLS, any loop) and keeps idle connections at
+zero pool bytes, while writes stay the transport's.
+
+The readiness stream (:func:`start_server`, :func:`open_connection`,
+:class:`Connection`) goes further on loops with ``add_reader`` (selector loops
+and uvloop): it owns the raw socket, reads with a
+:class:`bufkit.ReadinessReader` and writes with a :class:`bufkit.WriteQueue`,
+so the writes of one loop iteration leave in one ``sendmsg`` and
+:meth:`Connection.send` resolves when the kernel accepted the data.
+
+Importing this module imports :mod:`asyncio` but not uvloop.
+"""
+
+from __future__ import annotations
+
+from bufkit.adapters._aio_connect import open_connection, start_server
+from bufkit.adapters._aio_handlers import FramerFactory, StreamProtocol
+from bufkit.adapters._aio_protocol import PooledProtocol
+from bufkit.adapters._aio_server import StreamServer
+from bufkit.adapters._aio_stream import Connection
+
+__all__ = [
+    "Connection",
+    "FramerFactory",
+    "PooledProtocol",
+    "StreamProtocol",
+    "StreamServer",
+    "open_connection",
+    "start_server",
+]
+
+
+def _publish(*objects: object) -> None:
+    """Show classes and functions under this public module."""
+    for obj in objects:
+        obj.__module__ = __name__
+
+
+_publish(
+    Connection,
+    PooledProtocol,
+    StreamProtocol,
+    StreamServer,
+    open_connection,
+    start_server,
+)
