@@ -102,6 +102,8 @@ class ReadinessReader:
         "_read_budget",
         "_read_size",
         "_small_reads",
+        "_small_size",
+        "_trim",
     )
 
     def __init__(
@@ -133,6 +135,10 @@ class ReadinessReader:
         self._classes = classes
         self._index = next(i for i, c in enumerate(classes) if c >= initial_size)
         self._read_size = classes[self._index] if adaptive else initial_size
+        # Reads of at most _small_size bytes would fit the class below.
+        self._small_size = classes[self._index - 1] if adaptive and self._index else 0
+        # Only a fixed size between classes needs the chunk cut down to it.
+        self._trim = self._read_size != classes[self._index]
         self._small_reads = 0
         self._eof = False
         self._keep_open = False
@@ -183,62 +189,64 @@ class ReadinessReader:
         """
         if self._eof:
             return False
+        # The hot path, kept in one function: locals instead of attribute
+        # chains, no call per read besides acquire, recv_into, the handler
+        # and release (benchmarks/test_bench_reader.py).
+        acquire = self._pool.acquire
+        data_received = self._handler.data_received
+        trim = self._trim
         budget = self._read_budget
         while budget:
             budget -= 1
             size = self._read_size
-            got = self._read_once(sock, size)
+            buf = acquire(size)
+            self._lent = buf
+            try:
+                view = buf.view[:size] if trim else buf.view
+                try:
+                    got = sock.recv_into(view)
+                except InterruptedError:
+                    got = _recv_after_eintr(sock, view)
+                except BlockingIOError:
+                    return True
+                if got < 0:
+                    return True
+                if got:
+                    data_received(view if got == size else view[:got])
+            finally:
+                if self._lent is not None:
+                    self._lent = None
+                    buf.release()
             if got < size:
                 if got == 0:
                     return self._end_of_file()
-                if got > 0 and self._adaptive:
-                    self._record_short(got)
+                if got <= self._small_size:
+                    self._record_small()
+                elif self._small_reads:
+                    self._small_reads = 0
                 return True
             if self._adaptive:
                 self._record_full()
         return True
 
-    def _read_once(self, sock: SupportsRecvInto, size: int) -> int:
-        """Borrow, receive, hand over, release; -1 when the read would block."""
-        buf = self._pool.acquire(size)
-        self._lent = buf
-        try:
-            view = buf.view
-            if len(view) != size:
-                view = view[:size]
-            while True:
-                try:
-                    got = sock.recv_into(view)
-                except InterruptedError:
-                    continue
-                except BlockingIOError:
-                    return -1
-                break
-            if got:
-                self._handler.data_received(view if got == size else view[:got])
-            return got
-        finally:
-            if self._lent is not None:
-                self._lent = None
-                buf.release()
-
     def _record_full(self) -> None:
         """A read filled its buffer: more is likely waiting, go up a class."""
         self._small_reads = 0
         if self._index + 1 < len(self._classes):
-            self._index += 1
-            self._read_size = self._classes[self._index]
+            self._set_class(self._index + 1)
 
-    def _record_short(self, got: int) -> None:
-        """A read left room: after several that fit the class below, go down."""
-        if self._index and got <= self._classes[self._index - 1]:
-            self._small_reads += 1
-            if self._small_reads >= SHRINK_AFTER:
-                self._small_reads = 0
-                self._index -= 1
-                self._read_size = self._classes[self._index]
-        else:
+    def _record_small(self) -> None:
+        """A read fit the class below: after several in a row, go down."""
+        self._small_reads += 1
+        if self._small_reads >= SHRINK_AFTER:
             self._small_reads = 0
+            self._set_class(self._index - 1)
+
+    def _set_class(self, index: int) -> None:
+        """Read in class ``index`` from now on."""
+        self._index = index
+        self._read_size = self._classes[index]
+        self._small_size = self._classes[index - 1] if index else 0
 
     def _end_of_file(self) -> bool:
         """Remember end of file and tell the handler, once."""
@@ -271,3 +279,14 @@ class ReadinessReader:
             )
         self._lent = None
         return buf
+
+
+def _recv_after_eintr(sock: SupportsRecvInto, view: memoryview) -> int:
+    """Retry a read that ``EINTR`` interrupted; -1 when it would block."""
+    while True:
+        try:
+            return sock.recv_into(view)
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            return -1

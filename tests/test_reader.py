@@ -208,6 +208,19 @@ def test_interrupted_reads_are_retried_without_using_budget() -> None:
     assert scripted.calls == 2
 
 
+def test_would_block_after_interrupts_ends_the_event() -> None:
+    """EINTR, EINTR, then EAGAIN: the event ends open, the buffer returned."""
+    pool = make_pool()
+    handler = Recorder()
+    reader = ReadinessReader(pool, handler)
+    eintr = InterruptedError(errno.EINTR, "eintr")
+    scripted = ScriptedSocket(eintr, eintr, BlockingIOError(errno.EAGAIN, "again"))
+    assert reader.on_readable(scripted) is True
+    assert scripted.calls == 3
+    assert handler.chunks == []
+    assert in_use(pool) == 0
+
+
 def test_would_block_first_reads_nothing() -> None:
     """A spurious wakeup: EAGAIN at once, no handler call, still open."""
     pool = make_pool()
