@@ -533,11 +533,11 @@ class Connection:
             self._defer(self._deferred_flush)
 
     def _deferred_flush(self) -> None:
+        # Runs like an event: writes made by completions join this flush.
         self._flush_scheduled = False
         if self._state is not _S.CLOSED and not self._write_armed:
-            self._flush()
-            if self._error is not None:
-                self._protocol_failed()
+            self._in_event = True
+            self._end_event()
 
     def _flush(self) -> None:
         queue = self._queue
