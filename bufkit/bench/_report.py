@@ -219,6 +219,13 @@ def render(report: dict[str, Any], console: Console) -> None:
                 f"still open and {pool or 0} pool bytes in use 3 s after the "
                 "clients closed"
             )
+    unmeasured = {
+        row["contender"]: row.get("syscall_note") or "no strace run"
+        for row in report["scenarios"].get("fanout", [])
+        if "error" not in row and row.get("syscalls_per_response") is None
+    }
+    for name, note in unmeasured.items():
+        console.print(f"syscalls of {name} not measured: {note}")
     for contender in report["contenders"]:
         if contender["status"] in ("skipped", "failed"):
             console.print(
