@@ -1,0 +1,211 @@
+"""The WriteQueue lifecycle and watermarks, checked by a Hypothesis state machine.
+
+A hand-written model of the queue (state, pending bytes, paused flag,
+outstanding completions) runs beside the real one; after every step they must
+agree, every state change must be the one ``TRANSITIONS`` gives for the
+event, and pause/resume must alternate exactly at the watermark crossings.
+"""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+)
+
+from bufkit import QueueClosedError, QueueFailedError, QueueState, WriteQueue
+from bufkit._queuestate import TRANSITIONS, Event
+from bufkit.testing import Accept, Fail, FakeSocket, SendStep, WouldBlock
+
+OPEN, CLOSING, CLOSED, FAILED = (
+    QueueState.OPEN,
+    QueueState.CLOSING,
+    QueueState.CLOSED,
+    QueueState.FAILED,
+)
+
+
+def test_transition_table_is_total() -> None:
+    """Every (state, event) pair has exactly one next state."""
+    assert set(TRANSITIONS) == {(s, e) for s in QueueState for e in Event}
+
+
+def test_closed_and_failed_are_terminal() -> None:
+    """No event leads out of CLOSED or FAILED."""
+    for state in (CLOSED, FAILED):
+        assert {TRANSITIONS[state, event] for event in Event} == {state}
+
+
+def test_only_these_edges_exist() -> None:
+    """The lifecycle edges are exactly the documented ones."""
+    edges = {(s, t) for (s, _), t in TRANSITIONS.items() if s is not t}
+    assert edges == {
+        (OPEN, CLOSING),
+        (OPEN, FAILED),
+        (CLOSING, CLOSED),
+        (CLOSING, FAILED),
+    }
+
+
+class QueueMachine(RuleBasedStateMachine):
+    """Random writes, advances, flushes, closes and failures."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue = WriteQueue()
+        self.state = OPEN
+        self.pending = 0
+        self.written = 0
+        self.paused = False
+        self.events: list[str] = []
+        self.expected: list[str] = []
+        self.outstanding: list[tuple[int, int]] = []  # (end, id)
+        self.fired: list[tuple[int, BaseException | None]] = []
+        self.expected_fired: list[tuple[int, BaseException | None]] = []
+        self.error: BaseException | None = None
+        self.next_id = 0
+
+    @initialize(high=st.integers(0, 3000), low_part=st.integers(0, 3000))
+    def make_queue(self, high: int, low_part: int) -> None:
+        """Build the queue with random watermarks."""
+        self.queue = WriteQueue(
+            high_water=high,
+            low_water=min(low_part, high),
+            on_pause=lambda: self.events.append("pause"),
+            on_resume=lambda: self.events.append("resume"),
+        )
+
+    # -- the model's bookkeeping ------------------------------------------------
+    def sent(self, n: int) -> None:
+        """``n`` bytes were accepted: move the model like the queue should."""
+        if not n:
+            return
+        self.pending -= n
+        if self.pending == 0:
+            self.expect_transition(Event.DRAIN)
+        if self.paused and self.pending <= self.queue.low_water:
+            self.paused = False
+            self.expected.append("resume")
+        accepted = self.written - self.pending
+        while self.outstanding and self.outstanding[0][0] <= accepted:
+            self.expected_fired.append((self.outstanding.pop(0)[1], None))
+
+    def expect_transition(self, event: Event) -> None:
+        """Apply ``event`` to the model by hand, and check the table agrees."""
+        before = self.state
+        if event is Event.CLOSE and before is OPEN:
+            self.state = CLOSING
+        elif event is Event.DRAIN and before is CLOSING:
+            self.state = CLOSED
+        elif event is Event.FAIL and before in (OPEN, CLOSING):
+            self.state = FAILED
+        assert TRANSITIONS[before, event] is self.state
+
+    def broke(self, exc: BaseException) -> None:
+        """The queue failed with ``exc``: pending completions get it."""
+        if self.state in (OPEN, CLOSING):
+            self.expect_transition(Event.FAIL)
+            self.error = exc
+            self.pending = 0
+            self.expected_fired += [(i, exc) for _, i in self.outstanding]
+            self.outstanding.clear()
+
+    # -- rules ----------------------------------------------------------------
+    @rule(size=st.integers(0, 2500), callback=st.booleans())
+    def write(self, size: int, callback: bool) -> None:
+        """Write ``size`` bytes, with or without a completion."""
+        ident = self.next_id
+        self.next_id += 1
+
+        def on_done(exc: BaseException | None) -> None:
+            self.fired.append((ident, exc))
+
+        if self.state is not OPEN:
+            error = QueueClosedError if self.error is None else QueueFailedError
+            with pytest.raises(error):
+                self.queue.write(b"w" * size, on_done if callback else None)
+            return
+        if callback:
+            self.outstanding.append((self.written + size, ident))
+        self.written += size
+        self.pending += size
+        if not self.paused and self.pending > self.queue.high_water:
+            self.paused = True
+            self.expected.append("pause")
+        if callback and self.pending == 0:
+            self.expected_fired.append((self.outstanding.pop()[1], None))
+        self.queue.write(b"w" * size, on_done if callback else None)
+
+    @rule(part=st.integers(0, 100))
+    def advance(self, part: int) -> None:
+        """Report part of what is pending as sent."""
+        n = self.pending * part // 100
+        self.sent(n)
+        self.queue.advance(n)
+
+    @rule()
+    def advance_too_far(self) -> None:
+        """Advancing past the pending bytes is refused and changes nothing."""
+        with pytest.raises(ValueError, match="pending"):
+            self.queue.advance(self.pending + 1)
+
+    @rule(
+        step=st.one_of(
+            st.builds(Accept, st.integers(1, 4000)),
+            st.just(WouldBlock()),
+            st.sampled_from([Fail(errno.ECONNRESET), Fail(errno.EPIPE)]),
+        )
+    )
+    def flush(self, step: SendStep) -> None:
+        """Flush into a socket that takes one step, then blocks."""
+        sock = FakeSocket(send=[step], after_send="block")
+        try:
+            drained = self.queue.flush(sock)
+        except OSError as exc:
+            assert isinstance(step, Fail)
+            self.broke(exc)
+        else:
+            for call in sock.calls:
+                self.sent(call.result or 0)
+            assert drained is (self.pending == 0)
+
+    @rule()
+    def close(self) -> None:
+        """Close: no more writes; drains to CLOSED."""
+        self.expect_transition(Event.CLOSE)
+        if self.pending == 0:
+            self.expect_transition(Event.DRAIN)
+        self.queue.close()
+
+    @rule()
+    def fail(self) -> None:
+        """Fail the queue on purpose."""
+        exc = RuntimeError("failed on purpose")
+        self.broke(exc)
+        self.queue.fail(exc)
+
+    # -- invariants -------------------------------------------------------------
+    @invariant()
+    def agrees_with_the_model(self) -> None:
+        """State, pending bytes, pause flag and completions match the model."""
+        assert self.queue.state is self.state
+        assert self.queue.pending == self.pending
+        assert bool(self.queue) is (self.pending > 0)
+        assert self.queue.paused is self.paused
+        assert self.fired == self.expected_fired
+
+    @invariant()
+    def pause_and_resume_alternate_at_crossings(self) -> None:
+        """The callbacks fired exactly at the model's crossings, alternating."""
+        assert self.events == self.expected
+        assert all(a != b for a, b in zip(self.events, self.events[1:], strict=False))
+        assert not self.events or self.events[0] == "pause"
+
+
+TestQueueMachine = QueueMachine.TestCase
