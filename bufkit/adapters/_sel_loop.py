@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import errno
 import heapq
-import itertools
 import logging
 import selectors
 import socket
@@ -40,171 +39,13 @@ from collections.abc import Callable
 from typing import Final, final
 
 from bufkit import BufferPool
-from bufkit.adapters._sel_conn import (
-    Connection,
-    ConnectionProtocol,
-    Interest,
-    SelectableSocket,
-)
+from bufkit.adapters._sel_conn import Connection
+from bufkit.adapters._sel_listen import Handle, Listener, ProtocolFactory, _Connecting
+from bufkit.adapters._sel_types import ConnectionProtocol, Interest, SelectableSocket
 
-__all__ = ["Handle", "Listener", "Loop", "ProtocolFactory"]
+__all__ = ["Loop"]
 
 LOGGER: Final = logging.getLogger("bufkit.adapters.selectors")
-
-ProtocolFactory = Callable[[], ConnectionProtocol]
-
-_ACCEPT_LIMIT_ERRNOS: Final = frozenset(
-    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-)
-BACKOFF_START: Final = 0.05
-"""Seconds a listener waits after the first ``EMFILE``-like accept error."""
-BACKOFF_MAX: Final = 1.0
-"""The longest listener back-off, in seconds (asyncio waits 1 s each time)."""
-
-
-@final
-class Handle:
-    """A callback scheduled by :meth:`Loop.call_soon` or :meth:`Loop.call_later`."""
-
-    __slots__ = ("_args", "_callback", "_cancelled", "when")
-
-    def __init__(
-        self, when: float, callback: Callable[..., object], args: tuple[object, ...]
-    ) -> None:
-        self.when = when
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether :meth:`cancel` was called."""
-        return self._cancelled
-
-    def cancel(self) -> None:
-        """Do not run the callback (if it has not run yet)."""
-        self._cancelled = True
-
-    def _run(self) -> None:
-        try:
-            self._callback(*self._args)
-        except Exception:
-            LOGGER.exception("callback %r raised", self._callback)
-
-    def __lt__(self, other: Handle) -> bool:
-        return self.when < other.when
-
-
-@final
-class Listener:
-    """A listening socket of a :class:`Loop`; made by :meth:`Loop.listen`."""
-
-    def __init__(
-        self, loop: Loop, sock: socket.socket, factory: ProtocolFactory
-    ) -> None:
-        self._loop = loop
-        self._sock = sock
-        self._factory = factory
-        self._backoff = 0.0
-        self._registered = False
-        self._closed = False
-        self.accepted = 0
-        """Connections accepted so far."""
-        self.backoffs = 0
-        """Times accepting was suspended after ``EMFILE``-like errors."""
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The ``(host, port)`` the listener is bound to."""
-        host, port = self._sock.getsockname()[:2]
-        return str(host), int(port)
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
-
-    def close(self) -> None:
-        """Stop listening and close the socket; accepted connections live on."""
-        if self._closed:
-            return
-        self._closed = True
-        self._unregister()
-        self._sock.close()
-        self._loop._listeners.discard(self)
-
-    def _register(self) -> None:
-        if not self._closed and not self._registered:
-            self._loop._selector.register(self._sock, selectors.EVENT_READ, self)
-            self._registered = True
-
-    def _unregister(self) -> None:
-        if self._registered:
-            self._loop._selector.unregister(self._sock)
-            self._registered = False
-
-    def _on_ready(self, mask: int) -> None:
-        """Accept every pending connection, up to the loop's batch size."""
-        for _ in range(self._loop.accept_batch):
-            try:
-                sock, _addr = self._sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in _ACCEPT_LIMIT_ERRNOS:
-                    self._back_off(exc)
-                    return
-                LOGGER.warning("accept failed on %s: %s", self.address, exc)
-                continue
-            self._backoff = 0.0
-            self.accepted += 1
-            if LOGGER.isEnabledFor(logging.INFO):
-                LOGGER.info("accepted %s on %s", _addr, self.address)
-            self._loop._adopt(sock, self._factory)
-
-    def _back_off(self, exc: OSError) -> None:
-        self._backoff = min(BACKOFF_MAX, max(BACKOFF_START, self._backoff * 2))
-        self.backoffs += 1
-        LOGGER.error(
-            "accept on %s failed (%s); not accepting for %.2f s",
-            self.address,
-            exc,
-            self._backoff,
-        )
-        self._unregister()
-        self._loop.call_later(self._backoff, self._register)
-
-
-@final
-class _Connecting:
-    """A non-blocking connect in progress, registered for write readiness."""
-
-    def __init__(
-        self,
-        loop: Loop,
-        sock: socket.socket,
-        factory: ProtocolFactory,
-        on_error: Callable[[OSError], object] | None,
-    ) -> None:
-        self.loop = loop
-        self.sock = sock
-        self.factory = factory
-        self.on_error = on_error
-
-    def _on_ready(self, mask: int) -> None:
-        loop = self.loop
-        loop._selector.unregister(self.sock)
-        loop._connecting.discard(self)
-        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code:
-            self.sock.close()
-            exc = OSError(code, f"connect failed: {errno.errorcode.get(code, code)}")
-            if self.on_error is None:
-                LOGGER.error("%s", exc)
-            else:
-                self.on_error(exc)
-            return
-        loop._adopt(self.sock, self.factory)
 
 
 @final
@@ -252,7 +93,6 @@ class Loop:
         self._registered: set[Connection] = set()
         self._listeners: set[Listener] = set()
         self._connecting: set[_Connecting] = set()
-        self._seq = itertools.count()
         self._running = False
         self._stopping = False
         self._closed = False

@@ -11,9 +11,17 @@ refuses data (invariant 3 of the design).
 
 from __future__ import annotations
 
-from bufkit.adapters._sel_conn import (
+from bufkit.adapters._sel_conn import Connection
+from bufkit.adapters._sel_listen import (
+    BACKOFF_MAX,
+    BACKOFF_START,
+    Handle,
+    Listener,
+    ProtocolFactory,
+)
+from bufkit.adapters._sel_loop import Loop
+from bufkit.adapters._sel_types import (
     CONNECTION_TRANSITIONS,
-    Connection,
     ConnectionProtocol,
     ConnectionState,
     DeferCallback,
@@ -21,14 +29,6 @@ from bufkit.adapters._sel_conn import (
     InterestCallback,
     SelectableSocket,
     StreamSocket,
-)
-from bufkit.adapters._sel_loop import (
-    BACKOFF_MAX,
-    BACKOFF_START,
-    Handle,
-    Listener,
-    Loop,
-    ProtocolFactory,
 )
 
 __all__ = [
