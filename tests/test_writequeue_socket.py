@@ -1,0 +1,143 @@
+"""WriteQueue against real kernel sockets: small send buffers, a slow peer.
+
+Megabytes written in many sizes and kinds drain through ``flush`` on a
+non-blocking ``socketpair`` whose peer reads a little at a time; the bytes
+received hash-equal the bytes written, every completion fires once in order,
+and every pooled buffer goes back to its pool.
+"""
+
+from __future__ import annotations
+
+import array
+import hashlib
+import random
+import select
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from bufkit import BufferPool, WriteQueue
+
+SIZES = (0, 1, 7, 100, 1500, 2047, 2048, 5000, 16384, 65536, 300_000)
+DEADLINE = 60.0
+
+
+@contextmanager
+def small_socketpair(sndbuf: int) -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A non-blocking socketpair with a small send buffer, closed on exit."""
+    a, b = socket.socketpair()
+    try:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sndbuf)
+        a.setblocking(False)
+        b.setblocking(False)
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def read_some(sock: socket.socket, room: memoryview, digest: hashlib._Hash) -> int:
+    """One slow read: at most ``len(room)`` bytes, fed to ``digest``."""
+    try:
+        n = sock.recv_into(room)
+    except BlockingIOError:
+        return 0
+    digest.update(room[:n])
+    return n
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_megabytes_through_a_small_send_buffer(seed: int) -> None:
+    """~6 MiB of mixed writes reach a slow peer intact and in order."""
+    rng = random.Random(seed)
+    pool = BufferPool()
+    sent_digest, got_digest = hashlib.sha256(), hashlib.sha256()
+    fired: list[tuple[int, BaseException | None]] = []
+    pauses: list[bool] = []
+    queue = WriteQueue(
+        high_water=256 * 1024,
+        low_water=64 * 1024,
+        on_pause=lambda: pauses.append(True),
+        on_resume=lambda: pauses.append(False),
+    )
+    total = received = writes = 0
+    room = memoryview(bytearray(rng.choice([997, 4096, 32768])))
+    started = time.monotonic()
+    with small_socketpair(4096) as (writer, reader):
+        while total < 6 << 20 or queue:
+            assert time.monotonic() - started < DEADLINE, "socket test ran too long"
+            if total < 6 << 20 and not queue.paused:
+                total += write_random(queue, rng, pool, sent_digest, fired, writes)
+                writes += 1
+            if not queue.flush(writer):
+                select.select([reader], [writer], [], 1.0)
+            received += read_some(reader, room, got_digest)
+        while received < total:
+            assert time.monotonic() - started < DEADLINE, "peer never got everything"
+            select.select([reader], [], [], 1.0)
+            received += read_some(reader, room, got_digest)
+    assert got_digest.hexdigest() == sent_digest.hexdigest()
+    assert [i for i, _ in fired] == sorted(i for i, _ in fired)
+    assert all(exc is None for _, exc in fired)
+    assert pauses == [i % 2 == 0 for i in range(len(pauses))]
+    assert pool.stats().buffers_in_use == 0
+
+
+def write_random(
+    queue: WriteQueue,
+    rng: random.Random,
+    pool: BufferPool,
+    digest: hashlib._Hash,
+    fired: list[tuple[int, BaseException | None]],
+    index: int,
+) -> int:
+    """Make one random write of a random kind; return its size."""
+    size = rng.choice(SIZES)
+    data = rng.randbytes(size)
+    digest.update(data)
+
+    def on_done(exc: BaseException | None) -> None:
+        fired.append((index, exc))
+
+    callback = on_done if rng.random() < 0.5 else None
+    kind = rng.choice(["bytes", "bytearray", "array", "pooled", "lines"])
+    if kind == "pooled" and 0 < size <= 65536:
+        buf = pool.acquire(size)
+        buf.view[:size] = data
+        queue.write(buf, callback, nbytes=size)
+    elif kind == "bytearray":
+        queue.write(bytearray(data), callback)
+    elif kind == "array" and size % 4 == 0:
+        queue.write(array.array("i", data), callback)
+    elif kind == "lines":
+        cut = rng.randrange(size + 1)
+        queue.writelines([data[:cut], memoryview(data)[cut:]], callback)
+    else:
+        queue.write(data, callback)
+    return size
+
+
+@pytest.mark.slow
+def test_reset_peer_fails_pending_writes_with_the_kernel_error() -> None:
+    """When the peer goes away, flush raises the kernel's error and every
+    pending completion carries that same object."""
+    fired: list[BaseException | None] = []
+    queue = WriteQueue(high_water=1 << 30)
+    with small_socketpair(4096) as (writer, reader):
+        for _ in range(64):
+            queue.write(bytes(65536), fired.append)
+        assert not queue.flush(writer)
+        reader.close()
+        with pytest.raises((BrokenPipeError, ConnectionResetError)) as info:
+            queue.flush(writer)
+    done = [exc for exc in fired if exc is None]
+    failed = [exc for exc in fired if exc is not None]
+    assert len(done) + len(failed) == 64
+    assert failed
+    assert all(exc is info.value for exc in failed)
+    assert info.value.errno is not None
