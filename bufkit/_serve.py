@@ -18,7 +18,7 @@ import socket
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bufkit.adapters.selectors import ConnectionProtocol, Loop
@@ -27,6 +27,9 @@ __all__ = ["add_parser", "run"]
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PROTOCOLS = ("echo", "discard", "fanout", "line-echo")
+
+
+_Handler = Callable[[int, FrameType | None], Any] | int | None
 
 
 class _Stop(BaseException):
@@ -85,6 +88,30 @@ def _worker(name: str, host: str, port: int, *, reuse_port: bool) -> int:
     from bufkit.adapters.selectors import Loop
 
     loop = Loop()
+    try:
+        listener = loop.listen(host, port, _factory(name, loop), reuse_port=reuse_port)
+    except OSError as exc:
+        loop.close()
+        print(f"bufkit serve: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    saved = _install_handlers(loop)
+    try:
+        where = "{}:{}".format(*listener.address)
+        _say(f"bufkit serve {name}: pid {os.getpid()} listening on {where}")
+        loop.run_forever()
+    except _Stop:
+        pass
+    finally:
+        _print_stats(loop)
+        loop.close()
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+    return 0
+
+
+def _install_handlers(loop: Loop) -> dict[signal.Signals, _Handler]:
+    """Stop signals leave the loop (once); SIGUSR1 prints statistics."""
 
     def stop(signum: int, frame: FrameType | None) -> None:
         for sig in _STOP_SIGNALS:
@@ -94,20 +121,11 @@ def _worker(name: str, host: str, port: int, *, reuse_port: bool) -> int:
     def report(signum: int, frame: FrameType | None) -> None:
         _print_stats(loop)
 
+    saved = {sig: signal.getsignal(sig) for sig in (*_STOP_SIGNALS, signal.SIGUSR1)}
     for sig in _STOP_SIGNALS:
         signal.signal(sig, stop)
     signal.signal(signal.SIGUSR1, report)
-    try:
-        listener = loop.listen(host, port, _factory(name, loop), reuse_port=reuse_port)
-        where = "{}:{}".format(*listener.address)
-        _say(f"bufkit serve {name}: pid {os.getpid()} listening on {where}")
-        loop.run_forever()
-    except _Stop:
-        pass
-    finally:
-        _print_stats(loop)
-        loop.close()
-    return 0
+    return saved
 
 
 def _print_stats(loop: Loop) -> None:

@@ -135,3 +135,11 @@ def test_serve_rejects_unknown_protocol(capsys: pytest.CaptureFixture[str]) -> N
         main(["serve", "chargen"])
     assert info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_serve_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    """A port already taken is reported with status 1, without a traceback."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["serve", "echo", "--port", str(port), "--quiet"]) == 1
+    assert "cannot listen" in capsys.readouterr().err

@@ -115,10 +115,11 @@ class SelectableSocket(StreamSocket, Protocol):
 class ConnectionProtocol(Protocol):
     """What a :class:`Connection` calls back: asyncio's protocol callbacks.
 
-    Implement the methods you need structurally, or subclass this class to
-    inherit do-nothing defaults. Every callback runs inside an event; writes
-    made there are flushed once, after it returns. An exception raised by a
-    callback is logged and aborts the connection.
+    Write all six methods on any class (a structural match), or subclass this
+    class and write only those you need: the others do nothing. Every callback
+    runs inside an event; writes made there are flushed once, after it
+    returns. An exception raised by a callback is logged and aborts the
+    connection.
     """
 
     def connection_made(self, conn: Connection, /) -> None:
