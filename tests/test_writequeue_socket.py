@@ -9,10 +9,12 @@ and every pooled buffer goes back to its pool.
 from __future__ import annotations
 
 import array
+import datetime
 import hashlib
 import random
 import select
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -141,3 +143,100 @@ def test_reset_peer_fails_pending_writes_with_the_kernel_error() -> None:
     assert failed
     assert all(exc is info.value for exc in failed)
     assert info.value.errno is not None
+
+
+@pytest.fixture(scope="module")
+def tls_contexts(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """Server and client TLS contexts around a fresh self-signed certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_path, key_path)
+    client = ssl.create_default_context(cafile=str(cert_path))
+    return server, client
+
+
+def handshake(*socks: ssl.SSLSocket) -> None:
+    """Drive both ends' non-blocking handshakes to completion."""
+    todo = list(socks)
+    started = time.monotonic()
+    while todo:
+        assert time.monotonic() - started < DEADLINE, "TLS handshake hung"
+        for sock in list(todo):
+            try:
+                sock.do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                continue
+            todo.remove(sock)
+
+
+@pytest.mark.slow
+def test_tls_socket_drains_through_the_send_fallback(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """An SSLSocket (no working sendmsg, want-write errors) drains intact."""
+    server_ctx, client_ctx = tls_contexts
+    rng = random.Random(7)
+    sent_digest, got_digest = hashlib.sha256(), hashlib.sha256()
+    queue = WriteQueue()
+    total = received = 0
+    started = time.monotonic()
+    with small_socketpair(4096) as (a, b):
+        writer = client_ctx.wrap_socket(
+            a, server_hostname="localhost", do_handshake_on_connect=False
+        )
+        reader = server_ctx.wrap_socket(
+            b, server_side=True, do_handshake_on_connect=False
+        )
+        with writer, reader:
+            handshake(writer, reader)
+            for _ in range(400):
+                data = rng.randbytes(rng.choice((1, 10, 100, 3000, 40000)))
+                sent_digest.update(data)
+                queue.write(data)
+                total += len(data)
+            room = memoryview(bytearray(8192))
+            while received < total:
+                assert time.monotonic() - started < DEADLINE, "TLS drain hung"
+                if queue:
+                    queue.flush(writer)
+                try:
+                    n = reader.recv_into(room)
+                except ssl.SSLWantReadError:
+                    select.select([reader], [writer] if queue else [], [], 0.05)
+                    continue
+                got_digest.update(room[:n])
+                received += n
+    assert got_digest.hexdigest() == sent_digest.hexdigest()
+    assert not queue
