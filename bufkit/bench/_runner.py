@@ -105,23 +105,36 @@ def _run_cells(
     rows: list[Row] = []
     total = len(cells) * len(servers)
     done = 0
-    for description, cell in cells:
-        for name, server in servers.items():
+    names = list(servers)
+    for index, (description, cell) in enumerate(cells):
+        # Alternate the order from cell to cell, so that a machine getting
+        # busier during a run does not always penalise the same contenders.
+        order = names[::-1] if index % 2 else names
+        cell_rows: dict[str, Row] = {}
+        for name in order:
             progress(scenario, f"{name}: {description}", done, total)
-            if not server.child.alive():
-                reason = f"server exited ({server.child.proc.returncode})"
-                statuses[name] |= {"status": "failed", "reason": reason}
-                rows.append({"contender": name, "cell": description, "error": reason})
-            else:
-                try:
-                    rows.append(cell(server) | {"cell": description})
-                except BenchError as exc:
-                    rows.append(
-                        {"contender": name, "cell": description, "error": str(exc)}
-                    )
+            cell_rows[name] = _one(name, description, cell, servers[name], statuses)
             done += 1
+        rows.extend(cell_rows[name] for name in names)
     progress(scenario, "done", done, total)
     return rows
+
+
+def _one(
+    name: str,
+    description: str,
+    cell: Cell,
+    server: Server,
+    statuses: dict[str, dict[str, Any]],
+) -> Row:
+    if not server.child.alive():
+        reason = f"server exited ({server.child.proc.returncode})"
+        statuses[name] |= {"status": "failed", "reason": reason}
+        return {"contender": name, "cell": description, "error": reason}
+    try:
+        return cell(server) | {"cell": description}
+    except BenchError as exc:
+        return {"contender": name, "cell": description, "error": str(exc)}
 
 
 def _merge_syscalls(rows: list[Row]) -> list[Row]:
