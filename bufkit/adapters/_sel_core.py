@@ -160,11 +160,13 @@ class _ConnectionCore:
         self._request_flush()
 
     def _end_event(self) -> None:
+        # Still "in the event" while flushing: writes made by completions join
+        # this flush instead of scheduling another (and never re-enter it).
+        if self._error is None and self._state is not _S.CLOSED:
+            self._flush()  # completions and watermark callbacks may raise here
         self._in_event = False
         if self._error is not None:
             self._protocol_failed()
-        elif self._state is not _S.CLOSED:
-            self._flush()
 
     def _request_flush(self) -> None:
         if not (self._in_event or self._write_armed or self._flush_scheduled):
@@ -172,7 +174,8 @@ class _ConnectionCore:
 
     def _schedule_flush(self) -> None:
         if self._defer is None:
-            self._flush()
+            self._in_event = True
+            self._end_event()
         else:
             self._flush_scheduled = True
             self._defer(self._deferred_flush)
@@ -198,6 +201,8 @@ class _ConnectionCore:
                 drained = not queue
         else:
             drained = True
+        if self._error is not None:
+            return  # a callback raised: the caller aborts the connection
         self._write_armed = not drained
         if drained:
             self._drained()

@@ -6,6 +6,7 @@ import errno
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
@@ -30,6 +31,9 @@ from bufkit.testing import (
     WouldBlock,
 )
 from tests.adapters._selectors_support import Driver, Recorder
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 
 def _interest(conn: Connection) -> Interest:
@@ -443,3 +447,164 @@ def test_the_reference_table_matches_the_transitions() -> None:
                 ConnectionState[name] for name in targets
             )
     assert documented == dict(CONNECTION_TRANSITIONS)
+
+
+class _Raising(Recorder):
+    """A protocol whose chosen callback raises."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+
+    def _maybe(self, name: str) -> None:
+        if self.where == name:
+            raise RuntimeError(f"{name} failed")
+
+    def connection_made(self, conn: Connection, /) -> None:
+        """Maybe raise."""
+        super().connection_made(conn)
+        self._maybe("connection_made")
+
+    def eof_received(self) -> bool | None:
+        """Maybe raise."""
+        self._maybe("eof_received")
+        return super().eof_received()
+
+    def pause_writing(self) -> None:
+        """Maybe raise."""
+        self._maybe("pause_writing")
+
+    def resume_writing(self) -> None:
+        """Maybe raise."""
+        self._maybe("resume_writing")
+
+    def connection_lost(self, exc: BaseException | None, /) -> None:
+        """Record, then maybe raise."""
+        super().connection_lost(exc)
+        self._maybe("connection_lost")
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["connection_made", "eof_received", "pause_writing", "resume_writing", "on_done"],
+)
+def test_any_raising_callback_aborts_only_its_connection(
+    where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whichever callback raises, the connection aborts with it, logged."""
+    pool = BufferPool()
+    sock = FakeSocket(send=[WouldBlock()], recv=[WouldBlock(), Eof()])
+    proto = _Raising(where)
+    driver = Driver(sock, proto, pool, high_water=10, low_water=0)
+
+    def on_done(exc: BaseException | None) -> None:
+        if where == "on_done":
+            raise RuntimeError("on_done failed")
+
+    with caplog.at_level(logging.ERROR, logger="bufkit.adapters.selectors"):
+        driver.conn.start()
+        if not driver.conn.closed:
+            driver.conn.write(pool.acquire(4096), on_done, nbytes=100)
+            driver.run(lambda: driver.conn.closed)
+    assert isinstance(proto.lost[0], RuntimeError)
+    assert f"{where} failed" in str(proto.lost[0])
+    assert "protocol error" in caplog.text
+    assert sock.closed
+    assert pool.stats().buffers_in_use == 0
+
+
+def test_connection_lost_raising_is_only_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An exception from ``connection_lost`` is logged; the close completes."""
+    sock = FakeSocket()
+    proto = _Raising("connection_lost")
+    driver = Driver(sock, proto, BufferPool())
+    driver.conn.start()
+    with caplog.at_level(logging.ERROR, logger="bufkit.adapters.selectors"):
+        driver.conn.abort()
+    assert driver.conn.closed
+    assert "connection_lost raised" in caplog.text
+
+
+def test_on_done_raising_during_abort_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A completion that raises while the queue fails is logged, not raised."""
+
+    def bad(exc: BaseException | None) -> None:
+        raise RuntimeError("bad completion")
+
+    sock = FakeSocket(after_send="block")
+    driver = Driver(sock, Recorder(), BufferPool())
+    driver.conn.start()
+    driver.conn.write(b"x" * 10, bad)
+    driver.end_iteration()
+    with caplog.at_level(logging.ERROR, logger="bufkit.adapters.selectors"):
+        driver.conn.abort()
+    assert "completion callback raised" in caplog.text
+
+
+class _NoShutdown:
+    """A fake socket whose ``shutdown`` fails, as on a connection already gone."""
+
+    def __init__(self) -> None:
+        self.fake = FakeSocket()
+
+    def recv_into(self, buffer: memoryview, /) -> int:
+        """Delegate."""
+        return self.fake.recv_into(buffer)
+
+    def send(self, data: Buffer, /) -> int:
+        """Delegate."""
+        return self.fake.send(data)
+
+    def shutdown(self, how: int, /) -> None:
+        """Fail."""
+        raise OSError(errno.ENOTCONN, "not connected")
+
+    def close(self) -> None:
+        """Delegate."""
+        self.fake.close()
+
+
+def test_write_eof_failing_shutdown_aborts_with_the_error() -> None:
+    """If ``shutdown`` fails, the connection aborts with that error."""
+    proto = Recorder()
+    sock = _NoShutdown()
+    driver = Driver(sock, proto, BufferPool())
+    driver.conn.start()
+    driver.conn.write_eof()
+    driver.end_iteration()
+    assert isinstance(proto.lost[0], OSError)
+    assert proto.lost[0].errno == errno.ENOTCONN
+
+
+def test_write_eof_after_peer_eof_closes_once_shut() -> None:
+    """Peer EOF kept open, then ``write_eof``: closed once the side is shut."""
+    sock = FakeSocket(recv=[Eof()])
+    proto = Recorder(keep_open=True)
+    driver = Driver(sock, proto, BufferPool())
+    driver.conn.start()
+    driver.step()
+    assert _state(driver.conn) is ConnectionState.OPEN
+    driver.conn.write(b"reply")
+    driver.conn.write_eof()
+    driver.end_iteration()
+    assert sock.wire == b"reply"
+    assert proto.lost == [None]
+
+
+def test_a_completion_that_writes_joins_the_same_flush() -> None:
+    """Data written from ``on_done`` leaves in the flush that completed it."""
+    sock = FakeSocket()
+    driver = Driver(sock, Recorder(), BufferPool())
+    conn = driver.conn
+    conn.start()
+    conn.write(b"a", lambda exc: conn.write(b"b"))
+    assert len(driver.deferred) == 1
+    driver.end_iteration()
+    assert sock.wire == b"ab"
+    assert not driver.deferred
+    assert _interest(conn) is Interest.READ
+    conn.abort()
