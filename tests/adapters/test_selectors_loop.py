@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import socket
 
 import pytest
 
 from bufkit import BufferPool
-from bufkit.adapters.selectors import Connection, ConnectionProtocol, Interest, Loop
+from bufkit.adapters.selectors import (
+    BACKOFF_START,
+    Connection,
+    ConnectionProtocol,
+    Interest,
+    Listener,
+    Loop,
+)
 from bufkit.servers import Discard, Echo
 from tests.adapters._selectors_support import Recorder
 
@@ -218,4 +227,71 @@ def test_loop_shares_one_pool() -> None:
     pool = BufferPool()
     loop = Loop(pool=pool)
     assert loop.pool is pool
+    loop.close()
+
+
+class _FlakyAccept:
+    """A listening socket whose first accepts fail with chosen errors."""
+
+    def __init__(self, sock: socket.socket, errors: list[int]) -> None:
+        self.sock = sock
+        self.errors = errors
+
+    def accept(self) -> tuple[socket.socket, object]:
+        """Fail while errors are left, then accept for real."""
+        if self.errors:
+            code = self.errors.pop(0)
+            raise OSError(code, os.strerror(code))
+        return self.sock.accept()
+
+    def fileno(self) -> int:
+        """Delegate."""
+        return self.sock.fileno()
+
+    def getsockname(self) -> tuple[str, int]:
+        """Delegate."""
+        host, port = self.sock.getsockname()[:2]
+        return host, port
+
+    def close(self) -> None:
+        """Delegate."""
+        self.sock.close()
+
+
+def _registered(listener: Listener) -> bool:
+    return listener._registered
+
+
+def test_listener_backs_off_on_emfile_then_accepts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """EMFILE stops accepting for a doubling back-off; success resets it."""
+    now = [0.0]
+    loop = Loop(clock=lambda: now[0])
+    listener = loop.listen("127.0.0.1", 0, Discard)
+    flaky = _FlakyAccept(
+        listener._sock, [errno.EMFILE, errno.ENFILE, errno.ECONNABORTED]
+    )
+    listener._sock = flaky  # type: ignore[assignment]
+    with (
+        socket.create_connection(listener.address) as client,
+        caplog.at_level(logging.WARNING, logger="bufkit.adapters.selectors"),
+    ):
+        loop.run_once(5)
+        assert listener.backoffs == 1
+        assert not _registered(listener)
+        now[0] += BACKOFF_START
+        loop.run_once(0)
+        assert _registered(listener)
+        loop.run_once(5)
+        assert listener.backoffs == 2
+        assert not _registered(listener)
+        now[0] += 2 * BACKOFF_START
+        loop.run_once(0)
+        loop.run_once(5)
+        assert listener.accepted == 1
+        assert listener._backoff == 0.0
+        client.sendall(b"x")
+    assert "Too many open files" in caplog.text
+    assert "accept failed" in caplog.text
     loop.close()
