@@ -5,9 +5,10 @@
 # Memory comes in slabs, one bytearray (or anonymous mmap) each, made lazily
 # the first time a size class runs dry and never past max_bytes, and carved
 # into equal chunks of that class. Each chunk gets one memoryview when its slab
-# is carved, kept for the slab's life. A class's free list is a plain list of
-# those views used as a stack: LIFO, so the chunk released last, still hot in
-# the CPU cache, is the one lent next.
+# is carved, kept for the slab's life, in a Chunk record that also says where
+# it goes back to. A class's free list is a plain list of those records used
+# as a stack: LIFO, so the chunk released last, still hot in the CPU cache, is
+# the one lent next.
 #
 # Guarantees, by DESIGN.md invariant:
 #  4. A chunk is either on its free list or lent to exactly one PooledBuffer.
@@ -15,8 +16,9 @@
 #     PooledBuffer gives its chunk back at most once (its _view slot is tested
 #     and cleared under that lock), so a double release raises instead of
 #     putting a chunk on the free list twice. Chunks are disjoint slices of
-#     their slab, so lent chunks never overlap. Released everything -> the
-#     in-use counters are zero (they move only with those same transitions).
+#     their slab, so lent chunks never overlap. A class's chunks in use are
+#     counted as its chunks minus its free list, so releasing everything
+#     brings in-use back to zero by construction.
 #  5. Nothing is held per connection: a chunk is in use only between
 #     acquire() and release().
 #  6. bytes_reserved never exceeds max_bytes: a new slab is cut down to the
