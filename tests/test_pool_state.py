@@ -116,14 +116,16 @@ class PoolMachine(RuleBasedStateMachine):
         assert buf.is_heap == (kind == "fallback")
         slab = None if buf.is_heap else id(buf.view.obj)
         if kind == "carve":
+            assert slab is not None
             assert slab not in self.slabs
             count = max(1, self.slab_size // cls)
             if self.max_bytes is not None:
                 count = min(count, (self.max_bytes - self.reserved) // cls)
-            self.slabs[slab] = (cls, count)  # type: ignore[index]
+            self.slabs[slab] = (cls, count)
             self.reserved += count * cls
         elif kind == "pooled":
-            assert self.slabs[slab][0] == cls  # type: ignore[index]
+            assert slab is not None
+            assert self.slabs[slab][0] == cls
         self.heap += kind == "fallback"
         pattern = pattern_for(next(self.serial), buf.size)
         buf.view[:] = pattern
