@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["QueueCore"]
 
 _OPEN = QueueState.OPEN
+_CLOSING = QueueState.CLOSING
 _FAILED = QueueState.FAILED
 
 
@@ -150,12 +151,16 @@ class QueueCore:
                     rest -= len(segs.popleft())
                 if not rest or segs:
                     break
+                if rest == len(self._tail):  # never exported: reuse it
+                    self._tail.clear()
+                    rest = 0
+                    break
                 self._seal()
             self._head_off = rest
             if self._owned and self._owned[0][0] <= self._sent:
                 errors = self._release(errors, self._sent)
-            if self._written == self._sent:
-                self._move(Event.DRAIN)
+            if self._written == self._sent and self._state is _CLOSING:
+                self._move(Event.DRAIN)  # the only DRAIN that changes state
             if self._paused and self._written - self._sent <= self._low:
                 self._paused = False
                 errors = self._call(self._on_resume, errors)
