@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "bufkit.framing",
     "bufkit.servers",
     "bufkit.testing",
+    "bufkit.testing.stateful",
     "bufkit.testing.strategies",
 ]
 

@@ -180,6 +180,24 @@ class FakeSocketBase:
         return f"{type(self).__name__}({', '.join(args)})"
 
     # -- feeding the fake ------------------------------------------------
+    def schedule_send(self, *steps: SendStep) -> None:
+        """Append ``steps`` to the send schedule (for stateful tests).
+
+        Raises:
+            TypeError: for a step that is not a send step.
+        """
+        _check_steps(steps, SEND_STEP_TYPES, "send")
+        self._send_steps.extend(steps)
+
+    def schedule_recv(self, *steps: RecvStep) -> None:
+        """Append ``steps`` to the receive schedule (for stateful tests).
+
+        Raises:
+            TypeError: for a step that is not a receive step.
+        """
+        _check_steps(steps, RECV_STEP_TYPES, "receive")
+        self._recv_steps.extend(steps)
+
     def feed(self, data: Buffer) -> None:
         """Make ``data`` arrive from the peer (read by :class:`Short` or at the end)."""
         self._inbox += byte_view(data)
