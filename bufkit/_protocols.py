@@ -67,3 +67,9 @@ class ReadHandler(Protocol):
 
         Return a true value to keep the writing side open (asyncio semantics).
         """
+
+
+# Document and report them under the package that exports them.
+for _cls in (SupportsSend, SupportsSendmsg, SupportsRecvInto, ReadHandler):
+    _cls.__module__ = "bufkit"
+del _cls
