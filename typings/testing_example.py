@@ -1,0 +1,131 @@
+"""The testing toolkit's public API, used as a user would: checked, never run."""
+
+from __future__ import annotations
+
+import errno
+import selectors
+from typing import assert_type
+
+from hypothesis import strategies as st
+
+import bufkit
+from bufkit.testing import (
+    Accept,
+    AcceptAll,
+    Call,
+    Deliver,
+    Eof,
+    Fail,
+    FakeSelector,
+    FakeSocket,
+    HybridSocket,
+    Ledger,
+    RecvStep,
+    SendStep,
+    Short,
+    WouldBlock,
+    check_sender_example,
+    fake_socketpair,
+    format_schedule,
+    hybrid_socketpair,
+    random_send_schedule,
+)
+from bufkit.testing.stateful import SenderMachine
+from bufkit.testing.strategies import chunkings, fake_sockets, send_schedules
+
+
+def schedules() -> None:
+    """Steps are typed values; schedules are lists of the step unions."""
+    send: list[SendStep] = [Accept(3), AcceptAll(), WouldBlock(), Fail(errno.EPIPE)]
+    recv: list[RecvStep] = [Deliver(b"abc"), Short(2), WouldBlock(), Eof()]
+    assert_type(Accept(3).n, int)
+    assert_type(Fail(errno.EPIPE).fatal, bool)
+    assert_type(format_schedule(send), str)
+    sock = FakeSocket(send=send, recv=recv, after_recv="eof")
+    assert_type(sock.remaining_send, tuple[SendStep, ...])
+    FakeSocket(send=[Eof()])  # type: ignore[list-item]
+    FakeSocket(recv=[Accept(1)])  # type: ignore[list-item]
+    FakeSocket(after_send="never")  # type: ignore[arg-type]
+    Accept("3")  # type: ignore[arg-type]
+
+
+def fake_socket_surface(sock: FakeSocket) -> None:
+    """The fake's socket methods and records have socket-like types."""
+    assert_type(sock.send(b"x"), int)
+    assert_type(sock.sendmsg([b"a", memoryview(b"b")]), int)
+    assert_type(sock.recv(10), bytes)
+    assert_type(sock.recv_into(bytearray(10)), int)
+    assert_type(sock.wire, bytes)
+    assert_type(sock.calls, list[Call])
+    assert_type(sock.calls[0].errno, int | None)
+    assert_type(sock.fileno(), int)
+    assert_type(sock.faults_seen, frozenset[str])
+    assert_type(fake_socketpair(), tuple[FakeSocket, FakeSocket])
+    assert_type(hybrid_socketpair(), tuple[HybridSocket, HybridSocket])
+    assert_type(random_send_schedule(7), list[SendStep])
+    sock.send("text")  # type: ignore[arg-type]
+
+
+def fits_bufkit_protocols(sock: FakeSocket, hybrid: HybridSocket) -> None:
+    """A fake (and a hybrid) is what bufkit's core sends to and reads from."""
+    sender: bufkit.SupportsSendmsg = sock
+    plain: bufkit.SupportsSend = hybrid
+    reader: bufkit.SupportsRecvInto = sock
+    queue = bufkit.WriteQueue()
+    assert_type(queue.flush(sock), bool)
+    del sender, plain, reader
+
+
+def selector(sock: FakeSocket) -> None:
+    """The fake selector is a ``selectors.BaseSelector``."""
+    sel: selectors.BaseSelector = FakeSelector(busy_limit=10)
+    key = sel.register(sock, selectors.EVENT_READ)
+    assert_type(key, selectors.SelectorKey)
+    assert_type(sel.select(0), list[tuple[selectors.SelectorKey, int]])
+
+
+def ledger() -> None:
+    """The ledger explains differences as text."""
+    book = Ledger([b"hello"])
+    assert_type(book.verdict(b"hel"), str | None)
+    assert_type(book.locate(3), tuple[int, int])
+
+
+def strategies() -> None:
+    """Strategies are typed."""
+    assert_type(send_schedules(), st.SearchStrategy[list[SendStep]])
+    assert_type(chunkings(b"abc"), st.SearchStrategy[list[bytes]])
+    assert_type(fake_sockets(), st.SearchStrategy[FakeSocket])
+
+
+class GoodSender:
+    """A sender shape that ``check_sender`` accepts."""
+
+    def __init__(self, sock: FakeSocket) -> None:
+        self.sock = sock
+
+    def write(self, data: bytes) -> None:
+        """Send at once (a sketch)."""
+        self.sock.send(data)
+
+    def on_writable(self) -> None:
+        """Nothing pending in this sketch."""
+
+    @property
+    def wants_writable(self) -> bool:
+        """Never armed in this sketch."""
+        return False
+
+
+def checks() -> None:
+    """A class with the Sender shape can be checked; a mismatched one cannot."""
+    assert_type(check_sender_example(GoodSender, [b"a"], [Accept(1)]), FakeSocket)
+    check_sender_example(bytes, [b"a"], [])  # type: ignore[arg-type]
+
+
+class Machine(SenderMachine):
+    """A user's state machine."""
+
+    def make_sender(self, sock: FakeSocket) -> GoodSender:
+        """Build the sender."""
+        return GoodSender(sock)
