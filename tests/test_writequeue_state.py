@@ -9,6 +9,7 @@ event, and pause/resume must alternate exactly at the watermark crossings.
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import pytest
 from hypothesis import strategies as st
@@ -51,6 +52,25 @@ def test_only_these_edges_exist() -> None:
         (CLOSING, CLOSED),
         (CLOSING, FAILED),
     }
+
+
+def test_documented_table_is_the_real_one() -> None:
+    """The lifecycle table in the reference docs is ``TRANSITIONS``."""
+    page = Path(__file__).parents[1] / "docs" / "reference" / "writequeue.md"
+    lines = [line.strip("|").split("|") for line in page.read_text().splitlines()]
+    rows = [
+        [cell.strip() for cell in cells]
+        for cells in lines
+        if cells[0].strip() in QueueState.__members__
+    ]
+    events = (Event.CLOSE, Event.DRAIN, Event.FAIL)
+    documented = {
+        (QueueState[row[0]], event): QueueState[cell]
+        for row in rows
+        for event, cell in zip(events, row[1:], strict=True)
+    }
+    assert len(rows) == len(QueueState)
+    assert documented == dict(TRANSITIONS)
 
 
 class QueueMachine(RuleBasedStateMachine):
