@@ -54,6 +54,7 @@ def run_sender_check(
     faults: Sequence[int],
     interrupts: bool,
     iov_max: int,
+    max_buffered: int | None,
     seed: int | None,
 ) -> None:
     """Run :func:`bufkit.testing.check_sender` (see there)."""
@@ -70,6 +71,12 @@ def run_sender_check(
     )
     @example(messages=[b"abc"], schedule=[WouldBlock()], writable_after=[], burst=False)
     @example(messages=[], schedule=[], writable_after=[], burst=True)
+    @example(
+        messages=[b"x" * max_message] * max_messages,
+        schedule=[WouldBlock()] * (2 * max_messages),
+        writable_after=[True] * max_messages,
+        burst=False,
+    )
     @given(
         messages=st.lists(st.binary(max_size=max_message), max_size=max_messages),
         schedule=st.tuples(prefix, fault).map(_with_fault),
@@ -89,6 +96,7 @@ def run_sender_check(
             writable_after=writable_after,
             burst=burst,
             iov_max=iov_max,
+            max_buffered=max_buffered,
         )
         record_fault_coverage(sock)
 

@@ -61,6 +61,7 @@ def check_sender_example(
     burst: bool = False,
     iov_max: int = IOV_MAX,
     step_budget: int = 20_000,
+    max_buffered: int | None = None,
 ) -> FakeSocket:
     """Run one example of :func:`check_sender`; a failing run prints this call.
 
@@ -74,6 +75,10 @@ def check_sender_example(
             lists longer than ``IOV_MAX``.
         iov_max: the fake's limit on buffers per ``sendmsg``.
         step_budget: the most socket calls the sender may make.
+        max_buffered: check flow control: the bytes written but not yet
+            accepted may exceed this by at most one message. While the
+            sender's optional ``paused`` attribute is true, the driver writes
+            nothing and delivers writable events instead.
 
     Returns:
         The fake socket, for further assertions.
@@ -91,12 +96,17 @@ def check_sender_example(
     try:
         sender = make_sender(sock)
         for i, message in enumerate([*burst_messages, *messages]):
+            if max_buffered is not None:
+                _wait_while_paused(sock, sender)
             ledger.expect(message)
             sender.write(message)
             j = i - len(burst_messages)
             if 0 <= j < len(writable_after) and writable_after[j]:
                 _writable_event(sock, sender)
-        problem = _drain(sock, sender, ledger)
+            problem = _overbuffered(sock, ledger, max_buffered, len(message))
+            if problem:
+                break
+        problem = problem or _drain(sock, sender, ledger)
     except OSError as exc:
         error = exc
     except (BusyLoopError, StepBudgetExceeded) as exc:
@@ -110,6 +120,26 @@ def check_sender_example(
         )
         raise CheckFailed(_report("check_sender", problem, call, sock))
     return sock
+
+
+def _wait_while_paused(sock: FakeSocket, sender: Sender) -> None:
+    for _ in range(_IDLE_LIMIT * 100):
+        if not (getattr(sender, "paused", False) and sender.wants_writable):
+            return
+        _writable_event(sock, sender)
+
+
+def _overbuffered(
+    sock: FakeSocket, ledger: Ledger, limit: int | None, last: int
+) -> str | None:
+    buffered = len(ledger.expected) - len(sock.wire)
+    if limit is None or buffered <= limit + last:
+        return None
+    return (
+        f"unbounded buffering: {buffered} bytes were buffered while the peer was "
+        f"clogged, more than max_buffered={limit} plus one message: pause the "
+        "producer at a high-water mark (and expose it as `paused`)"
+    )
 
 
 def _writable_event(sock: FakeSocket, sender: Sender) -> None:
@@ -226,6 +256,7 @@ def check_sender(
     faults: Sequence[int] = (errno.ECONNRESET, errno.EPIPE),
     interrupts: bool = False,
     iov_max: int = IOV_MAX,
+    max_buffered: int | None = None,
     seed: int | None = None,
 ) -> None:
     """Check a sender against many hostile schedules (needs Hypothesis).
@@ -245,6 +276,8 @@ def check_sender(
         interrupts: include ``EINTR``. Python retries it inside real socket
             calls (PEP 475), so few senders handle it; off by default.
         iov_max: the fake's limit on buffers per ``sendmsg``.
+        max_buffered: also check flow control (see
+            :func:`check_sender_example`); a clogged peer is tried first.
         seed: fix Hypothesis's seed (also see the ``--bufkit-seed`` option).
 
     Raises:
@@ -262,5 +295,6 @@ def check_sender(
         faults=faults,
         interrupts=interrupts,
         iov_max=iov_max,
+        max_buffered=max_buffered,
         seed=seed,
     )

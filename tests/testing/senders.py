@@ -252,3 +252,12 @@ class SwallowsReset(StreamReceiver):
         except ConnectionResetError:
             self.done = True
             self.on_eof()
+
+
+class PausingSender(GoodSender):
+    """A correct sender with flow control: paused above 300 pending bytes."""
+
+    @property
+    def paused(self) -> bool:
+        """Whether the producer must stop writing."""
+        return sum(len(view) for view in self.pending) > 300

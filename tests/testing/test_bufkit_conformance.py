@@ -92,6 +92,28 @@ def test_write_queue_passes_check_sender() -> None:
     check_sender(QueueSender, max_examples=100)
 
 
+class PausingQueueSender(QueueSender):
+    """A ``WriteQueue`` whose watermarks pause the producer."""
+
+    def __init__(self, sock: FakeSocket) -> None:
+        super().__init__(sock)
+        self.paused = False
+        self.queue = WriteQueue(
+            high_water=300, low_water=100, on_pause=self._pause, on_resume=self._resume
+        )
+
+    def _pause(self) -> None:
+        self.paused = True
+
+    def _resume(self) -> None:
+        self.paused = False
+
+
+def test_write_queue_watermarks_bound_buffering() -> None:
+    """The queue's watermarks keep buffering bounded under a clogged peer."""
+    check_sender(PausingQueueSender, max_buffered=300, max_examples=60)
+
+
 def test_readiness_reader_passes_check_receiver() -> None:
     """``ReadinessReader`` hands on every byte in order, EOF once, errors raised."""
 

@@ -169,3 +169,14 @@ def _no_newline() -> object:
     from hypothesis import strategies as st
 
     return st.binary(max_size=20).filter(lambda b: b"\n" not in b)
+
+
+def test_unbounded_buffering_is_caught() -> None:
+    """A sender without flow control fails when the peer is clogged."""
+    with pytest.raises(CheckFailed, match="unbounded buffering"):
+        check_sender(senders.GoodSender, max_buffered=300, max_examples=20)
+
+
+def test_a_sender_with_flow_control_passes() -> None:
+    """A sender that pauses the producer at a high-water mark passes."""
+    check_sender(senders.PausingSender, max_buffered=300, max_examples=60)
