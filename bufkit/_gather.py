@@ -20,7 +20,7 @@ import os
 import sys
 from collections import deque
 from itertools import islice
-from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, cast
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -125,13 +125,17 @@ def send_once(
 
 
 def _send_joined(
-    sock: object, segs: deque[memoryview], offset: int, total: int, max_bytes: int
+    sock: SupportsSendmsg | SupportsSend,
+    segs: deque[memoryview],
+    offset: int,
+    total: int,
+    max_bytes: int,
 ) -> tuple[int, int]:
     head = len(segs[0]) - offset
     cap = min(max(head, SEND_COALESCE), max_bytes)
     views, offered = gather(segs, offset, total, IOV_MAX, cap)
     data = views[0] if len(views) == 1 else b"".join(views)
-    sent: int = sock.send(data)  # type: ignore[attr-defined]
+    sent: int = cast("SupportsSend", sock).send(data)
     return sent, offered
 
 

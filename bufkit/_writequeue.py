@@ -83,6 +83,12 @@ class WriteQueue(QueueCore):
             buffer instead of taking an entry of their own; 0 turns it off.
         name: shown in the queue's repr and error messages.
 
+    Callbacks (completions, ``on_pause``, ``on_resume``) may call back into
+    the queue. If one raises, the other due completions still fire, the call
+    finishes its work, and then the call that ran the callbacks raises that
+    exception (an :class:`ExceptionGroup` if several raised). A queue is not
+    thread-safe: use it from one thread, such as its event loop's.
+
     Raises:
         ValueError: if a watermark is negative, ``low_water > high_water``,
             ``max_gather_bytes < 1`` or ``coalesce_below < 0``.
@@ -196,6 +202,8 @@ class WriteQueue(QueueCore):
             BufferReleasedError: ``data`` is a released pooled buffer.
             TypeError: ``data`` is not bytes-like (``str``, for instance).
             ValueError: ``nbytes`` is negative or larger than ``data``.
+            Exception: whatever a callback raised, after every due
+                completion fired (see the class notes).
         """
         if self._state is not _OPEN:
             self._refuse()
@@ -242,6 +250,8 @@ class WriteQueue(QueueCore):
             QueueFailedError: after a failure; its ``__cause__`` is the error.
             BufferReleasedError: an item is a released pooled buffer.
             TypeError: an item is not bytes-like.
+            Exception: whatever a callback raised, after every due
+                completion fired (see the class notes).
         """
         if self._state is not _OPEN:
             self._refuse()
@@ -290,6 +300,10 @@ class WriteQueue(QueueCore):
         Raises:
             ValueError: ``n`` is negative or more than :attr:`pending`; the
                 queue is unchanged.
+            BufferReleasedError: an owned pooled buffer had been released
+                behind the queue's back.
+            Exception: whatever a callback raised, after every due
+                completion fired (see the class notes).
         """
         if not 0 <= n <= self._written - self._sent:
             raise ValueError(
@@ -312,7 +326,12 @@ class WriteQueue(QueueCore):
         re-raised.
 
         Raises:
-            OSError: the socket's fatal error, unchanged.
+            OSError: the socket's fatal error, unchanged (callback errors
+                raised while failing the queue are its ``__context__``).
+            BufferReleasedError: an owned pooled buffer had been released
+                behind the queue's back.
+            Exception: whatever a callback raised, after every due
+                completion fired (see the class notes).
         """
         errors: Errors = None
         while self._written != self._sent:
@@ -367,6 +386,10 @@ class WriteQueue(QueueCore):
 
         Raises:
             TypeError: ``exc`` is not an exception instance.
+            BufferReleasedError: an owned pooled buffer had been released
+                behind the queue's back.
+            Exception: whatever a callback raised, after every due
+                completion fired (see the class notes).
         """
         if not isinstance(exc, BaseException):
             raise TypeError(f"fail() needs an exception, not {type(exc).__name__!r}")
