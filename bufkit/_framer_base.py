@@ -40,7 +40,7 @@ class _Framer:
         pool: BufferPool,
         on_frame: _OnFrame,
         max_frame: int,
-        on_eof: Callable[[], bool | None] | None,
+        on_eof: Callable[[], object] | None,
     ) -> None:
         if max_frame < 1:
             raise ValueError(f"max_frame must be at least 1, not {max_frame}")
@@ -91,8 +91,9 @@ class _Framer:
         """End of the stream: give any buffer back, then call ``on_eof``.
 
         Returns:
-            What ``on_eof`` returned (``None`` without one), so a framer used
-            as a reader's handler keeps asyncio's meaning of the value.
+            Whether ``on_eof`` returned a true value (``None`` without
+            ``on_eof``), so a framer used as a reader's handler keeps
+            asyncio's meaning: true keeps the writing side open.
 
         Raises:
             FramingError: The stream ended inside a frame (the partial frame
@@ -102,7 +103,7 @@ class _Framer:
         self.close()
         if pending:
             raise FramingError(f"end of file inside a frame, after {pending} bytes")
-        return None if self._on_eof is None else self._on_eof()
+        return None if self._on_eof is None else bool(self._on_eof())
 
     def close(self) -> None:
         """Drop any partial frame and give its buffer back to the pool.

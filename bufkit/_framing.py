@@ -85,7 +85,7 @@ class LengthPrefixedFramer(_Framer):
         max_frame: int,
         header: str = "!I",
         includes_header: bool = False,
-        on_eof: Callable[[], bool | None] | None = None,
+        on_eof: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(pool, on_frame, max_frame, on_eof)
         layout = _length_struct(header)
@@ -248,7 +248,7 @@ class DelimiterFramer(_Framer):
         *,
         max_frame: int,
         delimiter: bytes = b"\r\n",
-        on_eof: Callable[[], bool | None] | None = None,
+        on_eof: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(pool, on_frame, max_frame, on_eof)
         if not delimiter:

@@ -426,7 +426,7 @@ def test_dl_eof_inside_a_line_is_an_error() -> None:
     with pytest.raises(FramingError, match="after 3 bytes"):
         framer.eof_received()
     assert in_use(pool) == 0
-    assert framer.eof_received() is None
+    assert framer.eof_received() is False
 
 
 def test_dl_empty_view_changes_nothing() -> None:
