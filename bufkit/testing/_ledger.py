@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from typing import Final, final
+from typing import TYPE_CHECKING, Final, final
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = ["Ledger", "common_prefix"]
 
@@ -33,16 +36,17 @@ class Ledger:
         messages: the messages written so far; add more with :meth:`expect`.
     """
 
-    def __init__(self, messages: Iterable[bytes] = ()) -> None:
+    def __init__(self, messages: Iterable[Buffer] = ()) -> None:
         self._messages: list[bytes] = []
         self._ends: list[int] = []
         for message in messages:
             self.expect(message)
 
-    def expect(self, message: bytes) -> None:
+    def expect(self, message: Buffer) -> None:
         """Record that ``message`` was written after the previous ones."""
-        self._messages.append(bytes(message))
-        self._ends.append((self._ends[-1] if self._ends else 0) + len(message))
+        data = bytes(message)
+        self._messages.append(data)
+        self._ends.append((self._ends[-1] if self._ends else 0) + len(data))
 
     @property
     def messages(self) -> tuple[bytes, ...]:

@@ -261,3 +261,18 @@ class PausingSender(GoodSender):
     def paused(self) -> bool:
         """Whether the producer must stop writing."""
         return sum(len(view) for view in self.pending) > 300
+
+
+class RetriesWholeBuffer(GoodSender):
+    """After a partial send, sends the whole buffer again."""
+
+    def on_writable(self) -> None:
+        """Send the head; on a partial send, keep all of it."""
+        while self.pending:
+            try:
+                sent = self.sock.send(self.pending[0])
+            except BlockingIOError:
+                return
+            if sent < len(self.pending[0]):
+                return
+            self.pending.popleft()

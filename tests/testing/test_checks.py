@@ -13,6 +13,7 @@ from bufkit.testing import (
     Eof,
     Fail,
     FakeSocket,
+    Interrupt,
     WouldBlock,
     check_receiver,
     check_receiver_example,
@@ -44,6 +45,7 @@ def test_correct_sender_passes() -> None:
         (senders.NeverArms, "never armed"),
         (senders.LosesBufferOnEagain, "taken off the queue"),
         (senders.TooManyBuffers, "more than IOV_MAX"),
+        (senders.RetriesWholeBuffer, "sent twice"),
     ],
 )
 def test_wrong_senders_fail_with_the_bug_named(
@@ -180,3 +182,85 @@ def test_unbounded_buffering_is_caught() -> None:
 def test_a_sender_with_flow_control_passes() -> None:
     """A sender that pauses the producer at a high-water mark passes."""
     check_sender(senders.PausingSender, max_buffered=300, max_examples=60)
+
+
+def test_receiver_message_verdicts() -> None:
+    """Missing, invented and wrong messages are named."""
+
+    class Lossy(senders.LineReceiver):
+        def on_readable(self) -> None:
+            super().on_readable()
+            self.on_message(b"extra") if self.done else None
+
+    with pytest.raises(CheckFailed, match="came out after the last one was sent"):
+        check_receiver_example(Lossy, [b"a"], [Deliver(b"a\n"), Eof()], encode=_line)
+    with pytest.raises(CheckFailed, match=r"message\[1\] b'b' never came out"):
+        check_receiver_example(
+            senders.LineReceiver, [b"a", b"b"], [Deliver(b"a\nb"), Eof()], encode=_line
+        )
+
+
+def test_receiver_errors_and_busy_loops() -> None:
+    """Escaped EAGAIN, spinning on EAGAIN and an EOF never seen are reported."""
+
+    class Raises(senders.StreamReceiver):
+        def on_readable(self) -> None:
+            self.on_message(self.sock.recv(10))
+
+    with pytest.raises(CheckFailed, match="EAGAIN means"):
+        check_receiver_example(Raises, [b"a"], [WouldBlock(), Deliver(b"a"), Eof()])
+
+    class Spins(senders.StreamReceiver):
+        def on_readable(self) -> None:
+            while True:
+                try:
+                    data = self.sock.recv(7)
+                except BlockingIOError:
+                    continue
+                self.on_message(data)
+                return
+
+    with pytest.raises(CheckFailed, match="without waiting for readiness"):
+        check_receiver_example(
+            Spins, [b"a"], [WouldBlock(), WouldBlock(), WouldBlock(), Eof()]
+        )
+
+    class EarlyEof(senders.StreamReceiver):
+        def on_readable(self) -> None:
+            self.on_eof()
+            self.on_message(self.sock.recv(10))
+
+    with pytest.raises(CheckFailed, match="though recv never returned 0"):
+        check_receiver_example(EarlyEof, [b"a"], [Deliver(b"a")])
+
+
+def test_sender_that_never_sends_on_writable_is_a_busy_loop() -> None:
+    """A sender that stays armed and sends nothing is reported."""
+
+    class Lazy(senders.GoodSender):
+        def on_writable(self) -> None:
+            pass
+
+    with pytest.raises(CheckFailed, match="sent nothing: a busy loop on writable"):
+        check_sender_example(Lazy, [b"abc"], [WouldBlock()])
+
+
+def test_escaped_eintr_is_named() -> None:
+    """A sender that lets EINTR out is told to retry."""
+    with pytest.raises(CheckFailed, match="EINTR means 'retry the call'"):
+        check_sender_example(senders.GoodSender, [b"abc"], [Interrupt()])
+
+
+def test_check_sender_with_a_seed_and_interrupts() -> None:
+    """A fixed seed and EINTR in the schedules work together."""
+
+    class Retries(senders.GoodSender):
+        def on_writable(self) -> None:
+            while True:
+                try:
+                    super().on_writable()
+                except InterruptedError:
+                    continue
+                return
+
+    check_sender(Retries, interrupts=True, seed=5, max_examples=30)
