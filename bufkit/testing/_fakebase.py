@@ -142,6 +142,11 @@ class FakeSocketBase:
         return list(self._calls)
 
     @property
+    def call_count(self) -> int:
+        """How many calls were made so far (cheaper than ``len(calls)``)."""
+        return len(self._calls)
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed

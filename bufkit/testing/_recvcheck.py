@@ -96,10 +96,10 @@ def check_receiver_example(
 def _run(sock: FakeSocket, receiver: Receiver) -> str | None:
     idle = 0
     while sock.remaining_recv:
-        before = len(sock.calls)
+        before = sock.call_count
         sock.mark_waited()
         receiver.on_readable()
-        idle = idle + 1 if len(sock.calls) == before else 0
+        idle = idle + 1 if sock.call_count == before else 0
         if idle >= _IDLE_LIMIT:
             return (
                 f"on_readable was called {idle} times while readable and "

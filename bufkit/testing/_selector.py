@@ -202,7 +202,7 @@ class FakeSelector(selectors.BaseSelector):
         return ready, waited
 
     def _note(self, fd: int, sock: FakeSocketBase, events: int) -> None:
-        calls = len(sock._calls)
+        calls = sock.call_count
         active = calls != self._seen_calls.get(fd, -1)
         self._seen_calls[fd] = calls
         for bit, what in ((_READ, "readable"), (_WRITE, "writable")):

@@ -156,9 +156,9 @@ def _drain(sock: FakeSocket, sender: Sender, ledger: Ledger) -> str | None:
                 "the sender still asks for write readiness with nothing left to "
                 "send: a busy loop on writable (the loop wakes it forever)"
             )
-        before = len(sock.calls)
+        before = sock.call_count
         _writable_event(sock, sender)
-        idle = idle + 1 if len(sock.calls) == before else 0
+        idle = idle + 1 if sock.call_count == before else 0
         if idle >= _IDLE_LIMIT:
             unsent = len(ledger.expected) - len(sock.wire)
             return (

@@ -75,7 +75,7 @@ class SenderMachine(RuleBasedStateMachine):
 
     def _call(self, action: str, *args: bytes) -> None:
         """Run ``sender.<action>(*args)``; judge what escaped it."""
-        before = len(self.sock.calls)
+        before = self.sock.call_count
         try:
             getattr(self.sender, action)(*args)
         except OSError as exc:

@@ -208,7 +208,7 @@ def _echo_through_the_selectors_loop(schedule: list[SendStep], payload: bytes) -
 
 @settings(max_examples=30)
 @given(
-    schedule=send_schedules(max_accept=300, interrupts=False),
+    schedule=send_schedules(max_accept=300, interrupts=False, spurious=True),
     payload=st.binary(min_size=1, max_size=3000),
 )
 def test_the_selectors_loop_runs_on_fakes(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import selectors
 import socket
+from typing import cast
 
 import pytest
 
@@ -11,7 +12,9 @@ from bufkit.testing import (
     Accept,
     Deliver,
     HybridSocket,
+    SendStep,
     Short,
+    Spurious,
     WouldBlock,
     hybrid_socketpair,
 )
@@ -91,3 +94,28 @@ def test_hybrid_is_non_blocking_only() -> None:
         pytest.raises(ValueError, match="stream socket"),
     ):
         HybridSocket(udp)
+
+
+def test_asyncio_drives_a_hybrid_through_partial_sends_and_eagain() -> None:
+    """asyncio's ``sock_sendall`` over a hybrid survives injected faults."""
+    import asyncio
+
+    payload = bytes(range(256)) * 200
+    schedule: list[SendStep] = [Accept(3), WouldBlock(), Spurious(), Accept(1000)]
+
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        a, b = hybrid_socketpair(a_send=schedule * 3)
+        with a, b:
+            # asyncio duck-types the socket: send, recv, fileno, gettimeout.
+            real_a, real_b = cast(socket.socket, a), cast(socket.socket, b)
+            sending = loop.create_task(loop.sock_sendall(real_a, payload))
+            received = bytearray()
+            while len(received) < len(payload):
+                received += await loop.sock_recv(real_b, 65536)
+            await sending
+            assert a.wire == payload
+            assert "EAGAIN on send" in a.faults_seen
+        return bytes(received)
+
+    assert asyncio.run(main()) == payload
