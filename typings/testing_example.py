@@ -9,6 +9,7 @@ from typing import assert_type
 from hypothesis import strategies as st
 
 import bufkit
+from bufkit.adapters.selectors import SelectableSocket
 from bufkit.testing import (
     Accept,
     AcceptAll,
@@ -73,7 +74,9 @@ def fits_bufkit_protocols(sock: FakeSocket, hybrid: HybridSocket) -> None:
     reader: bufkit.SupportsRecvInto = sock
     queue = bufkit.WriteQueue()
     assert_type(queue.flush(sock), bool)
-    del sender, plain, reader
+    selectable: SelectableSocket = sock
+    hybrid_selectable: SelectableSocket = hybrid
+    del sender, plain, reader, selectable, hybrid_selectable
 
 
 def selector(sock: FakeSocket) -> None:

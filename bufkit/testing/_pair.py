@@ -10,13 +10,16 @@ Cost: the bytes are copied once into the peer's inbox.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 
 from bufkit.testing._fakebase import connect
 from bufkit.testing._fakesocket import FakeSocket
-from bufkit.testing._schedule import RecvStep, SendStep
+from bufkit.testing._schedule import RecvStep, SendStep, Short
 
 __all__ = ["fake_socketpair"]
+
+_RANDOM_CUTS = 256  # random cuts per side; then each receive takes what is there
 
 
 def fake_socketpair(
@@ -26,6 +29,8 @@ def fake_socketpair(
     b_recv: Iterable[RecvStep] = (),
     *,
     step_budget: int | None = None,
+    seed: int | random.Random | None = None,
+    max_chunk: int = 4096,
 ) -> tuple[FakeSocket, FakeSocket]:
     """Return two connected fakes, like :func:`socket.socketpair`.
 
@@ -36,12 +41,25 @@ def fake_socketpair(
         b_send: send schedule of the second socket.
         b_recv: receive schedule of the second socket.
         step_budget: passed to both fakes.
+        seed: cut what each side receives at random points, drawn from this
+            seed, where its receive schedule is not given: each receive
+            returns at most a random 1 to ``max_chunk`` bytes.
+        max_chunk: the largest random cut.
 
     Returns:
         The pair ``(a, b)``; both are non-blocking and block when nothing is
         left to read.
     """
+    a_recv, b_recv = list(a_recv), list(b_recv)
+    if seed is not None:
+        rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+        a_recv = a_recv or _random_shorts(rng, max_chunk)
+        b_recv = b_recv or _random_shorts(rng, max_chunk)
     a = FakeSocket(a_send, a_recv, step_budget=step_budget)
     b = FakeSocket(b_send, b_recv, step_budget=step_budget)
     connect(a, b)
     return a, b
+
+
+def _random_shorts(rng: random.Random, max_chunk: int) -> list[RecvStep]:
+    return [Short(rng.randint(1, max_chunk)) for _ in range(_RANDOM_CUTS)]

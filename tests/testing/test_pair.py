@@ -61,3 +61,21 @@ def test_reset_is_seen_by_the_peer() -> None:
     with pytest.raises(ConnectionResetError):
         b.recv(1)
     assert a.closed
+
+
+def test_a_seed_cuts_the_stream_at_random_points() -> None:
+    """With a seed, receives return random short reads, reproducibly."""
+
+    def run(seed: int) -> list[int]:
+        a, b = fake_socketpair(seed=seed, max_chunk=10)
+        a.sendall(bytes(100))
+        a.shutdown(socket.SHUT_WR)
+        sizes = []
+        while data := b.recv(1000):
+            sizes.append(len(data))
+        return sizes
+
+    assert run(3) == run(3)
+    assert sum(run(3)) == 100
+    assert max(run(3)) <= 10
+    assert len(run(3)) > 10
