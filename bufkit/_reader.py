@@ -185,6 +185,8 @@ class ReadinessReader:
 
         Raises:
             PoolExhausted: The pool could not lend a read buffer.
+            FramingError: From a framer used as the handler (any exception of
+                the handler propagates unchanged, after the buffer went back).
             OSError: The socket's error (``ConnectionResetError`` ...), unchanged.
         """
         if self._eof:
