@@ -261,7 +261,7 @@ class ReadinessReader:
 
         Call it only from inside the handler's ``data_received``. The reader
         then does not release the buffer: you must, or hand it to something
-        that will, such as ``bufkit.WriteQueue.write``. The view's bytes
+        that will, such as :meth:`bufkit.WriteQueue.write`. The view's bytes
         are the first ``len(view)`` bytes of the buffer. A zero-copy echo::
 
             def data_received(self, view: memoryview) -> None:
