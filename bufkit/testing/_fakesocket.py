@@ -129,6 +129,8 @@ class ScheduledSocket(FakeSocketBase):
     def recv_into(self, buffer: Buffer, nbytes: int = 0, flags: int = 0, /) -> int:
         """Receive into ``buffer`` from its start; return the count, 0 at EOF."""
         view = byte_view(buffer)
+        if nbytes > view.nbytes:
+            raise ValueError("buffer too small for requested bytes")
         data = self._recv("recv_into", nbytes or view.nbytes)
         view[: len(data)] = data
         return len(data)

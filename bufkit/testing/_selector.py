@@ -128,7 +128,26 @@ class FakeSelector(selectors.BaseSelector):
         fd = self._lookup(fileobj)
         self._idle.pop((fd, _READ), None)
         self._idle.pop((fd, _WRITE), None)
+        self._seen_calls.pop(fd, None)
         return self._keys.pop(fd)
+
+    def modify(
+        self, fileobj: FileDescriptorLike, events: int, data: Any = None
+    ) -> SelectorKey:
+        """Change the events (and data) watched for ``fileobj``.
+
+        Unlike unregistering and registering again, this keeps the busy-loop
+        counts, so a loop that re-arms interest every round is still caught.
+
+        Raises:
+            ValueError: for no events or unknown event bits.
+            KeyError: if it is not registered.
+        """
+        if not events or events & ~(_READ | _WRITE):
+            raise ValueError(f"invalid events: {events!r}")
+        fd = self._lookup(fileobj)
+        key = self._keys[fd] = self._keys[fd]._replace(events=events, data=data)
+        return key
 
     def _lookup(self, fileobj: FileDescriptorLike) -> int:
         if not isinstance(fileobj, int):

@@ -151,3 +151,12 @@ def test_socket_surface() -> None:
     assert "FakeSocket" in repr(a)
     a.close()
     b.close()
+
+
+def test_recv_into_checks_nbytes() -> None:
+    """Asking for more bytes than the buffer holds is an error, as on a socket."""
+    sock = FakeSocket(recv=[Deliver(b"abc")])
+    with pytest.raises(ValueError, match="buffer too small"):
+        sock.recv_into(bytearray(2), 3)
+    with pytest.raises(ValueError, match="negative"):
+        sock.recv(-1)

@@ -191,3 +191,18 @@ def test_a_whole_selector_loop_runs_deterministically() -> None:
     schedule: list[SendStep] = [Accept(7), WouldBlock(), WouldBlock(), Accept(500)]
     schedule *= 20
     assert _echo_loop(schedule) == _echo_loop(schedule) != b"mismatch"
+
+
+def test_re_arming_with_modify_is_still_a_busy_loop() -> None:
+    """``modify`` keeps the busy-loop count: re-arming each round is caught."""
+    sel = FakeSelector(busy_limit=3)
+    sock = FakeSocket()
+    sel.register(sock, W)
+    for _ in range(3):
+        sel.select(0)
+        sel.modify(sock, W, "again")
+    assert sel.get_key(sock).data == "again"
+    with pytest.raises(BusyLoopError):
+        sel.select(0)
+    with pytest.raises(ValueError, match="invalid events"):
+        sel.modify(sock, 0)
