@@ -90,7 +90,9 @@ class FakeSocketBase:
         step_budget: int | None = None,
         busy_limit: int | None = None,
     ) -> None:
+        #: The send schedule as given (see :attr:`remaining_send`).
         self.send_schedule: tuple[SendStep, ...] = tuple(send)
+        #: The receive schedule as given (see :attr:`remaining_recv`).
         self.recv_schedule: tuple[RecvStep, ...] = tuple(recv)
         _check_steps(self.send_schedule, SEND_STEP_TYPES, "send")
         _check_steps(self.recv_schedule, RECV_STEP_TYPES, "receive")
@@ -103,6 +105,7 @@ class FakeSocketBase:
         self.iov_max = iov_max
         self.step_budget = step_budget
         self.busy_limit = busy_limit
+        #: Calls made right after ``EAGAIN`` without waiting for readiness.
         self.busy_retries = 0
         self._send_steps: deque[SendStep] = deque(self.send_schedule)
         self._recv_steps: deque[RecvStep] = deque(self.recv_schedule)
