@@ -222,6 +222,7 @@ def test_peer_reset_mid_write_fails_awaitables_with_the_oserror(
     pool = bufkit.BufferPool()
     errors: list[BaseException] = []
     lost: list[BaseException | None] = []
+    outcomes: list[BaseException | None] = []
     started: list[asyncio.Event] = []
 
     class Flood(StreamProtocol):
@@ -231,16 +232,18 @@ def test_peer_reset_mid_write_fails_awaitables_with_the_oserror(
 
         async def flood(self) -> None:
             started[0].set()
+            waits: list[asyncio.Future[None]] = []
             try:
                 while True:
-                    send = asyncio.ensure_future(self.conn.send(b"f" * 1_000_000))
-                    drain = asyncio.ensure_future(self.conn.drain())
-                    await asyncio.gather(send, drain)
+                    waits = [
+                        asyncio.ensure_future(self.conn.send(b"f" * 1_000_000)),
+                        asyncio.ensure_future(self.conn.drain()),
+                    ]
+                    await asyncio.gather(*waits)
             except OSError as exc:
                 errors.append(exc)
-                for fut in (send, drain):
-                    with contextlib.suppress(OSError):
-                        await fut
+                await asyncio.wait(waits)
+                outcomes.extend(fut.exception() for fut in waits)
 
         def connection_lost(self, exc: BaseException | None) -> None:
             lost.append(exc)
@@ -268,6 +271,7 @@ def test_peer_reset_mid_write_fails_awaitables_with_the_oserror(
     assert len(errors) == 1
     assert isinstance(errors[0], ConnectionResetError | BrokenPipeError)
     assert lost == [errors[0]]
+    assert all(out is None or out is errors[0] for out in outcomes)  # same object
     assert in_use(pool) == 0
 
 
