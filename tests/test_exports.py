@@ -13,6 +13,7 @@ import bufkit
 
 PUBLIC_MODULES = [
     "bufkit",
+    "bufkit.adapters.asyncio",
     "bufkit.adapters.selectors",
     "bufkit.errors",
     "bufkit.framing",
