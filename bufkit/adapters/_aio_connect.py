@@ -131,7 +131,8 @@ async def start_server(
         high_water: Queued bytes above which ``drain`` waits.
         low_water: Queued bytes at which ``drain`` resumes.
         read_limit: Callback mode: received frame bytes buffered before
-            reading pauses.
+            reading pauses (checked after each read, so up to
+            ``read_budget`` more reads may land first).
         read_budget: Reads per readable event (fairness).
 
     Returns:

@@ -208,6 +208,8 @@ class StreamServer:
 
     def _accept(self, listener: socket.socket) -> None:
         for _ in range(self._backlog):
+            if not self._serving:
+                return
             try:
                 sock, _addr = listener.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):

@@ -34,7 +34,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, final
 
-from bufkit import ReadinessReader, WriteQueue
+from bufkit import FramingError, ReadinessReader, WriteQueue
 from bufkit.adapters._aio_handlers import (
     DEFAULT_READ_LIMIT,
     FramerFactory,
@@ -316,7 +316,7 @@ class Connection:
     def _on_readable(self) -> None:
         try:
             still_open = self._reader.on_readable(self._sock)
-        except OSError as exc:
+        except (OSError, FramingError) as exc:  # the peer's doing, not a bug
             self._finish(exc)
             return
         except Exception as exc:

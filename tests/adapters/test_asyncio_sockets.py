@@ -352,3 +352,63 @@ def test_connect_errors_are_the_oserror(loop_factory: LoopFactory) -> None:
             await open_connection("127.0.0.1", port, pool=bufkit.BufferPool())
 
     run_on(loop_factory, body())
+
+
+def test_given_sockets_writelines_and_serve_forever(loop_factory: LoopFactory) -> None:
+    """Servers and clients over given sockets (Unix here); serve_forever closes."""
+    pool = bufkit.BufferPool()
+    reported: list[dict[str, Any]] = []
+
+    async def shout(conn: Connection) -> None:
+        line = await conn.read_frame()
+        assert line is not None
+        conn.writelines([line.upper(), b"!"])
+        await conn.send(b"\n")
+        raise LookupError("a bug in the callback")
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind("")  # an abstract Unix address
+        server = await start_server(shout, pool=pool, sock=listener)
+        assert server.is_serving()
+        assert "serving" in repr(server)
+        forever = asyncio.ensure_future(server.serve_forever())
+        client_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client_sock.connect(listener.getsockname())
+        conn = await open_connection(pool=pool, sock=client_sock)
+        assert "open" in repr(conn)
+        await conn.send(b"hi")
+        got = b""
+        async for chunk in conn:
+            got += chunk
+        assert got == b"HI!\n"
+        conn.close()
+        await conn.wait_closed()
+        forever.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await forever
+        assert not server.is_serving()
+        await server.wait_closed()
+
+    run_on(loop_factory, body())
+    assert [type(ctx["exception"]) for ctx in reported] == [LookupError]
+    assert in_use(pool) == 0
+
+
+def test_bind_failure_closes_what_was_opened() -> None:
+    """A port already in use raises the OSError and leaks no socket."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+
+    async def body() -> None:
+        with pytest.raises(OSError, match="in use"):
+            await start_server(
+                echo, "127.0.0.1", port, pool=bufkit.BufferPool(), reuse_address=False
+            )
+
+    with contextlib.closing(taken):
+        asyncio.run(body())

@@ -12,7 +12,12 @@ import pytest
 
 import bufkit
 from bufkit.adapters._aio_stream import Connection
-from bufkit.adapters.asyncio import StreamProtocol, open_connection, start_server
+from bufkit.adapters.asyncio import (
+    StreamProtocol,
+    StreamServer,
+    open_connection,
+    start_server,
+)
 from bufkit.testing import Accept, Deliver, Eof, Fail, FakeSocket, WouldBlock
 
 pytestmark = pytest.mark.timeout(30)
@@ -453,3 +458,129 @@ def test_loops_without_add_reader_are_refused_by_name() -> None:
 
     with asyncio.Runner(loop_factory=NoReaderLoop) as runner:
         runner.run(body())
+
+
+def test_framing_error_fails_read_frame_without_logging() -> None:
+    """A peer breaking the framing fails read_frame with the FramingError."""
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        reported: list[object] = []
+        loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+        framer = functools.partial(bufkit.LengthPrefixedFramer, pool, max_frame=10)
+        sock = FakeSocket(recv=[Deliver(b"\x00\x00\x01\x00" + b"x" * 20)])
+        conn = connect(loop, pool, sock, framer=framer)
+        loop.readable(sock.fileno())
+        with pytest.raises(bufkit.FrameTooLarge):
+            await conn.read_frame()
+        await conn.wait_closed()
+        assert sock.closed
+        assert reported == []
+
+    run(body)
+
+
+def test_a_bug_in_the_protocol_is_reported_and_closes() -> None:
+    """An exception from data_received reaches the loop's exception handler."""
+
+    class Buggy(Recorder):
+        def data_received(self, view: memoryview) -> None:
+            raise KeyError("oops")
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+        sock = FakeSocket(recv=[Deliver(b"boom")])
+        proto = Buggy()
+        conn = connect(loop, pool, sock, proto)
+        loop.readable(sock.fileno())
+        await conn.wait_closed()
+        assert isinstance(proto.lost, KeyError)
+        assert [type(ctx["exception"]) for ctx in reported] == [KeyError]
+
+    run(body)
+
+
+def test_pause_and_resume_reading() -> None:
+    """pause_reading removes the reader; resume_reading brings it back."""
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        sock = FakeSocket(recv=[Deliver(b"later")])
+        proto = Recorder()
+        conn = connect(loop, pool, sock, proto)
+        fd = sock.fileno()
+        conn.pause_reading()
+        assert fd not in loop.readers
+        conn.resume_reading()
+        loop.readable(fd)
+        assert bytes(proto.data) == b"later"
+        assert conn.get_extra_info("socket") is sock
+        assert conn.get_extra_info("nothing", 42) == 42
+        conn.abort()
+        conn.resume_reading()  # closed: nothing to resume
+        assert fd not in loop.readers
+
+    run(body)
+
+
+def test_read_frame_refuses_protocol_mode_and_two_waiters() -> None:
+    """read_frame is for callback mode, one waiter at a time."""
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        proto_conn = connect(loop, pool, FakeSocket(), Recorder())
+        with pytest.raises(RuntimeError, match="callback mode"):
+            await proto_conn.read_frame()
+        conn = connect(loop, pool, FakeSocket())
+        first = asyncio.ensure_future(conn.read_frame())
+        await tick()
+        with pytest.raises(RuntimeError, match="already waiting"):
+            await conn.read_frame()
+        first.cancel()
+        await tick()
+        assert first.cancelled()
+        conn.abort()
+        assert await conn.read_frame() is None
+        proto_conn.abort()
+
+    run(body)
+
+
+class FullListener:
+    """A listening socket whose accept says the process is out of descriptors."""
+
+    def __init__(self) -> None:
+        self.accepts = 0
+
+    def fileno(self) -> int:
+        """A fake descriptor."""
+        return 999_999
+
+    def accept(self) -> tuple[object, object]:
+        """Fail like a process at its descriptor limit."""
+        self.accepts += 1
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_accept_pauses_when_out_of_descriptors() -> None:
+    """EMFILE stops accepting for a while, logs it, then accepting resumes."""
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+        listener = FullListener()
+        server = StreamServer(loop, [listener], Recorder, None, 10)  # type: ignore[list-item, arg-type]
+        server._start()
+        loop.readable(listener.fileno())
+        assert listener.accepts == 1
+        assert listener.fileno() not in loop.readers
+        assert isinstance(reported[0]["exception"], OSError)
+        server._resume_accepting(listener)  # type: ignore[arg-type]
+        assert listener.fileno() in loop.readers
+        server.close()
+        server._resume_accepting(listener)  # type: ignore[arg-type]
+        assert listener.fileno() not in loop.readers
+        await server.wait_closed()
+
+    run(body)
