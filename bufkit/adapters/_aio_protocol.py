@@ -31,9 +31,10 @@ own view and never a ``bytearray``: uvloop keeps a buffer export on the lent
 object until its read callback returns, and ``SSLProtocol`` slices what it is
 given (a sliced ``bytearray`` is a copy, CPython gh-156275).
 
-Cost model: per read, one ``acquire`` and one ``release`` of the pool, one
-slice for the handler, and a list append for the sweeper; per loop iteration
-with reads, one ``call_soon``.
+Cost model: per read, one ``acquire`` and one ``release`` of the pool and one
+slice for the handler (none when the read filled the chunk); per connection
+and loop iteration with reads, one list append for the sweeper; per loop
+iteration with reads, one ``call_soon``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class _Sweeper:
         self._scheduled = False
         lent, self._lent = self._lent, []
         for protocol in lent:
+            protocol._watched = False
             protocol._give_back()
 
 
@@ -139,6 +141,7 @@ class PooledProtocol(asyncio.BufferedProtocol):
         self._lent: PooledBuffer | None = None
         self._lent_view: memoryview | None = None
         self._sweeper: _Sweeper | None = None
+        self._watched = False  # on the sweeper's list for this iteration
         self._transport: asyncio.BaseTransport | None = None
 
     @property
@@ -181,7 +184,8 @@ class PooledProtocol(asyncio.BufferedProtocol):
         self._give_back()
         lent = self._lent = self._pool.acquire(want)
         view = self._lent_view = lent.view.cast("B")
-        if self._sweeper is not None:
+        if self._sweeper is not None and not self._watched:
+            self._watched = True
             self._sweeper.watch(self)
         return view
 
@@ -195,7 +199,7 @@ class PooledProtocol(asyncio.BufferedProtocol):
         if lent is None or view is None:
             raise RuntimeError("buffer_updated() without a lent buffer")
         try:
-            self.data_received(view[:nbytes])
+            self.data_received(view if nbytes == len(view) else view[:nbytes])
         finally:
             lent.release()
 

@@ -247,6 +247,24 @@ class Connection:
 
     # -- reading -----------------------------------------------------------
 
+    def take_buffer(self) -> PooledBuffer:
+        """Take the pool buffer behind the current ``data_received`` view.
+
+        Protocol mode, only from inside ``data_received``: the connection then
+        does not release the buffer, you must, or hand it to :meth:`write`,
+        which releases it once sent. A zero-copy echo::
+
+            def data_received(self, view: memoryview) -> None:
+                conn.write(conn.take_buffer(), nbytes=len(view))
+
+        Returns:
+            The buffer; the view's bytes are its first ``len(view)`` bytes.
+
+        Raises:
+            RuntimeError: Called outside ``data_received``, or twice in one call.
+        """
+        return self._reader.take_buffer()
+
     def pause_reading(self) -> None:
         """Stop reading until :meth:`resume_reading`."""
         self._read_paused = True

@@ -584,3 +584,29 @@ def test_accept_pauses_when_out_of_descriptors() -> None:
         await server.wait_closed()
 
     run(body)
+
+
+def test_take_buffer_echoes_without_a_copy() -> None:
+    """A protocol can hand the read buffer itself to the write queue."""
+
+    class ZeroCopyEcho(StreamProtocol):
+        def connection_made(self, conn: Connection) -> None:
+            self.conn = conn
+
+        def data_received(self, view: memoryview) -> None:
+            self.conn.write(self.conn.take_buffer(), nbytes=len(view))
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        sock = FakeSocket(recv=[Deliver(b"m" * 5000)], send=[WouldBlock()])
+        conn = connect(loop, pool, sock, ZeroCopyEcho())
+        loop.readable(sock.fileno())
+        assert pool.stats().buffers_in_use == 2  # 2048 + 2952 bytes, owned by the queue
+        await tick()
+        loop.writable(sock.fileno())
+        assert sock.wire == b"m" * 5000
+        assert pool.stats().buffers_in_use == 0
+        with pytest.raises(RuntimeError):
+            conn.take_buffer()
+        conn.abort()
+
+    run(body)
