@@ -240,10 +240,11 @@ class Loop:
     def _on_interest(self, conn: Connection, interest: Interest) -> None:
         sock = self._connections[conn]
         if interest:
+            events = interest.value  # a plain int: enum arithmetic is slow
             if conn in self._registered:
-                self._selector.modify(sock, interest, conn)
+                self._selector.modify(sock, events, conn)
             else:
-                self._selector.register(sock, interest, conn)
+                self._selector.register(sock, events, conn)
                 self._registered.add(conn)
         elif conn in self._registered:
             self._selector.unregister(sock)
