@@ -198,10 +198,7 @@ def test_drain_bytearray(benchmark: BenchmarkFixture, shape: str) -> None:
 @pytest.mark.benchmark_suite
 @pytest.mark.benchmark(group="drain 64 MiB at 64 KiB per call")
 def test_drain_bytes_slicing(benchmark: BenchmarkFixture) -> None:
-    """The quadratic trap: ``data = data[n:]`` on ``bytes`` copies the rest.
-
-    Only 16 MiB (a quarter): at 64 MiB one round takes ~40 s.
-    """
+    """The quadratic trap, ``data = data[n:]`` on bytes: 16 MiB (64 takes ~40 s)."""
     payload = bytes(DRAIN_TOTAL // 4)
 
     def drain() -> int:

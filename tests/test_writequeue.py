@@ -195,8 +195,7 @@ def test_copy_false_hands_over_mutable_data() -> None:
 
 
 def test_readonly_view_of_mutable_data_is_copied() -> None:
-    """Only views of ``bytes`` are kept by reference; a read-only view of a
-    bytearray is still copied."""
+    """A read-only view of a bytearray is copied: only bytes are referenced."""
     data = bytearray(b"a" * BIG)
     queue = WriteQueue()
     queue.write(memoryview(data).toreadonly())
@@ -805,8 +804,7 @@ def test_raising_callback_on_fail() -> None:
 
 
 def test_raising_callback_during_a_socket_failure() -> None:
-    """The socket's OSError still reaches the caller; callback errors are its
-    context."""
+    """The socket's OSError reaches the caller, callback errors as context."""
     queue = WriteQueue()
 
     def bad(exc: BaseException | None) -> None:
@@ -898,8 +896,7 @@ def test_writelines_coalesces_and_seals_like_write() -> None:
 
 # -- regressions from other write queues -----------------------------------------
 def test_gh103462_payload_larger_than_one_send_is_not_stranded() -> None:
-    """A payload larger than one send: flush says "not drained" so the caller
-    arms write interest, and later flushes finish it."""
+    """A payload larger than one send: flush says "not drained" until it is."""
     data = bytes(range(256)) * 4096  # 1 MiB
     queue = WriteQueue()
     queue.write(data)
@@ -925,8 +922,7 @@ def test_gh146507_eagain_after_gathering_loses_nothing() -> None:
 
 
 def test_gh146507_many_small_writes_keep_pending_cheap() -> None:
-    """40,000 queued 16-byte writes: ``pending`` stays exact and the queue
-    holds few buffers (the pending size is two counters, never a walk)."""
+    """40,000 queued 16-byte writes: exact ``pending``, few buffers, no walk."""
     queue = WriteQueue(high_water=1 << 30)
     for i in range(40_000):
         queue.write(b"0123456789abcdef")

@@ -170,8 +170,7 @@ def test_queue_against_a_hostile_socket(
     high: int,
     low: int,
 ) -> None:
-    """Writes and flushes under partial sends, EAGAIN and a fault keep every
-    invariant; after the fault everything pending carries the one error."""
+    """Writes and flushes under partial sends, EAGAIN and faults keep invariants."""
     if fault is not None:
         schedule.insert(min(fault[0], len(schedule)), Fail(fault[1]))
     sock = FakeSocket(send=schedule)

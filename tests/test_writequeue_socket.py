@@ -126,8 +126,7 @@ def write_random(
 
 @pytest.mark.slow
 def test_reset_peer_fails_pending_writes_with_the_kernel_error() -> None:
-    """When the peer goes away, flush raises the kernel's error and every
-    pending completion carries that same object."""
+    """A vanished peer: flush raises the kernel's error, completions get it."""
     fired: list[BaseException | None] = []
     queue = WriteQueue(high_water=1 << 30)
     with small_socketpair(4096) as (writer, reader):
