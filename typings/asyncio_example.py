@@ -58,6 +58,7 @@ async def handle(conn: Connection) -> None:
     async for chunk in conn:
         assert_type(chunk, bytes)
         conn.write(chunk)
+    assert_type(conn.send(b"now"), asyncio.Future[None])
     assert_type(await conn.send(b"bye"), None)
     await conn.drain()
     conn.write("text")  # type: ignore[arg-type]

@@ -15,9 +15,9 @@ flush would block with data left, and disarmed when a flush drains
 reader costs at most about ``high_water`` bytes plus one write (invariant 6).
 
 Awaitables are thin futures over the queue's completion callbacks: ``send``
-resolves when its last byte was accepted by the kernel; cancelling it (or
-``drain``) only drops the waiter, never the queued data, so the queue stays
-consistent. When the connection breaks, the socket's ``OSError`` itself fails
+queues at once (so sends keep call order) and its future resolves when the
+last byte was accepted by the kernel; cancelling it (or ``drain``) only drops
+the waiter, never the queued data, so the queue stays consistent. When the connection breaks, the socket's ``OSError`` itself fails
 every pending ``send``, ``drain`` and ``read_frame`` (invariant 2).
 
 Cost model: per write, one queue append and at most one ``call_soon`` per
@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
+import functools
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, final
@@ -198,19 +199,25 @@ class Connection:
         if not (self._flush_scheduled or self._writing):
             self._schedule_flush()
 
-    async def send(self, data: Buffer | PooledBuffer) -> None:
-        """Queue ``data`` and wait until the kernel accepted its last byte.
+    def send(self, data: Buffer | PooledBuffer) -> asyncio.Future[None]:
+        """Queue ``data`` now; the future resolves once the kernel took it all.
 
-        Cancelling the wait does not withdraw the data: it is still sent.
+        Use it as ``await conn.send(data)``. The data is queued by the call
+        itself, so sends keep the order of the calls even when their futures
+        are awaited later or never. Cancelling the future (or the task that
+        awaits it) does not withdraw the data: it is still sent.
+
+        Returns:
+            A future: ``None`` once the last byte was accepted by the kernel,
+            or the socket's ``OSError`` if the connection broke first.
 
         Raises:
             QueueClosedError: After :meth:`close` or :meth:`write_eof`.
             QueueFailedError: The connection had broken before the call.
-            OSError: The socket error that broke the connection first.
         """
         fut: asyncio.Future[None] = self._loop.create_future()
-        self.write(data, lambda exc: _settle(fut, exc))
-        await fut
+        self.write(data, functools.partial(_settle, fut))
+        return fut
 
     async def drain(self) -> None:
         """Wait while the queue is over its high-water mark (asyncio semantics).
