@@ -85,16 +85,24 @@ class Listener:
         self._backoff = 0.0
         self._registered = False
         self._closed = False
-        self.accepted = 0
-        """Connections accepted so far."""
-        self.backoffs = 0
-        """Times accepting was suspended after ``EMFILE``-like errors."""
+        self._accepted = 0
+        self._backoffs = 0
 
     @property
     def address(self) -> tuple[str, int]:
         """The ``(host, port)`` the listener is bound to."""
         host, port = self._sock.getsockname()[:2]
         return str(host), int(port)
+
+    @property
+    def accepted(self) -> int:
+        """Connections accepted so far."""
+        return self._accepted
+
+    @property
+    def backoffs(self) -> int:
+        """Times accepting was suspended after ``EMFILE``-like errors."""
+        return self._backoffs
 
     @property
     def closed(self) -> bool:
@@ -122,7 +130,7 @@ class Listener:
 
     def _on_ready(self, mask: int) -> None:
         """Accept every pending connection, up to the loop's batch size."""
-        for _ in range(self._loop.accept_batch):
+        for _ in range(self._loop._accept_batch):
             try:
                 sock, _addr = self._sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -134,14 +142,14 @@ class Listener:
                 LOGGER.warning("accept failed on %s: %s", self.address, exc)
                 continue
             self._backoff = 0.0
-            self.accepted += 1
+            self._accepted += 1
             if LOGGER.isEnabledFor(logging.INFO):
                 LOGGER.info("accepted %s on %s", _addr, self.address)
             self._loop._adopt(sock, self._factory)
 
     def _back_off(self, exc: OSError) -> None:
         self._backoff = min(BACKOFF_MAX, max(BACKOFF_START, self._backoff * 2))
-        self.backoffs += 1
+        self._backoffs += 1
         LOGGER.error(
             "accept on %s failed (%s); not accepting for %.2f s",
             self.address,

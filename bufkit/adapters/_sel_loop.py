@@ -78,14 +78,12 @@ class Loop:
     ) -> None:
         self._owns_selector = selector is None
         self._selector = selectors.DefaultSelector() if selector is None else selector
-        self.pool = BufferPool() if pool is None else pool
-        """The pool that lends every connection's read buffers."""
+        self._pool = BufferPool() if pool is None else pool
         self._clock = clock
         self._high_water = high_water
         self._low_water = low_water
         self._read_budget = read_budget
-        self.accept_batch = accept_batch
-        """Connections accepted per listener event at most."""
+        self._accept_batch = accept_batch
         self._ready: list[Handle] = []
         self._timers: list[Handle] = []
         self._deferred: list[Callable[[], object]] = []
@@ -98,6 +96,16 @@ class Loop:
         self._closed = False
 
     # -- introspection ------------------------------------------------------
+
+    @property
+    def pool(self) -> BufferPool:
+        """The pool that lends every connection's read buffers."""
+        return self._pool
+
+    @property
+    def accept_batch(self) -> int:
+        """Connections a listener accepts per readiness event, at most."""
+        return self._accept_batch
 
     @property
     def connections(self) -> frozenset[Connection]:
@@ -226,7 +234,7 @@ class Loop:
         conn = Connection(
             sock,
             protocol,
-            self.pool,
+            self._pool,
             on_interest=self._on_interest,
             defer=self._deferred.append,
             high_water=self._high_water,
