@@ -33,6 +33,7 @@ ProtocolFactory = Callable[[], "ConnectionProtocol"]
 _ACCEPT_LIMIT_ERRNOS: Final = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 )
+_ACCEPT_SKIP_ERRNOS: Final = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 BACKOFF_START: Final = 0.05
 """Seconds a listener waits after the first ``EMFILE``-like accept error."""
 BACKOFF_MAX: Final = 1.0
@@ -131,6 +132,8 @@ class Listener:
     def _on_ready(self, mask: int) -> None:
         """Accept every pending connection, up to the loop's batch size."""
         for _ in range(self._loop._accept_batch):
+            if self._closed:  # closed by an earlier handler of this iteration
+                return
             try:
                 sock, _addr = self._sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -140,7 +143,9 @@ class Listener:
                     self._back_off(exc)
                     return
                 LOGGER.warning("accept failed on %s: %s", self.address, exc)
-                continue
+                if exc.errno in _ACCEPT_SKIP_ERRNOS:
+                    continue  # that one connection died in the backlog
+                return
             self._backoff = 0.0
             self._accepted += 1
             if LOGGER.isEnabledFor(logging.INFO):

@@ -295,3 +295,18 @@ def test_listener_backs_off_on_emfile_then_accepts(
     assert "Too many open files" in caplog.text
     assert "accept failed" in caplog.text
     loop.close()
+
+
+def test_listener_closed_by_an_earlier_handler_accepts_nothing() -> None:
+    """A listener closed in the iteration that reported it ready stays quiet."""
+    loop = Loop()
+    listener = loop.listen("127.0.0.1", 0, Discard)
+    flaky = _FlakyAccept(listener._sock, [errno.EBADF] * 5)
+    listener._sock = flaky  # type: ignore[assignment]
+    with socket.create_connection(listener.address):
+        loop.run_once(5)
+        assert flaky.errors == [errno.EBADF] * 4  # one failure, no retry loop
+        listener.close()
+        listener._on_ready(1)
+        assert flaky.errors == [errno.EBADF] * 4
+    loop.close()
