@@ -17,8 +17,9 @@ reader costs at most about ``high_water`` bytes plus one write (invariant 6).
 Awaitables are thin futures over the queue's completion callbacks: ``send``
 queues at once (so sends keep call order) and its future resolves when the
 last byte was accepted by the kernel; cancelling it (or ``drain``) only drops
-the waiter, never the queued data, so the queue stays consistent. When the connection breaks, the socket's ``OSError`` itself fails
-every pending ``send``, ``drain`` and ``read_frame`` (invariant 2).
+the waiter, never the queued data, so the queue stays consistent. When the
+connection breaks, the socket's ``OSError`` itself fails every pending
+``send``, ``drain`` and ``read_frame`` (invariant 2).
 
 Cost model: per write, one queue append and at most one ``call_soon`` per
 loop iteration; per readable event, the reader's cost; per frame in callback
@@ -28,7 +29,6 @@ mode, one ``bytes`` copy (frames outlive the read buffer).
 from __future__ import annotations
 
 import asyncio
-import enum
 import errno
 import functools
 import socket
@@ -44,6 +44,7 @@ from bufkit.adapters._aio_handlers import (
     _settle,
     _StreamSocket,
 )
+from bufkit.adapters._aio_reading import _TRANSITIONS, _ReadSide, _State
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -55,14 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["Connection"]
 
 
-class _State(enum.Enum):
-    OPEN = "open"
-    CLOSING = "closing"  # close() called: flushing what is queued
-    CLOSED = "closed"
-
-
 @final
-class Connection:
+class Connection(_ReadSide):
     """One stream socket registered with the loop: gathered writes, pooled reads.
 
     Made by :func:`bufkit.adapters.asyncio.start_server` and
@@ -139,7 +134,7 @@ class Connection:
         """
         if self._state is not _State.OPEN:
             return
-        self._state = _State.CLOSING
+        self._move(_State.CLOSING)
         self._remove_reader()
         self._queue.close()
         if not (self._writing or self._flush_scheduled):
@@ -252,77 +247,6 @@ class Connection:
         if not (self._writing or self._flush_scheduled):
             self._schedule_flush()
 
-    # -- reading -----------------------------------------------------------
-
-    def take_buffer(self) -> PooledBuffer:
-        """Take the pool buffer behind the current ``data_received`` view.
-
-        Protocol mode, only from inside ``data_received``: the connection then
-        does not release the buffer, you must, or hand it to :meth:`write`,
-        which releases it once sent. A zero-copy echo::
-
-            def data_received(self, view: memoryview) -> None:
-                conn.write(conn.take_buffer(), nbytes=len(view))
-
-        Returns:
-            The buffer; the view's bytes are its first ``len(view)`` bytes.
-
-        Raises:
-            RuntimeError: Called outside ``data_received``, or twice in one call.
-        """
-        return self._reader.take_buffer()
-
-    def pause_reading(self) -> None:
-        """Stop reading until :meth:`resume_reading`."""
-        self._read_paused = True
-        self._remove_reader()
-
-    def resume_reading(self) -> None:
-        """Read again after :meth:`pause_reading`."""
-        self._read_paused = False
-        if self._state is _State.OPEN and not self._reader.at_eof:
-            self._add_reader()
-
-    async def read_frame(self) -> bytes | None:
-        """Wait for the next frame (callback mode); ``None`` at end of file.
-
-        Without a framer, each frame is whatever one read received.
-
-        Raises:
-            RuntimeError: In protocol mode, or while another task waits.
-            OSError: The socket error that broke the connection.
-        """
-        frames = self._frames
-        if frames is None:
-            raise RuntimeError("read_frame() needs a connection in callback mode")
-        while not frames.frames:
-            if self._exc is not None:
-                raise self._exc
-            if frames.eof or self._state is _State.CLOSED:
-                return None
-            if self._frame_waiter is not None:
-                raise RuntimeError("another task is already waiting in read_frame()")
-            self._frame_waiter = self._loop.create_future()
-            try:
-                await self._frame_waiter
-            finally:
-                self._frame_waiter = None
-        frame = frames.frames.popleft()
-        frames.nbytes -= len(frame)
-        if self._read_paused and frames.nbytes < self._read_limit:
-            self.resume_reading()
-        return frame
-
-    def __aiter__(self) -> Connection:
-        return self
-
-    async def __anext__(self) -> bytes:
-        """The next frame; stops at end of file."""
-        frame = await self.read_frame()
-        if frame is None:
-            raise StopAsyncIteration
-        return frame
-
     def get_extra_info(self, name: str, default: object = None) -> object:
         """``"socket"``, ``"sockname"`` or ``"peername"``, as in asyncio."""
         try:
@@ -397,15 +321,12 @@ class Connection:
         if self._protocol is not None:
             self._protocol.resume_writing()
 
-    def _frame_arrived(self) -> None:
-        waiter = self._frame_waiter
-        if waiter is not None:
-            _settle(waiter, None)
-        frames = self._frames
-        if frames is not None and frames.nbytes >= self._read_limit:
-            self.pause_reading()
-
     # -- teardown ----------------------------------------------------------
+
+    def _move(self, state: _State) -> None:
+        if state not in _TRANSITIONS[self._state]:
+            raise RuntimeError(f"{self!r}: illegal move to {state.value}")
+        self._state = state
 
     def _raise_if_lost(self) -> None:
         if self._exc is not None:
@@ -417,7 +338,7 @@ class Connection:
         """Unregister, fail what waits, close the socket, tell the protocol."""
         if self._state is _State.CLOSED:
             return
-        self._state = _State.CLOSED
+        self._move(_State.CLOSED)
         self._exc = exc
         self._remove_reader()
         if self._writing:
@@ -451,13 +372,3 @@ class Connection:
         self._loop.call_exception_handler(
             {"message": message, "exception": exc, "connection": self}
         )
-
-    def _add_reader(self) -> None:
-        if not self._reading:
-            self._reading = True
-            self._loop.add_reader(self._fd, self._on_readable)
-
-    def _remove_reader(self) -> None:
-        if self._reading:
-            self._reading = False
-            self._loop.remove_reader(self._fd)
