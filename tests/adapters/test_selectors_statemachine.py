@@ -48,7 +48,6 @@ class ConnectionMachine(RuleBasedStateMachine):
     @rule(data=st.binary(min_size=1, max_size=100), pooled=st.booleans())
     def write(self, data: bytes, pooled: bool) -> None:
         """Write bytes or a pooled buffer, expecting refusal once not open."""
-        payload: bytes | object = data
         buf = self.pool.acquire(len(data)) if pooled else None
         if buf is not None:
             buf.view[: len(data)] = data
@@ -64,7 +63,6 @@ class ConnectionMachine(RuleBasedStateMachine):
         else:
             self.accepted += data
             self.writes += 1
-        del payload
         self._moved()
 
     @rule(accept=st.booleans())
