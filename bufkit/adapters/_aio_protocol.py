@@ -123,6 +123,9 @@ class PooledProtocol(asyncio.BufferedProtocol):
             loops give no hint, uvloop suggests 64 KiB). Lower it on the
             Windows proactor loop, where every idle connection holds one
             chunk.
+
+    Raises:
+        ValueError: ``read_size`` is not positive.
     """
 
     def __init__(

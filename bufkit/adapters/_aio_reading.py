@@ -94,6 +94,8 @@ class _ReadSide:
 
         Raises:
             RuntimeError: In protocol mode, or while another task waits.
+            FramingError: The peer broke the framer's rules (for example
+                :class:`bufkit.FrameTooLarge`); the connection is closed.
             OSError: The socket error that broke the connection.
         """
         frames = self._frames

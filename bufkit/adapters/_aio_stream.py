@@ -177,7 +177,10 @@ class Connection(_ReadSide):
 
         Raises:
             QueueClosedError: After :meth:`close` or :meth:`write_eof`.
-            QueueFailedError: After the connection broke.
+            QueueFailedError: After the connection broke (the error is its
+                ``__cause__``).
+            BufferReleasedError: ``data`` is a released pooled buffer.
+            TypeError: ``data`` is not bytes-like (``str``, for instance).
         """
         self._queue.write(data, on_done, nbytes=nbytes)
         if not (self._flush_scheduled or self._writing):
