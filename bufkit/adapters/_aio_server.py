@@ -72,7 +72,9 @@ class _Registry:
         self._open.add(item)
         if self._task is None:
             self._guard = self._loop.create_future()
-            self._task = self._loop.create_task(self._watch(self._guard))
+            self._task = self._loop.create_task(
+                self._watch(self._guard), name="bufkit.adapters.asyncio shutdown guard"
+            )
 
     def discard(self, item: Connection | StreamServer) -> None:
         self._open.discard(item)
