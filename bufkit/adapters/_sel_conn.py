@@ -47,7 +47,8 @@ class Connection(_ConnectionCore):
         pool: Lends the read buffers.
         on_interest: Called as ``on_interest(conn, interest)`` whenever the
             wanted readiness changes. :attr:`Interest.NONE` after
-            :attr:`closed` turned true means: forget this connection.
+            :attr:`closed` turned true means: forget this connection (it is
+            reported before the socket is closed, so you can unregister it).
         defer: Called with a flush function when data was written outside an
             event; run it at the end of the loop iteration (``list.append``
             onto a list you drain is enough). ``None`` flushes at once, one
@@ -55,6 +56,10 @@ class Connection(_ConnectionCore):
         high_water: Pending bytes above which ``pause_writing`` is called.
         low_water: Pending bytes at or below which ``resume_writing`` follows.
         read_budget: Reads per readable event at most.
+
+    Raises:
+        ValueError: A watermark is negative, ``low_water`` exceeds
+            ``high_water``, or ``read_budget`` is below 1.
     """
 
     __slots__ = ()
@@ -71,6 +76,8 @@ class Connection(_ConnectionCore):
         low_water: int = 16384,
         read_budget: int = 16,
     ) -> None:
+        self._state = _S.NEW
+        self._interest = Interest.NONE
         self._sock = sock
         self._protocol = protocol
         self._notify = functools.partial(on_interest, self)
@@ -85,8 +92,6 @@ class Connection(_ConnectionCore):
             pool, _Feed(self, protocol), read_budget=read_budget
         )
         self._gate = _Gate(self, sock)
-        self._state = _S.NEW
-        self._interest = Interest.NONE
         self._in_event = False
         self._write_armed = False
         self._flush_scheduled = False

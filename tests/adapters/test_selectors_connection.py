@@ -608,3 +608,14 @@ def test_a_completion_that_writes_joins_the_same_flush() -> None:
     assert not driver.deferred
     assert _interest(conn) is Interest.READ
     conn.abort()
+
+
+def test_bad_watermarks_or_budget_are_refused() -> None:
+    """Inconsistent watermarks and a zero read budget raise ``ValueError``."""
+    sock = FakeSocket()
+    with pytest.raises(ValueError, match="low_water"):
+        Connection(
+            sock, Recorder(), BufferPool(), on_interest=print, high_water=1, low_water=2
+        )
+    with pytest.raises(ValueError, match="read_budget"):
+        Connection(sock, Recorder(), BufferPool(), on_interest=print, read_budget=0)
