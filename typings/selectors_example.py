@@ -19,7 +19,7 @@ from bufkit.adapters.selectors import (
     StreamSocket,
 )
 from bufkit.servers import Echo, LineEcho
-from bufkit.testing import FakeSocket
+from bufkit.testing import FakeSelector, FakeSocket
 
 
 class Upper:
@@ -101,3 +101,6 @@ def looping() -> None:
     assert_type(loop.run_until(lambda: True, timeout=1.0), bool)
     loop.listen("127.0.0.1", 0, Incomplete)  # type: ignore[arg-type]
     loop.close()
+    fake_loop = Loop(selector=FakeSelector())
+    assert_type(fake_loop.add_socket(FakeSocket(), Quiet()), Connection)
+    fake_loop.close()
