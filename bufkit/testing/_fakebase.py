@@ -13,6 +13,7 @@ import errno
 import itertools
 import os
 import socket
+import sys
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
@@ -175,6 +176,9 @@ class FakeSocketBase:
         Such as ``"partial send"``, ``"cut inside a gather buffer"``,
         ``"EAGAIN on send"``, ``"short read"``, ``"EOF"``, ``"EINTR"`` or an
         errno name like ``"ECONNRESET"``: fault coverage for a test run.
+        Inside a Hypothesis test each new label is also reported with
+        :func:`hypothesis.event`, so ``pytest --hypothesis-show-statistics``
+        lists how often each fault was exercised.
         """
         return frozenset(self._seen)
 
@@ -214,6 +218,15 @@ class FakeSocketBase:
         """Make the peer shut down its sending side after what was fed."""
         self._inbox_eof = True
 
+    def _note(self, label: str) -> None:
+        """Record a fault label; inside a Hypothesis test, also as an event."""
+        if label in self._seen:
+            return
+        self._seen.add(label)
+        hypothesis = sys.modules.get("hypothesis")  # never imported from here
+        if hypothesis is not None and hypothesis.currently_in_test_context():
+            hypothesis.event(f"fake socket: {label}")
+
     def mark_waited(self) -> None:
         """Note that the code under test waited for readiness before its next call.
 
@@ -243,7 +256,7 @@ class FakeSocketBase:
         self, op: str, size: int, code: int, why: str, count: int = 1
     ) -> NoReturn:
         self._calls.append(Call(op, size, count, None, code))
-        self._seen.add(errno.errorcode[code])
+        self._note(errno.errorcode[code])
         raise os_error(code, f"fake {op}: {why}")
 
     def _fail(
@@ -251,7 +264,7 @@ class FakeSocketBase:
     ) -> NoReturn:
         code = errno.EINTR if isinstance(step, Interrupt) else step.errno
         self._calls.append(Call(op, size, count, None, code, step))
-        self._seen.add(errno.errorcode[code])
+        self._note(errno.errorcode[code])
         if isinstance(step, Fail) and step.fatal:
             self._broken = True
         raise os_error(code, f"fake {op}: scheduled {step!r}")
@@ -271,7 +284,7 @@ class FakeSocketBase:
                 raise DeadlockError(f"blocking {op} on {self!r} would wait forever")
             raise TimeoutError("timed out")
         self._eagain[side] = True
-        self._seen.add(f"EAGAIN on {side}")
+        self._note(f"EAGAIN on {side}")
         self._calls.append(Call(op, size, count, None, errno.EAGAIN, step))
         raise os_error(errno.EAGAIN, f"fake {op}: would block")
 

@@ -99,9 +99,9 @@ class ScheduledSocket(FakeSocketBase):
             if not left:
                 break
         if n < size:
-            self._seen.add("partial send")
+            self._note("partial send")
             if len(views) > 1 and parts[-1].nbytes < views[len(parts) - 1].nbytes:
-                self._seen.add("cut inside a gather buffer")
+                self._note("cut inside a gather buffer")
         n = self._transmit_recorded(op, size, len(views), parts)
         self._calls.append(Call(op, size, len(views), n, None, step))
         self._eagain["send"] = False
@@ -157,11 +157,11 @@ class ScheduledSocket(FakeSocketBase):
             if isinstance(step, Deliver):
                 if len(step.data) > nbytes:
                     self._recv_steps.appendleft(Deliver(step.data[nbytes:]))
-                    self._seen.add("short read")
+                    self._note("short read")
                 return self._received_now(op, nbytes, step.data[:nbytes], step)
             if isinstance(step, Eof):
                 self._eof_seen = True
-                self._seen.add("EOF")
+                self._note("EOF")
                 return self._received_now(op, nbytes, b"", step)
             if isinstance(step, Interrupt | Fail):
                 self._fail(op, nbytes, step)
@@ -182,7 +182,7 @@ class ScheduledSocket(FakeSocketBase):
             self._would_block(op, nbytes, "recv", None)
         elif not data:
             self._eof_seen = True
-            self._seen.add("EOF")
+            self._note("EOF")
         return None if data is None else self._received_now(op, nbytes, data, step)
 
     def _transmit_recorded(
@@ -222,7 +222,7 @@ class ScheduledSocket(FakeSocketBase):
         """Up to ``limit`` bytes from the peer, ``b""`` at EOF, ``None`` if none."""
         if self._inbox:
             if limit < len(self._inbox):
-                self._seen.add("short read")
+                self._note("short read")
             data = bytes(self._inbox[:limit])
             del self._inbox[:limit]
             return data

@@ -245,10 +245,11 @@ def fake_sockets(
 def record_fault_coverage(*socks: FakeSocket) -> None:
     """Report each fake's :attr:`~bufkit.testing.FakeSocket.faults_seen`.
 
-    Call it at the end of a Hypothesis test: each label becomes an
-    :func:`hypothesis.event`, listed by ``pytest --hypothesis-show-statistics``,
-    so you can see that partial sends inside a buffer, ``EAGAIN`` and resets
-    were actually exercised.
+    Each label becomes an :func:`hypothesis.event`, listed by ``pytest
+    --hypothesis-show-statistics``, so you can see that partial sends inside a
+    buffer, ``EAGAIN`` and resets were actually exercised. Fakes already
+    report each fault when it happens inside a Hypothesis test; call this at
+    the end of a test for fakes used outside one.
     """
     for label in sorted(set().union(*(sock.faults_seen for sock in socks))):
         event(f"fake socket: {label}")

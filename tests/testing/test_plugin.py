@@ -81,3 +81,36 @@ def test_plugin_imports_without_hypothesis() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_fault_coverage_appears_in_hypothesis_statistics(
+    pytester: pytest.Pytester,
+) -> None:
+    """Faults a fake showed in a @given test are listed as Hypothesis events."""
+    pytester.makepyfile(
+        """
+        from hypothesis import given, settings, strategies as st
+        from bufkit.testing import Accept, FakeSocket, WouldBlock
+
+        @settings(max_examples=5, database=None)
+        @given(st.integers(1, 3))
+        def test_sends(n):
+            sock = FakeSocket(send=[Accept(n), WouldBlock()])
+            sock.sendmsg([b"abcd", b"efgh"])
+            try:
+                sock.send(b"x")
+            except BlockingIOError:
+                pass
+        """
+    )
+    result = pytester.runpytest(
+        "--hypothesis-show-statistics", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*fake socket: EAGAIN on send*",
+            "*fake socket: cut inside a gather buffer*",
+            "*fake socket: partial send*",
+        ]
+    )
