@@ -53,7 +53,7 @@ def add_parser(
     )
     parser.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     parser.add_argument(
-        "--plot", metavar="FILE.png", help="draw the figures (matplotlib)"
+        "--plot", metavar="FILE.png", help="draw the figures (matplotlib: .png, .svg)"
     )
     parser.add_argument(
         "--markdown", metavar="FILE", help="write the tables as Markdown"
