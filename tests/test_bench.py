@@ -141,6 +141,7 @@ def test_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--smoke", "--only", "micro", "--json", str(path)]) == 0
     data = json.loads(path.read_text())
     assert list(data["scenarios"]) == ["micro"]
+    assert {c["status"] for c in data["contenders"]} <= {"not run", "skipped"}
     assert "figures written" in capsys.readouterr().out
 
 

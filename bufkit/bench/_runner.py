@@ -212,6 +212,9 @@ def run(config: BenchConfig, progress: Progress) -> dict[str, Any]:
                 _merge_syscalls(rows) if scenario == "fanout" else rows
             )
         report["server_pids"] = [s.child.pid for s in servers.values()]
+    for status in statuses.values():
+        if status["status"] == "pending":  # only micro-benchmarks ran
+            status |= {"status": "not run", "reason": "no scenario needed a server"}
     report["contenders"] = list(statuses.values())
     report["seconds"] = time.monotonic() - started
     return report
