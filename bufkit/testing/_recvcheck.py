@@ -87,7 +87,8 @@ def check_receiver_example(
     if problem:
         call = (
             f"check_receiver_example(make_receiver, messages={list(messages)!r}, "
-            f"schedule={format_schedule(schedule)}, encode=...)"
+            f"schedule={format_schedule(schedule)}, "
+            f"encode={'None' if encode is None else 'encode'})"
         )
         raise CheckFailed(_report("check_receiver", problem, call, sock))
     return sock
