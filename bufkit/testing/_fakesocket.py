@@ -60,6 +60,8 @@ class ScheduledSocket(FakeSocketBase):
     ) -> int:
         """Send from ``buffers`` in order; a cut may fall inside any buffer.
 
+        Ancillary data, flags and the address are not modelled: ignored.
+
         Raises:
             OSError: ``EMSGSIZE`` for more than ``iov_max`` buffers, and the
                 scheduled errors.
