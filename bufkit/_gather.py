@@ -10,8 +10,9 @@ leading buffers (up to :data:`SEND_COALESCE` bytes) so that a TLS socket does
 not emit one record per tiny write. :func:`would_block` sorts the errors a
 send raises into "try again when writable" and fatal (invariant 1 of DESIGN.md
 relies on never treating a would-block as a loss, nor a loss as a would-block).
-Cost: O(1) when everything pending fits under both caps, else O(entries
-offered); one list per call, plus one slice when the head was partly sent.
+Cost: O(entries offered) for the list (a C-level copy of the deque when
+everything pending fits under both caps), plus one slice when the head was
+partly sent; the send fallback joins at most SEND_COALESCE bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import sys
 from collections import deque
 from itertools import islice
 from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, cast
+
+from bufkit._pool_slabs import require_int
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -38,6 +41,7 @@ __all__ = [
     "check_nbytes",
     "gather",
     "group",
+    "not_callable",
     "raise_all",
     "send_once",
     "would_block",
@@ -196,12 +200,20 @@ def byte_view(data: Buffer, copy: bool, coalesce: int) -> memoryview:
     return view
 
 
+def not_callable(on_done: object) -> TypeError:
+    """The error for a completion callback that cannot be called."""
+    return TypeError(f"on_done must be callable or None, not {on_done!r}")
+
+
 def check_nbytes(nbytes: int, size: int) -> int:
-    """Return ``nbytes`` if it is within ``0..size``.
+    """Return ``nbytes`` if it is an int within ``0..size``.
 
     Raises:
-        ValueError: it is not.
+        TypeError: it is not an int.
+        ValueError: it is outside ``0..size``.
     """
+    if nbytes.__class__ is not int:
+        require_int("nbytes", nbytes)
     if not 0 <= nbytes <= size:
         raise ValueError(f"nbytes {nbytes} is outside 0..{size}")
     return nbytes

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from bufkit._gather import TAIL_LIMIT, Errors, check_nbytes, raise_all
 from bufkit._pool import PooledBuffer
+from bufkit._pool_slabs import positive_int
 from bufkit._queuestate import TRANSITIONS, Event, QueueState
 from bufkit.errors import QueueClosedError, QueueFailedError
 
@@ -51,7 +52,7 @@ _FAILED = QueueState.FAILED
 
 
 class QueueCore:
-    """State and internal operations of a write queue (no public surface)."""
+    """State, read-only views and internal operations of a write queue."""
 
     __slots__ = (
         "__weakref__",
@@ -75,7 +76,31 @@ class QueueCore:
         "_written",
     )
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        high: int,
+        low: int,
+        on_pause: Callable[[], object] | None,
+        on_resume: Callable[[], object] | None,
+        max_gather: int,
+        coalesce: int,
+    ) -> None:
+        positive_int("high_water", high, minimum=0)
+        positive_int("low_water", low, minimum=0)
+        if low > high:
+            raise ValueError(
+                f"watermarks need 0 <= low_water <= high_water, "
+                f"got low_water={low}, high_water={high}"
+            )
+        positive_int("max_gather_bytes", max_gather)
+        positive_int("coalesce_below", coalesce, minimum=0)
+        for what, callback in (("on_pause", on_pause), ("on_resume", on_resume)):
+            if callback is not None and not callable(callback):
+                raise TypeError(f"{what} must be callable or None, not {callback!r}")
+        self._high, self._low = high, low
+        self._on_pause, self._on_resume = on_pause, on_resume
+        self._max_gather, self._coalesce = max_gather, coalesce
+        self._name: str | None = None
         self._segs: deque[memoryview] = deque()
         self._tail = bytearray()
         self._head_off = self._written = self._sent = 0
@@ -84,10 +109,48 @@ class QueueCore:
         self._state = _OPEN
         self._exc: BaseException | None = None
         self._paused = self._dispatching = False
-        self._high = self._low = self._max_gather = self._coalesce = 0
-        self._on_pause: Callable[[], object] | None = None
-        self._on_resume: Callable[[], object] | None = None
-        self._name: str | None = None
+
+    # -- the public read-only views (documented under WriteQueue) --------------
+    @property
+    def pending(self) -> int:
+        """Bytes written but not yet accepted by the socket (O(1))."""
+        return self._written - self._sent
+
+    @property
+    def paused(self) -> bool:
+        """Whether the last watermark crossing was a pause."""
+        return self._paused
+
+    @property
+    def state(self) -> QueueState:
+        """The lifecycle state (see :class:`~bufkit.QueueState`)."""
+        return self._state
+
+    @property
+    def high_water(self) -> int:
+        """The pause threshold in bytes."""
+        return self._high
+
+    @property
+    def low_water(self) -> int:
+        """The resume threshold in bytes."""
+        return self._low
+
+    def __len__(self) -> int:
+        """The number of buffers pending: what a full gather would hold."""
+        return len(self._segs) + (1 if self._tail else 0)
+
+    def __bool__(self) -> bool:
+        """Whether bytes are pending, i.e. whether a flush is needed."""
+        return self._written != self._sent
+
+    def __repr__(self) -> str:
+        name = "" if self._name is None else f" {self._name!r}"
+        paused = " paused" if self._paused else ""
+        return (
+            f"<WriteQueue{name} {self._state.value} pending={self.pending} "
+            f"buffers={len(self)}{paused}>"
+        )
 
     def _add(self, view: memoryview) -> int:
         size = len(view)
@@ -102,7 +165,7 @@ class QueueCore:
     def _add_pooled(self, buf: PooledBuffer, nbytes: int | None) -> int:
         view = buf.view
         size = len(view) if nbytes is None else check_nbytes(nbytes, len(view))
-        if size < self._coalesce:
+        if size < self._coalesce or not size:  # an empty entry would never be due
             self._add(view[:size])
             buf.release()
             return size

@@ -6,7 +6,8 @@ for callers that send themselves) moves them to the kernel. The bookkeeping
 (cursor, coalescing tail, completion and ownership ledgers, the non-reentrant
 dispatch loop) is ``QueueCore`` in ``_queuecore.py``; building gather lists
 and the send call are in ``_gather.py``; the lifecycle table is in
-``_queuestate.py``. This module holds the public contract.
+``_queuestate.py``. This module holds the public contract (``QueueCore``
+also carries the read-only views: ``pending``, ``state``, ``len()``...).
 
 Guarantees (DESIGN.md invariants): 1. every byte reaches the wire once, in
 order: a send that raises moves nothing, and ``advance`` moves the cursor by
@@ -49,11 +50,13 @@ from bufkit._gather import (
     check_nbytes,
     gather,
     group,
+    not_callable,
     raise_all,
     send_once,
     would_block,
 )
 from bufkit._pool import PooledBuffer
+from bufkit._pool_slabs import require_int
 from bufkit._queuecore import QueueCore
 from bufkit._queuestate import Event, QueueState
 
@@ -90,7 +93,9 @@ class WriteQueue(QueueCore):
     thread-safe: use it from one thread, such as its event loop's.
 
     Raises:
-        ValueError: if a watermark is negative, ``low_water > high_water``,
+        TypeError: A watermark, ``max_gather_bytes`` or ``coalesce_below`` is
+            not an int, or ``on_pause``/``on_resume`` is not callable.
+        ValueError: A watermark is negative, ``low_water > high_water``,
             ``max_gather_bytes < 1`` or ``coalesce_below < 0``.
     """
 
@@ -108,66 +113,10 @@ class WriteQueue(QueueCore):
         coalesce_below: int = COALESCE_BELOW,
         name: str | None = None,
     ) -> None:
-        if not 0 <= low_water <= high_water:
-            raise ValueError(
-                f"watermarks need 0 <= low_water <= high_water, "
-                f"got low_water={low_water}, high_water={high_water}"
-            )
-        if max_gather_bytes < 1 or coalesce_below < 0:
-            raise ValueError(
-                f"max_gather_bytes must be >= 1 and coalesce_below >= 0, got "
-                f"{max_gather_bytes} and {coalesce_below}"
-            )
-        super().__init__()
-        self._high, self._low = high_water, low_water
-        self._on_pause, self._on_resume = on_pause, on_resume
-        self._max_gather, self._coalesce, self._name = (
-            max_gather_bytes,
-            coalesce_below,
-            name,
+        super().__init__(
+            high_water, low_water, on_pause, on_resume, max_gather_bytes, coalesce_below
         )
-
-    # -- looking at it -------------------------------------------------------
-    @property
-    def pending(self) -> int:
-        """Bytes written but not yet accepted by the socket (O(1))."""
-        return self._written - self._sent
-
-    @property
-    def paused(self) -> bool:
-        """Whether the last watermark crossing was a pause."""
-        return self._paused
-
-    @property
-    def state(self) -> QueueState:
-        """The lifecycle state (see :class:`QueueState`)."""
-        return self._state
-
-    @property
-    def high_water(self) -> int:
-        """The pause threshold in bytes."""
-        return self._high
-
-    @property
-    def low_water(self) -> int:
-        """The resume threshold in bytes."""
-        return self._low
-
-    def __len__(self) -> int:
-        """The number of buffers pending: what a full gather would hold."""
-        return len(self._segs) + (1 if self._tail else 0)
-
-    def __bool__(self) -> bool:
-        """Whether bytes are pending, i.e. whether a flush is needed."""
-        return self._written != self._sent
-
-    def __repr__(self) -> str:
-        name = "" if self._name is None else f" {self._name!r}"
-        paused = " paused" if self._paused else ""
-        return (
-            f"<WriteQueue{name} {self._state.value} pending={self.pending} "
-            f"buffers={len(self)}{paused}>"
-        )
+        self._name = name
 
     # -- writing -------------------------------------------------------------
     def write(
@@ -200,13 +149,16 @@ class WriteQueue(QueueCore):
             QueueClosedError: after :meth:`close`; nothing was enqueued.
             QueueFailedError: after a failure; its ``__cause__`` is the error.
             BufferReleasedError: ``data`` is a released pooled buffer.
-            TypeError: ``data`` is not bytes-like (``str``, for instance).
+            TypeError: ``data`` is not bytes-like (``str``, for instance),
+                ``nbytes`` is not an int or ``on_done`` is not callable.
             ValueError: ``nbytes`` is negative or larger than ``data``.
             Exception: whatever a callback raised, after every due
                 completion fired (see the class notes).
         """
         if self._state is not _OPEN:
             self._refuse()
+        if on_done is not None and not callable(on_done):
+            raise not_callable(on_done)
         if nbytes is None and type(data) is bytes:
             size = len(data)
             if size < self._coalesce:
@@ -249,12 +201,15 @@ class WriteQueue(QueueCore):
             QueueClosedError: after :meth:`close`; nothing was enqueued.
             QueueFailedError: after a failure; its ``__cause__`` is the error.
             BufferReleasedError: an item is a released pooled buffer.
-            TypeError: an item is not bytes-like.
+            TypeError: an item is not bytes-like, or ``on_done`` is not
+                callable.
             Exception: whatever a callback raised, after every due
                 completion fired (see the class notes).
         """
         if self._state is not _OPEN:
             self._refuse()
+        if on_done is not None and not callable(on_done):
+            raise not_callable(on_done)
         items: list[memoryview | PooledBuffer] = []
         for item in iterable:
             if isinstance(item, PooledBuffer):
@@ -273,13 +228,24 @@ class WriteQueue(QueueCore):
     def buffers(self, max_count: int | None = None) -> list[memoryview]:
         """Return the next gather list, without copying.
 
-        At most ``max_count`` (default and ceiling: IOV_MAX) views and
-        ``max_gather_bytes`` bytes, the first one already past the cursor.
-        Send them, then report the count with :meth:`advance`.
+        Send the views, then report how many bytes were accepted with
+        :meth:`advance`.
+
+        Args:
+            max_count: The most views to return; ``None`` (the default) and
+                anything above it mean IOV_MAX.
+
+        Returns:
+            At most ``max_count`` views and ``max_gather_bytes`` bytes, in
+            order, the first one already past the cursor; ``[]`` when
+            nothing is pending.
 
         Raises:
+            TypeError: ``max_count`` is not an int or ``None``.
             ValueError: ``max_count`` is below 1.
         """
+        if max_count is not None:
+            require_int("max_count", max_count)
         if max_count is None or max_count > IOV_MAX:
             max_count = IOV_MAX
         elif max_count < 1:
@@ -297,7 +263,11 @@ class WriteQueue(QueueCore):
         The cost is O(number of entries completed); data is never re-sliced.
         Every due completion fires even if one raises (see the class notes).
 
+        Args:
+            n: How many bytes of the last :meth:`buffers` list were accepted.
+
         Raises:
+            TypeError: ``n`` is not an int; the queue is unchanged.
             ValueError: ``n`` is negative or more than :attr:`pending`; the
                 queue is unchanged.
             BufferReleasedError: an owned pooled buffer had been released
@@ -305,6 +275,8 @@ class WriteQueue(QueueCore):
             Exception: whatever a callback raised, after every due
                 completion fired (see the class notes).
         """
+        if n.__class__ is not int:
+            require_int("n", n)
         if not 0 <= n <= self._written - self._sent:
             raise ValueError(
                 f"cannot advance {n} bytes: {self._written - self._sent} pending"
@@ -325,9 +297,18 @@ class WriteQueue(QueueCore):
         ``on_done`` gets that very object, owned buffers are released) and is
         re-raised.
 
+        Args:
+            sock: Anything with ``sendmsg`` (a gather list) or ``send``.
+
+        Returns:
+            ``True`` if nothing is pending any more, ``False`` if the socket
+            would block first (arm writable interest and flush again then).
+
         Raises:
             OSError: the socket's fatal error, unchanged (callback errors
                 raised while failing the queue are its ``__context__``).
+            ValueError: the socket reported accepting more bytes than it was
+                offered (or a negative count); nothing was consumed.
             BufferReleasedError: an owned pooled buffer had been released
                 behind the queue's back.
             Exception: whatever a callback raised, after every due
@@ -352,6 +333,10 @@ class WriteQueue(QueueCore):
                     break
                 fatal = exc
             else:
+                if not 0 <= sent <= offered:
+                    raise ValueError(
+                        f"{sock!r} reported {sent!r} bytes sent of {offered} offered"
+                    )
                 errors = self._consume(sent, errors)
                 if sent < offered:
                     break
@@ -383,6 +368,10 @@ class WriteQueue(QueueCore):
 
         Owned pooled buffers are released first. The queue ends ``FAILED``
         unless it had already drained and closed (then this does nothing).
+
+        Args:
+            exc: What every pending ``on_done`` is called with; later writes
+                raise :class:`~bufkit.QueueFailedError` with it as cause.
 
         Raises:
             TypeError: ``exc`` is not an exception instance.

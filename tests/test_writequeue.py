@@ -65,7 +65,8 @@ def drain(queue: WriteQueue, sock: FakeSocket | None = None) -> bytes:
     ("kwargs", "match"),
     [
         ({"high_water": 10, "low_water": 11}, "low_water <= high_water"),
-        ({"high_water": 10, "low_water": -1}, "low_water=-1"),
+        ({"high_water": 10, "low_water": -1}, "low_water must be >= 0, got -1"),
+        ({"high_water": -1, "low_water": 0}, "high_water must be >= 0, got -1"),
         ({"max_gather_bytes": 0}, "max_gather_bytes"),
         ({"coalesce_below": -1}, "coalesce_below"),
     ],
@@ -73,6 +74,25 @@ def drain(queue: WriteQueue, sock: FakeSocket | None = None) -> bytes:
 def test_bad_settings_are_rejected(kwargs: dict[str, int], match: str) -> None:
     """Watermarks and caps are validated at construction."""
     with pytest.raises(ValueError, match=match):
+        WriteQueue(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"high_water": "64"}, "high_water must be an int, not str"),
+        ({"low_water": 1.5}, "low_water must be an int, not float"),
+        ({"max_gather_bytes": None}, "max_gather_bytes must be an int, not NoneType"),
+        ({"coalesce_below": True}, "coalesce_below must be an int, not bool"),
+        ({"on_pause": 3}, "on_pause must be callable or None, not 3"),
+        ({"on_resume": "x"}, "on_resume must be callable or None"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_named(
+    kwargs: dict[str, object], match: str
+) -> None:
+    """A setting of the wrong type is a TypeError naming the setting."""
+    with pytest.raises(TypeError, match=match):
         WriteQueue(**kwargs)  # type: ignore[arg-type]
 
 
@@ -340,6 +360,89 @@ def test_bad_advance_is_rejected_unchanged(n: int) -> None:
     queue.write(b"abc")
     with pytest.raises(ValueError, match="3 pending"):
         queue.advance(n)
+    assert drain(queue) == b"abc"
+
+
+@pytest.mark.parametrize("n", [1.0, True, "1", None])
+def test_advance_of_a_non_int_is_rejected_unchanged(n: object) -> None:
+    """advance() refuses a non-int count by type name; nothing moves."""
+    queue = WriteQueue()
+    done = Recorder()
+    queue.write(b"abc", done.cb("a"))
+    with pytest.raises(TypeError, match=f"n must be an int, not {type(n).__name__}"):
+        queue.advance(n)  # type: ignore[arg-type]
+    assert (queue.pending, done.tags) == (3, [])
+    queue.advance(3)
+    assert (queue.pending, done.tags) == (0, ["a"])
+
+
+@pytest.mark.parametrize("max_count", [1.5, "2", True])
+def test_buffers_refuses_a_non_int_count(max_count: object) -> None:
+    """buffers() names a max_count that is not an int."""
+    queue = WriteQueue()
+    queue.write(b"abc")
+    with pytest.raises(TypeError, match="max_count must be an int"):
+        queue.buffers(max_count)  # type: ignore[arg-type]
+    assert queue.pending == 3
+
+
+def test_non_callable_on_done_is_rejected_unchanged() -> None:
+    """write() and writelines() refuse an on_done that cannot be called."""
+    queue = WriteQueue()
+    with pytest.raises(TypeError, match="on_done must be callable or None, not 5"):
+        queue.write(b"abc", 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="on_done must be callable"):
+        queue.writelines([b"abc"], "later")  # type: ignore[arg-type]
+    assert (queue.pending, len(queue)) == (0, 0)
+    assert drain(queue) == b""
+
+
+@pytest.mark.parametrize("nbytes", [1.0, "2", True])
+def test_nbytes_of_the_wrong_type_is_rejected_unchanged(nbytes: object) -> None:
+    """A non-int nbytes is a TypeError; nothing is enqueued or released."""
+    pool = BufferPool()
+    buf = pool.acquire(BIG)
+    queue = WriteQueue()
+    with pytest.raises(TypeError, match="nbytes must be an int"):
+        queue.write(buf, nbytes=nbytes)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="nbytes must be an int"):
+        queue.write(b"x" * BIG, nbytes=nbytes)  # type: ignore[arg-type]
+    assert (queue.pending, buf.released) == (0, False)
+    buf.release()
+
+
+@pytest.mark.parametrize("coalesce_below", [0, COALESCE_BELOW])
+def test_empty_pooled_write_is_released_at_once(coalesce_below: int) -> None:
+    """A pooled buffer written with nbytes=0 adds no entry and goes straight back."""
+    pool = BufferPool()
+    queue = WriteQueue(coalesce_below=coalesce_below)
+    done = Recorder()
+    queue.write(pool.acquire(BIG), done.cb("empty"), nbytes=0)
+    assert (len(queue), queue.buffers(), done.tags) == (0, [], ["empty"])
+    assert pool.stats().buffers_in_use == 0
+    queue.close()
+    assert queue.state is QueueState.CLOSED
+
+
+class Liar:
+    """A socket whose sendmsg claims more (or less) than it was offered."""
+
+    def __init__(self, result: int) -> None:
+        self.result = result
+
+    def sendmsg(self, buffers: Iterable[Buffer], /) -> int:
+        return self.result
+
+
+@pytest.mark.parametrize("result", [4, -1])
+def test_send_count_outside_what_was_offered_is_refused(result: int) -> None:
+    """flush() refuses an impossible send count instead of looping; nothing moves."""
+    queue = WriteQueue()
+    done = Recorder()
+    queue.write(b"abc", done.cb("a"))
+    with pytest.raises(ValueError, match=f"reported {result} bytes sent of 3"):
+        queue.flush(Liar(result))
+    assert (queue.pending, queue.state, done.tags) == (3, QueueState.OPEN, [])
     assert drain(queue) == b"abc"
 
 
