@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Final
 
 from bufkit._pool import BufferPool, PooledBuffer
+from bufkit._pool_slabs import require_int
 from bufkit.errors import FramingError
 
 __all__: list[str] = []
@@ -42,6 +43,11 @@ class _Framer:
         max_frame: int,
         on_eof: Callable[[], object] | None,
     ) -> None:
+        require_int("max_frame", max_frame)
+        if not callable(on_frame):
+            raise TypeError(f"on_frame must be callable, not {on_frame!r}")
+        if on_eof is not None and not callable(on_eof):
+            raise TypeError(f"on_eof must be callable or None, not {on_eof!r}")
         if max_frame < 1:
             raise ValueError(f"max_frame must be at least 1, not {max_frame}")
         self._pool = pool

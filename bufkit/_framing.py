@@ -61,6 +61,8 @@ class LengthPrefixedFramer(_Framer):
         on_eof: Called by :meth:`eof_received` after a clean end of stream.
 
     Raises:
+        TypeError: ``max_frame`` is not an int, or ``on_frame`` (``on_eof``)
+            is not callable.
         ValueError: ``header`` is not a struct format of exactly one integer,
             ``max_frame`` is below 1, or ``max_frame`` is above the pool's
             largest class and the pool has no heap fallback.
@@ -233,6 +235,8 @@ class DelimiterFramer(_Framer):
         on_eof: Called by :meth:`eof_received` after a clean end of stream.
 
     Raises:
+        TypeError: ``delimiter`` is not bytes-like, ``max_frame`` is not an
+            int, or ``on_frame`` (``on_eof``) is not callable.
         ValueError: ``delimiter`` is empty, ``max_frame`` is below 1, or
             ``max_frame + len(delimiter) - 1`` is above the pool's largest
             class and the pool has no heap fallback.
@@ -251,9 +255,14 @@ class DelimiterFramer(_Framer):
         on_eof: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(pool, on_frame, max_frame, on_eof)
-        if not delimiter:
+        try:
+            self._delimiter = bytes(memoryview(delimiter))
+        except TypeError:
+            raise TypeError(
+                f"delimiter must be bytes, not {type(delimiter).__name__}"
+            ) from None
+        if not self._delimiter:
             raise ValueError("delimiter must not be empty")
-        self._delimiter = bytes(delimiter)
         self._search = re.compile(re.escape(self._delimiter)).search
         self._check_room(max_frame + len(self._delimiter) - 1)
 

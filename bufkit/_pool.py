@@ -313,6 +313,9 @@ class BufferPool:
     def release(self, buffer: PooledBuffer) -> None:
         """Give ``buffer`` back: the same as ``buffer.release()``, checked.
 
+        Args:
+            buffer: A buffer this pool lent.
+
         Raises:
             ForeignBufferError: ``buffer`` was lent by another pool.
             BufferReleasedError: ``buffer`` was already released.
@@ -324,7 +327,11 @@ class BufferPool:
         buffer.release()
 
     def stats(self) -> PoolStats:
-        """A frozen snapshot of the pool's counters, all taken at one instant."""
+        """A frozen snapshot of the pool's counters, all taken at one instant.
+
+        Returns:
+            A :class:`~bufkit.PoolStats`; later activity never changes it.
+        """
         with self._lock:
             per_class = tuple(cls.stats() for cls in self._classes)
             in_use = sum(c.buffers_in_use for c in per_class) + self._heap_in_use

@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import Final, final
 
 from bufkit._pool import BufferPool, PooledBuffer
+from bufkit._pool_slabs import require_int
 from bufkit._protocols import ReadHandler, SupportsRecvInto
 
 __all__ = [
@@ -85,6 +86,7 @@ class ReadinessReader:
             (as Netty's adaptive allocator). ``False`` keeps it fixed.
 
     Raises:
+        TypeError: ``read_budget`` or ``initial_size`` is not an int.
         ValueError: ``read_budget`` is below 1, or ``initial_size`` is below 1
             or above the pool's largest class.
     """
@@ -115,6 +117,9 @@ class ReadinessReader:
         initial_size: int | None = None,
         adaptive: bool = True,
     ) -> None:
+        require_int("read_budget", read_budget)
+        if initial_size is not None:
+            require_int("initial_size", initial_size)
         if read_budget < 1:
             raise ValueError(f"read_budget must be at least 1, not {read_budget}")
         classes = tuple(pool.size_classes)

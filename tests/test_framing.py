@@ -452,6 +452,37 @@ def test_dl_bad_construction(kwargs: dict[str, object], match: str) -> None:
         DelimiterFramer(make_pool(), Frames(), **options)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("framer", [LengthPrefixedFramer, DelimiterFramer])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_frame": 1.5}, "max_frame must be an int, not float"),
+        ({"max_frame": True}, "max_frame must be an int, not bool"),
+        ({"on_frame": None}, "on_frame must be callable, not None"),
+        ({"on_eof": 3}, "on_eof must be callable or None, not 3"),
+    ],
+)
+def test_framers_name_arguments_of_the_wrong_type(
+    framer: type[LengthPrefixedFramer | DelimiterFramer],
+    kwargs: dict[str, object],
+    match: str,
+) -> None:
+    """Wrong types are a TypeError naming the argument, for both framers."""
+    options: dict[str, object] = {"on_frame": Frames(), "max_frame": 10, **kwargs}
+    pool = make_pool()
+    with pytest.raises(TypeError, match=match):
+        framer(pool, **options)  # type: ignore[arg-type]
+    assert pool.stats().acquires == 0
+
+
+@pytest.mark.parametrize("delimiter", ["\n", 3, [10]])
+def test_dl_delimiter_must_be_bytes(delimiter: object) -> None:
+    """A str, int or list delimiter is refused by type name, not converted."""
+    name = type(delimiter).__name__
+    with pytest.raises(TypeError, match=f"delimiter must be bytes, not {name}"):
+        DelimiterFramer(make_pool(), Frames(), max_frame=10, delimiter=delimiter)  # type: ignore[arg-type]
+
+
 def test_dl_as_reader_handler() -> None:
     """Reader -> DelimiterFramer with EOF forwarded through on_eof."""
     pool = make_pool()

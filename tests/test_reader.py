@@ -380,6 +380,25 @@ def test_bad_construction_is_a_value_error(kwargs: dict[str, int], match: str) -
     assert pool.stats().acquires == 0
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"read_budget": 1.5}, "read_budget must be an int, not float"),
+        ({"read_budget": True}, "read_budget must be an int, not bool"),
+        ({"initial_size": "64"}, "initial_size must be an int, not str"),
+        ({"initial_size": 2.5, "adaptive": False}, "initial_size must be an int"),
+    ],
+)
+def test_construction_with_a_non_int_is_a_type_error(
+    kwargs: dict[str, object], match: str
+) -> None:
+    """A budget or size that is not an int is refused by name, not used."""
+    pool = make_pool()
+    with pytest.raises(TypeError, match=match):
+        ReadinessReader(pool, Recorder(), **kwargs)  # type: ignore[arg-type]
+    assert pool.stats().acquires == 0
+
+
 def test_repr_shows_state_and_read_size() -> None:
     """The repr names the state and the next read size."""
     reader = ReadinessReader(make_pool(), Recorder(), initial_size=64)
