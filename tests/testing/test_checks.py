@@ -264,3 +264,13 @@ def test_check_sender_with_a_seed_and_interrupts() -> None:
                 return
 
     check_sender(Retries, interrupts=True, seed=5, max_examples=30)
+
+
+def test_the_seed_option_fixes_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--bufkit-seed`` (the shared setting) seeds both checks."""
+    from bufkit.testing import _config
+
+    monkeypatch.setattr(_config, "seed", 7)
+    check_sender(senders.GoodSender, max_examples=10)
+    check_receiver(senders.StreamReceiver, max_examples=10, interrupts=False)
+    check_receiver(senders.StreamReceiver, max_examples=10, seed=3)
