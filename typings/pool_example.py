@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import assert_type
+from typing import Literal, assert_type
 
 import bufkit
 
@@ -26,6 +26,8 @@ def describe(pool: bufkit.BufferPool) -> None:
     assert_type(pool.size_classes, tuple[int, ...])
     assert_type(pool.largest_class, int)
     assert_type(pool.max_bytes, int | None)
+    assert_type(pool.slab_size, int)
+    assert_type(pool.fallback, Literal["raise", "heap"])
     stats = pool.stats()
     assert_type(stats, bufkit.PoolStats)
     assert_type(stats.bytes_in_use, int)
@@ -56,6 +58,7 @@ bad_fallback = bufkit.BufferPool(fallback="drop")  # type: ignore[arg-type]
 bad_backing = bufkit.BufferPool(backing="shm")  # type: ignore[arg-type]
 positional = bufkit.BufferPool((2048,))  # type: ignore[call-arg]
 bad_size = pool.acquire("2048")  # type: ignore[arg-type]
+pool.release(bytearray(10))  # type: ignore[arg-type]
 no_setter = pool.acquire(1)
 no_setter.size = 5  # type: ignore[misc]
 frozen = pool.stats()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import assert_type
 
 import bufkit
 
@@ -44,3 +45,13 @@ def on_done(exc: BaseException | None) -> None:
 
 
 callback: bufkit.CompletionCallback = on_done
+assert_type(bufkit.__version__, str)
+
+
+def no_argument() -> None:
+    """Not a completion callback: it cannot take the exception."""
+
+
+not_a_callback: bufkit.CompletionCallback = no_argument  # type: ignore[assignment]
+not_a_sender: bufkit.SupportsSendmsg = b"bytes"  # type: ignore[assignment]
+not_a_plain_sender: bufkit.SupportsSend = bytearray()  # type: ignore[assignment]

@@ -41,6 +41,8 @@ def serve(pool: bufkit.BufferPool, sock: socket.socket, fake: FakeSocket) -> Non
     reader.on_readable(b"not a socket")  # type: ignore[arg-type]
     bufkit.ReadinessReader(pool, object())  # type: ignore[arg-type]
     bufkit.ReadinessReader(pool, echo, read_budget="16")  # type: ignore[arg-type]
+    bufkit.ReadinessReader(pool, echo, initial_size=2.5)  # type: ignore[arg-type]
+    reader.read_size = 1  # type: ignore[misc]
 
 
 def frames(pool: bufkit.BufferPool) -> None:

@@ -43,6 +43,9 @@ def use(sock: socket.socket, tls: ssl.SSLSocket, pool: bufkit.BufferPool) -> Non
     assert_type(queue.pending, int)
     assert_type(queue.paused, bool)
     assert_type(queue.state, bufkit.QueueState)
+    assert_type(queue.state is bufkit.QueueState.CLOSING, bool)
+    assert_type(queue.high_water, int)
+    assert_type(queue.low_water, int)
     assert_type(len(queue), int)
     assert_type(bool(queue), bool)
     queue.close()
@@ -56,5 +59,10 @@ def rejected(queue: bufkit.WriteQueue) -> None:
     queue.writelines(["a", "b"])  # type: ignore[list-item]
     queue.flush(object())  # type: ignore[arg-type]
     queue.advance(1.5)  # type: ignore[arg-type]
+    queue.buffers(max_count="2")  # type: ignore[arg-type]
+    queue.write(b"x", nbytes=1.0)  # type: ignore[arg-type]
+    queue.fail("reason")  # type: ignore[arg-type]
+    queue.high_water = 1  # type: ignore[misc]
+    bufkit.WriteQueue(on_pause=done)  # type: ignore[arg-type]
     queue.pending = 3  # type: ignore[misc]
     bufkit.WriteQueue(64)  # type: ignore[call-arg]
