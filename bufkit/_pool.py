@@ -26,7 +26,7 @@
 #     (PoolExhausted) or served by a counted heap buffer outside max_bytes.
 #
 # Cost model: acquire() is a bisect over the classes, a lock, list.pop() and
-# one two-slot PooledBuffer handle; release() is a lock and list.append().
+# one small slotted PooledBuffer handle; release() is a lock and list.append().
 # The handle is the one object a warm round trip allocates (besides the ints
 # of two counters): it is what makes a stale handle detectable, since a handle
 # reused for the next lease could not tell its old owner from the new one.
