@@ -162,6 +162,7 @@ def check(queue: WriteQueue, sock: FakeSocket, model: Model, pool: BufferPool) -
     fault=st.none() | st.tuples(st.integers(0, 30), faults),
     high=st.integers(0, 100_000),
     low=st.one_of(st.just(0), st.integers(0, 100_000)),
+    coalesce=st.sampled_from([0, 64, 2048]),
 )
 def test_queue_against_a_hostile_socket(
     ops: list[Write | Flush],
@@ -169,6 +170,7 @@ def test_queue_against_a_hostile_socket(
     fault: tuple[int, int] | None,
     high: int,
     low: int,
+    coalesce: int,
 ) -> None:
     """Writes and flushes under partial sends, EAGAIN and faults keep invariants."""
     if fault is not None:
@@ -182,6 +184,7 @@ def test_queue_against_a_hostile_socket(
         low_water=low,
         on_pause=lambda: model.events.append(("pause", queue.pending)),
         on_resume=lambda: model.events.append(("resume", queue.pending)),
+        coalesce_below=coalesce,
     )
     error: OSError | None = None
     for op in [*ops, *[Flush()] * (len(schedule) + 2)]:
@@ -201,6 +204,7 @@ def test_queue_against_a_hostile_socket(
                 assert drained is (queue.pending == 0)
             follow_sends(queue, sock, model)
         check(queue, sock, model, pool)
+        assert (len(queue) == 0) is (queue.pending == 0)  # no empty entries
     if error is None:
         assert sock.wire == bytes(model.data)
         assert [i for i, _ in model.fired] == [
