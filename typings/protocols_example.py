@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from typing import assert_type
 
 import bufkit
+from bufkit.testing import FakeSocket
 
 
 def sock_is_a_sender(sock: socket.socket) -> bufkit.SupportsSendmsg:
@@ -21,6 +23,20 @@ def sock_is_a_plain_sender(sock: socket.socket) -> bufkit.SupportsSend:
 def sock_is_a_receiver(sock: socket.socket) -> bufkit.SupportsRecvInto:
     """A ``socket.socket`` has ``recv_into``."""
     return sock
+
+
+def tls_is_a_plain_sender(tls: ssl.SSLSocket) -> bufkit.SupportsSend:
+    """An ``ssl.SSLSocket`` has ``send`` (its ``sendmsg`` raises at run time)."""
+    return tls
+
+
+def fake_fits_every_protocol(fake: FakeSocket) -> None:
+    """The testing toolkit's fake socket stands in for a real one everywhere."""
+    sender: bufkit.SupportsSendmsg = fake
+    plain: bufkit.SupportsSend = fake
+    receiver: bufkit.SupportsRecvInto = fake
+    assert_type(bufkit.WriteQueue().flush(fake), bool)
+    del sender, plain, receiver
 
 
 class Printer:
