@@ -663,9 +663,19 @@ def test_fail_drops_data_and_reports_the_exception() -> None:
 
 
 def test_fail_needs_an_exception() -> None:
-    """``fail`` with a non-exception raises TypeError."""
+    """``fail`` with a non-exception raises TypeError; the queue is unchanged."""
+    pool = BufferPool()
+    queue = WriteQueue()
+    done = Recorder()
+    queue.write(pool.acquire(BIG), done.cb("a"))
     with pytest.raises(TypeError, match="'str'"):
-        WriteQueue().fail("boom")  # type: ignore[arg-type]
+        queue.fail("boom")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="'type'"):
+        queue.fail(ConnectionResetError)  # type: ignore[arg-type]
+    assert (queue.state, queue.pending, done.tags) == (QueueState.OPEN, BIG, [])
+    assert pool.stats().buffers_in_use == 1
+    assert len(drain(queue)) == BIG
+    assert (done.tags, pool.stats().buffers_in_use) == (["a"], 0)
 
 
 def test_fail_twice_keeps_the_first_error() -> None:
