@@ -14,6 +14,7 @@ from bufkit import (
     FrameTooLarge,
     FramingError,
     LengthPrefixedFramer,
+    PoolExhausted,
     ReadinessReader,
 )
 from bufkit.testing import Deliver, Eof, FakeSocket, WouldBlock
@@ -225,6 +226,21 @@ def test_lp_on_frame_error_releases_the_leftover() -> None:
     with pytest.raises(LookupError, match="boom"):
         framer.data_received(memoryview(data[5:]))
     assert in_use(pool) == 0
+
+
+def test_lp_exhausted_pool_fails_the_framer_holding_nothing() -> None:
+    """No leftover buffer to be had: PoolExhausted, then the framer refuses data."""
+    pool = BufferPool(size_classes=(16,), slab_size=16, max_bytes=16)
+    frames = Frames()
+    framer = LengthPrefixedFramer(pool, frames, max_frame=16)
+    held = pool.acquire(16)
+    with pytest.raises(PoolExhausted):
+        framer.data_received(memoryview(b"\x00\x00\x00\x01z\x00\x00\x00\x05ab"))
+    assert (frames.frames, framer.pending_bytes) == ([b"z"], 0)
+    held.release()
+    assert pool.stats().buffers_in_use == 0
+    with pytest.raises(FramingError, match="failed earlier"):
+        framer.data_received(memoryview(b"cde"))
 
 
 def test_lp_eof_inside_a_frame_is_an_error_and_releases() -> None:

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from bufkit import BufferPool, PooledBuffer, ReadinessReader
+from bufkit import BufferPool, PooledBuffer, PoolExhausted, ReadinessReader
 from bufkit.testing import Deliver, Eof, Fail, FakeSocket, Interrupt, WouldBlock
 
 CLASSES = (16, 64, 256)
@@ -397,6 +397,21 @@ def test_construction_with_a_non_int_is_a_type_error(
     with pytest.raises(TypeError, match=match):
         ReadinessReader(pool, Recorder(), **kwargs)  # type: ignore[arg-type]
     assert pool.stats().acquires == 0
+
+
+def test_exhausted_pool_raises_before_reading_and_loses_nothing() -> None:
+    """PoolExhausted comes before any recv_into; the bytes wait in the socket."""
+    pool = BufferPool(size_classes=(64,), slab_size=64, max_bytes=64)
+    handler = Recorder()
+    reader = ReadinessReader(pool, handler)
+    sock = ScriptedSocket(b"abc")
+    held = pool.acquire(64)
+    with pytest.raises(PoolExhausted, match="max_bytes=64"):
+        reader.on_readable(sock)
+    assert (sock.calls, handler.chunks, reader.at_eof) == (0, [], False)
+    held.release()
+    assert reader.on_readable(sock)
+    assert (handler.data, in_use(pool)) == (b"abc", 0)
 
 
 def test_repr_shows_state_and_read_size() -> None:
