@@ -14,9 +14,11 @@ takes the chunk and the duty to release it (a zero-copy forward to a
 
 The reader reads again only while the last read filled its buffer (more data is
 likely waiting) and the per-event budget lasts; a short read ends the event
-without another syscall, ``BlockingIOError`` ends it too. ``recv_into`` returning
-0 is end of file: the handler's ``eof_received`` runs once and the reader never
-reads again. Socket errors propagate unchanged; ``InterruptedError`` is retried.
+without another syscall, ``BlockingIOError`` ends it too (as do
+``ssl.SSLWantReadError``/``SSLWantWriteError``: a TLS socket that got part of a
+record). ``recv_into`` returning 0 is end of file: the handler's
+``eof_received`` runs once and the reader never reads again. Socket errors
+propagate unchanged; ``InterruptedError`` is retried.
 
 The read size adapts like Netty's ``AdaptiveRecvByteBufAllocator``: it walks the
 pool's size classes, one class up after a read that filled the buffer, one class
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 from typing import Final, final
 
+from bufkit._gather import would_block
 from bufkit._pool import BufferPool, PooledBuffer
 from bufkit._pool_slabs import require_int
 from bufkit._protocols import ReadHandler, SupportsRecvInto
@@ -176,12 +179,17 @@ class ReadinessReader:
         """Read what the socket has, handing each chunk to the handler.
 
         Reads again while the last read filled its buffer and the read budget
-        lasts; stops at ``BlockingIOError`` or after a read that did not fill
-        the buffer (without another syscall). Every buffer goes back to the
+        lasts; stops at ``BlockingIOError`` (or a TLS socket's
+        ``SSLWantReadError``/``SSLWantWriteError``) or after a read that did
+        not fill the buffer (without another syscall). Every buffer goes back to the
         pool before this returns or raises, unless the handler took it.
 
         Args:
             sock: The readable socket (anything with ``recv_into``).
+
+        A TLS socket can hold decrypted bytes that the event loop does not
+        see: if this returns ``True`` while ``sock.pending()`` is non-zero,
+        call it again rather than waiting for readiness.
 
         Returns:
             ``True`` while the connection is open for reading; ``False`` once
@@ -214,8 +222,10 @@ class ReadinessReader:
                     got = sock.recv_into(view)
                 except InterruptedError:
                     got = _recv_after_eintr(sock, view)
-                except BlockingIOError:
-                    return True
+                except OSError as exc:  # raised unchanged unless it would block
+                    if would_block(exc):
+                        return True
+                    raise
                 if got < 0:
                     return True
                 if got:
@@ -295,5 +305,7 @@ def _recv_after_eintr(sock: SupportsRecvInto, view: memoryview) -> int:
             return sock.recv_into(view)
         except InterruptedError:
             continue
-        except BlockingIOError:
-            return -1
+        except OSError as exc:
+            if would_block(exc):
+                return -1
+            raise

@@ -6,6 +6,7 @@ import errno
 import os
 import selectors
 import socket
+import ssl
 import threading
 
 import pytest
@@ -397,6 +398,33 @@ def test_construction_with_a_non_int_is_a_type_error(
     with pytest.raises(TypeError, match=match):
         ReadinessReader(pool, Recorder(), **kwargs)  # type: ignore[arg-type]
     assert pool.stats().acquires == 0
+
+
+@pytest.mark.parametrize("name", ["SSLWantReadError", "SSLWantWriteError"])
+def test_tls_want_errors_end_the_event_like_would_block(name: str) -> None:
+    """A TLS socket with part of a record would block: no error, nothing held."""
+    want = getattr(ssl, name)()
+    handler = Recorder()
+    pool = make_pool()
+    reader = ReadinessReader(pool, handler, initial_size=16)
+    sock = ScriptedSocket(want, b"x" * 16, InterruptedError(), want, b"tail")
+    assert reader.on_readable(sock)
+    assert (sock.calls, handler.chunks, in_use(pool)) == (1, [], 0)
+    assert reader.on_readable(sock)
+    assert (sock.calls, handler.data, in_use(pool)) == (4, b"x" * 16, 0)
+    assert reader.on_readable(sock)
+    assert (handler.data, reader.at_eof) == (b"x" * 16 + b"tail", False)
+
+
+def test_fatal_tls_error_propagates_unchanged() -> None:
+    """An SSLError that is not a want-error reaches the caller as the same object."""
+    error = ssl.SSLError(1, "bad record mac")
+    pool = make_pool()
+    reader = ReadinessReader(pool, Recorder())
+    with pytest.raises(ssl.SSLError) as info:
+        reader.on_readable(ScriptedSocket(error))
+    assert info.value is error
+    assert in_use(pool) == 0
 
 
 def test_exhausted_pool_raises_before_reading_and_loses_nothing() -> None:

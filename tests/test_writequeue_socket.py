@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from bufkit import BufferPool, WriteQueue
+from bufkit import BufferPool, ReadinessReader, WriteQueue
 
 SIZES = (0, 1, 7, 100, 1500, 2047, 2048, 5000, 16384, 65536, 300_000)
 DEADLINE = 60.0
@@ -239,3 +239,54 @@ def test_tls_socket_drains_through_the_send_fallback(
                 received += n
     assert got_digest.hexdigest() == sent_digest.hexdigest()
     assert not queue
+
+
+class Digest:
+    """A read handler that hashes what it is given."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.received = 0
+
+    def data_received(self, view: memoryview) -> None:
+        self.digest.update(view)
+        self.received += len(view)
+
+    def eof_received(self) -> None:
+        raise AssertionError("no end of file expected")
+
+
+@pytest.mark.slow
+def test_tls_queue_to_readiness_reader(
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """Queue to reader over TLS: partial records are would-block, bytes intact."""
+    server_ctx, client_ctx = tls_contexts
+    rng = random.Random(11)
+    sent_digest = hashlib.sha256()
+    pool = BufferPool()
+    handler = Digest()
+    queue = WriteQueue()
+    total = 0
+    started = time.monotonic()
+    with small_socketpair(4096) as (a, b):
+        writer = client_ctx.wrap_socket(
+            a, server_hostname="localhost", do_handshake_on_connect=False
+        )
+        tls = server_ctx.wrap_socket(b, server_side=True, do_handshake_on_connect=False)
+        with writer, tls:
+            handshake(writer, tls)
+            reader = ReadinessReader(pool, handler, read_budget=2)
+            for _ in range(300):
+                data = rng.randbytes(rng.choice((1, 10, 100, 3000, 40000)))
+                sent_digest.update(data)
+                queue.write(data)
+                total += len(data)
+            while handler.received < total:
+                assert time.monotonic() - started < DEADLINE, "TLS read hung"
+                if queue:
+                    queue.flush(writer)
+                select.select([tls], [writer] if queue else [], [], 0.01)
+                assert reader.on_readable(tls)
+                assert pool.stats().buffers_in_use == 0
+    assert handler.digest.hexdigest() == sent_digest.hexdigest()
