@@ -319,7 +319,10 @@ class BufferPool:
         Raises:
             ForeignBufferError: ``buffer`` was lent by another pool.
             BufferReleasedError: ``buffer`` was already released.
+            TypeError: ``buffer`` is not a :class:`PooledBuffer`.
         """
+        if not isinstance(buffer, PooledBuffer):
+            raise TypeError(f"release() needs a PooledBuffer, not {buffer!r}")
         if buffer._chunk.pool is not self:
             raise ForeignBufferError(
                 f"{buffer!r} was lent by another pool, not {self!r}"

@@ -373,6 +373,18 @@ def test_foreign_release_raises() -> None:
     buf.release()
 
 
+@pytest.mark.parametrize("thing", [bytearray(10), memoryview(b"x"), None])
+def test_pool_release_of_a_non_buffer_is_a_type_error(thing: object) -> None:
+    """BufferPool.release() names what it was given instead of failing inside."""
+    pool = BufferPool()
+    buf = pool.acquire(10)
+    before = pool.stats()
+    with pytest.raises(TypeError, match=r"release\(\) needs a PooledBuffer"):
+        pool.release(thing)  # type: ignore[arg-type]
+    assert pool.stats() == before
+    pool.release(buf)
+
+
 def test_reprs() -> None:
     """Reprs name the buffer's size, class and state, and the pool's classes."""
     pool = BufferPool(fallback="heap")
