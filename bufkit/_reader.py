@@ -89,7 +89,8 @@ class ReadinessReader:
             (as Netty's adaptive allocator). ``False`` keeps it fixed.
 
     Raises:
-        TypeError: ``read_budget`` or ``initial_size`` is not an int.
+        TypeError: ``handler`` lacks ``data_received`` or ``eof_received``,
+            or ``read_budget`` or ``initial_size`` is not an int.
         ValueError: ``read_budget`` is below 1, or ``initial_size`` is below 1
             or above the pool's largest class.
     """
@@ -120,6 +121,9 @@ class ReadinessReader:
         initial_size: int | None = None,
         adaptive: bool = True,
     ) -> None:
+        for method in ("data_received", "eof_received"):
+            if not callable(getattr(handler, method, None)):
+                raise TypeError(f"handler {handler!r} has no {method}() method")
         require_int("read_budget", read_budget)
         if initial_size is not None:
             require_int("initial_size", initial_size)

@@ -400,6 +400,25 @@ def test_construction_with_a_non_int_is_a_type_error(
     assert pool.stats().acquires == 0
 
 
+class DataOnly:
+    """Half a handler: no eof_received."""
+
+    def data_received(self, view: memoryview) -> None:
+        """Drop the bytes."""
+
+
+@pytest.mark.parametrize(
+    ("handler", "match"),
+    [(object(), "no data_received"), (DataOnly(), "no eof_received")],
+)
+def test_handler_without_the_protocol_is_refused_at_construction(
+    handler: object, match: str
+) -> None:
+    """A handler missing a ReadHandler method is a TypeError before any read."""
+    with pytest.raises(TypeError, match=match):
+        ReadinessReader(make_pool(), handler)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("name", ["SSLWantReadError", "SSLWantWriteError"])
 def test_tls_want_errors_end_the_event_like_would_block(name: str) -> None:
     """A TLS socket with part of a record would block: no error, nothing held."""
