@@ -446,6 +446,16 @@ def test_fatal_tls_error_propagates_unchanged() -> None:
     assert in_use(pool) == 0
 
 
+def test_socket_error_after_an_interrupt_propagates_unchanged() -> None:
+    """A reset right after EINTR reaches the caller as the same object."""
+    error = ConnectionResetError(errno.ECONNRESET, "reset")
+    pool = make_pool()
+    sock = ScriptedSocket(InterruptedError(), error)
+    with pytest.raises(ConnectionResetError) as info:
+        ReadinessReader(pool, Recorder()).on_readable(sock)
+    assert (info.value, sock.calls, in_use(pool)) == (error, 2, 0)
+
+
 def test_exhausted_pool_raises_before_reading_and_loses_nothing() -> None:
     """PoolExhausted comes before any recv_into; the bytes wait in the socket."""
     pool = BufferPool(size_classes=(64,), slab_size=64, max_bytes=64)
