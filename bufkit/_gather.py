@@ -1,26 +1,28 @@
 """Gather lists and the send call behind :class:`bufkit.WriteQueue`.
 
-Theory of operation: the write queue keeps its pending bytes as a deque of
-``'B'`` memoryviews plus an offset into the first one. :func:`gather` turns a
-prefix of that deque into the list one ``sendmsg`` takes, capped at
-:data:`IOV_MAX` entries *and* a byte count, with the head sliced past the
-offset; nothing is copied. :func:`send_once` makes the one send call:
-``sendmsg`` where it works, else ``send`` of a single buffer, joining small
-leading buffers (up to :data:`SEND_COALESCE` bytes) so that a TLS socket does
-not emit one record per tiny write. :func:`would_block` sorts the errors a
-send raises into "try again when writable" and fatal (invariant 1 of DESIGN.md
-relies on never treating a would-block as a loss, nor a loss as a would-block).
-Cost: O(entries offered) for the list (a C-level copy of the deque when
-everything pending fits under both caps), plus one slice when the head was
-partly sent; the send fallback joins at most SEND_COALESCE bytes.
+Theory of operation: the write queue keeps its pending bytes as a list of
+``'B'`` memoryviews, the index of the first unsent one, and an offset into
+it. :func:`gather` turns a prefix of the unsent views into the list one
+``sendmsg`` takes, capped at :data:`IOV_MAX` entries *and* a byte count, with
+the head sliced past the offset; nothing is copied. It stops at whichever cap
+comes first and never looks at a view past the last one it returns, so a
+long queue costs no more per call than a short one. :func:`send_once` makes
+the one send call: ``sendmsg`` where it works, else ``send`` of a single
+buffer, joining small leading buffers (up to :data:`SEND_COALESCE` bytes) so
+that a TLS socket does not emit one record per tiny write. :func:`would_block`
+sorts the errors a send raises into "try again when writable" and fatal
+(invariant 1 of DESIGN.md relies on never treating a would-block as a loss,
+nor a loss as a would-block).
+Cost: O(entries returned) for the list (one C-level list slice when the byte
+cap cannot bind, else a walk that stops at the cap), plus one slice when the
+head was partly sent or the last view is cut; the send fallback joins at most
+SEND_COALESCE bytes.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections import deque
-from itertools import islice
 from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, cast
 
 from bufkit._pool_slabs import require_int
@@ -76,41 +78,62 @@ _SEND_ONLY: Final[set[type]] = set()
 
 
 def gather(
-    segs: deque[memoryview], offset: int, total: int, max_count: int, max_bytes: int
+    segs: list[memoryview],
+    first: int,
+    offset: int,
+    total: int,
+    max_count: int,
+    max_bytes: int,
 ) -> tuple[list[memoryview], int]:
-    """Return the next gather list from ``segs`` and its size in bytes.
+    """Return the next gather list from ``segs[first:]`` and its size in bytes.
 
-    ``total`` is the byte count of ``segs`` past ``offset``; the list holds at
-    most ``max_count`` views and ``max_bytes`` bytes (the last view is cut to
-    fit), the first one starting at ``offset``.
+    ``total`` is the byte count of ``segs[first:]`` past ``offset``; the list
+    holds at most ``max_count`` views and ``max_bytes`` bytes (the last view is
+    cut to fit), the first one starting at ``offset``. Only the views returned
+    are looked at.
     """
-    if len(segs) <= max_count and total <= max_bytes:
-        out = list(segs)
-        if offset:
-            out[0] = out[0][offset:]
-        return out, total
-    out = list(islice(segs, max_count))
+    stop = first + max_count
+    if total <= max_bytes:  # only the count cap can bind: one C-level slice
+        out = segs[first:stop]
+        if stop < len(segs):
+            total = sum(map(len, out))
+            total -= offset
+    else:
+        total, stop = _byte_capped(segs, first, offset, stop, max_bytes)
+        out = segs[first:stop]
+        if total > max_bytes:
+            last = out[-1]
+            out[-1] = last[: len(last) - (total - max_bytes)]
+            total = max_bytes
     if offset:
         out[0] = out[0][offset:]
-    size = 0
-    for i, view in enumerate(out):
-        size += len(view)
+    return out, total
+
+
+def _byte_capped(
+    segs: list[memoryview], first: int, offset: int, stop: int, max_bytes: int
+) -> tuple[int, int]:
+    """Walk ``segs`` from ``first`` until ``max_bytes`` or ``stop``: (size, end)."""
+    size = -offset
+    end = min(stop, len(segs))
+    i = first
+    while i < end:
+        size += len(segs[i])
+        i += 1
         if size >= max_bytes:
-            if size > max_bytes:
-                out[i] = view[: len(view) - (size - max_bytes)]
-            del out[i + 1 :]
-            return out, max_bytes
-    return out, size
+            break
+    return size, i
 
 
 def send_once(
     sock: SupportsSendmsg | SupportsSend,
-    segs: deque[memoryview],
+    segs: list[memoryview],
+    first: int,
     offset: int,
     total: int,
     max_bytes: int,
 ) -> tuple[int, int]:
-    """Make one send call from ``segs``; return (bytes accepted, bytes offered).
+    """Make one send call from ``segs[first:]``; return (accepted, offered).
 
     Raises:
         OSError: whatever the socket raised, unchanged.
@@ -118,26 +141,27 @@ def send_once(
     if type(sock) not in _SEND_ONLY:
         sendmsg = getattr(sock, "sendmsg", None)
         if sendmsg is not None:
-            views, offered = gather(segs, offset, total, IOV_MAX, max_bytes)
+            views, offered = gather(segs, first, offset, total, IOV_MAX, max_bytes)
             try:
                 sent: int = sendmsg(views)
             except NotImplementedError:
                 _SEND_ONLY.add(type(sock))
             else:
                 return sent, offered
-    return _send_joined(sock, segs, offset, total, max_bytes)
+    return _send_joined(sock, segs, first, offset, total, max_bytes)
 
 
 def _send_joined(
     sock: SupportsSendmsg | SupportsSend,
-    segs: deque[memoryview],
+    segs: list[memoryview],
+    first: int,
     offset: int,
     total: int,
     max_bytes: int,
 ) -> tuple[int, int]:
-    head = len(segs[0]) - offset
+    head = len(segs[first]) - offset
     cap = min(max(head, SEND_COALESCE), max_bytes)
-    views, offered = gather(segs, offset, total, IOV_MAX, cap)
+    views, offered = gather(segs, first, offset, total, IOV_MAX, cap)
     data = views[0] if len(views) == 1 else b"".join(views)
     sent: int = cast("SupportsSend", sock).send(data)
     return sent, offered

@@ -1,17 +1,25 @@
 """The bookkeeping behind :class:`bufkit.WriteQueue`: cursor, tail, ledgers.
 
-Theory of operation. Pending bytes live in a deque of ``'B'`` memoryviews
-(``_segs``) with an offset into the first (``_head_off``), plus an open
-``bytearray`` tail that absorbs writes shorter than ``coalesce_below``. The
-tail is sealed into ``_segs`` (one view) before a long write, at
-``TAIL_LIMIT`` bytes, and when a gather list is built, so it is never resized
-while a view of it exists. Positions are absolute stream offsets:
-``_written`` counts every byte enqueued, ``_sent`` every byte accepted, so
-``pending`` is one subtraction. Two ledgers hold ``(end, thing)`` in write
-order: ``_comps`` the callbacks, ``_owned`` the pooled buffers to release;
-an entry is due once ``_sent >= end``. Writes with neither cost no entry.
+Theory of operation. Pending bytes live in a list of ``'B'`` memoryviews
+(``_segs``) from index ``_first`` on, with an offset into that one
+(``_head_off``), plus an open ``bytearray`` tail that absorbs writes shorter
+than ``coalesce_below``. A sent view's slot is overwritten with an empty view
+(so its memory goes at once) and the dead prefix is cut off once it is at
+least as long as the live part (amortized O(1) per view). The tail is sealed
+into ``_segs`` (one view) before a long write, at ``TAIL_LIMIT`` bytes, and
+when a gather list is built, so it is never resized while a view of it
+exists. Positions are absolute stream offsets: ``_written`` counts every
+byte enqueued, ``_sent`` every byte accepted, so ``pending`` is one
+subtraction. Two ledgers (deques) hold ``(end, thing)`` in write order:
+``_comps`` the callbacks, ``_owned`` the pooled buffers to release; an entry
+is due once ``_sent >= end``. Writes with neither cost no entry.
 
-Guarantees (DESIGN.md invariants): 1. ``_consume`` only pops views whose
+Idle memory: ``_segs``, ``_comps`` and ``_owned`` are ``None`` while empty:
+each is created by the write that needs it and dropped when it empties (an
+empty deque still holds a 760-byte block), so an idle queue is its slots
+and an empty ``bytearray``, about 0.25 KB.
+
+Guarantees (DESIGN.md invariants): 1. ``_consume`` only drops views whose
 bytes were all accepted and moves the offset; it never copies or re-slices
 data, so bytes leave once, in order. 2. ``_dispatch`` is the only caller of
 ``on_done``; it is not re-entrant (a callback's own writes, advances or
@@ -25,8 +33,8 @@ Callbacks' exceptions are collected (``Errors``) and raised by the public
 call once its work is done, so one failing callback never starves another.
 
 Cost model: appending to the tail and two integer updates per short write;
-one view per long write; ``_consume`` is O(entries completed); a failure is
-O(entries pending).
+one view per long write (plus a list or a deque when the queue was idle);
+``_consume`` is O(entries completed); a failure is O(entries pending).
 """
 
 from __future__ import annotations
@@ -49,6 +57,8 @@ __all__ = ["QueueCore"]
 _OPEN = QueueState.OPEN
 _CLOSING = QueueState.CLOSING
 _FAILED = QueueState.FAILED
+_SENT = memoryview(b"")  # fills the slot of a sent view until the list is cut
+_CUT_AFTER = 32  # dead slots tolerated before cutting the list's sent prefix
 
 
 class QueueCore:
@@ -60,6 +70,7 @@ class QueueCore:
         "_comps",
         "_dispatching",
         "_exc",
+        "_first",
         "_head_off",
         "_high",
         "_low",
@@ -101,11 +112,11 @@ class QueueCore:
         self._on_pause, self._on_resume = on_pause, on_resume
         self._max_gather, self._coalesce = max_gather, coalesce
         self._name: str | None = None
-        self._segs: deque[memoryview] = deque()
+        self._segs: list[memoryview] | None = None
         self._tail = bytearray()
-        self._head_off = self._written = self._sent = 0
-        self._comps: deque[tuple[int, CompletionCallback]] = deque()
-        self._owned: deque[tuple[int, PooledBuffer]] = deque()
+        self._first = self._head_off = self._written = self._sent = 0
+        self._comps: deque[tuple[int, CompletionCallback]] | None = None
+        self._owned: deque[tuple[int, PooledBuffer]] | None = None
         self._state = _OPEN
         self._exc: BaseException | None = None
         self._paused = self._dispatching = False
@@ -138,7 +149,9 @@ class QueueCore:
 
     def __len__(self) -> int:
         """The number of buffers pending: what a full gather would hold."""
-        return len(self._segs) + (1 if self._tail else 0)
+        segs = self._segs
+        count = 0 if segs is None else len(segs) - self._first
+        return count + (1 if self._tail else 0)
 
     def __bool__(self) -> bool:
         """Whether bytes are pending, i.e. whether a flush is needed."""
@@ -170,21 +183,32 @@ class QueueCore:
             buf.release()
             return size
         self._push(view[:size] if size < len(view) else view)
+        if self._owned is None:
+            self._owned = deque()
         self._owned.append((self._written + size, buf))
         return size
 
     def _push(self, view: memoryview) -> None:
         if self._tail:
             self._seal()
-        self._segs.append(view)
+        if self._segs is None:
+            self._segs = [view]
+        else:
+            self._segs.append(view)
 
     def _seal(self) -> None:
-        self._segs.append(memoryview(self._tail))
+        view = memoryview(self._tail)
         self._tail = bytearray()
+        if self._segs is None:
+            self._segs = [view]
+        else:
+            self._segs.append(view)
 
     def _after_write(self, on_done: CompletionCallback | None) -> None:
         errors: Errors = None
         if on_done is not None:
+            if self._comps is None:
+                self._comps = deque()
             self._comps.append((self._written, on_done))
             if self._written == self._sent:
                 errors = self._dispatch(errors)
@@ -206,19 +230,29 @@ class QueueCore:
 
     def _consume(self, n: int, errors: Errors) -> Errors:
         if n:
-            self._sent += n
             rest = self._head_off + n
+            tail = self._tail
+            if tail and n > self._written - self._sent - len(tail):  # no buffers()
+                if n == self._written - self._sent:  # never exported: reuse it
+                    rest -= len(tail)
+                    tail.clear()
+                else:
+                    self._seal()
+            self._sent += n
             segs = self._segs
-            while True:
-                while segs and rest >= len(segs[0]):
-                    rest -= len(segs.popleft())
-                if not rest or segs:
-                    break
-                if rest == len(self._tail):  # never exported: reuse it
-                    self._tail.clear()
-                    rest = 0
-                    break
-                self._seal()
+            if segs is not None:  # inline: this is the hot path
+                i, end = self._first, len(segs)
+                while i < end and rest >= len(segs[i]):
+                    rest -= len(segs[i])
+                    segs[i] = _SENT  # let go of the sent bytes now
+                    i += 1
+                if i == end:
+                    self._segs = None
+                    i = 0
+                elif i >= _CUT_AFTER and i + i >= end:  # costs at most what was sent
+                    del segs[:i]
+                    i = 0
+                self._first = i
             self._head_off = rest
             if self._owned and self._owned[0][0] <= self._sent:
                 errors = self._release(errors, self._sent)
@@ -239,23 +273,25 @@ class QueueCore:
                 buf.release()
             except Exception as exc:
                 errors = [*(errors or ()), exc]
+        if not owned:
+            self._owned = None
         return errors
 
     def _break(self, exc: BaseException, errors: Errors) -> Errors:
         self._exc = exc
         self._move(Event.FAIL)
-        self._segs.clear()
+        self._segs = None
         self._tail = bytearray()
-        self._head_off = 0
+        self._first = self._head_off = 0
         self._written = self._sent
         errors = self._release(errors, None)
         return self._dispatch(errors)
 
     def _dispatch(self, errors: Errors) -> Errors:
-        if self._dispatching:
+        comps = self._comps
+        if self._dispatching or comps is None:
             return errors
         self._dispatching = True
-        comps = self._comps
         try:
             while comps:
                 end, on_done = comps[0]
@@ -272,6 +308,8 @@ class QueueCore:
                     errors = [*(errors or ()), exc]
         finally:
             self._dispatching = False
+            if not comps:
+                self._comps = None
         return errors
 
     @staticmethod

@@ -159,11 +159,12 @@ class WriteQueue(QueueCore):
             self._refuse()
         if on_done is not None and not callable(on_done):
             raise not_callable(on_done)
-        if nbytes is None and type(data) is bytes:
+        if type(data) is bytes and nbytes is None:  # the hot path: locals only
             size = len(data)
             if size < self._coalesce:
-                self._tail += data
-                if len(self._tail) >= TAIL_LIMIT:
+                tail = self._tail
+                tail += data
+                if len(tail) >= TAIL_LIMIT:
                     self._seal()
             elif size:
                 self._push(memoryview(data))
@@ -174,9 +175,10 @@ class WriteQueue(QueueCore):
             if nbytes is not None:
                 view = view[: check_nbytes(nbytes, len(view))]
             size = self._add(view)
-        self._written += size
+        written = self._written + size
+        self._written = written
         if on_done is not None or (
-            not self._paused and self._written - self._sent > self._high
+            written - self._sent > self._high and not self._paused
         ):
             self._after_write(on_done)
 
@@ -252,10 +254,12 @@ class WriteQueue(QueueCore):
             raise ValueError(f"max_count must be at least 1, not {max_count}")
         if self._tail:
             self._seal()
+        segs = self._segs
+        if segs is None:
+            return []
         pending = self._written - self._sent
-        return gather(self._segs, self._head_off, pending, max_count, self._max_gather)[
-            0
-        ]
+        first, offset = self._first, self._head_off
+        return gather(segs, first, offset, pending, max_count, self._max_gather)[0]
 
     def advance(self, n: int) -> None:
         """Consume ``n`` bytes that were sent, firing completed ``on_done`` s.
@@ -318,10 +322,13 @@ class WriteQueue(QueueCore):
         while self._written != self._sent:
             if self._tail:
                 self._seal()
+            segs = self._segs
+            assert segs is not None  # bytes are pending and the tail is sealed
             try:
                 sent, offered = send_once(
                     sock,
-                    self._segs,
+                    segs,
+                    self._first,
                     self._head_off,
                     self._written - self._sent,
                     self._max_gather,
