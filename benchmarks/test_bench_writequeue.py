@@ -211,6 +211,37 @@ def test_drain_bytes_slicing(benchmark: BenchmarkFixture) -> None:
     assert calls == DRAIN_TOTAL // 4 // PER_CALL
 
 
+@pytest.mark.benchmark_suite
+@pytest.mark.benchmark(group="drain 64 KiB writes: cost per call, 4 vs 64 MiB")
+@pytest.mark.parametrize("mib", [4, 64])
+def test_drain_depth(benchmark: BenchmarkFixture, mib: int) -> None:
+    """Linearity: per-call cost of draining N MiB queued as 64 KiB writes.
+
+    Flat across depths when a gather looks only at the views it returns
+    (compare the ``us per call`` extra info of the two cells). One shared
+    64 KiB payload keeps the copy in cache, so only the queue's cost varies.
+    """
+    payload = bytes(PER_CALL)
+    count = (mib << 20) // PER_CALL
+
+    def setup() -> tuple[tuple[WriteQueue, Sink], dict[str, object]]:
+        queue = WriteQueue(high_water=1 << 40)
+        for _ in range(count):
+            queue.write(payload)
+        return (queue, Sink()), {}
+
+    def drain(queue: WriteQueue, sink: Sink) -> int:
+        while not queue.flush(sink):
+            pass
+        return sink.calls
+
+    calls = benchmark.pedantic(drain, setup=setup, rounds=7)  # type: ignore[no-untyped-call]
+    assert calls == count
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        per_call = benchmark.stats.stats.min / count * 1e6
+        benchmark.extra_info["us per call"] = round(per_call, 3)
+
+
 # -- 3. write + advance rate --------------------------------------------------------
 @pytest.mark.benchmark_suite
 @pytest.mark.benchmark(group="write+advance, 1000 pairs per call")
