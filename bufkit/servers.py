@@ -42,6 +42,8 @@ _FANOUT_CHUNK: Final = b"x" * (FANOUT_REPLY_SIZE - 1) + b"\n"
 class _Backpressure(ConnectionProtocol):
     """Keep the connection; stop reading while the peer does not read."""
 
+    __slots__ = ("conn",)
+
     conn: Connection
 
     def connection_made(self, conn: Connection, /) -> None:
@@ -62,6 +64,8 @@ class Echo(_Backpressure):
     the write queue, which releases it once sent.
     """
 
+    __slots__ = ()
+
     def data_received(self, view: memoryview, /) -> None:
         """Forward the buffer behind ``view`` to the write queue by ownership."""
         conn = self.conn
@@ -71,6 +75,8 @@ class Echo(_Backpressure):
 @final
 class Discard(ConnectionProtocol):
     """Read and drop everything (the read path alone)."""
+
+    __slots__ = ()
 
     def data_received(self, view: memoryview, /) -> None:
         """Drop the bytes."""
@@ -83,6 +89,8 @@ class Fanout(_Backpressure):
     The many-small-writes case: the connection gathers the writes of one
     event into a single ``sendmsg``.
     """
+
+    __slots__ = ()
 
     def data_received(self, view: memoryview, /) -> None:
         """Write :data:`FANOUT_REPLIES` chunks per byte received."""
@@ -101,6 +109,8 @@ class LineEcho(_Backpressure):
         max_line: The longest line accepted, without its newline; a longer
             one aborts the connection.
     """
+
+    __slots__ = ("_framer",)
 
     def __init__(self, pool: BufferPool, *, max_line: int = LINE_MAX) -> None:
         self._framer = DelimiterFramer(

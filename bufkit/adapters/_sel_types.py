@@ -122,6 +122,8 @@ class ConnectionProtocol(Protocol):
     connection.
     """
 
+    __slots__ = ()  # so subclasses that declare slots carry no instance dict
+
     def connection_made(self, conn: Connection, /) -> None:
         """The connection is open; keep ``conn`` to write to it."""
         return
