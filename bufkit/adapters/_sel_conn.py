@@ -10,12 +10,11 @@ iteration.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, final
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, cast, final
 
-from bufkit import BufferPool, PooledBuffer, ReadinessReader, WriteQueue
-from bufkit.adapters._sel_core import _S, _ConnectionCore, _Feed, _Gate
+from bufkit import BufferPool, PooledBuffer, WriteQueue
+from bufkit.adapters._sel_core import _S, _ConnectionCore
 from bufkit.adapters._sel_types import (
     ConnectionProtocol,
     ConnectionState,
@@ -80,7 +79,11 @@ class Connection(_ConnectionCore):
         self._interest = Interest.NONE
         self._sock = sock
         self._protocol = protocol
-        self._notify = functools.partial(on_interest, self)
+        if read_budget < 1:
+            raise ValueError(f"read_budget must be at least 1, not {read_budget}")
+        self._on_interest = cast(
+            "Callable[[_ConnectionCore, Interest], object]", on_interest
+        )
         self._defer = defer
         self._queue = WriteQueue(
             high_water=high_water,
@@ -88,14 +91,15 @@ class Connection(_ConnectionCore):
             on_pause=self._on_pause,
             on_resume=self._on_resume,
         )
-        self._reader = ReadinessReader(
-            pool, _Feed(self, protocol), read_budget=read_budget
-        )
-        self._gate = _Gate(self, sock)
+        self._pool = pool
+        self._read_budget = read_budget
+        self._reader = None  # made on the first readable event: idle costs none
+        self._link = None
         self._in_event = False
         self._write_armed = False
         self._flush_scheduled = False
         self._paused = False
+        self._above_high = False
         self._eof = False
         self._read_stopped = True
         self._error: BaseException | None = None
@@ -190,9 +194,12 @@ class Connection(_ConnectionCore):
         """Read what the socket has and hand it to the protocol, then flush."""
         if self._read_stopped:
             return
+        reader, link = self._reader, self._link
+        if reader is None or link is None:
+            reader, link = self._make_reader()
         self._in_event = True
         try:
-            self._reader.on_readable(self._gate)
+            reader.on_readable(link)
         except Exception as exc:
             if exc is self._recv_error:
                 self._in_event = False
@@ -216,7 +223,10 @@ class Connection(_ConnectionCore):
         Returns:
             The pooled buffer; release it, or pass it to :meth:`write`.
         """
-        return self._reader.take_buffer()
+        reader = self._reader
+        if reader is None:
+            reader = self._make_reader()[0]
+        return reader.take_buffer()
 
     # -- writing ------------------------------------------------------------
 
@@ -240,9 +250,17 @@ class Connection(_ConnectionCore):
             bufkit.QueueFailedError: After :meth:`abort` or a socket error.
         """
         queue = self._queue
-        before = queue.pending
-        queue.write(data, on_done, nbytes=nbytes)
-        self._bytes_written += queue.pending - before
+        # The common cases count what they queue without asking the queue.
+        if type(data) is bytes and nbytes is None:
+            queue.write(data, on_done)
+            self._bytes_written += len(data)
+        elif nbytes is not None and type(data) is PooledBuffer:
+            queue.write(data, on_done, nbytes=nbytes)
+            self._bytes_written += nbytes
+        else:
+            before = queue.pending
+            queue.write(data, on_done, nbytes=nbytes)
+            self._bytes_written += queue.pending - before
         if not (self._in_event or self._write_armed or self._flush_scheduled):
             self._schedule_flush()
 

@@ -22,10 +22,16 @@ Guarantees, by invariant number in DESIGN.md:
 
 Cost model: writes made while a handler runs only enqueue; the connection
 flushes once when the handler returns (one ``sendmsg`` for any number of small
-writes). A write outside an event asks the owner's ``defer`` hook to flush at
-the end of the loop iteration (one flush per iteration, not per write). Interest
-changes are reported only when the wanted set differs from the last one reported,
-and at most once per event.
+writes). The one early flush: when a read event's writes push the queue above
+its high watermark, ``_Link.recv_into`` flushes before the next read, so a fast
+stream is not cut to one watermark per event; if that flush would block, write
+interest is armed and the protocol stays paused (invariants 3 and 6 hold as at
+the end of any event). A write outside an event asks the owner's ``defer``
+hook to flush at the end of the loop iteration (one flush per iteration, not
+per write). Interest changes are reported only when the wanted set differs from
+the last one reported, and at most once per event. Memory: an idle connection
+is one slotted object and its write queue; the reader and its ``_Link`` are
+made on the first readable event.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, final
 
+from bufkit import ReadinessReader
 from bufkit.adapters._sel_types import (
     _READABLE,
     CONNECTION_TRANSITIONS,
@@ -44,7 +51,7 @@ from bufkit.adapters._sel_types import (
 )
 
 if TYPE_CHECKING:
-    from bufkit import ReadinessReader, WriteQueue
+    from bufkit import BufferPool, WriteQueue
     from bufkit.adapters._sel_types import (
         ConnectionProtocol,
         DeferCallback,
@@ -55,42 +62,45 @@ __all__: list[str] = []
 
 LOGGER: Final = logging.getLogger("bufkit.adapters.selectors")
 _S = ConnectionState
+# Members as module constants: no enum attribute lookups or flag arithmetic
+# on the per-event path.
+_NONE: Final = Interest.NONE
+_READ: Final = Interest.READ
+_WRITE: Final = Interest.WRITE
+_BOTH: Final = Interest.BOTH
 
 
 @final
-class _Feed:
-    """The reader's handler: counts bytes and forwards to the protocol."""
+class _Link:
+    """The reader's handler and socket: counts bytes, stops reads, flushes early.
 
-    __slots__ = ("_conn", "_deliver")
+    One small object per connection that has read at least once (made lazily,
+    so an idle connection that never received a byte has none).
+    """
 
-    def __init__(self, conn: _ConnectionCore, protocol: ConnectionProtocol) -> None:
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: _ConnectionCore) -> None:
         self._conn = conn
-        self._deliver = protocol.data_received
 
     def data_received(self, view: memoryview, /) -> None:
-        self._conn._bytes_received += len(view)
-        self._deliver(view)
+        conn = self._conn
+        conn._bytes_received += len(view)
+        conn._protocol.data_received(view)
 
     def eof_received(self) -> bool | None:
         return self._conn._peer_eof()
 
-
-@final
-class _Gate:
-    """The socket as the reader sees it: would-block once reading must stop."""
-
-    __slots__ = ("_conn", "_recv_into")
-
-    def __init__(self, conn: _ConnectionCore, sock: StreamSocket) -> None:
-        self._conn = conn
-        self._recv_into = sock.recv_into
-
     def recv_into(self, buffer: memoryview, /) -> int:
         conn = self._conn
+        if conn._above_high:
+            conn._early_flush()
+            if conn._error is not None:
+                raise BlockingIOError(errno.EAGAIN, "the protocol failed")
         if conn._read_stopped:
             raise BlockingIOError(errno.EAGAIN, "reading is paused")
         try:
-            return self._recv_into(buffer)
+            return conn._sock.recv_into(buffer)
         except (BlockingIOError, InterruptedError):
             raise
         except OSError as exc:  # tell the socket's errors from the protocol's
@@ -103,6 +113,7 @@ class _ConnectionCore:
 
     __slots__ = (
         "__weakref__",
+        "_above_high",
         "_bytes_received",
         "_bytes_written",
         "_defer",
@@ -110,13 +121,15 @@ class _ConnectionCore:
         "_error",
         "_flush_scheduled",
         "_flushes",
-        "_gate",
         "_in_event",
         "_interest",
-        "_notify",
+        "_link",
+        "_on_interest",
         "_paused",
+        "_pool",
         "_protocol",
         "_queue",
+        "_read_budget",
         "_read_stopped",
         "_reader",
         "_recv_error",
@@ -127,17 +140,21 @@ class _ConnectionCore:
 
     _sock: StreamSocket
     _protocol: ConnectionProtocol
-    _notify: Callable[[Interest], object]
+    # Connection is the only subclass: it is what the callback receives.
+    _on_interest: Callable[[_ConnectionCore, Interest], object]
     _defer: DeferCallback | None
     _queue: WriteQueue
-    _reader: ReadinessReader
-    _gate: _Gate
+    _pool: BufferPool
+    _read_budget: int
+    _reader: ReadinessReader | None
+    _link: _Link | None
     _state: ConnectionState
     _interest: Interest
     _in_event: bool
     _write_armed: bool
     _flush_scheduled: bool
     _paused: bool
+    _above_high: bool
     _eof: bool
     _read_stopped: bool
     _error: BaseException | None
@@ -145,6 +162,12 @@ class _ConnectionCore:
     _bytes_received: int
     _bytes_written: int
     _flushes: int
+
+    def _make_reader(self) -> tuple[ReadinessReader, _Link]:
+        link = _Link(self)
+        reader = ReadinessReader(self._pool, link, read_budget=self._read_budget)
+        self._reader, self._link = reader, link
+        return reader, link
 
     def _set_state(self, new: ConnectionState) -> None:
         if new not in CONNECTION_TRANSITIONS[self._state]:
@@ -208,6 +231,19 @@ class _ConnectionCore:
             self._drained()
         self._report_interest()
 
+    def _early_flush(self) -> None:
+        # A read event pushed the queue above its high watermark: send now,
+        # before the next read, so a fast peer is not held to one watermark's
+        # worth of data per event. If the peer does not take it, write
+        # interest is armed and the protocol stays paused, as after any event.
+        if (
+            self._in_event
+            and not self._write_armed
+            and self._error is None
+            and self._state is not _S.CLOSED
+        ):
+            self._flush()
+
     def _drained(self) -> None:
         state = self._state
         if state is _S.CLOSING:
@@ -230,12 +266,13 @@ class _ConnectionCore:
     def _report_interest(self) -> None:
         if self._state is _S.CLOSED:
             return
-        want = Interest.NONE if self._read_stopped else Interest.READ
-        if self._write_armed:
-            want |= Interest.WRITE
+        if self._read_stopped:
+            want = _WRITE if self._write_armed else _NONE
+        else:
+            want = _BOTH if self._write_armed else _READ
         if want != self._interest:
             self._interest = want
-            self._notify(want)
+            self._on_interest(self, want)
 
     def _peer_eof(self) -> bool | None:
         self._eof = True
@@ -252,12 +289,14 @@ class _ConnectionCore:
         return keep_open
 
     def _on_pause(self) -> None:
+        self._above_high = True
         try:
             self._protocol.pause_writing()
         except Exception as exc:
             self._error = exc
 
     def _on_resume(self) -> None:
+        self._above_high = False
         try:
             self._protocol.resume_writing()
         except Exception as exc:
@@ -286,7 +325,7 @@ class _ConnectionCore:
         self._read_stopped = True
         self._write_armed = False
         self._interest = Interest.NONE
-        self._notify(Interest.NONE)
+        self._on_interest(self, Interest.NONE)
         self._sock.close()
         self._queue.close()
         try:

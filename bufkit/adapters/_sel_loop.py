@@ -36,7 +36,7 @@ import selectors
 import socket
 import time
 from collections.abc import Callable
-from typing import Final, final
+from typing import Final, cast, final
 
 from bufkit import BufferPool
 from bufkit.adapters._sel_conn import Connection
@@ -46,6 +46,8 @@ from bufkit.adapters._sel_types import ConnectionProtocol, Interest, SelectableS
 __all__ = ["Loop"]
 
 LOGGER: Final = logging.getLogger("bufkit.adapters.selectors")
+_EVENT_READ: Final = selectors.EVENT_READ
+_EVENT_WRITE: Final = selectors.EVENT_WRITE
 
 
 @final
@@ -87,8 +89,12 @@ class Loop:
         self._ready: list[Handle] = []
         self._timers: list[Handle] = []
         self._deferred: list[Callable[[], object]] = []
-        self._connections: dict[Connection, SelectableSocket] = {}
-        self._registered: set[Connection] = set()
+        # Each open connection -> whether its socket is registered.
+        self._connections: dict[Connection, bool] = {}
+        # One bound method each, shared by every connection (not one per
+        # connection: they are a good part of an idle connection's memory).
+        self._interest_hook = self._on_interest
+        self._defer_hook = self._deferred.append
         self._listeners: set[Listener] = set()
         self._connecting: set[_Connecting] = set()
         self._running = False
@@ -235,28 +241,29 @@ class Loop:
             sock,
             protocol,
             self._pool,
-            on_interest=self._on_interest,
-            defer=self._deferred.append,
+            on_interest=self._interest_hook,
+            defer=self._defer_hook,
             high_water=self._high_water,
             low_water=self._low_water,
             read_budget=self._read_budget,
         )
-        self._connections[conn] = sock
+        self._connections[conn] = False
         conn.start()
         return conn
 
     def _on_interest(self, conn: Connection, interest: Interest) -> None:
-        sock = self._connections[conn]
+        sock = cast("SelectableSocket", conn._sock)
+        registered = self._connections[conn]
         if interest:
             events = interest.value  # a plain int: enum arithmetic is slow
-            if conn in self._registered:
+            if registered:
                 self._selector.modify(sock, events, conn)
             else:
                 self._selector.register(sock, events, conn)
-                self._registered.add(conn)
-        elif conn in self._registered:
+                self._connections[conn] = True
+        elif registered:
             self._selector.unregister(sock)
-            self._registered.discard(conn)
+            self._connections[conn] = False
         if conn.closed:
             del self._connections[conn]
             LOGGER.info("closed %r after %d bytes in", conn, conn.bytes_received)
@@ -290,14 +297,16 @@ class Loop:
         for key, mask in events:
             target = key.data
             if type(target) is Connection:
-                if mask & selectors.EVENT_READ:
+                if mask & _EVENT_READ:
                     target.on_readable()
-                if mask & selectors.EVENT_WRITE:
+                if mask & _EVENT_WRITE:
                     target.on_writable()
             else:
                 target._on_ready(mask)
-        self._run_due()
-        self._run_deferred()
+        if self._timers or self._ready:
+            self._run_due()
+        if self._deferred:
+            self._run_deferred()
 
     def _run_due(self) -> None:
         timers = self._timers

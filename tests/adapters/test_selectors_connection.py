@@ -619,3 +619,42 @@ def test_bad_watermarks_or_budget_are_refused() -> None:
         )
     with pytest.raises(ValueError, match="read_budget"):
         Connection(sock, Recorder(), BufferPool(), on_interest=print, read_budget=0)
+
+
+def test_crossing_the_high_watermark_mid_event_flushes_and_reads_on() -> None:
+    """A read event that passes the high watermark sends, then keeps reading."""
+    pool = BufferPool()
+    parts = [b"a" * 2048, b"b" * 16384, b"c" * 16384]  # reads that fill buffers
+    data = b"".join(parts)
+    sock = FakeSocket(recv=[*map(Deliver, parts), WouldBlock()])
+    driver = Driver(sock, Echo(), pool, high_water=4096, low_water=1024)
+    driver.conn.start()
+    driver.conn.on_readable()  # one readable event
+    assert sock.wire == data
+    ops = [c.op for c in sock.calls]
+    assert ops.index("sendmsg") < len(ops) - 1 - ops[::-1].index("recv_into")
+    assert driver.conn.reading
+    assert not driver.conn.writing_paused
+    driver.check_interest()
+    driver.conn.abort()
+    assert pool.stats().buffers_in_use == 0
+
+
+def test_a_mid_event_flush_that_would_block_pauses_and_arms_write() -> None:
+    """If the peer takes nothing, the protocol stays paused and write is armed."""
+    pool = BufferPool()
+    data = b"w" * 12288
+    sock = FakeSocket(after_send="block", recv=[Deliver(data), WouldBlock()])
+    driver = Driver(sock, Echo(), pool, high_water=4096, low_water=1024)
+    driver.conn.start()
+    driver.step()
+    assert driver.conn.writing_paused
+    assert not driver.conn.reading
+    assert driver.conn.interest is Interest.WRITE
+    assert driver.conn.pending_bytes <= 4096 + pool.largest_class
+    sock.after_send = "accept"
+    driver.run(lambda: sock.wire == data)
+    assert driver.conn.pending_bytes == 0
+    driver.check_interest()  # resumed: reading again, write disarmed
+    driver.conn.abort()
+    assert pool.stats().buffers_in_use == 0
