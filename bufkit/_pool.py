@@ -3,54 +3,63 @@
 # Theory of operation
 # -------------------
 # Memory comes in slabs, one bytearray (or anonymous mmap) each, made lazily
-# the first time a size class runs dry and never past max_bytes, and carved
-# into equal chunks of that class. Each chunk gets one memoryview when its slab
-# is carved, kept for the slab's life, in a Chunk record that also says where
-# it goes back to. A class's free list is a plain list of those records used
-# as a stack: LIFO, so the chunk released last, still hot in the CPU cache, is
-# the one lent next.
+# when a size class runs dry and never past max_bytes, and carved into equal
+# chunks. Each chunk gets one PooledBuffer when its slab is carved (its
+# "carrier", holding the chunk's one memoryview), kept on LIFO stacks of its
+# class (_pool_slabs): the chunk given back last, still cache-hot, goes first.
+#
+# Hot path (plain pool, GIL build): no lock, no allocation. acquire() tests
+# min_size by identity against the last int it mapped to the last class used
+# (an int never changes, so that object is already validated), pops a
+# carrier with next(cls.take), sets its `_lent` slot and returns the carrier
+# itself; release() deletes `_lent` and pushes the carrier back with
+# deque.append. Each step is one C call, atomic under the GIL; `del _lent`
+# fails for every release but the first, so racing releases give a chunk back
+# once. Anything else (another int, an empty stack, a debug mode, no GIL)
+# takes the lock; debug and no-GIL pools lend a fresh PooledBuffer per lease.
 #
 # Guarantees, by DESIGN.md invariant:
-#  4. A chunk is either on its free list or lent to exactly one PooledBuffer.
-#     Every move between the two happens under the pool's lock, and a
-#     PooledBuffer gives its chunk back at most once (its _view slot is tested
-#     and cleared under that lock), so a double release raises instead of
-#     putting a chunk on the free list twice. Chunks are disjoint slices of
-#     their slab, so lent chunks never overlap. A class's chunks in use are
-#     counted as its chunks minus its free list, so releasing everything
-#     brings in-use back to zero by construction.
-#  5. Nothing is held per connection: a chunk is in use only between
-#     acquire() and release().
+#  4. A chunk is on one stack of its class or lent to one owner; every move
+#     is one atomic deque operation or happens under the lock. Chunks are
+#     disjoint slices of their slab, so lent chunks never overlap. In-use is
+#     chunks minus both stacks: releasing everything brings it to zero.
+#     Limit: a plain pool re-lends the same carrier, so a reference kept past
+#     release() to a chunk lent again is the new lease (its release() ends
+#     the new lease). Debug pools lend per-lease handles and catch that.
+#  5. A chunk is in use only between acquire() and release().
 #  6. bytes_reserved never exceeds max_bytes: a new slab is cut down to the
-#     chunks that still fit, and a request that cannot fit is refused
+#     chunks that still fit; a request that cannot fit is refused
 #     (PoolExhausted) or served by a counted heap buffer outside max_bytes.
 #
-# Cost model: acquire() is a bisect over the classes, a lock, list.pop() and
-# one small slotted PooledBuffer handle; release() is a lock and list.append().
-# The handle is the one object a warm round trip allocates (besides the ints
-# of two counters): it is what makes a stale handle detectable, since a handle
-# reused for the next lease could not tell its old owner from the new one.
-# Each chunk's memoryview is made once, when its slab is carved (_pool_slabs).
-# Carving is O(chunks per slab), trim() O(free chunks + slabs). Debug modes
-# live in _pool_debug and cost one `is not None` test per call when off.
+# Exact counters, none on the hot path: acquires are counted by the repeat
+# inside `take`; in-use is derived. For the peak the pool keeps `_active`,
+# the bytes of chunks not in a reserve (lent, or on a fast stack) plus heap
+# bytes in use. It changes only under the lock (a release pushes to `free`,
+# leaving it unchanged), and `_active <= _peak` is kept by moving fast chunks
+# back to the reserve before raising the peak. As bytes in use <= _active,
+# no lock-free acquire passes the peak, and a raised peak is the bytes in use
+# at that acquire: exact with one thread, never low with several.
+#
+# Cost model: a warm round trip is two Python calls and a few C calls (1/5 of
+# bytearray(65536) on CPython 3.11; docs/reference/pool.md). The slow path is
+# O(classes + chunks moved); carving O(chunks per slab), trim() O(chunks +
+# slabs), stats() O(classes).
 
 from __future__ import annotations
 
+import sys
 import threading
 from bisect import bisect_left
 from collections.abc import Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Final, Literal, final
+from typing import Final, Literal, final
 
+from bufkit._pool_buffer import PooledBuffer, Returns, carrier_maker, new_lease
 from bufkit._pool_debug import _Debug, release_quietly
-from bufkit._pool_slabs import Chunk, SizeClass, positive_int
+from bufkit._pool_slabs import SizeClass, positive_int
 from bufkit._pool_stats import PoolStats
-from bufkit.errors import BufferReleasedError, ForeignBufferError, PoolExhausted
+from bufkit.errors import ForeignBufferError, PoolExhausted
 
-if TYPE_CHECKING:
-    import weakref
-
-__all__ = ["BufferPool", "PooledBuffer"]
+__all__ = ["BufferPool", "PooledBuffer"]  # PooledBuffer: re-exported
 
 # Default classes: 2 KiB (an Ethernet frame), 16 KiB (a TLS record), 64 KiB
 # (a bulk read); 1 MiB slabs hold 512, 64 or 16 of them (docs/why.md).
@@ -59,109 +68,9 @@ _FALLBACKS: Final = ("raise", "heap")
 _BACKINGS: Final = ("bytearray", "mmap")
 
 
-@final
-class PooledBuffer:
-    """A chunk of memory lent by a :class:`BufferPool`, until :meth:`release`.
-
-    Get one from :meth:`BufferPool.acquire`; never construct it yourself. Use it
-    as a context manager to release it on exit::
-
-        with pool.acquire(2048) as buf:
-            n = sock.recv_into(buf.view)
-
-    Whoever holds a ``PooledBuffer`` owns the chunk: hand the buffer itself
-    (not a slice of its view) to a new owner, such as a write queue, and let
-    that owner release it.
-    """
-
-    __module__ = "bufkit"
-    __slots__ = ("__weakref__", "_chunk", "_tracker", "_view")
-
-    _chunk: Chunk
-    _view: memoryview | None  # None once released
-    _tracker: weakref.ref[PooledBuffer]
-
-    def __init__(self) -> None:
-        raise TypeError("PooledBuffer is lent by BufferPool.acquire(), not built")
-
-    @property
-    def view(self) -> memoryview:
-        """A writable memoryview (format ``'B'``) of exactly the chunk.
-
-        Raises:
-            BufferReleasedError: The buffer was already released.
-        """
-        view = self._view
-        if view is None:
-            raise BufferReleasedError(f"{self!r}: view of a released buffer")
-        return view
-
-    @property
-    def size(self) -> int:
-        """The size of the chunk in bytes, at least what was asked for."""
-        return self._chunk.size
-
-    @property
-    def pool(self) -> BufferPool:
-        """The pool that lent this buffer."""
-        return self._chunk.pool
-
-    @property
-    def released(self) -> bool:
-        """Whether :meth:`release` was called."""
-        return self._view is None
-
-    @property
-    def is_heap(self) -> bool:
-        """Whether this is a heap fallback rather than a chunk of a slab."""
-        return self._chunk.cls is None
-
-    def release(self) -> None:
-        """Give the chunk back to its pool; ``view`` is unusable afterwards.
-
-        Raises:
-            BufferReleasedError: The buffer was already released.
-        """
-        chunk = self._chunk
-        pool = chunk.pool
-        lock = pool._lock
-        lock.acquire()
-        try:
-            view = self._view
-            if view is None:
-                raise BufferReleasedError(f"{self!r} was already released")
-            self._view = None
-            if pool._debug is not None:
-                pool._debug.on_release(self, view)
-            if chunk.cls is not None:
-                chunk.cls.free.append(chunk)
-            else:
-                pool._heap_in_use -= 1
-                pool._heap_bytes -= chunk.size
-                release_quietly(view)
-            pool._bytes_in_use -= chunk.size
-        finally:
-            lock.release()
-
-    def __enter__(self) -> PooledBuffer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-    def __repr__(self) -> str:
-        chunk = self._chunk
-        kind = "heap" if chunk.cls is None else f"class {chunk.cls.size}"
-        state = "released" if self._view is None else "lent"
-        return f"<PooledBuffer {chunk.size} bytes ({kind}) {state} at {id(self):#x}>"
-
-
-_new_buffer: Final = PooledBuffer.__new__
+def _gil_enabled() -> bool:
+    """Whether this interpreter runs with a GIL (False on free-threaded builds)."""
+    return bool(getattr(sys, "_is_gil_enabled", lambda: True)())
 
 
 @final
@@ -196,6 +105,27 @@ class BufferPool:
     """
 
     __module__ = "bufkit"
+    __slots__ = (
+        "__weakref__",
+        "_active",
+        "_classes",
+        "_debug",
+        "_exhausted",
+        "_fallback",
+        "_heap_bytes",
+        "_heap_fallbacks",
+        "_heap_in_use",
+        "_hot",
+        "_leases",
+        "_lock",
+        "_max_bytes",
+        "_mmap",
+        "_peak",
+        "_reserved",
+        "_returns",
+        "_sizes",
+        "_slab_size",
+    )
 
     def __init__(
         self,
@@ -231,8 +161,13 @@ class BufferPool:
             if poison or scrub or track
             else None
         )
+        # Leases (a fresh PooledBuffer per lend, all under the lock) for debug
+        # modes and where list operations are not atomic (no GIL).
+        self._leases = self._debug is not None or not _gil_enabled()
+        self._returns = Returns(self)
         self._lock = threading.Lock()
-        self._reserved = self._bytes_in_use = self._peak = 0
+        self._hot = self._classes[0]  # the class acquire() used last
+        self._reserved = self._active = self._peak = 0
         self._heap_fallbacks = self._heap_in_use = self._heap_bytes = 0
         self._exhausted = 0
 
@@ -278,37 +213,15 @@ class BufferPool:
             TypeError: ``min_size`` is not an int.
             ValueError: ``min_size`` is zero or negative.
         """
-        if min_size.__class__ is not int or min_size <= 0:
-            min_size = positive_int("min_size", min_size)
-        try:
-            cls = self._classes[bisect_left(self._sizes, min_size)]
-        except IndexError:
-            why = f"size {min_size} exceeds the largest class {self._sizes[-1]}"
-            return self._lend_heap(min_size, why)
-        lock = self._lock
-        lock.acquire()
-        try:
-            free = cls.free
-            chunk = free.pop() if free else self._carve(cls)
-            if chunk is not None:
-                cls.acquires += 1
-                used = self._bytes_in_use = self._bytes_in_use + chunk.size
-                if used > self._peak:
-                    self._peak = used
-        finally:
-            lock.release()
-        if chunk is None:
-            why = (
-                f"size {min_size} (class {cls.size}) would take the pool past "
-                f"max_bytes={self._max_bytes}"
-            )
-            return self._lend_heap(cls.size, why)
-        buf = _new_buffer(PooledBuffer)  # skips __init__, which refuses users
-        buf._chunk = chunk
-        buf._view = chunk.view
-        if self._debug is not None:
-            self._debug.on_acquire(buf)
-        return buf
+        cls = self._hot
+        if min_size is cls.key:  # the very int object validated last time
+            try:
+                buf = next(cls.take)
+            except IndexError:
+                return self._restock(cls, min_size)
+            buf._lent = True
+            return buf
+        return self._acquire_cold(min_size)
 
     def release(self, buffer: PooledBuffer) -> None:
         """Give ``buffer`` back: the same as ``buffer.release()``, checked.
@@ -323,14 +236,18 @@ class BufferPool:
         """
         if not isinstance(buffer, PooledBuffer):
             raise TypeError(f"release() needs a PooledBuffer, not {buffer!r}")
-        if buffer._chunk.pool is not self:
+        if buffer._pool is not self:
             raise ForeignBufferError(
                 f"{buffer!r} was lent by another pool, not {self!r}"
             )
         buffer.release()
 
     def stats(self) -> PoolStats:
-        """A frozen snapshot of the pool's counters, all taken at one instant.
+        """A frozen snapshot of the pool's counters.
+
+        With one thread every field is exact. While other threads acquire and
+        release, each field is still consistent (never negative, in-use never
+        above reserved plus heap), taken within the call.
 
         Returns:
             A :class:`~bufkit.PoolStats`; later activity never changes it.
@@ -341,7 +258,7 @@ class BufferPool:
             acquires = sum(c.acquires for c in per_class) + self._heap_fallbacks
             return PoolStats(
                 buffers_in_use=in_use,
-                bytes_in_use=self._bytes_in_use,
+                bytes_in_use=sum(c.bytes_in_use for c in per_class) + self._heap_bytes,
                 peak_bytes_in_use=self._peak,
                 bytes_reserved=self._reserved,
                 slabs=sum(c.slabs for c in per_class),
@@ -361,25 +278,118 @@ class BufferPool:
             The bytes given back (the slabs' sizes).
         """
         with self._lock:
-            freed = sum(cls.trim() for cls in self._classes)
+            freed = 0
+            for cls in self._classes:
+                self._active -= cls.to_reserve(cls.chunks) * cls.size
+                freed += cls.trim()
             self._reserved -= freed
         return freed
 
     def __repr__(self) -> str:
+        in_use = self._heap_bytes + sum(
+            c.size * (c.chunks - len(c.free) - len(c.reserve)) for c in self._classes
+        )
         return (
-            f"<BufferPool classes={self._sizes} in use={self._bytes_in_use} "
+            f"<BufferPool classes={self._sizes} in use={in_use} "
             f"reserved={self._reserved} max_bytes={self._max_bytes} at {id(self):#x}>"
         )
 
-    def _carve(self, cls: SizeClass) -> Chunk | None:
-        """Add a slab to ``cls`` and lend its first chunk (lock held)."""
+    def _acquire_cold(self, min_size: int) -> PooledBuffer:
+        """acquire() for an int not seen last: validate, find the class, lend."""
+        if min_size.__class__ is not int or min_size <= 0:
+            min_size = positive_int("min_size", min_size)
+        try:
+            cls = self._classes[bisect_left(self._sizes, min_size)]
+        except IndexError:
+            why = f"size {min_size} exceeds the largest class {self._sizes[-1]}"
+            return self._lend_heap(min_size, why)
+        if self._leases:
+            return self._lend_lease(cls, min_size)
+        cls.key = min_size  # validated for this class: any reader may trust it
+        self._hot = cls
+        try:
+            buf = next(cls.take)
+        except IndexError:
+            return self._restock(cls, min_size)
+        buf._lent = True
+        return buf
+
+    def _restock(self, cls: SizeClass, min_size: int) -> PooledBuffer:
+        """Lend a carrier when ``cls``'s fast stack was empty (plain pools)."""
+        with self._lock:
+            cls.misses += 1  # the failed next(take) counted an attempt
+            buf = self._lend_chunk(cls)
+        if buf is None:
+            return self._lend_heap(cls.size, self._too_full(cls, min_size))
+        buf._lent = True
+        return buf
+
+    def _lend_lease(self, cls: SizeClass, min_size: int) -> PooledBuffer:
+        """Lend a chunk through a fresh PooledBuffer (debug and no-GIL pools)."""
+        with self._lock:
+            carrier = self._lend_chunk(cls)
+        if carrier is None:
+            return self._lend_heap(cls.size, self._too_full(cls, min_size))
+        lease = new_lease(self, carrier._mem, cls)
+        lease._carrier = carrier
+        if self._debug is not None:
+            self._debug.on_acquire(lease)
+        return lease
+
+    def _lend_chunk(self, cls: SizeClass) -> PooledBuffer | None:
+        """Pop a carrier of ``cls``, or None at max_bytes (lock held)."""
+        try:
+            return next(cls.take)
+        except IndexError:
+            cls.misses += 1
+        if not cls.reserve and not self._carve(cls):
+            return None
+        carrier = cls.reserve.pop()
+        cls.slow += 1
+        self._grow_active(cls.size)
+        self._active += cls.to_free((self._peak - self._active) // cls.size) * cls.size
+        return carrier
+
+    def _grow_active(self, nbytes: int) -> None:
+        """Count ``nbytes`` more as active; keep ``_active <= _peak`` (lock held)."""
+        self._active += nbytes
+        for cls in self._classes:
+            if self._active <= self._peak:
+                return
+            excess = self._active - self._peak
+            moved = cls.to_reserve(-(-excess // cls.size))
+            self._active -= moved * cls.size
+        self._peak = max(self._peak, self._active)
+
+    def _take_back(self, buf: PooledBuffer) -> None:
+        """Account for a lease or heap buffer given back (lock held)."""
+        if self._debug is not None:
+            self._debug.on_release(buf, buf._mem)
+        carrier = buf._carrier
+        if carrier is not None:
+            buf._carrier = None
+            carrier._free.append(carrier)
+        else:
+            self._heap_in_use -= 1
+            self._heap_bytes -= buf._size
+            self._active -= buf._size
+            release_quietly(buf._mem)
+
+    def _too_full(self, cls: SizeClass, min_size: int) -> str:
+        return (
+            f"size {min_size} (class {cls.size}) would take the pool past "
+            f"max_bytes={self._max_bytes}"
+        )
+
+    def _carve(self, cls: SizeClass) -> bool:
+        """Add a slab to ``cls``'s reserve; False at max_bytes (lock held)."""
         count = cls.per_slab
         if self._max_bytes is not None:
             count = min(count, (self._max_bytes - self._reserved) // cls.size)
             if count <= 0:
-                return None
-        self._reserved += cls.grow(count, use_mmap=self._mmap, pool=self)
-        return cls.free.pop()
+                return False
+        self._reserved += cls.grow(count, self._mmap, carrier_maker(self, cls))
+        return True
 
     def _lend_heap(self, size: int, why: str) -> PooledBuffer:
         """Refuse with PoolExhausted, or lend a counted heap buffer."""
@@ -387,17 +397,12 @@ class BufferPool:
             with self._lock:
                 self._exhausted += 1
             raise PoolExhausted(why)
-        chunk = Chunk(memoryview(bytearray(size)), None, self)
+        lease = new_lease(self, memoryview(bytearray(size)), None)
         with self._lock:
             self._heap_fallbacks += 1
             self._heap_in_use += 1
             self._heap_bytes += size
-            used = self._bytes_in_use = self._bytes_in_use + size
-            if used > self._peak:
-                self._peak = used
-        buf = _new_buffer(PooledBuffer)  # skips __init__, which refuses users
-        buf._chunk = chunk
-        buf._view = chunk.view
+            self._grow_active(size)
         if self._debug is not None:
-            self._debug.on_acquire(buf)
-        return buf
+            self._debug.on_acquire(lease)
+        return lease

@@ -2,8 +2,10 @@
 
 # Theory of operation
 # -------------------
-# A pool built with any debug mode owns one _Debug; a pool without has None,
-# so the hot path pays one `is not None` test per acquire and per release.
+# A pool built with any debug mode owns one _Debug and lends every chunk
+# through a fresh PooledBuffer per lease (its "lease"; see _pool.py), so a
+# stale reference is always told apart from the next borrower's. The hooks run
+# under the pool's lock, off the lock-free path that plain pools use.
 #
 # - poison: a released chunk is filled with POISON_BYTE, so code that reads a
 #   chunk after giving it back sees 0xDB bytes instead of plausible data. Each
@@ -70,8 +72,8 @@ class _Debug:
 
     def on_acquire(self, buf: PooledBuffer) -> None:
         """Give ``buf`` its own view (poison) and watch it (track)."""
-        if self.poison and buf._chunk.cls is not None:
-            buf._view = buf._chunk.view[:]
+        if self.poison and buf._carrier is not None:
+            buf._mem = buf._carrier._mem[:]
         if self.track:
             ref = weakref.ref(buf, self._lost)
             self._live[ref] = (repr(buf), _acquiring_stack())
@@ -81,12 +83,12 @@ class _Debug:
         """Forget ``buf``, wipe its chunk, and revoke its own view."""
         if self.track:
             self._live.pop(buf._tracker, None)
-        chunk = buf._chunk
+        chunk = view if buf._carrier is None else buf._carrier._mem
         if self.poison:
-            chunk.view[:] = bytes((POISON_BYTE,)) * chunk.size
+            chunk[:] = bytes((POISON_BYTE,)) * buf._size
         elif self.scrub:
-            chunk.view[:] = bytes(chunk.size)
-        if view is not chunk.view:
+            chunk[:] = bytes(buf._size)
+        if view is not chunk:
             release_quietly(view)
 
     def _lost(self, ref: weakref.ref[PooledBuffer]) -> None:

@@ -503,8 +503,8 @@ def test_readme_example() -> None:
 # --- allocations on the hot path -------------------------------------------------
 
 
-def test_warm_round_trip_allocates_only_the_handle() -> None:
-    """A warm acquire allocates one handle; a round trip leaves nothing behind."""
+def test_warm_round_trip_allocates_nothing() -> None:
+    """A warm acquire reuses the chunk's handle: no Python object is allocated."""
     pool = BufferPool()
     held = [pool.acquire(65536) for _ in range(64)]
     for buf in held:
@@ -521,8 +521,7 @@ def test_warm_round_trip_allocates_only_the_handle() -> None:
     stats = after.filter_traces(filters).compare_to(
         before.filter_traces(filters), "filename"
     )
-    blocks = sum(stat.count_diff for stat in stats)
-    assert blocks <= 16 + 4  # one handle each, plus a few counter ints
+    assert sum(stat.count_diff for stat in stats) <= 0
     for buf in held:
         buf.release()
     held.clear()
@@ -531,7 +530,7 @@ def test_warm_round_trip_allocates_only_the_handle() -> None:
     start = sys.getallocatedblocks()
     for _ in range(1000):
         pool.acquire(65536).release()
-    assert sys.getallocatedblocks() - start < 50
+    assert sys.getallocatedblocks() - start < 10
 
 
 # --- debug modes ------------------------------------------------------------------

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+import bufkit._pool
 from bufkit import BufferPool, BufferReleasedError, PooledBuffer, PoolExhausted
 
 THREADS = 8
@@ -31,9 +32,14 @@ def _run(workers: list[threading.Thread]) -> None:
         assert not worker.is_alive()
 
 
-@pytest.mark.parametrize("poison", [False, True])
-def test_threads_never_share_a_chunk(poison: bool) -> None:
+@pytest.mark.parametrize(
+    ("poison", "gil"), [(False, True), (True, True), (False, False)]
+)
+def test_threads_never_share_a_chunk(
+    poison: bool, gil: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each thread's pattern survives in its chunks while other threads churn."""
+    monkeypatch.setattr(bufkit._pool, "_gil_enabled", lambda: gil)
     pool = BufferPool(
         size_classes=[64, 256],
         slab_size=1024,
@@ -90,8 +96,12 @@ def _race_to_release(buf: PooledBuffer, racers: int) -> list[str]:
     return outcomes
 
 
-def test_concurrent_double_release_releases_once() -> None:
+@pytest.mark.parametrize("gil", [True, False])
+def test_concurrent_double_release_releases_once(
+    gil: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """When threads race to release one buffer, exactly one of them wins."""
+    monkeypatch.setattr(bufkit._pool, "_gil_enabled", lambda: gil)
     pool = BufferPool(size_classes=[16], slab_size=16, max_bytes=16)
     for _ in range(200):
         outcomes = _race_to_release(pool.acquire(1), racers=4)
