@@ -2,9 +2,10 @@
 
 Theory of operation: both refuse loops without ``add_reader`` up front
 (:class:`bufkit.UnsupportedLoopError` naming the loop), resolve with the
-loop's ``getaddrinfo``, and bind the connection options once into a maker
-that also records each connection in the loop's registry, so loop shutdown
-can abort it. Cost: one ``getaddrinfo`` per call; nothing per connection
+loop's ``getaddrinfo``, and bind the connection options once into a maker.
+A connection of ``open_connection`` is recorded in the loop's registry, one
+of a server in its server (which the registry records), so loop shutdown can
+abort it. Cost: one ``getaddrinfo`` per call; nothing per connection
 beyond the :class:`~bufkit.adapters.asyncio.Connection`.
 """
 
@@ -49,11 +50,10 @@ def _maker(
     read_limit: int,
     read_budget: int,
 ) -> _MakeConnection:
-    """Bind the connection options once; registers each new connection."""
-    registry = _registry(loop)
+    """Bind the connection options once (the caller records the connection)."""
 
     def make(sock: socket.socket, protocol: StreamProtocol | None) -> Connection:
-        conn = Connection(
+        return Connection(
             loop,
             sock,
             pool,
@@ -64,9 +64,6 @@ def _maker(
             read_limit=read_limit,
             read_budget=read_budget,
         )
-        registry.add(conn)
-        conn._on_closed = registry.discard
-        return conn
 
     return make
 
@@ -221,6 +218,9 @@ async def open_connection(
         read_budget=read_budget,
     )
     conn = make(sock, protocol)
+    registry = _registry(loop)
+    registry.add(conn)
+    conn._owner = registry
     conn._start()
     return conn
 

@@ -108,6 +108,22 @@ class _Frames:
             close()
 
 
+class _Owner(Protocol):
+    """Told when a connection is closed (its server, or the loop's registry)."""
+
+    def _connection_closed(self, conn: Connection, /) -> None: ...
+
+
+def _hook(protocol: StreamProtocol | None, name: str) -> Callable[[], object] | None:
+    """``protocol``'s bound method ``name``, or ``None`` if it is the no-op base."""
+    if protocol is None or getattr(type(protocol), name, None) is getattr(
+        StreamProtocol, name
+    ):
+        return None
+    hook: Callable[[], object] | None = getattr(protocol, name, None)
+    return hook
+
+
 def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
     """Resolve ``fut`` unless its waiter gave up (cancelled)."""
     if not fut.done():

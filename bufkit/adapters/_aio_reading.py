@@ -44,6 +44,8 @@ _TRANSITIONS: Final[Mapping[_State, frozenset[_State]]] = {
 class _ReadSide:
     """Reading, pausing and frames; mixed into ``Connection``."""
 
+    __slots__ = ("_frame_waiter", "_read_paused", "_reading")
+
     _loop: asyncio.AbstractEventLoop
     _fd: int
     _reader: ReadinessReader

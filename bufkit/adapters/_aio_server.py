@@ -7,10 +7,12 @@ accepts up to ``backlog`` connections, makes each a
 :class:`~bufkit.adapters.asyncio.Connection` and either calls its
 :class:`~bufkit.adapters.asyncio.StreamProtocol` or runs the client callback
 in a task. ``EMFILE`` and its kin pause accepting for a second, as asyncio
-does. Every connection and server is also recorded in a per-loop registry
-whose guard task is cancelled by ``asyncio.run`` (and ``uvloop.run``,
-``asyncio.Runner``) at shutdown: it aborts whatever is still open, so closing
-the loop leaves no registration, socket or pool buffer behind (invariant 4).
+does. Every server, and every connection of ``open_connection``, is also
+recorded in a per-loop registry whose guard task is cancelled by
+``asyncio.run`` (and ``uvloop.run``, ``asyncio.Runner``) at shutdown: it
+aborts whatever is still open (a server aborts its own connections), so
+closing the loop leaves no registration, socket or pool buffer behind
+(invariant 4).
 
 Cost model: per accepted connection, one ``accept`` and one object; nothing
 per idle connection beyond the socket and its registration.
@@ -82,6 +84,9 @@ class _Registry:
             if not self._guard.done():
                 self._guard.set_result(None)
             self._guard = self._task = None
+
+    def _connection_closed(self, conn: Connection) -> None:
+        self.discard(conn)
 
     async def _watch(self, guard: asyncio.Future[None]) -> None:
         try:
@@ -242,7 +247,7 @@ class StreamServer:
             factory: ProtocolFactory = self._handler  # type: ignore[assignment]
             conn = self._make(sock, factory())
         self._connections.add(conn)
-        conn._on_closed = self._connection_closed
+        conn._owner = self
         conn._start()
         if self._is_callback:
             callback: ClientCallback = self._handler  # type: ignore[assignment]
@@ -272,7 +277,6 @@ class StreamServer:
 
     def _connection_closed(self, conn: Connection) -> None:
         self._connections.discard(conn)
-        _registry(self._loop).discard(conn)
         self._maybe_closed()
 
     def _maybe_closed(self) -> None:

@@ -7,12 +7,16 @@ loop directly (``add_reader``/``add_writer``: selector loops and uvloop). Reads
 go through a :class:`bufkit.ReadinessReader`, so a chunk is borrowed only while
 the socket is readable and an idle connection holds zero pool bytes
 (invariants 4 and 5). Writes go to a :class:`bufkit.WriteQueue`: ``write``
-only enqueues and schedules one flush with ``call_soon``, so every write made
-during one loop iteration leaves in a single ``sendmsg`` at the start of the
-next (invariant 1 is the queue's). Writable interest is armed only when a
-flush would block with data left, and disarmed when a flush drains
-(invariant 3). The queue's watermarks pause ``drain()`` callers, so a slow
-reader costs at most about ``high_water`` bytes plus one write (invariant 6).
+only enqueues. Writes made while a readable event is handled (from
+``data_received`` or ``eof_received``) are flushed once, right after the
+reader returns, in the same loop callback; a write made anywhere else
+schedules one flush with ``call_soon``. Either way every write of one event
+or loop iteration leaves in a single ``sendmsg`` (invariant 1 is the
+queue's), and a request answered from ``data_received`` costs no extra trip
+through the selector. Writable interest is armed only when a flush would
+block with data left, and disarmed when a flush drains (invariant 3). The
+queue's watermarks pause ``drain()`` callers, so a slow reader costs at most
+about ``high_water`` bytes plus one write (invariant 6).
 
 Awaitables are thin futures over the queue's completion callbacks: ``send``
 queues at once (so sends keep call order) and its future resolves when the
@@ -21,9 +25,13 @@ the waiter, never the queued data, so the queue stays consistent. When the
 connection breaks, the socket's ``OSError`` itself fails every pending
 ``send``, ``drain`` and ``read_frame`` (invariant 2).
 
-Cost model: per write, one queue append and at most one ``call_soon`` per
-loop iteration; per readable event, the reader's cost; per frame in callback
-mode, one ``bytes`` copy (frames outlive the read buffer).
+Cost model: per write, one queue append, and outside a read event at most
+one ``call_soon`` per loop iteration; per readable event, the reader's cost
+and at most one flush; per frame in callback mode, one ``bytes`` copy (frames
+outlive the read buffer). Memory per idle connection: this object (slots),
+its reader, its queue and the loop's reader handle; the ``wait_closed``
+future and the ``drain`` waiter list exist only once asked for, and the
+queue calls back into the protocol only for the hooks it overrides.
 """
 
 from __future__ import annotations
@@ -32,7 +40,6 @@ import asyncio
 import errno
 import functools
 import socket
-from collections.abc import Callable
 from typing import TYPE_CHECKING, final
 
 from bufkit import FramingError, ReadinessReader, WriteQueue
@@ -41,6 +48,8 @@ from bufkit.adapters._aio_handlers import (
     FramerFactory,
     StreamProtocol,
     _Frames,
+    _hook,
+    _Owner,
     _settle,
     _StreamSocket,
 )
@@ -66,6 +75,27 @@ class Connection(_ReadSide):
     :meth:`read_frame` (callback mode).
     """
 
+    __slots__ = (
+        "_closed",
+        "_drain_waiters",
+        "_eof_pending",
+        "_exc",
+        "_fd",
+        "_flush_scheduled",
+        "_frames",
+        "_in_event",
+        "_loop",
+        "_lost",
+        "_owner",
+        "_protocol",
+        "_queue",
+        "_read_limit",
+        "_reader",
+        "_sock",
+        "_state",
+        "_writing",
+    )
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -82,7 +112,6 @@ class Connection(_ReadSide):
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
-        self._pool = pool
         self._protocol = protocol
         handler: ReadHandler
         self._frames: _Frames | None = None
@@ -91,11 +120,14 @@ class Connection(_ReadSide):
         else:
             handler = protocol
         self._reader = ReadinessReader(pool, handler, read_budget=read_budget)
+        # drain() waiters are woken after each flush (_flush_now), so the
+        # queue holds no bound method of this object: only the protocol's
+        # own hooks, and only those it overrides.
         self._queue = WriteQueue(
             high_water=high_water,
             low_water=low_water,
-            on_pause=self._on_pause,
-            on_resume=self._on_resume,
+            on_pause=_hook(protocol, "pause_writing"),
+            on_resume=_hook(protocol, "resume_writing"),
         )
         self._read_limit = read_limit
         self._state = _State.OPEN
@@ -103,12 +135,14 @@ class Connection(_ReadSide):
         self._reading = False  # reader registered
         self._read_paused = False  # by pause_reading() or the frame backlog
         self._writing = False  # writer registered (invariant 3)
-        self._flush_scheduled = False
+        self._flush_scheduled = False  # a flush will run: call_soon or end of event
+        self._in_event = False  # inside _on_readable: flush when it returns
         self._eof_pending = False  # write_eof() waits for the queue to drain
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiters: list[asyncio.Future[None]] | None = None
         self._frame_waiter: asyncio.Future[None] | None = None
-        self._closed: asyncio.Future[None] = loop.create_future()
-        self._on_closed: Callable[[Connection], object] | None = None
+        self._closed: asyncio.Future[None] | None = None  # made by wait_closed()
+        self._lost = False  # connection_lost has run
+        self._owner: _Owner | None = None
 
     def __repr__(self) -> str:
         return f"<Connection fd={self._fd} {self._state.value} pending={self.pending}>"
@@ -146,6 +180,10 @@ class Connection(_ReadSide):
 
     async def wait_closed(self) -> None:
         """Wait until the socket is closed and ``connection_lost`` has run."""
+        if self._lost:
+            return
+        if self._closed is None:
+            self._closed = self._loop.create_future()
         await asyncio.shield(self._closed)
 
     # -- writing -----------------------------------------------------------
@@ -231,12 +269,13 @@ class Connection(_ReadSide):
         if not self._queue.paused:
             return
         fut: asyncio.Future[None] = self._loop.create_future()
+        if self._drain_waiters is None:
+            self._drain_waiters = []
         self._drain_waiters.append(fut)
         try:
             await fut
         finally:
-            if fut in self._drain_waiters:
-                self._drain_waiters.remove(fut)
+            self._forget_drainer(fut)
 
     def write_eof(self) -> None:
         """Shut the sending side once the queue is flushed; reading goes on.
@@ -266,8 +305,17 @@ class Connection(_ReadSide):
     # -- loop callbacks ----------------------------------------------------
 
     def _on_readable(self) -> None:
+        # Writes made by the handler only mark a flush as due (_in_event);
+        # it runs once, below, after the reader returns: one sendmsg for
+        # the whole event, and no extra loop iteration (no call_soon).
+        scheduled = self._flush_scheduled  # a call_soon flush is already due
+        self._in_event = True
         try:
             still_open = self._reader.on_readable(self._sock)
+            if not still_open:
+                self._remove_reader()
+                if not self._reader.keep_open:
+                    self.close()
         except (OSError, FramingError) as exc:  # the peer's doing, not a bug
             self._finish(exc)
             return
@@ -275,28 +323,35 @@ class Connection(_ReadSide):
             self._report("Fatal error in a read handler", exc)
             self._finish(exc)
             return
-        if not still_open:
-            self._remove_reader()
-            if not self._reader.keep_open:
-                self.close()
+        finally:
+            self._in_event = False
+        if self._flush_scheduled and not scheduled:
+            self._flush_scheduled = False
+            if self._state is not _State.CLOSED:
+                self._flush_now()
 
     def _schedule_flush(self) -> None:
         self._flush_scheduled = True
-        self._loop.call_soon(self._flush)
+        if not self._in_event:
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._state is _State.CLOSED:
-            return
+        if self._state is not _State.CLOSED:
+            self._flush_now()
+
+    def _flush_now(self) -> None:
         try:
             drained = self._queue.flush(self._sock)
         except OSError as exc:
             self._finish(exc)
             return
+        if self._drain_waiters and not self._queue.paused:
+            self._wake_drainers()
         if not drained:
             if not self._writing:
                 self._writing = True
-                self._loop.add_writer(self._fd, self._flush)
+                self._loop.add_writer(self._fd, self._flush_now)
             return
         if self._writing:
             self._writing = False
@@ -313,16 +368,15 @@ class Connection(_ReadSide):
         except OSError as exc:
             self._finish(exc)
 
-    def _on_pause(self) -> None:
-        if self._protocol is not None:
-            self._protocol.pause_writing()
+    def _forget_drainer(self, fut: asyncio.Future[None]) -> None:
+        waiters = self._drain_waiters
+        if waiters is not None and fut in waiters:
+            waiters.remove(fut)
 
-    def _on_resume(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for fut in waiters:
+    def _wake_drainers(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, None
+        for fut in waiters or ():
             _settle(fut, None)
-        if self._protocol is not None:
-            self._protocol.resume_writing()
 
     # -- teardown ----------------------------------------------------------
 
@@ -352,8 +406,8 @@ class Connection(_ReadSide):
             self._queue.fail(lost)
         else:
             self._queue.close()
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for fut in waiters:
+        waiters, self._drain_waiters = self._drain_waiters, None
+        for fut in waiters or ():
             _settle(fut, lost)
         if self._frame_waiter is not None:
             _settle(self._frame_waiter, exc)
@@ -367,9 +421,11 @@ class Connection(_ReadSide):
             if self._protocol is not None:
                 self._protocol.connection_lost(exc)
         finally:
-            _settle(self._closed, None)
-            if self._on_closed is not None:
-                self._on_closed(self)
+            self._lost = True
+            if self._closed is not None:
+                _settle(self._closed, None)
+            if self._owner is not None:
+                self._owner._connection_closed(self)
 
     def _report(self, message: str, exc: BaseException) -> None:
         self._loop.call_exception_handler(

@@ -162,6 +162,90 @@ def test_writes_of_one_iteration_leave_in_one_sendmsg() -> None:
     run(body)
 
 
+class Fanout(Recorder):
+    """Answers each read with the read itself (zero-copy) and 32 small writes."""
+
+    def connection_made(self, conn: Connection) -> None:
+        """Keep the connection."""
+        super().connection_made(conn)
+        self.conn = conn
+
+    def data_received(self, view: memoryview) -> None:
+        """Echo by ownership, then write many small chunks."""
+        self.conn.write(self.conn.take_buffer(), nbytes=len(view))
+        for _ in range(32):
+            self.conn.write(b"z" * 100)
+
+    def eof_received(self) -> bool | None:
+        """Say goodbye; the connection then closes."""
+        self.conn.write(b"bye")
+        return super().eof_received()
+
+
+def test_writes_in_data_received_leave_when_the_read_event_ends() -> None:
+    """Writes of one read event, over several reads, leave in one sendmsg at once."""
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        first = b"a" * 2048  # fills the first read buffer: the reader reads again
+        sock = FakeSocket(recv=[Deliver(first), Deliver(b"b"), WouldBlock()])
+        conn = connect(loop, pool, sock, Fanout())
+        loop.readable(sock.fileno())  # no loop iteration runs in between
+        sends = [c for c in sock.calls if c.op in ("sendmsg", "send")]
+        assert len(sends) == 1
+        assert sock.wire == first + b"z" * 3200 + b"b" + b"z" * 3200
+        assert not loop.writers
+        await tick()
+        assert len([c for c in sock.calls if c.op in ("sendmsg", "send")]) == 1
+        conn.abort()
+
+    run(body)
+
+
+def test_eof_reply_is_flushed_and_closed_within_the_read_event() -> None:
+    """A reply written in eof_received is sent, then the socket closes."""
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        sock = FakeSocket(recv=[Deliver(b"q"), Eof()])
+        proto = Fanout()
+        conn = connect(loop, pool, sock, proto)
+        loop.readable(sock.fileno())  # a short read ends the first event
+        assert sock.wire == b"q" + b"z" * 3200
+        loop.readable(sock.fileno())  # end of file: the reply, then close
+        assert sock.wire == b"q" + b"z" * 3200 + b"bye"
+        assert conn.is_closing()
+        assert not loop.readers
+        assert not loop.writers
+        await conn.wait_closed()
+        assert proto.events == ["made", "eof", "lost"]
+        await conn.wait_closed()  # after connection_lost: returns at once
+
+    run(body)
+
+
+def test_write_to_another_connection_from_a_read_event_is_scheduled() -> None:
+    """A write to a connection outside its own read event waits for the loop."""
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        other_sock = FakeSocket()
+        other = connect(loop, pool, other_sock, Recorder())
+
+        class Relay(Recorder):
+            def data_received(self, view: memoryview) -> None:
+                """Forward to the other connection."""
+                other.write(bytes(view))
+
+        sock = FakeSocket(recv=[Deliver(b"hop"), WouldBlock()])
+        conn = connect(loop, pool, sock, Relay())
+        loop.readable(sock.fileno())
+        assert other_sock.calls == []
+        await tick()
+        assert other_sock.wire == b"hop"
+        conn.abort()
+        other.abort()
+
+    run(body)
+
+
 def test_blocked_flush_arms_the_writer_until_drained() -> None:
     """Writable interest is armed iff data is left after a blocked flush."""
 
