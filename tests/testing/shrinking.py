@@ -17,6 +17,9 @@ def minimal(strategy: st.SearchStrategy[T], condition: Callable[[T], bool]) -> T
         strategy,
         condition,
         settings=settings(
-            max_examples=500, database=None, suppress_health_check=list(HealthCheck)
+            max_examples=500,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
         ),
     )
