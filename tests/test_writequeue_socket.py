@@ -9,7 +9,6 @@ and every pooled buffer goes back to its pool.
 from __future__ import annotations
 
 import array
-import datetime
 import hashlib
 import random
 import select
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 import pytest
 
 from bufkit import BufferPool, ReadinessReader, WriteQueue
+from tests._tls import make_tls_contexts
 
 SIZES = (0, 1, 7, 100, 1500, 2047, 2048, 5000, 16384, 65536, 300_000)
 DEADLINE = 60.0
@@ -149,41 +149,7 @@ def tls_contexts(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """Server and client TLS contexts around a fresh self-signed certificate."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert_path, key_path)
-    client = ssl.create_default_context(cafile=str(cert_path))
-    return server, client
+    return make_tls_contexts(tmp_path_factory.mktemp("tls"))
 
 
 def handshake(*socks: ssl.SSLSocket) -> None:
