@@ -191,55 +191,45 @@ class LineReceiver:
         self.buffer = bytearray()
         self.done = False
 
+    recv_size = 4096
+
     def on_readable(self) -> None:
-        """Read until EAGAIN; emit whole lines; report EOF once."""
+        """Read until EAGAIN; hand each chunk to ``received``; report EOF once."""
         while not self.done:
             try:
-                data = self.sock.recv(4096)
+                data = self.sock.recv(self.recv_size)
             except BlockingIOError:
                 return
             if not data:
                 self.done = True
                 self.on_eof()
                 return
-            self.buffer += data
-            while (end := self.buffer.find(b"\n")) >= 0:
-                self.on_message(bytes(self.buffer[:end]))
-                del self.buffer[: end + 1]
+            self.received(data)
+
+    def received(self, data: bytes) -> None:
+        """Buffer ``data``; emit every whole line."""
+        self.buffer += data
+        while (end := self.buffer.find(b"\n")) >= 0:
+            self.on_message(bytes(self.buffer[:end]))
+            del self.buffer[: end + 1]
 
 
 class OneRecvOneMessage(LineReceiver):
     """Assumes that one ``recv`` returns exactly one line."""
 
-    def on_readable(self) -> None:
-        """Emit each chunk received as a line."""
-        while not self.done:
-            try:
-                data = self.sock.recv(4096)
-            except BlockingIOError:
-                return
-            if not data:
-                self.done = True
-                self.on_eof()
-                return
-            self.on_message(data.rstrip(b"\n"))
+    def received(self, data: bytes) -> None:
+        """Emit the chunk received as a line, unbuffered."""
+        self.on_message(data.rstrip(b"\n"))
 
 
 class StreamReceiver(LineReceiver):
     """Hands every chunk on as it comes (a plain byte stream)."""
 
-    def on_readable(self) -> None:
-        """Read until EAGAIN or EOF."""
-        while not self.done:
-            try:
-                data = self.sock.recv(7)
-            except BlockingIOError:
-                return
-            if not data:
-                self.done = True
-                self.on_eof()
-                return
-            self.on_message(data)
+    recv_size = 7
+
+    def received(self, data: bytes) -> None:
+        """Hand the chunk on as it is."""
+        self.on_message(data)
 
 
 class SwallowsReset(StreamReceiver):
