@@ -19,12 +19,15 @@ from bufkit.testing._errors import BusyLoopError, CheckFailed, StepBudgetExceede
 from bufkit.testing._fakesocket import FakeSocket
 from bufkit.testing._ledger import Ledger
 from bufkit.testing._schedule import Deliver, RecvStep, format_schedule
-from bufkit.testing._sendcheck import _escaped_hint, _report
+from bufkit.testing._sendcheck import (
+    _IDLE_LIMIT,
+    _QUIET,
+    _escaped_hint,
+    _report,
+    _stopped,
+)
 
 __all__ = ["Receiver", "check_receiver", "check_receiver_example"]
-
-_IDLE_LIMIT = 3
-_QUIET = (None, errno.EAGAIN, errno.EINTR)
 
 
 class Receiver(Protocol):
@@ -82,7 +85,7 @@ def check_receiver_example(
     except OSError as exc:
         error = exc
     except (BusyLoopError, StepBudgetExceeded) as exc:
-        problem = str(exc).partition("; last calls")[0]
+        problem = _stopped(exc)
     problem = problem or _judge(sock, messages, got, len(eofs), error, encode)
     if problem:
         call = (

@@ -110,7 +110,7 @@ def check_sender_example(
     except OSError as exc:
         error = exc
     except (BusyLoopError, StepBudgetExceeded) as exc:
-        problem = str(exc).partition("; last calls")[0]
+        problem = _stopped(exc)
     problem = problem or _judge(sock, sender, ledger, error)
     if problem:
         call = (
@@ -238,6 +238,11 @@ def _loss_hint(sock: FakeSocket, sender: Sender | None, ledger: Ledger) -> str:
             "and did not ask for write readiness: write interest was never armed)"
         )
     return ""
+
+
+def _stopped(exc: BusyLoopError | StepBudgetExceeded) -> str:
+    """The fake's verdict without its short transcript: the report adds one."""
+    return str(exc).partition("; last calls")[0]
 
 
 def _report(check: str, problem: str, call: str, sock: FakeSocket) -> str:

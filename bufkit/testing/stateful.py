@@ -33,12 +33,11 @@ from bufkit.testing._errors import CheckFailed
 from bufkit.testing._fakesocket import FakeSocket
 from bufkit.testing._ledger import Ledger
 from bufkit.testing._schedule import Accept, Fail, SendStep, WouldBlock
-from bufkit.testing._sendcheck import Sender
+from bufkit.testing._sendcheck import _QUIET, Sender
 
 __all__ = ["SenderMachine"]
 
 _DRAIN_LIMIT = 10_000
-_QUIET = (None, errno.EAGAIN, errno.EINTR)
 
 _CLOGS = st.lists(
     st.one_of(st.builds(Accept, st.integers(1, 64)), st.just(WouldBlock())),
