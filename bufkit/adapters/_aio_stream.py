@@ -373,10 +373,10 @@ class Connection(_ReadSide):
         if waiters is not None and fut in waiters:
             waiters.remove(fut)
 
-    def _wake_drainers(self) -> None:
+    def _wake_drainers(self, exc: BaseException | None = None) -> None:
         waiters, self._drain_waiters = self._drain_waiters, None
         for fut in waiters or ():
-            _settle(fut, None)
+            _settle(fut, exc)
 
     # -- teardown ----------------------------------------------------------
 
@@ -406,9 +406,7 @@ class Connection(_ReadSide):
             self._queue.fail(lost)
         else:
             self._queue.close()
-        waiters, self._drain_waiters = self._drain_waiters, None
-        for fut in waiters or ():
-            _settle(fut, lost)
+        self._wake_drainers(lost)
         if self._frame_waiter is not None:
             _settle(self._frame_waiter, exc)
         if self._frames is not None:
