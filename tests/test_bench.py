@@ -24,7 +24,7 @@ from bufkit.bench import _contenders
 from bufkit.bench._config import BenchConfig, echo_window
 from bufkit.bench._markdown import to_markdown
 from bufkit.bench._plot import plot
-from bufkit.bench._report import render
+from bufkit.bench._report import NOT_MEASURED, grid, render
 from bufkit.bench._runner import run
 from bufkit.bench._scenarios import parse_strace, saturation
 from bufkit.bench._targets import evaluate
@@ -263,3 +263,44 @@ def test_saturation_and_window() -> None:
     assert echo_window(1, 64) == 16
     assert echo_window(1, 65536) == 4
     assert echo_window(1000, 65536) == 1
+
+
+def test_a_missing_figure_says_not_measured() -> None:
+    """A figure or ratio the run lacks reads "not measured", never a stand-in."""
+    rows: list[dict[str, Any]] = [
+        {
+            "contender": "asyncio",
+            "connections": 10,
+            "size": 64,
+            "mb_per_s": None,
+            "msgs_per_s": 1000.0,
+            "server_cpu_s_per_gb": 0.5,
+            "saturated": None,
+            "server_util": 0.5,
+            "client_util": None,
+        },
+        {
+            "contender": "bufkit",
+            "connections": 10,
+            "size": 64,
+            "mb_per_s": 8.0,
+            "msgs_per_s": 2000.0,
+            "server_cpu_s_per_gb": None,
+            "saturated": "server",
+            "server_util": 0.97,
+            "client_util": 0.4,
+        },
+    ]
+    headers, cells = grid("echo", rows)
+    base, ours = (dict(zip(headers, line, strict=False)) for line in cells)
+    assert headers.count("x aio") == 2
+    assert base["MB/s"] == NOT_MEASURED
+    assert base["saturated"] == NOT_MEASURED
+    assert base["CPU srv/cli"] == NOT_MEASURED
+    assert ours["MB/s"] == "8"
+    assert ours["saturated"] == "server"
+    assert ours["CPU srv/cli"] == "97%/40%"
+    assert ours["srv CPU s/GB"] == NOT_MEASURED
+    ratios = [c for h, c in zip(headers, cells[1], strict=True) if h == "x aio"]
+    assert ratios == [NOT_MEASURED, NOT_MEASURED]
+    assert not any(c in ("-", "None") for line in cells for c in line)

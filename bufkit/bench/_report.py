@@ -17,7 +17,7 @@ from rich.table import Table
 from bufkit.bench._contenders import BASELINE
 from bufkit.bench._environment import summary_line
 
-__all__ = ["GUIDANCE", "TITLES", "grid", "render", "targets_grid"]
+__all__ = ["GUIDANCE", "NOT_MEASURED", "TITLES", "grid", "render", "targets_grid"]
 
 Row = dict[str, Any]
 Format = Callable[[Any], str]
@@ -29,16 +29,24 @@ GUIDANCE: Final = (
 )
 
 
+#: The text of a cell whose figure the run did not measure.
+NOT_MEASURED: Final = "not measured"
+
+
 def _num(fmt: str) -> Format:
-    return lambda v: "-" if v is None else format(v, fmt)
+    return lambda v: NOT_MEASURED if v is None else format(v, fmt)
+
+
+def _text(value: Any) -> str:
+    return NOT_MEASURED if value is None else str(value)
 
 
 def _kb(value: Any) -> str:
-    return "-" if value is None else f"{value / 1000:.2f} KB"
+    return NOT_MEASURED if value is None else f"{value / 1000:.2f} KB"
 
 
 def _bytes(value: Any) -> str:
-    return "-" if value is None else f"{value:,} B"
+    return NOT_MEASURED if value is None else f"{value:,} B"
 
 
 def _size(value: Any) -> str:
@@ -47,12 +55,14 @@ def _size(value: Any) -> str:
 
 def _ns(value: Any) -> str:
     if value is None:
-        return "-"
+        return NOT_MEASURED
     return f"{value / 1000:.2f} µs" if value >= 1000 else f"{value:.0f} ns"
 
 
 def _utils(value: Any) -> str:
-    return "-" if value is None else f"{value[0]:.0%}/{value[1]:.0%}"
+    if value is None or None in value:
+        return NOT_MEASURED
+    return f"{value[0]:.0%}/{value[1]:.0%}"
 
 
 def _value(row: Row, key: str) -> Any:
@@ -84,7 +94,7 @@ _COLUMNS: Final[
             ("mb_per_s", "MB/s", _num(",.0f"), True),
             ("msgs_per_s", "msg/s", _num(",.0f"), False),
             ("server_cpu_s_per_gb", "srv CPU s/GB", _num(".3f"), True),
-            ("saturated", "saturated", str, False),
+            ("saturated", "saturated", _text, False),
             ("cpu_utils", "CPU srv/cli", _utils, False),
         ],
     ),
@@ -96,7 +106,7 @@ _COLUMNS: Final[
             ("server_cpu_us_per_response", "CPU µs/resp", _num(".1f"), True),
             ("send_calls_per_response", "sends/resp", _num(".2f"), False),
             ("syscalls_per_response", "syscalls/resp", _num(".2f"), False),
-            ("saturated", "saturated", str, False),
+            ("saturated", "saturated", _text, False),
             ("cpu_utils", "CPU srv/cli", _utils, False),
         ],
     ),
@@ -122,7 +132,7 @@ def _baseline(rows: list[Row], row: Row, keys: tuple[str, ...]) -> Row | None:
 
 def _ratio(value: Any, base: Any) -> str:
     if value is None or not base:
-        return "-"
+        return NOT_MEASURED
     return f"{value / base:.2f}x"
 
 
