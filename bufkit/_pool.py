@@ -286,9 +286,7 @@ class BufferPool:
         return freed
 
     def __repr__(self) -> str:
-        in_use = self._heap_bytes + sum(
-            c.size * (c.chunks - len(c.free) - len(c.reserve)) for c in self._classes
-        )
+        in_use = self._heap_bytes + sum(c.size * c.in_use for c in self._classes)
         return (
             f"<BufferPool classes={self._sizes} in use={in_use} "
             f"reserved={self._reserved} max_bytes={self._max_bytes} at {id(self):#x}>"
@@ -364,7 +362,7 @@ class BufferPool:
     def _take_back(self, buf: PooledBuffer) -> None:
         """Account for a lease or heap buffer given back (lock held)."""
         if self._debug is not None:
-            self._debug.on_release(buf, buf._mem)
+            self._debug.on_release(buf)
         carrier = buf._carrier
         if carrier is not None:
             buf._carrier = None

@@ -79,8 +79,9 @@ class _Debug:
             self._live[ref] = (repr(buf), _acquiring_stack())
             buf._tracker = ref
 
-    def on_release(self, buf: PooledBuffer, view: memoryview) -> None:
+    def on_release(self, buf: PooledBuffer) -> None:
         """Forget ``buf``, wipe its chunk, and revoke its own view."""
+        view = buf._mem
         if self.track:
             self._live.pop(buf._tracker, None)
         chunk = view if buf._carrier is None else buf._carrier._mem

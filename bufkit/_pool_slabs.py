@@ -36,10 +36,10 @@ if TYPE_CHECKING:
 
     from bufkit._pool import PooledBuffer
 
-__all__ = ["NO_KEY", "SizeClass", "positive_int", "require_int"]
+__all__ = ["SizeClass", "positive_int", "require_int"]
 
 _TAKES: Final = sys.maxsize  # next(take) attempts before the repeat runs out
-NO_KEY: Final = object()  # a SizeClass key no int is
+_NO_KEY: Final = object()  # a SizeClass key no int is
 
 
 def require_int(name: str, value: object) -> None:
@@ -103,11 +103,16 @@ class SizeClass:
         self.reserve: list[PooledBuffer] = []
         self._takes = repeat(self.free, _TAKES)
         self.take: Iterator[PooledBuffer] = map(deque.pop, self._takes)
-        self.key: object = NO_KEY  # the last int acquire() mapped to this class
+        self.key: object = _NO_KEY  # the last int acquire() mapped to this class
         self.slabs: list[_Slab] = []
         self.chunks = 0
         self.misses = 0  # next(take) calls that found `free` empty
         self.slow = 0  # chunks lent from the reserve
+
+    @property
+    def in_use(self) -> int:
+        """Chunks of this class lent now: its chunks minus both stacks."""
+        return self.chunks - len(self.reserve) - len(self.free)
 
     @property
     def acquires(self) -> int:
@@ -116,7 +121,7 @@ class SizeClass:
 
     def stats(self) -> ClassStats:
         """This class's counters as a frozen snapshot (lock held)."""
-        in_use = self.chunks - len(self.reserve) - len(self.free)
+        in_use = self.in_use
         acquires = self.acquires
         return ClassStats(
             size=self.size,

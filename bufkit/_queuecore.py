@@ -5,7 +5,8 @@ Theory of operation. Pending bytes live in a list of ``'B'`` memoryviews
 (``_head_off``), plus an open ``bytearray`` tail that absorbs writes shorter
 than ``coalesce_below``. A sent view's slot is overwritten with an empty view
 (so its memory goes at once) and the dead prefix is cut off once it is at
-least as long as the live part (amortized O(1) per view). The tail is sealed
+least ``_CUT_AFTER`` slots and as long as the live part (amortized O(1) per
+view). The tail is sealed
 into ``_segs`` (one view) before a long write, at ``TAIL_LIMIT`` bytes, and
 when a gather list is built, so it is never resized while a view of it
 exists. Positions are absolute stream offsets: ``_written`` counts every
