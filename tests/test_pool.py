@@ -7,6 +7,7 @@ import pickle
 import socket
 import sys
 import tracemalloc
+import warnings
 from typing import Any
 
 import pytest
@@ -626,7 +627,14 @@ def test_track_is_quiet_for_released_buffers() -> None:
     buf.release()
     heap.release()
     del buf, heap
-    gc.collect()  # filterwarnings=error: a warning here would fail the test
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    leaks = [w for w in caught if issubclass(w.category, BufferLeakWarning)]
+    assert leaks == []
+    assert pool.stats().buffers_in_use == 0
+    with pytest.warns(BufferLeakWarning):  # the same pool does warn on a leak
+        _leak(pool)
 
 
 def test_track_reports_heap_leaks() -> None:
