@@ -304,3 +304,27 @@ def test_a_missing_figure_says_not_measured() -> None:
     ratios = [c for h, c in zip(headers, cells[1], strict=True) if h == "x aio"]
     assert ratios == [NOT_MEASURED, NOT_MEASURED]
     assert not any(c in ("-", "None") for line in cells for c in line)
+
+
+def test_targets_skip_what_was_not_measured_and_state_the_judged_budget() -> None:
+    """Targets judge only measured figures; a margin is against the judged budget."""
+    fanout = {
+        "contender": "bufkit-selectors",
+        "connections": 10,
+        "responses_per_s": 100.0,
+        "send_calls_per_response": 1.0,
+        "syscalls_per_response": 3.5,
+    }
+    echo = [
+        {
+            "contender": "bufkit-selectors",
+            "connections": 1,
+            "size": 64,
+            "mb_per_s": None,
+        },
+        {"contender": "asyncio", "connections": 1, "size": 64, "mb_per_s": 5.0},
+    ]
+    targets = evaluate({"fanout": [fanout], "echo": echo})
+    syscalls = [t for t in targets if "syscalls" in t["target"]]
+    assert [(t["hit"], t["margin"]) for t in syscalls] == [(True, "1.00x the budget")]
+    assert not any(t["target"].startswith("echo") for t in targets)

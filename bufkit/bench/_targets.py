@@ -115,7 +115,7 @@ def _fanout(rows: list[Row]) -> Iterator[Row]:
                 name,
                 f"{total:.2f}",
                 total <= 3.5,
-                f"{total / 3:.2f}x the budget",
+                f"{total / 3.5:.2f}x the budget",
             )
         rate = row["responses_per_s"]
         if twisted_row is not None:
@@ -149,7 +149,7 @@ def _echo(rows: list[Row]) -> Iterator[Row]:
             if row["contender"] != ours or (sizes and row["size"] not in sizes):
                 continue
             other = _find(rows, peer, connections=row["connections"], size=row["size"])
-            if other is None:
+            if other is None or not other["mb_per_s"] or row["mb_per_s"] is None:
                 continue
             ratio = row["mb_per_s"] / other["mb_per_s"]
             cell = f"{row['connections']} conn x {row['size']} B"
@@ -176,6 +176,8 @@ def _micro(rows: list[Row]) -> Iterator[Row]:
             growth <= _LINEAR,
             f"{growth:.2f}x",
         )
+        if large["ratio"] is None:
+            continue
         yield _target(
             f"queue drain vs bytearray + del at 64 MiB, {shape} (reported)",
             "WriteQueue",
