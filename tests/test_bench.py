@@ -328,3 +328,21 @@ def test_targets_skip_what_was_not_measured_and_state_the_judged_budget() -> Non
     syscalls = [t for t in targets if "syscalls" in t["target"]]
     assert [(t["hit"], t["margin"]) for t in syscalls] == [(True, "1.00x the budget")]
     assert not any(t["target"].startswith("echo") for t in targets)
+
+
+def test_plot_leaves_an_unmeasured_echo_cell_empty(tmp_path: Path) -> None:
+    """An echo cell without a figure draws no bar instead of a made-up zero."""
+    echo = [
+        {"contender": "asyncio", "connections": 1, "size": 64, "mb_per_s": 5.0},
+        {"contender": "asyncio", "connections": 1, "size": 4096, "mb_per_s": None},
+        {
+            "contender": "bufkit-selectors",
+            "connections": 1,
+            "size": 64,
+            "mb_per_s": 9.0,
+        },
+    ]
+    report = {"scenarios": {"echo": echo}, "environment": {"date": "today"}}
+    path = tmp_path / "echo.png"
+    plot(report, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 __all__ = ["plot"]
@@ -51,7 +52,8 @@ def _echo(ax: Any, rows: list[Row]) -> None:
     for i, name in enumerate(names):
         values = {r["size"]: r["mb_per_s"] for r in rows if r["contender"] == name}
         xs = [j + i * width for j in range(len(sizes))]
-        ax.bar(xs, [values.get(s, 0) for s in sizes], width, label=name)
+        heights = [values.get(s) for s in sizes]  # no bar for an unmeasured cell
+        ax.bar(xs, [math.nan if h is None else h for h in heights], width, label=name)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sizes))])
     ax.set_xticklabels([f"{s // 1024} KiB" if s >= 1024 else f"{s} B" for s in sizes])
     ax.set_yscale("log")
