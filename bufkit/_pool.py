@@ -165,7 +165,10 @@ class BufferPool:
         # modes and where list operations are not atomic (no GIL).
         self._leases = self._debug is not None or not _gil_enabled()
         self._returns = Returns(self)
-        self._lock = threading.Lock()
+        # Reentrant: Python runs signal handlers (and GC callbacks) between
+        # any two bytecodes of the main thread, maybe inside a locked region;
+        # stats() from there must not deadlock on a lock its thread holds.
+        self._lock = threading.RLock()
         self._hot = self._classes[0]  # the class acquire() used last
         self._reserved = self._active = self._peak = 0
         self._heap_fallbacks = self._heap_in_use = self._heap_bytes = 0
@@ -247,7 +250,12 @@ class BufferPool:
 
         With one thread every field is exact. While other threads acquire and
         release, each field is still consistent (never negative, in-use never
-        above reserved plus heap), taken within the call.
+        above reserved plus heap), taken within the call. It is safe to call
+        from a signal handler: it never waits for a lock the interrupted code
+        holds, though a snapshot taken in the middle of a lend may count that
+        one buffer in some fields and not yet in others. Other pool methods
+        belong in the code a handler defers to, such as the selectors loop's
+        :meth:`~bufkit.adapters.selectors.Loop.add_signal_handler`.
 
         Returns:
             A :class:`~bufkit.PoolStats`; later activity never changes it.

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 
 import pytest
 
 import bufkit._pool
-from bufkit import BufferPool, BufferReleasedError, PooledBuffer, PoolExhausted
+from bufkit import (
+    BufferPool,
+    BufferReleasedError,
+    PooledBuffer,
+    PoolExhausted,
+    PoolStats,
+)
 
 THREADS = 8
 ROUNDS = 300
@@ -133,3 +140,25 @@ def test_threads_respect_max_bytes() -> None:
     assert stats.bytes_reserved == 2048
     assert stats.exhausted == sum(refused)
     assert stats.buffers_in_use == 0
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("gil", [True, False])
+def test_stats_from_a_signal_handler_inside_a_locked_region(
+    gil: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal handler that runs while the pool's lock is held still gets stats."""
+    monkeypatch.setattr(bufkit._pool, "_gil_enabled", lambda: gil)
+    pool = BufferPool(size_classes=[16], slab_size=64)
+    held = pool.acquire(1)
+    seen: list[PoolStats] = []
+    previous = signal.signal(signal.SIGUSR1, lambda s, f: seen.append(pool.stats()))
+    try:
+        with pool._lock:  # where a lend or a release would be interrupted
+            signal.raise_signal(signal.SIGUSR1)
+            assert len(seen) == 1  # the handler ran here, under the lock
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert seen[0].buffers_in_use == 1
+    held.release()
+    assert pool.stats().buffers_in_use == 0
