@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import selectors
+import signal
 import socket
 from typing import assert_type
 
@@ -99,6 +100,10 @@ def looping() -> None:
     assert_type(listener.address, tuple[str, int])
     assert_type(loop.call_later(1.0, print, "tick"), Handle)
     assert_type(loop.run_until(lambda: True, timeout=1.0), bool)
+    assert_type(loop.call_soon_threadsafe(print, "woken"), Handle)
+    assert_type(loop.add_signal_handler(signal.SIGTERM, loop.stop), None)
+    assert_type(loop.remove_signal_handler(signal.SIGTERM), bool)
+    loop.add_signal_handler("SIGTERM", loop.stop)  # type: ignore[arg-type]
     loop.listen("127.0.0.1", 0, Incomplete)  # type: ignore[arg-type]
     loop.close()
     fake_loop = Loop(selector=FakeSelector())

@@ -8,6 +8,8 @@ a connection reads and/or writes), move due timers to the ready list, run the
 callbacks that were ready when the iteration began, then run the deferred
 flushes: every connection written to outside an event is flushed exactly once
 here, so ``n`` writes from timers or other connections cost one ``sendmsg``.
+Callbacks, timers and signal handlers live in ``_sel_callbacks`` (a base
+class); signals and other threads wake the loop through ``_sel_wakeup``.
 
 The loop keeps invariant 3 of DESIGN.md by construction: it registers a socket
 for exactly the :class:`~bufkit.adapters.selectors.Interest` its connection
@@ -30,7 +32,6 @@ connection's interest changes.
 from __future__ import annotations
 
 import errno
-import heapq
 import logging
 import selectors
 import socket
@@ -39,9 +40,11 @@ from collections.abc import Callable
 from typing import Final, cast, final
 
 from bufkit import BufferPool
+from bufkit.adapters._sel_callbacks import Callbacks
 from bufkit.adapters._sel_conn import Connection
 from bufkit.adapters._sel_listen import Handle, Listener, ProtocolFactory, _Connecting
 from bufkit.adapters._sel_types import ConnectionProtocol, Interest, SelectableSocket
+from bufkit.adapters._sel_wakeup import Wakeup
 
 __all__ = ["Loop"]
 
@@ -51,7 +54,7 @@ _EVENT_WRITE: Final = selectors.EVENT_WRITE
 
 
 @final
-class Loop:
+class Loop(Callbacks):
     """A small readiness loop that runs :class:`Connection` objects.
 
     Args:
@@ -97,6 +100,7 @@ class Loop:
         self._defer_hook = self._deferred.append
         self._listeners: set[Listener] = set()
         self._connecting: set[_Connecting] = set()
+        self._wakeup: Wakeup | None = None  # made by the first signal handler
         self._running = False
         self._stopping = False
         self._closed = False
@@ -127,10 +131,6 @@ class Loop:
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
-
-    def time(self) -> float:
-        """Return the loop's clock (what :meth:`call_later` counts from)."""
-        return self._clock()
 
     # -- sockets ------------------------------------------------------------
 
@@ -268,26 +268,12 @@ class Loop:
             del self._connections[conn]
             LOGGER.info("closed %r after %d bytes in", conn, conn.bytes_received)
 
-    # -- callbacks ----------------------------------------------------------
-
-    def call_soon(self, callback: Callable[..., object], *args: object) -> Handle:
-        """Run ``callback(*args)`` in the next iteration; return its handle."""
-        handle = Handle(0.0, callback, args)
-        self._ready.append(handle)
-        return handle
-
-    def call_later(
-        self, delay: float, callback: Callable[..., object], *args: object
-    ) -> Handle:
-        """Run ``callback(*args)`` once ``delay`` seconds passed on :meth:`time`."""
-        handle = Handle(self._clock() + delay, callback, args)
-        heapq.heappush(self._timers, handle)
-        return handle
-
     # -- running ------------------------------------------------------------
 
     def run_once(self, timeout: float | None = None) -> None:
         """Run one iteration, waiting at most ``timeout`` seconds for events."""
+        if self._wakeup is not None and self._wakeup.threadsafe:
+            self._wakeup.drain()
         if self._ready or self._deferred:
             timeout = 0.0
         elif self._timers:
@@ -307,17 +293,6 @@ class Loop:
             self._run_due()
         if self._deferred:
             self._run_deferred()
-
-    def _run_due(self) -> None:
-        timers = self._timers
-        if timers:
-            now = self._clock()
-            while timers and timers[0].when <= now:
-                self._ready.append(heapq.heappop(timers))
-        ready, self._ready = self._ready, []
-        for handle in ready:
-            if not handle.cancelled:
-                handle._run()
 
     def _run_deferred(self) -> None:
         # Connections hold ``self._deferred.append``: keep the list object, and
@@ -397,6 +372,8 @@ class Loop:
             self._selector.unregister(pending.sock)
             pending.sock.close()
         self._connecting.clear()
+        if self._wakeup is not None:
+            self._wakeup.close()
         self._closed = True
         self._ready.clear()
         self._timers.clear()
@@ -409,7 +386,3 @@ class Loop:
         if self._running:
             raise RuntimeError("the loop is already running")
         self._running = True
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("the loop is closed")
