@@ -18,7 +18,7 @@ import socket
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bufkit.adapters.selectors import ConnectionProtocol, Loop
@@ -26,14 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["add_parser", "run"]
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_SIGNALS = (*_STOP_SIGNALS, signal.SIGUSR1)
 PROTOCOLS = ("echo", "discard", "fanout", "line-echo")
-
-
-_Handler = Callable[[int, FrameType | None], Any] | int | None
-
-
-class _Stop(BaseException):
-    """Raised by the stop signals' handler to leave the loop."""
 
 
 def add_parser(
@@ -62,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve until a stop signal; return the exit status."""
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
-        format=f"[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
+        format="[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
     if args.workers < 1:
         print("bufkit serve: --workers must be at least 1", file=sys.stderr)
@@ -94,38 +88,20 @@ def _worker(name: str, host: str, port: int, *, reuse_port: bool) -> int:
         loop.close()
         print(f"bufkit serve: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
-    saved = _install_handlers(loop)
     try:
+        # The loop runs these as callbacks, never inside the signal handler,
+        # which could interrupt a read, a write or a lend of the pool.
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, loop.stop)
+        loop.add_signal_handler(signal.SIGUSR1, _print_stats, loop)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # see _supervise
         where = "{}:{}".format(*listener.address)
         _say(f"bufkit serve {name}: pid {os.getpid()} listening on {where}")
         loop.run_forever()
-    except _Stop:
-        pass
     finally:
         _print_stats(loop)
-        loop.close()
-        for sig, handler in saved.items():
-            if handler is not None:
-                signal.signal(sig, handler)
+        loop.close()  # also gives the signals their earlier handlers back
     return 0
-
-
-def _install_handlers(loop: Loop) -> dict[signal.Signals, _Handler]:
-    """Stop signals leave the loop (once); SIGUSR1 prints statistics."""
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        for sig in _STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-        raise _Stop
-
-    def report(signum: int, frame: FrameType | None) -> None:
-        _print_stats(loop)
-
-    saved = {sig: signal.getsignal(sig) for sig in (*_STOP_SIGNALS, signal.SIGUSR1)}
-    for sig in _STOP_SIGNALS:
-        signal.signal(sig, stop)
-    signal.signal(signal.SIGUSR1, report)
-    return saved
 
 
 def _print_stats(loop: Loop) -> None:
@@ -161,6 +137,10 @@ def _supervise(args: argparse.Namespace) -> int:
     port = holder.getsockname()[1]
     sys.stdout.flush()
     children: list[int] = []
+    # Until the parent forwards and each worker has its own handlers, a
+    # signal waits (blocked) rather than kill a process by default action.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    saved = {sig: signal.signal(sig, _forwarder(children)) for sig in _SIGNALS}
     try:
         for _ in range(args.workers):
             pid = os.fork()
@@ -173,19 +153,25 @@ def _supervise(args: argparse.Namespace) -> int:
                     sys.stdout.flush()
                     os._exit(status)
             children.append(pid)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
         return _reap(children)
     finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
         holder.close()
 
 
-def _reap(children: list[int]) -> int:
+def _forwarder(children: list[int]) -> Callable[[int, FrameType | None], None]:
     def forward(signum: int, frame: FrameType | None) -> None:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
-    for sig in (*_STOP_SIGNALS, signal.SIGUSR1):
-        signal.signal(sig, forward)
+    return forward
+
+
+def _reap(children: list[int]) -> int:
     status = 0
     alive = set(children)
     while alive:
