@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ssl
+import time
 from pathlib import Path
 
 
@@ -49,3 +50,17 @@ def make_tls_contexts(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     server.load_cert_chain(cert, key)
     client = ssl.create_default_context(cafile=str(cert))
     return server, client
+
+
+def handshake(*socks: ssl.SSLSocket, deadline: float = 30.0) -> None:
+    """Drive both ends' non-blocking handshakes to completion."""
+    todo = list(socks)
+    started = time.monotonic()
+    while todo:
+        assert time.monotonic() - started < deadline, "TLS handshake hung"
+        for sock in list(todo):
+            try:
+                sock.do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                continue
+            todo.remove(sock)

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import pytest
 
 from bufkit import BufferPool, ReadinessReader, WriteQueue
-from tests._tls import make_tls_contexts
+from tests._tls import handshake, make_tls_contexts
 
 SIZES = (0, 1, 7, 100, 1500, 2047, 2048, 5000, 16384, 65536, 300_000)
 DEADLINE = 60.0
@@ -150,20 +150,6 @@ def tls_contexts(
 ) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """Server and client TLS contexts around a fresh self-signed certificate."""
     return make_tls_contexts(tmp_path_factory.mktemp("tls"))
-
-
-def handshake(*socks: ssl.SSLSocket) -> None:
-    """Drive both ends' non-blocking handshakes to completion."""
-    todo = list(socks)
-    started = time.monotonic()
-    while todo:
-        assert time.monotonic() - started < DEADLINE, "TLS handshake hung"
-        for sock in list(todo):
-            try:
-                sock.do_handshake()
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                continue
-            todo.remove(sock)
 
 
 @pytest.mark.slow

@@ -199,7 +199,12 @@ class Connection(_ConnectionCore):
             reader, link = self._make_reader()
         self._in_event = True
         try:
-            reader.on_readable(link)
+            more = reader.on_readable(link)
+            # A TLS socket may hold decrypted bytes past the read budget that
+            # no selector will report: read them now (at most a record).
+            pending = link.pending
+            while more and pending is not None and pending() and not self._read_stopped:
+                more = reader.on_readable(link)
         except Exception as exc:
             if exc is self._recv_error:
                 self._in_event = False

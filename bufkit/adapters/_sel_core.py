@@ -75,13 +75,17 @@ class _Link:
     """The reader's handler and socket: counts bytes, stops reads, flushes early.
 
     One small object per connection that has read at least once (made lazily,
-    so an idle connection that never received a byte has none).
+    so an idle connection that never received a byte has none). ``pending``
+    is the socket's ``pending()`` if it has one (a TLS socket: decrypted
+    bytes it holds, which no selector reports), else None.
     """
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "pending")
 
     def __init__(self, conn: _ConnectionCore) -> None:
         self._conn = conn
+        pending = getattr(conn._sock, "pending", None)
+        self.pending: Callable[[], int] | None = pending if callable(pending) else None
 
     def data_received(self, view: memoryview, /) -> None:
         conn = self._conn
