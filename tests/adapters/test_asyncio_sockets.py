@@ -9,6 +9,7 @@ import random
 import resource
 import socket
 import struct
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -194,10 +195,18 @@ def test_slow_reader_blocks_drain_and_bounds_memory(loop_factory: LoopFactory) -
             sock = socket.create_connection(("127.0.0.1", port_of(server)))
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
             with contextlib.closing(sock):
-                await asyncio.sleep(0.3)  # the writer fills the socket buffers
-                stalled_at = written
-                await asyncio.sleep(0.2)
-                assert written == stalled_at < total  # drain() is blocking
+                # The writer fills the socket buffers, then drain() blocks:
+                # wait (bounded) until it has stopped above the watermark.
+                deadline = time.monotonic() + 20
+                last = -1
+                while True:
+                    await asyncio.sleep(0.1)
+                    conns = server.connections
+                    if written == last and conns and next(iter(conns)).pending > high:
+                        break
+                    assert time.monotonic() < deadline, "drain() never blocked"
+                    last = written
+                assert written < total  # drain() is blocking
                 conn = next(iter(server.connections))
                 assert high < conn.pending <= high + len(chunk)
                 sock.setblocking(False)
