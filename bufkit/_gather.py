@@ -167,6 +167,22 @@ def _send_joined(
     return sent, offered
 
 
+_PLAIN: Final[dict[type, bool]] = {}
+
+
+def is_plain_socket(cls: type) -> bool:
+    """Whether ``cls`` is exactly :class:`socket.socket` (remembered per class).
+
+    Its ``send`` is one syscall, so a single pending buffer goes out with it
+    rather than a one-entry ``sendmsg``. Subclasses (TLS) and fakes keep the
+    general path. Read by name: the core does not import :mod:`socket`.
+    """
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        plain = _PLAIN[cls] = cls.__module__ == "socket" and cls.__name__ == "socket"
+    return plain
+
+
 def would_block(exc: OSError) -> bool:
     """Whether ``exc`` means "try again once writable" rather than a loss.
 

@@ -15,12 +15,15 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bufkit import BufferPool, ReadinessReader, WriteQueue
+from bufkit._gather import GATHER_BYTES
 from tests._tls import handshake, make_tls_contexts
 
 SIZES = (0, 1, 7, 100, 1500, 2047, 2048, 5000, 16384, 65536, 300_000)
@@ -242,3 +245,63 @@ def test_tls_queue_to_readiness_reader(
                 assert reader.on_readable(tls)
                 assert pool.stats().buffers_in_use == 0
     assert handler.digest.hexdigest() == sent_digest.hexdigest()
+
+
+def _record(done: list[int], n: int) -> Callable[[BaseException | None], None]:
+    """A completion that appends ``n`` to ``done`` when it succeeds."""
+
+    def on_done(exc: BaseException | None) -> None:
+        assert exc is None
+        done.append(n)
+
+    return on_done
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(SIZES[:-1]),
+            st.sampled_from(("bytes", "pooled")),
+            st.integers(0, 3),  # flushes before the peer reads
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    max_gather=st.sampled_from((100, 4096, GATHER_BYTES)),
+)
+def test_one_buffer_at_a_time_reaches_a_real_socket_intact(
+    steps: list[tuple[int, str, int]], max_gather: int
+) -> None:
+    """A lone pending buffer (tail or entry) goes out by plain send, intact."""
+    pool = BufferPool()
+    queue = WriteQueue(max_gather_bytes=max_gather)
+    rng = random.Random(len(steps))
+    sent_digest, got_digest = hashlib.sha256(), hashlib.sha256()
+    done: list[int] = []
+    total = received = 0
+    room = memoryview(bytearray(3000))
+    with small_socketpair(4096) as (a, b):
+        for n, (size, kind, flushes) in enumerate(steps):
+            data = rng.randbytes(size)
+            sent_digest.update(data)
+            total += size
+            if kind == "pooled" and size:
+                buf = pool.acquire(size)
+                buf.view[:size] = data
+                queue.write(buf, _record(done, n), nbytes=size)
+            else:
+                queue.write(data, _record(done, n))
+            for _ in range(flushes):
+                queue.flush(a)
+            received += read_some(b, room, got_digest)
+        started = time.monotonic()
+        while received < total:
+            assert time.monotonic() - started < DEADLINE, "drain hung"
+            queue.flush(a)
+            received += read_some(b, room, got_digest)
+    assert not queue
+    assert got_digest.hexdigest() == sent_digest.hexdigest()
+    assert done == list(range(len(steps)))
+    assert pool.stats().buffers_in_use == 0
