@@ -210,14 +210,25 @@ def test_crashed_contender_is_reported_and_cleaned_up() -> None:
     assert _bench_children() == []
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default action."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_ends_every_child() -> None:
     """Ctrl-C during a run ends every server and client, and exits 130."""
     bench = subprocess.Popen(
-        # Long windows: the run is surely still going when Ctrl-C comes.
-        [sys.executable, "-m", "bufkit", "bench", "--smoke", "--contender", "asyncio"]
-        + ["--only", "echo", "--duration", "30", "--no-strace"],
+        [
+            *(sys.executable, "-m", "bufkit", "bench", "--smoke"),
+            *("--contender", "asyncio", "--only", "echo", "--no-strace"),
+            # A long window: the run is surely still going when Ctrl-C comes.
+            *("--duration", "30"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # A shell without job control starts background jobs with SIGINT
+        # ignored, and the child would inherit that: give it the default.
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + 20
