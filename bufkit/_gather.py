@@ -167,7 +167,7 @@ def _send_joined(
     return sent, offered
 
 
-_PLAIN: Final[dict[type, bool]] = {}
+PLAIN: Final[dict[type, bool]] = {}  # class -> is_plain_socket(class)
 
 
 def is_plain_socket(cls: type) -> bool:
@@ -177,9 +177,9 @@ def is_plain_socket(cls: type) -> bool:
     rather than a one-entry ``sendmsg``. Subclasses (TLS) and fakes keep the
     general path. Read by name: the core does not import :mod:`socket`.
     """
-    plain = _PLAIN.get(cls)
+    plain = PLAIN.get(cls)
     if plain is None:
-        plain = _PLAIN[cls] = cls.__module__ == "socket" and cls.__name__ == "socket"
+        plain = PLAIN[cls] = cls.__module__ == "socket" and cls.__name__ == "socket"
     return plain
 
 

@@ -44,14 +44,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
-from bufkit._gather import TAIL_LIMIT, Errors, check_nbytes, raise_all
+from bufkit._gather import TAIL_LIMIT, Errors, check_nbytes, raise_all, send_once
 from bufkit._pool import PooledBuffer
 from bufkit._pool_slabs import positive_int
 from bufkit._queuestate import TRANSITIONS, Event, QueueState
 from bufkit.errors import QueueClosedError, QueueFailedError
 
 if TYPE_CHECKING:
-    from bufkit._protocols import CompletionCallback
+    from bufkit._protocols import CompletionCallback, SupportsSend, SupportsSendmsg
 
 __all__ = ["QueueCore"]
 
@@ -229,16 +229,40 @@ class QueueCore:
     def _move(self, event: Event) -> None:
         self._state = TRANSITIONS[self._state, event]
 
+    def _send_gathered(self, sock: SupportsSendmsg | SupportsSend) -> tuple[int, int]:
+        """One send call of the gather list; return (accepted, offered)."""
+        if self._tail:
+            self._seal()
+        segs = self._segs
+        assert segs is not None  # bytes pending, the tail sealed
+        return send_once(
+            sock,
+            segs,
+            self._first,
+            self._head_off,
+            self._written - self._sent,
+            self._max_gather,
+        )
+
     def _consume(self, n: int, errors: Errors) -> Errors:
-        if n:
+        if n and n == self._written - self._sent:  # all of it: drop everything
+            self._sent = self._written
+            self._segs = None
+            self._first = self._head_off = 0
+            if self._tail:
+                self._tail.clear()  # never exported while unsealed: reuse it
+            if self._owned:
+                errors = self._release(errors, None)
+            if self._state is _CLOSING:
+                self._move(Event.DRAIN)
+            if self._paused:
+                self._paused = False
+                errors = self._call(self._on_resume, errors)
+        elif n:
             rest = self._head_off + n
             tail = self._tail
             if tail and n > self._written - self._sent - len(tail):  # no buffers()
-                if n == self._written - self._sent:  # never exported: reuse it
-                    rest -= len(tail)
-                    tail.clear()
-                else:
-                    self._seal()
+                self._seal()  # part of the tail went: it becomes an entry
             self._sent += n
             segs = self._segs
             if segs is not None:  # inline: this is the hot path

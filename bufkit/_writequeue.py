@@ -48,6 +48,7 @@ from bufkit._gather import (
     COALESCE_BELOW,
     GATHER_BYTES,
     IOV_MAX,
+    PLAIN,
     TAIL_LIMIT,
     Errors,
     byte_view,
@@ -57,7 +58,6 @@ from bufkit._gather import (
     is_plain_socket,
     not_callable,
     raise_all,
-    send_once,
     would_block,
 )
 from bufkit._pool import PooledBuffer
@@ -328,9 +328,12 @@ class WriteQueue(QueueCore):
         while self._written != self._sent:
             try:
                 segs = self._segs
-                if (
+                plain = PLAIN.get(sock.__class__)
+                if plain is None:
+                    plain = is_plain_socket(sock.__class__)
+                if plain and (
                     segs is None or (not self._tail and len(segs) == self._first + 1)
-                ) and is_plain_socket(sock.__class__):
+                ):
                     # One buffer pending: one plain send, no gather list. The
                     # tail goes unsealed (_consume reuses it once all sent).
                     one = self._tail if segs is None else segs[-1]
@@ -341,18 +344,7 @@ class WriteQueue(QueueCore):
                         one = memoryview(one)[head : head + offered]
                     sent = cast("SupportsSend", sock).send(one)
                 else:
-                    if self._tail:
-                        self._seal()
-                    segs = self._segs
-                    assert segs is not None  # bytes pending, the tail sealed
-                    sent, offered = send_once(
-                        sock,
-                        segs,
-                        self._first,
-                        self._head_off,
-                        self._written - self._sent,
-                        self._max_gather,
-                    )
+                    sent, offered = self._send_gathered(sock)
             except InterruptedError:
                 continue
             except OSError as exc:

@@ -262,6 +262,9 @@ class Connection(_ConnectionCore):
         elif nbytes is not None and type(data) is PooledBuffer:
             queue.write(data, on_done, nbytes=nbytes)
             self._bytes_written += nbytes
+        elif type(data) is memoryview and nbytes is None:
+            queue.write(data, on_done)
+            self._bytes_written += data.nbytes
         else:
             before = queue.pending
             queue.write(data, on_done, nbytes=nbytes)

@@ -80,17 +80,15 @@ class _Link:
     bytes it holds, which no selector reports), else None.
     """
 
-    __slots__ = ("_conn", "pending")
+    __slots__ = ("_conn", "data_received", "pending")
 
     def __init__(self, conn: _ConnectionCore) -> None:
         self._conn = conn
+        # The protocol's own method: the reader calls it with no frame of
+        # ours in between (bytes are counted in recv_into instead).
+        self.data_received: Callable[[memoryview], None] = conn._protocol.data_received
         pending = getattr(conn._sock, "pending", None)
         self.pending: Callable[[], int] | None = pending if callable(pending) else None
-
-    def data_received(self, view: memoryview, /) -> None:
-        conn = self._conn
-        conn._bytes_received += len(view)
-        conn._protocol.data_received(view)
 
     def eof_received(self) -> bool | None:
         return self._conn._peer_eof()
@@ -104,12 +102,14 @@ class _Link:
         if conn._read_stopped:
             raise BlockingIOError(errno.EAGAIN, "reading is paused")
         try:
-            return conn._sock.recv_into(buffer)
+            got: int = conn._sock.recv_into(buffer)
         except (BlockingIOError, InterruptedError):
             raise
         except OSError as exc:  # tell the socket's errors from the protocol's
             conn._recv_error = exc
             raise
+        conn._bytes_received += got
+        return got
 
 
 class _ConnectionCore:
@@ -232,7 +232,10 @@ class _ConnectionCore:
             return  # a callback raised: the caller aborts the connection
         self._write_armed = not drained
         if drained:
-            self._drained()
+            if self._state is not _S.OPEN:
+                self._drained()
+            elif self._interest is _READ and not self._read_stopped:
+                return  # the usual end of an event: nothing to change
         self._report_interest()
 
     def _early_flush(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import errno
 import logging
 import re
@@ -94,6 +95,32 @@ def test_writes_outside_an_event_wait_for_the_end_of_the_iteration() -> None:
     assert sock.wire == b"0,1,2,3,4,5,6,7,8,9,"
     assert driver.conn.bytes_written == 20
     driver.conn.abort()
+
+
+def test_bytes_written_counts_every_kind_of_write() -> None:
+    """bytes, views of any format, mutable and pooled data count their bytes."""
+    pool = BufferPool()
+    sock = FakeSocket()
+    driver = Driver(sock, Recorder(), pool)
+    driver.conn.start()
+    buf = pool.acquire(10)
+    buf.view[:4] = b"pool"
+    driver.conn.write(b"ab")
+    driver.conn.write(memoryview(b"cde"))
+    driver.conn.write(memoryview(array.array("i", [1, 2])))
+    driver.conn.write(bytearray(b"fg"))
+    driver.conn.write(buf, nbytes=4)
+    driver.conn.writelines([b"h", memoryview(b"ij")])
+    driver.conn.write(memoryview(b"kxlx")[::2])  # strided: copied, 2 bytes
+    driver.end_iteration()
+    assert driver.conn.bytes_written == 2 + 3 + 8 + 2 + 4 + 3 + 2 == len(sock.wire)
+    assert sock.wire.startswith(b"abcde")
+    assert sock.wire.endswith(b"fgpoolhijkl")
+    with pytest.raises(TypeError, match="str"):
+        driver.conn.write("text")  # type: ignore[arg-type]
+    assert driver.conn.bytes_written == 24  # a refused write counts nothing
+    driver.conn.abort()
+    assert pool.stats().buffers_in_use == 0
 
 
 def test_without_defer_each_write_flushes_at_once() -> None:
