@@ -254,7 +254,7 @@ class QueueCore:
             if self._owned:
                 errors = self._release(errors, None)
             if self._state is _CLOSING:
-                self._move(Event.DRAIN)
+                self._move(Event.DRAIN)  # the only DRAIN that changes state
             if self._paused:
                 self._paused = False
                 errors = self._call(self._on_resume, errors)
@@ -281,8 +281,6 @@ class QueueCore:
             self._head_off = rest
             if self._owned and self._owned[0][0] <= self._sent:
                 errors = self._release(errors, self._sent)
-            if self._written == self._sent and self._state is _CLOSING:
-                self._move(Event.DRAIN)  # the only DRAIN that changes state
             if self._paused and self._written - self._sent <= self._low:
                 self._paused = False
                 errors = self._call(self._on_resume, errors)

@@ -80,11 +80,6 @@ class Wakeup:
         self.threadsafe: collections.deque[Handle] = collections.deque()
         self._lock = threading.Lock()  # opening the pair from two threads
 
-    @property
-    def signals(self) -> frozenset[int]:
-        """The signals that have a handler."""
-        return frozenset(self._handlers)
-
     def add_signal(self, sig: int, handle: Handle) -> None:
         """Run ``handle`` in the loop whenever ``sig`` arrives."""
         _check_main_thread("added")
@@ -147,8 +142,7 @@ class Wakeup:
     def _on_ready(self, mask: int) -> None:
         """The read end is readable: schedule what the bytes and the deque ask."""
         pair = self._pair
-        if pair is None:
-            return
+        assert pair is not None  # registered only while the pair is open
         while True:
             try:
                 data = pair[0].recv(4096)

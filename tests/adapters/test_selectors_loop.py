@@ -47,6 +47,7 @@ def test_call_later_runs_after_the_delay_with_a_fake_clock() -> None:
     loop.run_once(0)
     assert seen == []
     now[0] = 101.5
+    assert loop.time() == 101.5
     loop.run_once(0)
     assert seen == ["a"]
     now[0] = 102.0
