@@ -146,6 +146,12 @@ def _supervise(args: argparse.Namespace) -> int:
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child
                 holder.close()
+                # Not the parent's forwarder: the worker's loop handles these
+                # while it runs and gives back SIG_IGN, so a signal that comes
+                # late (a terminal's Ctrl-C reaches the whole group besides the
+                # forwarded one) cannot cut the exit short.
+                for sig in _SIGNALS:
+                    signal.signal(sig, signal.SIG_IGN)
                 status = 1
                 try:
                     status = _worker(args.protocol, args.host, port, reuse_port=True)

@@ -123,6 +123,18 @@ def test_workers_share_the_port_and_are_reaped(
     assert out.count(b"pool_bytes_in_use") == 2
 
 
+@pytest.mark.parametrize("serve", [["discard", "--workers", "3"]], indirect=True)
+def test_ctrl_c_at_a_terminal_ends_every_worker_cleanly(
+    serve: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    """SIGINT to the whole group (a terminal's Ctrl-C) on top of the forwarded one."""
+    proc, _port = serve
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert out.count(b"pool_buffers_in_use=0") == 3
+
+
 def test_serve_rejects_zero_workers(capsys: pytest.CaptureFixture[str]) -> None:
     """``--workers 0`` is refused with status 2."""
     assert main(["serve", "echo", "--workers", "0"]) == 2
