@@ -24,7 +24,7 @@ from bufkit.bench import _contenders
 from bufkit.bench._config import BenchConfig, echo_window
 from bufkit.bench._markdown import to_markdown
 from bufkit.bench._plot import plot
-from bufkit.bench._report import NOT_MEASURED, grid, render
+from bufkit.bench._report import NOT_MEASURED, grid, render, targets_grid
 from bufkit.bench._runner import run
 from bufkit.bench._scenarios import parse_strace, saturation
 from bufkit.bench._targets import evaluate
@@ -359,3 +359,20 @@ def test_plot_leaves_an_unmeasured_echo_cell_empty(tmp_path: Path) -> None:
     path = tmp_path / "echo.png"
     plot(report, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_reported_ratio_is_neither_hit_nor_missed() -> None:
+    """The drain ratio to ``del buf[:n]`` is reported; only linearity is judged."""
+    micro = [
+        {"name": f"drain {mib} MiB, 1 write, per 64 KiB call", "bufkit_ns": ns}
+        | {"ratio": ratio}
+        for mib, ns, ratio in ((4, 1000.0, 0.7), (64, 1100.0, 0.2))
+    ]
+    targets = evaluate({"micro": micro})
+    judged = {t["target"]: t["hit"] for t in targets}
+    assert judged == {
+        "queue drain linear, 1 write (cost per call, 4 -> 64 MiB)": True,
+        "queue drain vs bytearray + del at 64 MiB, 1 write": None,
+    }
+    _headers, cells = targets_grid(targets)
+    assert [line[3] for line in cells] == ["hit", "reported"]

@@ -191,7 +191,9 @@ def targets_grid(targets: list[Row]) -> tuple[list[str], list[list[str]]]:
     return headers, cells
 
 
-def _hit(hit: bool) -> str:
+def _hit(hit: bool | None) -> str:
+    if hit is None:
+        return "reported"
     return "hit" if hit else "MISSED"
 
 
