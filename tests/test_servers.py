@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from bufkit import BufferPool
 from bufkit.adapters.selectors import Connection
 from bufkit.servers import (
+    ECHO_OWN_FROM,
     FANOUT_REPLIES,
     FANOUT_REPLY_SIZE,
     Discard,
@@ -133,3 +134,22 @@ def test_line_echo_aborts_on_a_line_too_long(caplog: pytest.LogCaptureFixture) -
     assert driver.conn.closed
     assert "FrameTooLarge" in caplog.text
     assert pool.stats().buffers_in_use == 0
+
+
+@pytest.mark.parametrize("size", [1, ECHO_OWN_FROM - 1, ECHO_OWN_FROM])
+def test_echo_owns_large_reads_and_copies_small_ones(size: int) -> None:
+    """An ECHO_OWN_FROM-byte read waits in its own buffer; a shorter one is copied."""
+    pool = BufferPool()
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    sock = FakeSocket(after_send="block", recv=[Deliver(data)])
+    driver = Driver(sock, Echo(), pool)
+    driver.conn.start()
+    driver.step()
+    assert driver.conn.pending_bytes == size  # the peer takes nothing yet
+    owned = 1 if size >= ECHO_OWN_FROM else 0
+    assert pool.stats().buffers_in_use == owned
+    sock.after_send = "accept"
+    driver.run(lambda: driver.conn.pending_bytes == 0)
+    assert sock.wire == data
+    assert pool.stats().buffers_in_use == 0
+    driver.conn.abort()
