@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -64,3 +65,18 @@ def handshake(*socks: ssl.SSLSocket, deadline: float = 30.0) -> None:
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 continue
             todo.remove(sock)
+
+
+def wrap_pair(
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    client: socket.socket,
+    server: socket.socket,
+) -> tuple[ssl.SSLSocket, ssl.SSLSocket]:
+    """Wrap both ends of a connected pair, handshake not yet done: (client, server)."""
+    server_ctx, client_ctx = contexts
+    return (
+        client_ctx.wrap_socket(
+            client, server_hostname="localhost", do_handshake_on_connect=False
+        ),
+        server_ctx.wrap_socket(server, server_side=True, do_handshake_on_connect=False),
+    )

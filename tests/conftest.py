@@ -1,10 +1,14 @@
-"""Shared test configuration: Hypothesis profiles and limits."""
+"""Shared test configuration: Hypothesis profiles, limits and TLS contexts."""
 
 from __future__ import annotations
 
 import os
+import ssl
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests._tls import make_tls_contexts
 
 settings.register_profile(
     "default",
@@ -28,3 +32,11 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "default")
+
+
+@pytest.fixture(scope="session")
+def tls_contexts(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """Server and client TLS contexts around a fresh self-signed certificate."""
+    return make_tls_contexts(tmp_path_factory.mktemp("tls"))

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from bufkit import BufferPool, ReadinessReader, WriteQueue
 from bufkit._gather import GATHER_BYTES
-from tests._tls import handshake, make_tls_contexts
+from tests._tls import handshake, wrap_pair
 
 SIZES = (0, 1, 7, 100, 1500, 2047, 2048, 5000, 16384, 65536, 300_000)
 DEADLINE = 60.0
@@ -147,32 +147,18 @@ def test_reset_peer_fails_pending_writes_with_the_kernel_error() -> None:
     assert info.value.errno is not None
 
 
-@pytest.fixture(scope="module")
-def tls_contexts(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """Server and client TLS contexts around a fresh self-signed certificate."""
-    return make_tls_contexts(tmp_path_factory.mktemp("tls"))
-
-
 @pytest.mark.slow
 def test_tls_socket_drains_through_the_send_fallback(
     tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
     """An SSLSocket (no working sendmsg, want-write errors) drains intact."""
-    server_ctx, client_ctx = tls_contexts
     rng = random.Random(7)
     sent_digest, got_digest = hashlib.sha256(), hashlib.sha256()
     queue = WriteQueue()
     total = received = 0
     started = time.monotonic()
     with small_socketpair(4096) as (a, b):
-        writer = client_ctx.wrap_socket(
-            a, server_hostname="localhost", do_handshake_on_connect=False
-        )
-        reader = server_ctx.wrap_socket(
-            b, server_side=True, do_handshake_on_connect=False
-        )
+        writer, reader = wrap_pair(tls_contexts, a, b)
         with writer, reader:
             handshake(writer, reader)
             for _ in range(400):
@@ -216,7 +202,6 @@ def test_tls_queue_to_readiness_reader(
     tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
     """Queue to reader over TLS: partial records are would-block, bytes intact."""
-    server_ctx, client_ctx = tls_contexts
     rng = random.Random(11)
     sent_digest = hashlib.sha256()
     pool = BufferPool()
@@ -225,10 +210,7 @@ def test_tls_queue_to_readiness_reader(
     total = 0
     started = time.monotonic()
     with small_socketpair(4096) as (a, b):
-        writer = client_ctx.wrap_socket(
-            a, server_hostname="localhost", do_handshake_on_connect=False
-        )
-        tls = server_ctx.wrap_socket(b, server_side=True, do_handshake_on_connect=False)
+        writer, tls = wrap_pair(tls_contexts, a, b)
         with writer, tls:
             handshake(writer, tls)
             reader = ReadinessReader(pool, handler, read_budget=2)

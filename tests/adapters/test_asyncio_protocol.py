@@ -14,7 +14,6 @@ import pytest
 
 import bufkit
 from bufkit.adapters.asyncio import PooledProtocol
-from tests._tls import make_tls_contexts
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -329,21 +328,13 @@ def test_echo_over_tcp_on_both_loops(loop_factory: LoopFactory) -> None:
     assert in_use(pool) == 0
 
 
-@pytest.fixture(scope="module")
-def tls(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """Server and client TLS contexts around a fresh self-signed certificate."""
-    return make_tls_contexts(tmp_path_factory.mktemp("tls"))
-
-
 def test_echo_over_tls_on_both_loops(
-    loop_factory: LoopFactory, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+    loop_factory: LoopFactory, tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]
 ) -> None:
     """TLS through PooledProtocol: intact data, zero pool bytes once idle."""
     pool = bufkit.BufferPool(poison=True)
     payloads = [b"x", bytes(range(256)) * 4000, b"tail" * 10]
-    server_ctx, client_ctx = tls
+    server_ctx, client_ctx = tls_contexts
 
     async def body() -> None:
         idle = await _echo_through(pool, payloads, server_ctx, client_ctx)
@@ -354,11 +345,11 @@ def test_echo_over_tls_on_both_loops(
 
 
 def test_framed_tls_server(
-    loop_factory: LoopFactory, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+    loop_factory: LoopFactory, tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]
 ) -> None:
     """A framer behind PooledProtocol over TLS sees whole frames."""
     pool = bufkit.BufferPool()
-    server_ctx, client_ctx = tls
+    server_ctx, client_ctx = tls_contexts
     frames: list[bytes] = []
     done: list[asyncio.Event] = []
 

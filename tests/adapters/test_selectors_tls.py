@@ -9,18 +9,10 @@ import pytest
 
 from bufkit import BufferPool
 from bufkit.adapters.selectors import Loop
-from tests._tls import handshake, make_tls_contexts
+from tests._tls import handshake, wrap_pair
 from tests.adapters._selectors_support import Recorder
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tls_contexts(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """Server and client TLS contexts around a fresh self-signed certificate."""
-    return make_tls_contexts(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.mark.parametrize("size", [1, 4000, 16384, 50_000])
@@ -28,12 +20,7 @@ def test_decrypted_bytes_past_the_read_budget_are_read(
     tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext], size: int
 ) -> None:
     """A record bigger than the read budget covers arrives whole, not stalled."""
-    server_ctx, client_ctx = tls_contexts
-    a, b = socket.socketpair()
-    client = client_ctx.wrap_socket(
-        a, server_hostname="localhost", do_handshake_on_connect=False
-    )
-    server = server_ctx.wrap_socket(b, server_side=True, do_handshake_on_connect=False)
+    client, server = wrap_pair(tls_contexts, *socket.socketpair())
     client.setblocking(False)
     server.setblocking(False)
     # One read of 1 KiB per event: a 16 KiB record leaves 15 KiB decrypted
