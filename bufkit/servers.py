@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from bufkit.adapters.selectors import Connection
 
 __all__ = [
-    "ECHO_OWN_FROM",
     "FANOUT_REPLIES",
     "FANOUT_REPLY_SIZE",
     "LINE_MAX",
@@ -36,12 +35,6 @@ FANOUT_REPLY_SIZE: Final = 100
 """Bytes in each of :class:`Fanout`'s writes."""
 LINE_MAX: Final = 65536
 """The longest line :class:`LineEcho` accepts, without its newline."""
-ECHO_OWN_FROM: Final = 2048
-"""Chunks at least this long :class:`Echo` forwards by ownership.
-
-The write queue's default coalescing threshold: below it the queue copies a
-write into its tail whether it came as a view or as a pooled buffer.
-"""
 
 _FANOUT_CHUNK: Final = b"x" * (FANOUT_REPLY_SIZE - 1) + b"\n"
 
@@ -65,24 +58,20 @@ class _Backpressure(ConnectionProtocol):
 
 @final
 class Echo(_Backpressure):
-    """Send every received byte back, copying only what the queue would copy.
+    """Send every received byte back, without copying.
 
-    A chunk of :data:`ECHO_OWN_FROM` bytes or more is forwarded by ownership:
-    its pool buffer is taken from the reader and handed to the write queue,
-    which releases it once sent (no copy). A shorter chunk is written as the
-    view: the queue copies it into its coalescing tail, exactly what it does
-    with a short pooled buffer, without the hand-over.
+    Each received chunk's pool buffer is taken from the reader and handed to
+    the write queue, which releases it once sent (the queue copies a chunk
+    shorter than its coalescing threshold into its tail and releases the
+    buffer at once).
     """
 
     __slots__ = ()
 
     def data_received(self, view: memoryview, /) -> None:
-        """Queue ``view``'s bytes; forward its buffer when it is large."""
+        """Forward the buffer behind ``view`` to the write queue by ownership."""
         conn = self.conn
-        if len(view) < ECHO_OWN_FROM:
-            conn.write(view)
-        else:
-            conn.write(conn.take_buffer(), nbytes=len(view))
+        conn.write(conn.take_buffer(), nbytes=len(view))
 
 
 @final

@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bufkit import BufferPool
+from bufkit._gather import COALESCE_BELOW
 from bufkit.adapters.selectors import Connection
 from bufkit.servers import (
-    ECHO_OWN_FROM,
     FANOUT_REPLIES,
     FANOUT_REPLY_SIZE,
     Discard,
@@ -136,9 +136,9 @@ def test_line_echo_aborts_on_a_line_too_long(caplog: pytest.LogCaptureFixture) -
     assert pool.stats().buffers_in_use == 0
 
 
-@pytest.mark.parametrize("size", [1, ECHO_OWN_FROM - 1, ECHO_OWN_FROM])
-def test_echo_owns_large_reads_and_copies_small_ones(size: int) -> None:
-    """An ECHO_OWN_FROM-byte read waits in its own buffer; a shorter one is copied."""
+@pytest.mark.parametrize("size", [1, COALESCE_BELOW - 1, COALESCE_BELOW])
+def test_echo_owns_large_reads_and_the_queue_copies_small_ones(size: int) -> None:
+    """A read at the queue's coalescing threshold waits in its own buffer."""
     pool = BufferPool()
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)
     sock = FakeSocket(after_send="block", recv=[Deliver(data)])
@@ -146,7 +146,7 @@ def test_echo_owns_large_reads_and_copies_small_ones(size: int) -> None:
     driver.conn.start()
     driver.step()
     assert driver.conn.pending_bytes == size  # the peer takes nothing yet
-    owned = 1 if size >= ECHO_OWN_FROM else 0
+    owned = 1 if size >= COALESCE_BELOW else 0
     assert pool.stats().buffers_in_use == owned
     sock.after_send = "accept"
     driver.run(lambda: driver.conn.pending_bytes == 0)

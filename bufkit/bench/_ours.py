@@ -2,9 +2,9 @@
 
 * ``bufkit-selectors``: :class:`bufkit.servers.Echo` and
   :class:`bufkit.servers.Fanout` on the ready-made selectors ``Loop``; echo
-  forwards each pooled read buffer of 2 KiB or more to the write queue by
-  ownership (no copy; shorter reads go to the queue's coalescing tail) and
-  fanout's 32 writes of one event leave in one ``sendmsg``.
+  forwards each pooled read buffer to the write queue by ownership (no copy;
+  the queue copies reads under 2 KiB into its coalescing tail) and fanout's
+  32 writes of one event leave in one ``sendmsg``.
 * ``bufkit-stream`` (and ``-uvloop``): the asyncio readiness stream in
   protocol mode; echo forwards each pooled read buffer to the write queue
   by ownership (``take_buffer``: no copy), and the writes made in
