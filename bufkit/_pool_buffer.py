@@ -54,6 +54,7 @@ class PooledBuffer:
         "__weakref__",
         "_carrier",
         "_cls",
+        "_filled",
         "_free",
         "_lent",
         "_mem",
@@ -63,6 +64,7 @@ class PooledBuffer:
     )
 
     _lent: bool  # deleted while the buffer is not lent
+    _filled: int  # valid bytes from the start; 0 whenever lent afresh
     _mem: memoryview
     _free: _Sink
     _size: int
@@ -84,6 +86,34 @@ class PooledBuffer:
         if not hasattr(self, "_lent"):
             raise BufferReleasedError(f"{self!r}: view of a released buffer")
         return self._mem
+
+    @property
+    def filled(self) -> int:
+        """How many bytes from the start of :attr:`view` hold data.
+
+        Set by whoever fills the buffer: the reader (and so
+        :meth:`~bufkit.ReadinessReader.take_buffer`), the framers, or you after
+        writing into :attr:`view` yourself. Writing a pooled buffer to a
+        :class:`~bufkit.WriteQueue` sends its filled bytes by default, so bytes
+        past them (which may hold another connection's data) never reach the
+        wire unless asked for. It is 0 when the buffer is lent.
+
+        Raises:
+            BufferReleasedError: Set on a released buffer.
+            TypeError: Set to something other than an ``int``.
+            ValueError: Set below 0 or above :attr:`size`.
+        """
+        return self._filled
+
+    @filled.setter
+    def filled(self, nbytes: int) -> None:
+        if not hasattr(self, "_lent"):
+            raise BufferReleasedError(f"{self!r}: filled set on a released buffer")
+        if type(nbytes) is not int:
+            raise TypeError(f"filled must be an int, not {type(nbytes).__name__}")
+        if not 0 <= nbytes <= self._size:
+            raise ValueError(f"filled {nbytes} is outside 0..{self._size} of {self!r}")
+        self._filled = nbytes
 
     @property
     def size(self) -> int:
@@ -115,6 +145,7 @@ class PooledBuffer:
             del self._lent  # atomic: only the first release gets past this
         except AttributeError:
             raise BufferReleasedError(f"{self!r} was already released") from None
+        self._filled = 0
         self._free.append(self)
 
     def __enter__(self) -> PooledBuffer:
@@ -177,6 +208,7 @@ def new_lease(pool: BufferPool, mem: memoryview, cls: SizeClass | None) -> Poole
     lease._cls = cls
     lease._pool = pool
     lease._carrier = None
+    lease._filled = 0
     lease._free = pool._returns
     lease._lent = True
     return lease

@@ -233,6 +233,7 @@ class ReadinessReader:
                 if got < 0:
                     return True
                 if got:
+                    buf._filled = got  # what take_buffer() hands over
                     data_received(view if got == size else view[:got])
             finally:
                 if self._lent is not None:

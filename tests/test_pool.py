@@ -657,3 +657,25 @@ def test_pooled_buffer_type() -> None:
     buf.release()
     with pytest.raises(TypeError, match=r"lent by BufferPool\.acquire\(\)"):
         PooledBuffer()
+
+
+def test_filled_starts_at_zero_and_is_validated() -> None:
+    """A lent buffer's fill length starts at 0, is checked when set, resets on reuse."""
+    pool = BufferPool()
+    buf = pool.acquire(100)
+    assert buf.filled == 0
+    buf.filled = 5
+    assert buf.filled == 5
+    with pytest.raises(ValueError, match=r"filled 2049 is outside 0\.\.2048"):
+        buf.filled = 2049
+    with pytest.raises(ValueError, match="filled -1 is outside"):
+        buf.filled = -1
+    with pytest.raises(TypeError, match="filled must be an int, not float"):
+        buf.filled = 1.0  # type: ignore[assignment]
+    assert buf.filled == 5  # a rejected set changes nothing
+    buf.release()
+    with pytest.raises(BufferReleasedError, match="released buffer"):
+        buf.filled = 1
+    again = pool.acquire(100)
+    assert again.filled == 0
+    again.release()

@@ -508,3 +508,26 @@ def test_megabytes_through_a_real_nonblocking_socketpair() -> None:
     assert handler.data == payload
     assert in_use(pool) == 0
     assert reader.read_size == pool.largest_class
+
+
+def test_take_buffer_hands_over_the_fill_length() -> None:
+    """A buffer taken in data_received has the count of bytes read as its fill."""
+    pool = BufferPool()
+    taken: list[PooledBuffer] = []
+
+    class Keep:
+        def data_received(self, view: memoryview) -> None:
+            taken.append(reader.take_buffer())
+
+        def eof_received(self) -> None:
+            return None
+
+    reader = ReadinessReader(pool, Keep())
+    a, b = socket.socketpair()
+    with a, b:
+        b.setblocking(False)
+        a.sendall(b"hello")
+        reader.on_readable(b)
+    assert [buf.filled for buf in taken] == [5]
+    assert bytes(taken[0].view[: taken[0].filled]) == b"hello"
+    taken[0].release()
