@@ -24,6 +24,7 @@ from bufkit._writequeue import WriteQueue
 from bufkit.errors import (
     BufferLeakWarning,
     BufferReleasedError,
+    BufferTooLarge,
     BufkitError,
     ForeignBufferError,
     FrameTooLarge,
@@ -38,6 +39,7 @@ __all__ = [
     "BufferLeakWarning",
     "BufferPool",
     "BufferReleasedError",
+    "BufferTooLarge",
     "BufkitError",
     "ClassStats",
     "CompletionCallback",
