@@ -7,6 +7,17 @@ fake socket in :mod:`bufkit.testing`. ``import bufkit`` needs attrs alone.
 
 from __future__ import annotations
 
+from bufkit._connection import (
+    CONNECTION_TRANSITIONS,
+    Connection,
+    ConnectionEvent,
+    ConnectionProtocol,
+    ConnectionState,
+    DeferCallback,
+    Interest,
+    InterestCallback,
+    StreamSocket,
+)
 from bufkit._framing import DelimiterFramer, LengthPrefixedFramer
 from bufkit._pool import BufferPool, PooledBuffer
 from bufkit._pool_stats import ClassStats, PoolStats
@@ -41,12 +52,20 @@ __all__ = [
     "BufferReleasedError",
     "BufferTooLarge",
     "BufkitError",
+    "CONNECTION_TRANSITIONS",
     "ClassStats",
     "CompletionCallback",
+    "Connection",
+    "ConnectionEvent",
+    "ConnectionProtocol",
+    "ConnectionState",
+    "DeferCallback",
     "DelimiterFramer",
     "ForeignBufferError",
     "FrameTooLarge",
     "FramingError",
+    "Interest",
+    "InterestCallback",
     "LengthPrefixedFramer",
     "PoolExhausted",
     "PoolStats",
@@ -56,6 +75,7 @@ __all__ = [
     "QueueState",
     "ReadHandler",
     "ReadinessReader",
+    "StreamSocket",
     "SupportsRecvInto",
     "SupportsSend",
     "SupportsSendmsg",
