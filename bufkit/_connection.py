@@ -224,17 +224,17 @@ class StreamSocket(Protocol):
         ...
 
 
-class ConnectionProtocol:
+class ConnectionProtocol(Protocol):
     """What a :class:`Connection` calls back: asyncio's protocol callbacks.
 
     Subclass it and write only the methods you need (the others do nothing),
     or write all six on any class (a structural match is enough for the type
-    checker). Every callback runs inside an event; writes made there are
-    flushed once, after it returns. An exception raised by a callback is
-    logged with its traceback and aborts the connection.
+    checker: this is a :class:`typing.Protocol`). Every callback runs inside
+    an event; writes made there are flushed once, after it returns. An
+    exception raised by a callback is logged with its traceback and aborts
+    the connection.
     """
 
-    __module__ = "bufkit"
     __slots__ = ()  # so subclasses that declare slots carry no instance dict
 
     def connection_made(self, conn: Connection, /) -> None:
@@ -724,14 +724,19 @@ class Connection:
             self._reader = self._link = None  # the reader's link points back here
 
     def _read_failed(self, exc: Exception, link: _Link) -> None:
-        if exc is link.recv_error:
+        recv_error = link.recv_error
+        if recv_error is not None and exc is recv_error:
             link.recv_error = None
-            self._lose(exc)
+            self._lose(recv_error)
         elif isinstance(exc, PoolExhausted) and self._from_reader_acquire(exc):
             self._starve(exc)
         elif isinstance(exc, FramingError):
             _PEER_LOG.log(
-                logging.INFO, "closing %r: the peer broke framing: %s", self, exc
+                logging.INFO,
+                "closing %r: the peer broke framing (%s: %s)",
+                self,
+                type(exc).__name__,
+                exc,
             )
             exc.__traceback__ = None
             self._abort(exc)
@@ -986,4 +991,5 @@ class Connection:
 
 
 _READER_CODE: Final = ReadinessReader.on_readable.__code__
-StreamSocket.__module__ = "bufkit"  # documented where users import it
+# Documented where users import them.
+StreamSocket.__module__ = ConnectionProtocol.__module__ = "bufkit"
