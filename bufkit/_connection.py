@@ -265,6 +265,15 @@ class ConnectionProtocol(Protocol):
         return
 
 
+@final
+class _Detached(ConnectionProtocol):
+    """What a closed connection calls instead of the protocol it let go of."""
+
+    __slots__ = ()
+
+
+_DETACHED: Final = _Detached()
+
 InterestCallback = Callable[["Connection", Interest], object]
 """``on_interest(conn, interest)``: the readiness a connection wants changed."""
 DeferCallback = Callable[[Callable[[], object]], object]
@@ -524,9 +533,14 @@ class Connection:
         return self._sock
 
     @property
-    def protocol(self) -> ConnectionProtocol:
-        """The protocol this connection calls back."""
-        return self._protocol
+    def protocol(self) -> ConnectionProtocol | None:
+        """The protocol this connection calls back; None once closed.
+
+        After ``connection_lost`` the connection lets go of its protocol (as
+        asyncio's transports do), so a protocol that keeps the connection
+        forms no reference cycle with it.
+        """
+        return None if self._state is _CLOSED else self._protocol
 
     def __repr__(self) -> str:
         return (
@@ -733,8 +747,8 @@ class Connection:
         elif isinstance(exc, FramingError):
             _PEER_LOG.log(
                 logging.INFO,
-                "closing %r: the peer broke framing (%s: %s)",
-                self,
+                "closing %s: the peer broke framing (%s: %s)",
+                repr(self),
                 type(exc).__name__,
                 exc,
             )
@@ -916,9 +930,9 @@ class Connection:
             self._starved = True
             _PEER_LOG.log(
                 logging.WARNING,
-                "%r stops reading until the pool has a buffer again: %s",
-                self,
-                exc,
+                "%s stops reading until the pool has a buffer again: %s",
+                repr(self),
+                str(exc),  # not the exception: its traceback holds the frames
             )
             self._pool.add_release_callback(self._pool_returned)
         self._update_reading()
@@ -943,9 +957,9 @@ class Connection:
         if exc is None:  # pragma: no cover - callers check
             return
         if self._state is _CLOSED:
-            LOGGER.error("protocol error after %r closed", self, exc_info=exc)
+            LOGGER.error("protocol error after %s closed", repr(self), exc_info=exc)
         else:
-            LOGGER.error("protocol error; aborting %r", self, exc_info=exc)
+            LOGGER.error("protocol error; aborting %s", repr(self), exc_info=exc)
         exc.__traceback__ = None  # logged; its frames would hold this connection
         if self._state is not _CLOSED:
             self._abort(exc)
@@ -953,9 +967,9 @@ class Connection:
     def _lose(self, exc: OSError) -> None:
         # The socket failed: a peer's reset is not our bug, say it quietly.
         if is_peer_error(exc):
-            LOGGER.debug("%r lost: %s", self, exc)
+            LOGGER.debug("%s lost: %s", repr(self), exc)
         else:
-            _PEER_LOG.log(logging.WARNING, "%r lost: %s", self, exc)
+            _PEER_LOG.log(logging.WARNING, "%s lost: %s", repr(self), exc)
         exc.__traceback__ = None
         self._abort(exc)
 
@@ -968,7 +982,7 @@ class Connection:
         try:
             self._queue.fail(failure)
         except Exception:  # on_done callbacks raised; they are failed anyway
-            LOGGER.exception("completion callback raised while aborting %r", self)
+            LOGGER.exception("completion callback raised while aborting %s", repr(self))
         self._finish(exc)
 
     def _finish(self, exc: Exception | None) -> None:
@@ -984,10 +998,11 @@ class Connection:
         self._queue.close()
         if not self._in_event:
             self._reader = self._link = None
+        protocol, self._protocol = self._protocol, _DETACHED
         try:
-            self._protocol.connection_lost(exc)
+            protocol.connection_lost(exc)
         except Exception:
-            LOGGER.exception("connection_lost raised for %r", self)
+            LOGGER.exception("connection_lost raised for %s", repr(self))
 
 
 _READER_CODE: Final = ReadinessReader.on_readable.__code__
