@@ -597,8 +597,7 @@ class Connection:
     def take_buffer(self) -> PooledBuffer:
         """Own the chunk behind the view of the current ``data_received``.
 
-        Zero-copy echo: ``conn.write(conn.take_buffer())`` (the buffer's
-        ``filled`` is the length of the view).
+        Zero-copy echo: ``conn.write(conn.take_buffer(), nbytes=len(view))``.
 
         Returns:
             The pooled buffer; release it, or pass it to :meth:`write`.

@@ -222,8 +222,7 @@ def test_connect_resolves_a_name_without_blocking_the_loop(
     connector = loop.connect(lambda: client, "localhost", listener.address[1])
     # connect() returned before the name was resolved: nothing connected yet,
     # and the other connection is served in the next iteration.
-    assert connector.connection is None
-    assert not connector.done
+    assert (connector.connection, connector.done) == (None, False)
     b.sendall(b"meanwhile")
     assert loop.run_until(lambda: bytes(echo.data) == b"meanwhile", timeout=5)
     assert loop.run_until(lambda: connector.done, timeout=10)
