@@ -40,11 +40,11 @@ The policies, once, here:
   pipes log at DEBUG; a :class:`~bufkit.FramingError` from ``data_received``
   is one rate-limited INFO line, and the connection is aborted with it.
 
-Invariants 1 and 2 (bytes exactly once in order; each ``on_done`` exactly
-once) are the write queue's: the connection only decides *when* to flush.
-Invariants 4 and 5: read buffers are borrowed for one event; an idle
-connection holds none. Invariant 6: a closed or failed connection is freed by
-reference counting. The queue's watermark hooks hold the connection weakly,
+docs/design.md invariants 1 and 2 (bytes exactly once in order; each
+``on_done`` exactly once) are the write queue's: the connection only decides
+*when* to flush. docs/design.md invariants 4 and 5: read buffers are borrowed
+for one event; an idle connection holds none. docs/design.md invariant 6: a
+closed or failed connection is freed by reference counting. The queue's watermark hooks hold the connection weakly,
 the reader and its link are dropped on close, the pool's release callback is
 removed, and the traceback of the exception that ended the connection is
 dropped once logged (it would hold the frames, hence the connection).
@@ -658,6 +658,12 @@ class Connection:
         on_done: CompletionCallback | None = None,
     ) -> None:
         """Queue several buffers; ``on_done`` fires once the last one was sent.
+
+        Args:
+            buffers: Bytes-like objects (mutable ones are copied) or
+                :class:`bufkit.PooledBuffer` objects whose ownership passes here.
+            on_done: Called with ``None`` once the last byte was sent, or with
+                the error.
 
         Raises:
             bufkit.QueueClosedError: After :meth:`close` or :meth:`write_eof`.

@@ -372,3 +372,51 @@ def test_listener_closed_by_an_earlier_handler_accepts_nothing() -> None:
         listener._on_ready(1)
         assert flaky.errors == [errno.EBADF] * 4
     loop.close()
+
+
+class _Subscriber(ConnectionProtocol):
+    """Counts pause_writing calls."""
+
+    def __init__(self) -> None:
+        self.conn: Connection | None = None
+        self.pauses = 0
+
+    def connection_made(self, conn: Connection, /) -> None:
+        """Keep the connection."""
+        self.conn = conn
+
+    def pause_writing(self) -> None:
+        """Count."""
+        self.pauses += 1
+
+
+def test_a_burst_published_to_a_fast_subscriber_does_not_pause_it() -> None:
+    """A write from another connection's event, past high water, is sent first."""
+    loop = Loop()
+    pub_ours, pub_theirs = socket.socketpair()
+    sub_ours, sub_theirs = socket.socketpair()
+    sub_ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    subscriber = _Subscriber()
+    burst = bytes(100_000)  # above the 64 KiB high watermark
+    publisher = Recorder()
+
+    def publish(conn: Connection, view: memoryview) -> None:
+        assert subscriber.conn is not None
+        subscriber.conn.write(burst)
+
+    publisher.on_data = publish
+    try:
+        loop.add_socket(pub_ours, publisher)
+        loop.add_socket(sub_ours, subscriber)
+        pub_theirs.sendall(b"go")
+        loop.run_once(1.0)
+        assert subscriber.pauses == 0
+        sub_theirs.settimeout(5)
+        got = bytearray()
+        while len(got) < len(burst):
+            got += sub_theirs.recv(65536)
+        assert got == burst
+    finally:
+        loop.close()
+        pub_theirs.close()
+        sub_theirs.close()
