@@ -44,10 +44,12 @@ docs/design.md invariants 1 and 2 (bytes exactly once in order; each
 ``on_done`` exactly once) are the write queue's: the connection only decides
 *when* to flush. docs/design.md invariants 4 and 5: read buffers are borrowed
 for one event; an idle connection holds none. docs/design.md invariant 6: a
-closed or failed connection is freed by reference counting. The queue's watermark hooks hold the connection weakly,
-the reader and its link are dropped on close, the pool's release callback is
-removed, and the traceback of the exception that ended the connection is
-dropped once logged (it would hold the frames, hence the connection).
+closed or failed connection is freed by reference counting. The queue's
+watermark hooks hold the connection weakly, the reader and its link are
+dropped on close, so are the protocol (after ``connection_lost``) and the
+pool's release callback, and the traceback of the exception that ended the
+connection is dropped once logged (it would hold the frames, hence the
+connection).
 
 The lifecycle is data: :class:`ConnectionState`, :class:`ConnectionEvent` and
 the table :data:`CONNECTION_TRANSITIONS` (``(state, event) -> state``); a
