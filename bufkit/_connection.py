@@ -286,18 +286,19 @@ DeferCallback = Callable[[Callable[[], object]], object]
 class _RateLimit:
     """At most ``limit`` lines per second on one logger; counts the rest."""
 
-    __slots__ = ("_count", "_limit", "_start", "_suppressed")
+    __slots__ = ("_clock", "_count", "_limit", "_start", "_suppressed")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._limit = limit
-        self._start = 0.0
+        self._clock = clock
+        self._start = -1e9
         self._count = 0
         self._suppressed = 0
 
     def log(self, level: int, msg: str, *args: object) -> None:
         if not LOGGER.isEnabledFor(level):
             return
-        now = time.monotonic()
+        now = self._clock()
         if now - self._start >= 1.0:
             if self._suppressed:
                 LOGGER.log(level, "%d similar lines suppressed", self._suppressed)

@@ -21,6 +21,7 @@ from bufkit import (
     Interest,
     LengthPrefixedFramer,
     QueueClosedError,
+    _connection,
 )
 from bufkit.testing import Accept, Deliver, Eof, Fail, FakeSocket, WouldBlock
 from tests._tls import handshake, wrap_pair
@@ -354,3 +355,35 @@ def test_an_ended_connection_is_freed_by_reference_counting(
         assert [r() for r in refs] == [None, None, None]
     finally:
         gc.enable()
+
+
+def _break_framing(pool: BufferPool) -> Connection:
+    """One connection whose peer sends a frame header past ``max_frame``."""
+    sock = FakeSocket(recv=[Deliver(b"\xff\xff\xff\xff")])
+    framer = LengthPrefixedFramer(pool, lambda frame: None, max_frame=10)
+    proto = Recorder()
+    proto.on_data = lambda conn, view: framer.data_received(view)
+    driver = Driver(sock, proto, pool)
+    driver.conn.start()
+    driver.step()
+    return driver.conn
+
+
+def test_peer_lines_are_rate_limited_with_a_count_of_the_rest(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thirty framing errors in one second: ten lines, then one count of the rest."""
+    now = [100.0]
+    limit = _connection._RateLimit(10, lambda: now[0])
+    monkeypatch.setattr(_connection, "_PEER_LOG", limit)
+    pool = BufferPool()
+    with caplog.at_level(logging.INFO, logger="bufkit.connection"):
+        for _ in range(30):
+            assert _break_framing(pool).closed
+        assert len(caplog.records) == 10
+        now[0] += 1.0
+        assert _break_framing(pool).closed
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[10] == "20 similar lines suppressed"
+    assert len(messages) == 12
+    assert pool.stats().buffers_in_use == 0
