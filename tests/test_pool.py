@@ -147,6 +147,22 @@ def test_acquire_rejects_bad_sizes(
     assert pool.stats() == before
 
 
+@pytest.mark.parametrize(
+    ("bad", "name"), [(2048.0, "float"), (True, "bool"), (1, "bool"), (2048, "float")]
+)
+@pytest.mark.parametrize("debug", [False, True])
+def test_warm_pool_rejects_non_int_sizes(bad: object, name: str, debug: bool) -> None:
+    """A float or bool is refused by a warm pool too, even one equal to a size used."""
+    pool = BufferPool(poison=debug)
+    for size in (2048, 1, 2048):  # the pool has lent these sizes, warm
+        pool.acquire(size).release()
+    before = pool.stats()
+    value = float(bad) if name == "float" else bool(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=f"min_size must be an int, not {name}"):
+        pool.acquire(value)  # type: ignore[arg-type]
+    assert pool.stats() == before
+
+
 def test_lifo_reuses_the_hot_chunk() -> None:
     """The chunk released last is the one lent next."""
     pool = BufferPool()
