@@ -160,26 +160,30 @@ class _SizeClass:
         self.chunks += count
         return nbytes
 
-    def drop_idle_slabs(self) -> int:
-        """Give back the slabs with no chunk lent; return their bytes."""
+    def idle_slabs(self) -> list[_Slab]:
+        """The slabs with no chunk lent, oldest first."""
         free_chunks: dict[_Slab, int] = {}
         for carrier in self.free:
             slab = carrier._slab
             if slab is not None:
                 free_chunks[slab] = free_chunks.get(slab, 0) + 1
-        idle = {s for s in self.slabs if free_chunks.get(s, 0) == s.chunks}
-        if not idle:
+        return [s for s in self.slabs if free_chunks.get(s, 0) == s.chunks]
+
+    def drop(self, slabs: list[_Slab]) -> int:
+        """Give back ``slabs`` (idle slabs of this class); return their bytes."""
+        if not slabs:
             return 0
+        gone = set(slabs)
         keep = []
         for carrier in self.free:
-            if carrier._slab in idle:
+            if carrier._slab in gone:
                 _release_quietly(carrier._mem)
             else:
                 keep.append(carrier)
         self.free = keep
-        self.slabs = [s for s in self.slabs if s not in idle]
+        self.slabs = [s for s in self.slabs if s not in gone]
         freed = 0
-        for slab in idle:
+        for slab in slabs:
             self.chunks -= slab.chunks
             freed += slab.nbytes
             slab.close()
@@ -474,6 +478,7 @@ class BufferPool:
         "_max_bytes",
         "_mmap",
         "_peak",
+        "_reclaimed",
         "_release_callbacks",
         "_reserved",
         "_sizes",
@@ -522,7 +527,7 @@ class BufferPool:
         self._lock = threading.RLock()
         self._reserved = self._bytes_in_use = self._peak = 0
         self._heap_fallbacks = self._heap_in_use = self._heap_bytes = 0
-        self._exhausted = 0
+        self._exhausted = self._reclaimed = 0
         # One-shot callbacks for the next release, in registration order.
         self._release_callbacks: dict[Callable[[], object], None] = {}
 
@@ -689,6 +694,7 @@ class BufferPool:
                 heap_buffers_in_use=self._heap_in_use,
                 heap_bytes_in_use=self._heap_bytes,
                 exhausted=self._exhausted,
+                slabs_reclaimed=self._reclaimed,
                 per_class=per_class,
             )
 
@@ -699,7 +705,7 @@ class BufferPool:
             The bytes given back (the slabs' sizes).
         """
         with self._lock:
-            freed = sum(cls.drop_idle_slabs() for cls in self._classes)
+            freed = sum(cls.drop(cls.idle_slabs()) for cls in self._classes)
             self._reserved -= freed
         return freed
 
@@ -728,11 +734,30 @@ class BufferPool:
         """Cut a slab for ``cls``; False when max_bytes leaves no room."""
         count = cls.per_slab
         if self._max_bytes is not None:
+            if self._max_bytes - self._reserved < cls.size:
+                self._reclaim(cls, self._max_bytes - cls.per_slab * cls.size)
             count = min(count, (self._max_bytes - self._reserved) // cls.size)
             if count <= 0:
                 return False
         self._reserved += cls.cut(self, count, self._mmap)
         return True
+
+    def _reclaim(self, cls: _SizeClass, reserved_goal: int) -> None:
+        """Give back idle slabs of other classes until ``reserved_goal`` is met.
+
+        Smallest class first, oldest slab first; slabs with a chunk lent stay.
+        """
+        for other in self._classes:
+            if other is cls or self._reserved <= reserved_goal:
+                continue
+            victims = []
+            for slab in other.idle_slabs():
+                if self._reserved <= reserved_goal:
+                    break
+                victims.append(slab)
+                self._reserved -= slab.nbytes
+            other.drop(victims)
+            self._reclaimed += len(victims)
 
     def _lend(self, cls: _SizeClass, carrier: PooledBuffer) -> PooledBuffer:
         """Lend ``carrier``, or a fresh lease of its chunk in a debug pool."""

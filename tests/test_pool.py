@@ -688,3 +688,63 @@ def test_filled_starts_at_zero_and_is_validated() -> None:
     again = pool.acquire(100)
     assert again.filled == 0
     again.release()
+
+
+# --- reclaiming idle slabs of other classes ---------------------------------------
+
+
+MIB = 1024 * KIB
+
+
+def test_idle_slab_of_another_class_is_reclaimed() -> None:
+    """With max_bytes all reserved by one idle class, another class still lends."""
+    pool = BufferPool(max_bytes=MIB)
+    pool.acquire(2048).release()  # one 1 MiB slab of the 2 KiB class, idle
+    assert pool.stats().bytes_reserved == MIB
+    with pool.acquire(16384) as buf:
+        assert buf.size == 16384
+        stats = pool.stats()
+        assert (stats.bytes_reserved, stats.slabs_reclaimed) == (MIB, 1)
+        assert [c.slabs for c in stats.per_class] == [0, 1, 0]
+    assert pool.stats().exhausted == 0
+
+
+def test_burst_leftovers_are_reclaimed_for_a_large_request() -> None:
+    """After a burst, 8 MiB reserved and none in use still serves a 64 KiB read."""
+    pool = BufferPool(max_bytes=8 * MIB)
+    burst = [pool.acquire(2048) for _ in range(4 * 512)]  # 4 slabs of 2 KiB
+    burst += [pool.acquire(16384) for _ in range(4 * 64)]  # 4 slabs of 16 KiB
+    assert pool.stats().bytes_reserved == 8 * MIB
+    for buf in burst:
+        buf.release()
+    with pool.acquire(65536) as buf:
+        assert buf.size == 65536
+    stats = pool.stats()
+    assert stats.bytes_reserved == 8 * MIB
+    assert stats.slabs_reclaimed == 1  # one idle 1 MiB slab made room for one
+    assert [c.slabs for c in stats.per_class] == [3, 4, 1]
+
+
+def test_busy_slabs_are_not_reclaimed() -> None:
+    """A slab with one chunk lent stays; the request is refused as before."""
+    pool = BufferPool(max_bytes=MIB)
+    held = pool.acquire(2048)
+    with pytest.raises(PoolExhausted):
+        pool.acquire(16384)
+    stats = pool.stats()
+    assert (stats.slabs_reclaimed, stats.exhausted, stats.slabs) == (0, 1, 1)
+    assert not held.released
+    held.release()
+
+
+def test_reclaim_takes_only_what_a_slab_needs() -> None:
+    """Idle slabs are given back only until a whole slab of the class fits."""
+    pool = BufferPool(size_classes=[1024, 4096], slab_size=4096, max_bytes=4 * 4096)
+    small = [pool.acquire(1) for _ in range(16)]  # four 4 KiB slabs of 1 KiB
+    for buf in small:
+        buf.release()
+    with pool.acquire(4096):
+        stats = pool.stats()
+        assert stats.slabs_reclaimed == 1
+        assert [c.slabs for c in stats.per_class] == [3, 1]
+        assert stats.bytes_reserved == 4 * 4096
