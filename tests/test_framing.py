@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pytest
 
@@ -515,3 +515,29 @@ def test_dl_as_reader_handler() -> None:
     assert out.frames == LINES
     assert eofs == [1]
     assert in_use(pool) == 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda pool, out: LengthPrefixedFramer(pool, out, max_frame=100),
+        lambda pool, out: LengthPrefixedFramer(pool, out, max_frame=100, header="!B"),
+        lambda pool, out: DelimiterFramer(pool, out, max_frame=100),
+    ],
+    ids=["four-byte header", "one-byte header", "delimiter"],
+)
+def test_eof_one_byte_into_a_frame_is_reported_through_the_reader(
+    make: Callable[[BufferPool, Frames], LengthPrefixedFramer | DelimiterFramer],
+) -> None:
+    """One byte of a frame, then EOF: on_readable raises FramingError, holds nothing."""
+    pool = make_pool()
+    out = Frames()
+    framer = make(pool, out)
+    reader = ReadinessReader(pool, framer)
+    sock = FakeSocket(recv=[Deliver(b"\x05"), Eof()])
+    assert reader.on_readable(sock) is True  # a short read ends the event
+    assert framer.pending_bytes == 1
+    with pytest.raises(FramingError, match="end of file inside a frame, after 1 bytes"):
+        reader.on_readable(sock)
+    assert (reader.at_eof, out.frames, pool.stats().buffers_in_use) == (True, [], 0)
+    assert reader.on_readable(sock) is False  # EOF is not reported twice
