@@ -7,6 +7,8 @@ fake socket in :mod:`bufkit.testing`. ``import bufkit`` needs attrs alone.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Final
+
 from bufkit._connection import (
     CONNECTION_TRANSITIONS,
     Connection,
@@ -17,6 +19,7 @@ from bufkit._connection import (
     Interest,
     InterestCallback,
     StreamSocket,
+    TimerCallback,
 )
 from bufkit._framing import DelimiterFramer, LengthPrefixedFramer
 from bufkit._pool import BufferPool, PooledBuffer
@@ -79,7 +82,35 @@ __all__ = [
     "SupportsRecvInto",
     "SupportsSend",
     "SupportsSendmsg",
+    "TLSEvent",
+    "TLSHandshakeError",
+    "TLSLayer",
+    "TLSState",
+    "TLS_TRANSITIONS",
+    "TimerCallback",
     "UnsupportedLoopError",
     "WriteQueue",
     "__version__",
 ]
+
+
+if TYPE_CHECKING:
+    from bufkit._tls import TLS_TRANSITIONS, TLSEvent, TLSLayer, TLSState
+    from bufkit.errors import TLSHandshakeError
+
+_TLS_NAMES: Final = frozenset(
+    {"TLS_TRANSITIONS", "TLSEvent", "TLSHandshakeError", "TLSLayer", "TLSState"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The TLS names load ssl (hence socket and selectors): on first use only.
+    if name not in _TLS_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import bufkit._tls
+    import bufkit.errors
+
+    module = bufkit.errors if name == "TLSHandshakeError" else bufkit._tls
+    value = getattr(module, name)
+    globals()[name] = value
+    return value

@@ -34,6 +34,17 @@ The policies, once, here:
 * **Write interest** is armed by one place only, after a flush that did not
   drain (the socket would block, or the queue's spin limit was reached), and
   disarmed when a flush drains (docs/design.md invariant 3).
+* **TLS** (``tls=``, a :class:`~bufkit.TLSLayer`) sits between the reader and
+  queue and the socket: the reader reads plaintext from it, the queue flushes
+  plaintext into it, and it reports bytes sent only once the kernel took
+  their ciphertext (docs/design.md invariant 7). Write interest then follows
+  the ciphertext waiting for the kernel, plus plaintext the layer could
+  encrypt now: plaintext written before the handshake completes waits
+  without write interest (the handshake needs reads, not writes). The core
+  has no clock: it asks its owner for one timer at a time
+  (``on_timer(conn, delay)``, then :meth:`~Connection.on_timeout`) for the
+  handshake and graceful-close timeouts. A graceful close sends
+  ``close_notify`` after the plaintext drained and closes once that was sent.
 * **Errors.** An exception from the user's protocol is a bug: logged once with
   its traceback on the ``bufkit.connection`` logger, the connection aborted,
   ``connection_lost(exc)``. A peer's misbehaviour is not: resets and broken
@@ -84,6 +95,7 @@ if TYPE_CHECKING:
 
     from bufkit._pool import BufferPool
     from bufkit._protocols import CompletionCallback
+    from bufkit._tls import TLSLayer
 
 __all__ = [
     "CONNECTION_TRANSITIONS",
@@ -95,6 +107,7 @@ __all__ = [
     "Interest",
     "InterestCallback",
     "StreamSocket",
+    "TimerCallback",
     "transition",
 ]
 
@@ -280,6 +293,15 @@ InterestCallback = Callable[["Connection", Interest], object]
 """``on_interest(conn, interest)``: the readiness a connection wants changed."""
 DeferCallback = Callable[[Callable[[], object]], object]
 """``defer(flush)``: run ``flush()`` once at the end of the loop iteration."""
+TimerCallback = Callable[["Connection", "float | None"], object]
+"""``on_timer(conn, delay)``: call ``conn.on_timeout()`` after ``delay`` seconds.
+
+``None`` cancels the timer asked for before; a new delay replaces it. Only
+TLS connections ask (handshake and graceful-close timeouts).
+"""
+_NO_TIMER: Final = 0
+_HANDSHAKE_TIMER: Final = 1
+_SHUTDOWN_TIMER: Final = 2
 
 
 @final
@@ -347,7 +369,7 @@ class _Link:
         # The protocol's own method: the reader calls it with no frame of
         # ours in between (bytes are counted in recv_into instead).
         self.data_received: Callable[[memoryview], None] = conn._protocol.data_received
-        pending = getattr(conn._sock, "pending", None)
+        pending = getattr(conn._stream, "pending", None)
         self.pending: Callable[[], int] | None = pending if callable(pending) else None
         self.recv_error: OSError | None = None
 
@@ -359,7 +381,7 @@ class _Link:
         if conn._read_stopped:
             raise BlockingIOError(errno.EAGAIN, "reading is stopped")
         try:
-            got = conn._sock.recv_into(buffer)
+            got = conn._stream.recv_into(buffer)
         except (BlockingIOError, InterruptedError):
             raise
         except OSError as exc:  # tell the socket's errors from the protocol's
@@ -394,6 +416,14 @@ class Connection:
             and, if the kernel refuses bytes, calls ``pause_writing``.
         low_water: Pending bytes at or below which ``resume_writing`` follows.
         read_budget: Reads per readable event at most.
+        tls: A :class:`bufkit.TLSLayer` to speak TLS over ``sock`` (a plain
+            socket): the protocol then sees plaintext only, and the handshake
+            starts with :meth:`start`.
+        on_timer: Called as ``on_timer(conn, delay)`` when the connection
+            wants :meth:`on_timeout` called after ``delay`` seconds, and as
+            ``on_timer(conn, None)`` to cancel that. Only TLS connections ask
+            (the handshake and graceful-close timeouts); without it they have
+            no timeout.
 
     Raises:
         TypeError: ``read_budget`` or a watermark is not an int.
@@ -416,6 +446,7 @@ class Connection:
         "_interest",
         "_link",
         "_on_interest",
+        "_on_timer",
         "_pause_pending",
         "_paused",
         "_pool",
@@ -427,6 +458,9 @@ class Connection:
         "_sock",
         "_starved",
         "_state",
+        "_stream",
+        "_timer",
+        "_tls",
         "_write_armed",
         "_writing_paused",
     )
@@ -442,6 +476,8 @@ class Connection:
         high_water: int = 65536,
         low_water: int = 16384,
         read_budget: int = 16,
+        tls: TLSLayer | None = None,
+        on_timer: TimerCallback | None = None,
     ) -> None:
         if type(read_budget) is not int:
             raise TypeError(f"read_budget must be an int, not {read_budget!r}")
@@ -457,6 +493,17 @@ class Connection:
         self._interest = _NONE
         self._pool = pool
         self._sock = sock
+        self._tls = tls
+        self._stream: StreamSocket | TLSLayer = sock
+        if tls is not None:
+            from bufkit import _tls
+
+            if not isinstance(tls, _tls.TLSLayer):
+                raise TypeError(f"tls must be a bufkit.TLSLayer, not {tls!r}")
+            tls.attach(sock)
+            self._stream = tls
+        self._on_timer = on_timer
+        self._timer = _NO_TIMER
         self._protocol = protocol
         self._on_interest = on_interest
         self._defer = defer
@@ -536,6 +583,11 @@ class Connection:
         return self._sock
 
     @property
+    def tls(self) -> TLSLayer | None:
+        """The TLS layer (peer certificate, ALPN, cipher, version), if any."""
+        return self._tls
+
+    @property
     def protocol(self) -> ConnectionProtocol | None:
         """The protocol this connection calls back; None once closed.
 
@@ -568,6 +620,13 @@ class Connection:
             self._protocol.connection_made(self)
         except Exception as exc:
             self._error = exc
+        tls = self._tls
+        if tls is not None and self._state is _OPEN:
+            self._set_timer(_HANDSHAKE_TIMER, tls.handshake_timeout)
+            try:
+                tls.begin()
+            except OSError as exc:  # a TLSHandshakeError
+                self._lose(exc)
         self._update_reading()
         self._end_event()
 
@@ -589,6 +648,36 @@ class Connection:
         except Exception as exc:
             self._read_failed(exc, link)
         self._end_event()
+
+    def on_timeout(self) -> None:
+        """The delay last asked for with ``on_timer`` passed: act on it.
+
+        A handshake still running fails with :class:`bufkit.TLSHandshakeError`;
+        a graceful close still sending is aborted with :class:`TimeoutError`.
+        Does nothing if no timer is due (cancelled, or the connection closed).
+        """
+        kind, self._timer = self._timer, _NO_TIMER
+        tls = self._tls
+        if self._state is _CLOSED or tls is None or kind == _NO_TIMER:
+            return
+        if kind == _HANDSHAKE_TIMER:
+            from bufkit._tls import handshake_error
+
+            self._lose(
+                handshake_error(
+                    None,
+                    "the TLS handshake did not complete within "
+                    f"{tls.handshake_timeout:g} s",
+                )
+            )
+            return
+        _PEER_LOG.log(
+            logging.INFO,
+            "%s did not finish closing within %g s; aborting",
+            repr(self),
+            tls.shutdown_timeout,
+        )
+        self._abort(TimeoutError(f"TLS close took over {tls.shutdown_timeout:g} s"))
 
     def on_writable(self) -> None:
         """Send what is queued; disarm write interest once it drained."""
@@ -698,15 +787,19 @@ class Connection:
         unless the connection is open.
 
         Raises:
-            NotImplementedError: The socket is an :class:`ssl.SSLSocket`:
-                shutting its sending side would drop the TLS layer.
+            NotImplementedError: The connection speaks TLS (a ``tls=`` layer,
+                or an :class:`ssl.SSLSocket`): TLS has no half-close that
+                peers agree on (``close_notify`` ends the session), so
+                :meth:`close` is the way to end it. The state is unchanged.
         """
         if self._state is not _OPEN:
             return
         ssl = sys.modules.get("ssl")  # no SSLSocket exists unless ssl is loaded
-        if ssl is not None and isinstance(self._sock, ssl.SSLSocket):
+        if self._tls is not None or (
+            ssl is not None and isinstance(self._sock, ssl.SSLSocket)
+        ):
             raise NotImplementedError(
-                f"write_eof() is not supported on the TLS socket {self._sock!r}: "
+                f"write_eof() is not supported over TLS ({self!r}): "
                 "close() the connection instead"
             )
         self._state = transition(CONNECTION_TRANSITIONS, _OPEN, _E.WRITE_EOF)
@@ -795,6 +888,9 @@ class Connection:
 
     def _flush(self) -> None:
         queue = self._queue
+        if self._tls is not None:
+            self._flush_tls(self._tls)
+            return
         if queue:
             self._flushes += 1
             self._flushing = True
@@ -822,6 +918,50 @@ class Connection:
             if self._interest is _READ and not self._read_stopped:
                 return  # the usual end of an event: nothing to change
         self._report_interest()
+
+    def _flush_tls(self, tls: TLSLayer) -> None:
+        # Plaintext goes through the TLS layer, which reports it sent once its
+        # ciphertext was; handshake and alert bytes go out in the same flush.
+        queue = self._queue
+        self._flushing = True
+        try:
+            tls.flush()  # handshake and post-handshake messages first
+            if queue and tls.handshake_done:
+                self._flushes += 1
+                queue.flush(tls)
+            if self._state is _S.CLOSING and not queue:
+                tls.close_notify()
+                tls.flush()
+        except OSError as exc:
+            self._flushing = False
+            self._lose(exc)
+            return
+        except Exception as exc:  # an on_done or watermark callback raised
+            self._error = exc
+        self._flushing = False
+        if self._timer == _HANDSHAKE_TIMER and tls.handshake_done:
+            if self._state is _S.CLOSING:  # closed during the handshake
+                self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
+            else:
+                self._set_timer(_NO_TIMER, None)
+            self._update_reading()  # paused writing or close() stop reads now
+        waiting = tls.cipher_pending
+        self._write_armed = bool(waiting) or (bool(queue) and tls.writable)
+        if self._pause_pending:
+            self._tell_paused()  # the send was tried and bytes remain
+        if self._error is not None:
+            return
+        if not (queue or waiting) and self._state is not _OPEN:
+            self._drained()
+        else:
+            self._report_interest()
+
+    def _set_timer(self, kind: int, delay: float | None) -> None:
+        if kind == self._timer == _NO_TIMER:
+            return
+        self._timer = kind
+        if self._on_timer is not None:
+            self._on_timer(self, delay)
 
     def _above_high_water(self) -> None:
         # A write took the queue above high water: try the send before
@@ -858,13 +998,21 @@ class Connection:
     def _update_reading(self) -> None:
         self._read_stopped = (
             self._paused
-            or self._writing_paused
             or self._starved
             or self._eof
-            or self._state not in _READABLE
+            or (
+                (self._writing_paused or self._state not in _READABLE)
+                and not self._handshaking()
+            )
         )
         if not self._in_event:
             self._report_interest()
+
+    def _handshaking(self) -> bool:
+        # A TLS handshake needs reads: neither paused writing nor close()
+        # stops them until it completes (what was written still goes out).
+        tls = self._tls
+        return tls is not None and self._state is not _CLOSED and not tls.handshake_done
 
     def _report_interest(self) -> None:
         if self._state is _CLOSED:
@@ -885,6 +1033,9 @@ class Connection:
             self._state = transition(CONNECTION_TRANSITIONS, state, _E.CLOSE)
             self._queue.close()
             self._update_reading()
+            tls = self._tls
+            if tls is not None and tls.handshake_done:
+                self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
             self._request_flush()
 
     # -- callbacks from the reader, the queue and the pool ----------------------
@@ -974,7 +1125,9 @@ class Connection:
 
     def _lose(self, exc: OSError) -> None:
         # The socket failed: a peer's reset is not our bug, say it quietly.
-        if is_peer_error(exc):
+        if self._tls is not None and _is_handshake_error(exc):
+            _PEER_LOG.log(logging.INFO, "%s: TLS handshake failed: %s", repr(self), exc)
+        elif is_peer_error(exc):
             LOGGER.debug("%s lost: %s", repr(self), exc)
         else:
             _PEER_LOG.log(logging.WARNING, "%s lost: %s", repr(self), exc)
@@ -1000,8 +1153,11 @@ class Connection:
         if self._starved:
             self._starved = False
             self._pool.remove_release_callback(self._pool_returned)
+        self._set_timer(_NO_TIMER, None)
         self._interest = _NONE
         self._on_interest(self, _NONE)
+        if self._tls is not None:
+            self._tls.close()
         self._sock.close()
         self._queue.close()
         if not self._in_event:
@@ -1011,6 +1167,12 @@ class Connection:
             protocol.connection_lost(exc)
         except Exception:
             LOGGER.exception("connection_lost raised for %s", repr(self))
+
+
+def _is_handshake_error(exc: OSError) -> bool:
+    from bufkit.errors import TLSHandshakeError
+
+    return isinstance(exc, TLSHandshakeError)
 
 
 _READER_CODE: Final = ReadinessReader.on_readable.__code__

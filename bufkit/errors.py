@@ -8,6 +8,11 @@ socket raised fails pending completions and reaches the caller.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ssl
+
 __all__ = [
     "BufferLeakWarning",
     "BufferReleasedError",
@@ -19,6 +24,7 @@ __all__ = [
     "PoolExhausted",
     "QueueClosedError",
     "QueueFailedError",
+    "TLSHandshakeError",
     "UnsupportedLoopError",
 ]
 
@@ -123,3 +129,41 @@ class BufferLeakWarning(ResourceWarning):
     that lent it. It is a :class:`ResourceWarning`, so Python hides it unless
     warnings are enabled (``python -W default``, or pytest).
     """
+
+
+_TLS_HANDSHAKE_DOC = """The TLS handshake of a connection failed; it is closed.
+
+    Reaches ``connection_lost`` (and one INFO line on the
+    ``bufkit.connection`` logger) when the peer's certificate is refused, the
+    host name does not match, the peer speaks something else than TLS (plain
+    HTTP, random bytes), closes mid-handshake, or the handshake outlasts its
+    timeout. It is an :class:`ssl.SSLError` (hence an :class:`OSError`): when
+    OpenSSL failed, ``errno``, ``library`` and ``reason`` are OpenSSL's and
+    ``__cause__`` is its original error; for an end of file or a timeout,
+    ``errno`` is ``ECONNABORTED`` and the message says which.
+    """
+
+
+if TYPE_CHECKING:
+
+    class TLSHandshakeError(BufkitError, ssl.SSLError):
+        """The TLS handshake of a connection failed (made on first use)."""
+
+
+def __getattr__(name: str) -> Any:
+    # TLSHandshakeError subclasses ssl.SSLError: made on first use, so that
+    # ``import bufkit`` does not load ssl (hence socket and selectors).
+    if name != "TLSHandshakeError":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import ssl
+
+    cls = globals().get(name)
+    if cls is not None:
+        return cls
+    cls = type(
+        "TLSHandshakeError",
+        (BufkitError, ssl.SSLError),
+        {"__doc__": _TLS_HANDSHAKE_DOC, "__module__": __name__},
+    )
+    globals()["TLSHandshakeError"] = cls
+    return cls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from bufkit import BufferPool
 from bufkit.adapters.selectors import (
@@ -67,7 +68,7 @@ class Driver:
         sock: StreamSocket,
         protocol: ConnectionProtocol,
         pool: BufferPool,
-        **options: int,
+        **options: Any,
     ) -> None:
         self.deferred: list[Callable[[], object]] = []
         self.interests: list[Interest] = []

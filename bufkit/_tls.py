@@ -1,0 +1,536 @@
+"""TLS as a sans-IO layer between the connection core and its socket.
+
+Theory of operation
+-------------------
+A :class:`TLSLayer` is an :class:`ssl.SSLObject` over two
+:class:`ssl.MemoryBIO` objects, plus the queue of ciphertext on its way to the
+kernel. The connection core (:class:`bufkit.Connection`, given ``tls=``) reads
+and writes plaintext through it as if it were the socket:
+
+* **Reads, the readiness way.** :meth:`TLSLayer.recv_into` is called with the
+  reader's pooled buffer, only when the socket is readable. It first decrypts
+  what the incoming BIO already holds straight into that buffer
+  (``SSLObject.read(n, buffer)``); when OpenSSL wants more it receives
+  ciphertext *into the same buffer*, copies it into the incoming BIO and
+  decrypts again. No second buffer is borrowed; the protocol sees plaintext
+  views of a pooled buffer that goes back to the pool after the call
+  (docs/design.md invariants 4 and 5). :meth:`TLSLayer.pending` tells the
+  core about decrypted bytes, and whole records, that no selector can see.
+* **Writes, completion style.** The core's plaintext write queue flushes into
+  :meth:`TLSLayer.sendmsg`, which encrypts at most :data:`TLS_BATCH` bytes of
+  plaintext (one ``SSLObject.write`` per record, one read of the outgoing
+  BIO per call) into the ciphertext :class:`~bufkit.WriteQueue`, flushes that
+  queue with one gather write, and reports as "sent" only the plaintext whose
+  ciphertext the kernel accepted. So a ``write()`` completion fires when the
+  ciphertext carrying its last byte was accepted by the kernel, and the
+  plaintext queue's watermarks keep bounding memory (invariants 1, 2 and 6).
+* **Idle means empty.** After an event, the incoming BIO holds at most a
+  partial record and the outgoing BIO nothing; the ciphertext queue is empty
+  once the kernel took it. An idle TLS connection holds OpenSSL's state and
+  no pool bytes nor Python buffer of bufkit's (invariant 7).
+
+Handshake, post-handshake messages (session tickets, KeyUpdate), alerts and
+``close_notify`` are bytes OpenSSL puts in the outgoing BIO at any time: every
+step moves them to the ciphertext queue, and the core sends them in its one
+flush per event. Plaintext written before the handshake completed waits in the
+plaintext queue (no write interest is armed for it: the handshake needs reads).
+
+The lifecycle is data: :class:`TLSState` and :data:`TLS_TRANSITIONS`.
+
+Cost model: per readable event, one ``recv_into`` and one ``MemoryBIO.write``
+per ciphertext read and one ``SSLObject.read`` per record; per flush, one
+``SSLObject.write`` per record, one ``MemoryBIO.read`` and one gather write.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import enum
+import errno
+import ssl
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast, final
+
+from bufkit._writequeue import WriteQueue
+from bufkit.errors import TLSHandshakeError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "TLSEvent",
+    "TLSLayer",
+    "TLSState",
+    "TLS_BATCH",
+    "TLS_TRANSITIONS",
+]
+
+TLS_BATCH: Final = 65536
+"""Plaintext bytes encrypted ahead of the kernel, at most, per connection."""
+_RECORD: Final = 16384  # the largest TLS record's plaintext
+DEFAULT_HANDSHAKE_TIMEOUT: Final = 60.0
+"""Seconds a handshake may take, as asyncio's default."""
+DEFAULT_SHUTDOWN_TIMEOUT: Final = 30.0
+"""Seconds a graceful close may take to send everything and ``close_notify``."""
+
+
+class TLSState(enum.Enum):
+    """Where a :class:`TLSLayer` is in its life."""
+
+    __module__ = "bufkit"
+
+    HANDSHAKING = "handshaking"
+    """The handshake has not completed; plaintext writes wait."""
+    OPEN = "open"
+    """Plaintext flows both ways."""
+    SHUTTING = "shutting"
+    """``close_notify`` was queued; nothing more is encrypted."""
+    CLOSED = "closed"
+    """The connection ended; the layer holds nothing."""
+
+
+class TLSEvent(enum.Enum):
+    """What moves a :class:`TLSLayer` from one state to another."""
+
+    __module__ = "bufkit"
+
+    HANDSHAKE_DONE = "the handshake completed"
+    CLOSE_NOTIFY = "close_notify queued"
+    CLOSE = "the connection ended"
+
+
+_T = TLSState
+_V = TLSEvent
+TLS_TRANSITIONS: Final[Mapping[tuple[TLSState, TLSEvent], TLSState]] = {
+    (_T.HANDSHAKING, _V.HANDSHAKE_DONE): _T.OPEN,
+    (_T.HANDSHAKING, _V.CLOSE): _T.CLOSED,
+    (_T.OPEN, _V.CLOSE_NOTIFY): _T.SHUTTING,
+    (_T.OPEN, _V.CLOSE): _T.CLOSED,
+    (_T.SHUTTING, _V.CLOSE): _T.CLOSED,
+}
+"""Every legal ``(state, event) -> state`` change of a :class:`TLSLayer`."""
+
+_HANDSHAKING: Final = _T.HANDSHAKING
+_OPEN: Final = _T.OPEN
+
+
+class _Wire(Protocol):
+    """What the layer sends ciphertext to and receives it from."""
+
+    def recv_into(self, buffer: memoryview, /) -> int: ...
+
+    def send(self, data: Buffer, /) -> int: ...
+
+
+def _move(state: TLSState, event: TLSEvent) -> TLSState:
+    try:
+        return TLS_TRANSITIONS[state, event]
+    except KeyError:
+        raise RuntimeError(
+            f"illegal transition: {event.name} in state {state.name}"
+        ) from None
+
+
+def _would_block(what: str) -> BlockingIOError:
+    return BlockingIOError(errno.EAGAIN, what)
+
+
+def handshake_error(exc: ssl.SSLError | None, message: str = "") -> TLSHandshakeError:
+    """Return the :class:`~bufkit.TLSHandshakeError` for ``exc`` (or ``message``)."""
+    if exc is None:
+        return TLSHandshakeError(errno.ECONNABORTED, message)
+    err = TLSHandshakeError(*exc.args)
+    err.library, err.reason = exc.library, exc.reason
+    exc.__traceback__ = None  # its frames would hold the connection
+    err.__cause__ = exc
+    return err
+
+
+@final
+class TLSLayer:
+    """One connection's TLS: an :class:`ssl.SSLObject` over two memory BIOs.
+
+    Give it to :class:`bufkit.Connection` as ``tls=``; the connection drives
+    it (the protocol sees plaintext only). Read the negotiated parameters
+    here once :attr:`handshake_done` is true.
+
+    Args:
+        context: The :class:`ssl.SSLContext` to use.
+        server_side: Whether this end is the server.
+        server_hostname: The name to send as SNI and to check the peer's
+            certificate against (client side; required when the context
+            checks host names).
+        session: An :class:`ssl.SSLSession` from an earlier connection to
+            resume (client side).
+        handshake_timeout: Seconds the handshake may take.
+        shutdown_timeout: Seconds a graceful close may take.
+
+    Raises:
+        TypeError: ``context`` is not an :class:`ssl.SSLContext`, or a timeout
+            is not a number.
+        ValueError: A timeout is not positive, or the context refuses the
+            arguments (e.g. no ``server_hostname`` while it checks host names).
+    """
+
+    __module__ = "bufkit"
+    __slots__ = (
+        "_acked",
+        "_batches",
+        "_cipher",
+        "_incoming",
+        "_obj",
+        "_outgoing",
+        "_sock",
+        "_state",
+        "_stuck",
+        "_unacked",
+        "_write_blocked",
+        "handshake_timeout",
+        "shutdown_timeout",
+    )
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        *,
+        server_side: bool,
+        server_hostname: str | None = None,
+        session: ssl.SSLSession | None = None,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    ) -> None:
+        if not isinstance(context, ssl.SSLContext):
+            raise TypeError(f"context must be an ssl.SSLContext, not {context!r}")
+        self.handshake_timeout: float = _check_timeout(
+            "handshake_timeout", handshake_timeout
+        )
+        """Seconds the handshake may take."""
+        self.shutdown_timeout: float = _check_timeout(
+            "shutdown_timeout", shutdown_timeout
+        )
+        """Seconds a graceful close may take."""
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._obj = context.wrap_bio(
+            self._incoming,
+            self._outgoing,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            session=session,
+        )
+        self._cipher = WriteQueue(high_water=1 << 62, low_water=0)
+        # One [ciphertext bytes left, plaintext bytes carried] per queued batch.
+        self._batches: collections.deque[list[int]] = collections.deque()
+        self._sock: _Wire | None = None
+        self._state = _HANDSHAKING
+        self._stuck = -1  # incoming BIO size known to hold only a partial record
+        self._unacked = 0  # plaintext encrypted, its ciphertext not yet sent
+        self._acked = 0
+        self._write_blocked = False
+
+    # -- connection info ------------------------------------------------------
+
+    @property
+    def state(self) -> TLSState:
+        """Where the layer is in its life."""
+        return self._state
+
+    @property
+    def handshake_done(self) -> bool:
+        """Whether the handshake completed (and the connection did not end)."""
+        return self._state is _OPEN or self._state is _T.SHUTTING
+
+    @property
+    def server_side(self) -> bool:
+        """Whether this end is the server."""
+        return self._obj.server_side
+
+    @property
+    def server_hostname(self) -> str | None:
+        """The SNI name this client sent.
+
+        A server reads the name it received in ``SSLContext.sni_callback``.
+        """
+        return self._obj.server_hostname
+
+    @property
+    def ssl_object(self) -> ssl.SSLObject:
+        """The underlying :class:`ssl.SSLObject` (read it, do not drive it)."""
+        return self._obj
+
+    @property
+    def session(self) -> ssl.SSLSession | None:
+        """The TLS session, to resume in a later connection's ``session=``."""
+        return self._obj.session
+
+    @property
+    def session_reused(self) -> bool:
+        """Whether the handshake resumed an earlier session."""
+        return self._obj.session_reused
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        """The peer's certificate, as :meth:`ssl.SSLSocket.getpeercert`."""
+        return self._obj.getpeercert(binary_form)
+
+    def selected_alpn_protocol(self) -> str | None:
+        """The ALPN protocol both ends agreed on, if any."""
+        return self._obj.selected_alpn_protocol()
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        """``(name, protocol version, secret bits)`` of the cipher in use."""
+        return self._obj.cipher()
+
+    def version(self) -> str | None:
+        """The protocol version negotiated, e.g. ``"TLSv1.3"``."""
+        return self._obj.version()
+
+    @property
+    def cipher_pending(self) -> int:
+        """Ciphertext bytes waiting for the kernel."""
+        return self._cipher.pending
+
+    @property
+    def writable(self) -> bool:
+        """Whether plaintext can be encrypted now (the handshake is done, and
+        OpenSSL does not wait for the peer's bytes first)."""
+        return self._state is _OPEN and not self._write_blocked
+
+    def __repr__(self) -> str:
+        side = "server" if self._obj.server_side else "client"
+        return f"<TLSLayer {side} {self._state.value} cipher={self._cipher.pending}>"
+
+    # -- driven by the connection core ---------------------------------------
+
+    def attach(self, sock: _Wire) -> None:
+        """Use ``sock`` for ciphertext (the connection calls it once)."""
+        self._sock = sock
+
+    def begin(self) -> None:
+        """Start the handshake: a client queues its ClientHello.
+
+        Raises:
+            TLSHandshakeError: OpenSSL refused to start.
+        """
+        if not self._obj.server_side:
+            self._handshake()
+
+    def recv_into(self, buffer: memoryview, /) -> int:
+        """Fill ``buffer`` with plaintext; 0 at the end of the stream.
+
+        Raises:
+            BlockingIOError: No plaintext yet (the socket would block, or the
+                bytes were handshake or post-handshake messages).
+            TLSHandshakeError: The handshake failed (also an
+                :class:`ssl.SSLError`).
+            ssl.SSLError: The peer broke the protocol after the handshake.
+            OSError: The socket's error, unchanged.
+        """
+        obj, incoming, sock = self._obj, self._incoming, self._sock
+        assert sock is not None, "attach() a socket first"
+        while True:
+            if self._state is _HANDSHAKING:
+                self._handshake()
+            if self._state is not _HANDSHAKING:
+                got = self._decrypt(obj, buffer)
+                if got >= 0:
+                    return got
+            try:
+                n = sock.recv_into(buffer)
+            except OSError:
+                self._stuck = incoming.pending
+                raise
+            if not n:
+                return self._eof()
+            incoming.write(buffer[:n])
+            self._stuck = -1
+            self._write_blocked = False  # a write waiting on a read may go now
+
+    def pending(self) -> int:
+        """Bytes that may be read without the socket being readable.
+
+        Decrypted bytes of the current record, or ciphertext in the incoming
+        BIO not yet known to be a partial record.
+        """
+        held = self._obj.pending()
+        if held:
+            return held
+        size = self._incoming.pending
+        return 0 if size == self._stuck else size
+
+    def sendmsg(self, buffers: Iterable[Buffer], /) -> int:
+        """Encrypt plaintext, send ciphertext; return plaintext bytes delivered.
+
+        The count covers only plaintext whose ciphertext the kernel accepted;
+        the caller offers the rest again next time (bytes already encrypted
+        are skipped, not encrypted twice).
+
+        Raises:
+            BlockingIOError: No plaintext was delivered (the handshake is not
+                done, or the kernel would take no more).
+            OSError: The socket's error, unchanged.
+        """
+        if self._state is not _OPEN:
+            raise _would_block("TLS handshake in progress")
+        if not self._write_blocked:
+            self._encrypt(buffers)
+        self.flush()
+        acked, self._acked = self._acked, 0
+        if not acked:
+            raise _would_block("ciphertext pending")
+        return acked
+
+    def send(self, data: Buffer, /) -> int:
+        """:meth:`sendmsg` of one buffer."""
+        return self.sendmsg((data,))
+
+    def flush(self) -> bool:
+        """Send queued ciphertext; return whether none is left.
+
+        Raises:
+            OSError: The socket's error, unchanged.
+        """
+        cipher = self._cipher
+        if not cipher:
+            return True
+        before = cipher.pending
+        assert self._sock is not None
+        try:
+            drained = cipher.flush(self._sock)
+        finally:
+            self._count_sent(before - cipher.pending)
+        return drained
+
+    def close_notify(self) -> None:
+        """Queue ``close_notify`` once the handshake is done; nothing after it."""
+        if self._state is not _OPEN:
+            return
+        self._state = _move(_OPEN, _V.CLOSE_NOTIFY)
+        # Want-read (the peer's reply, not awaited) or already broken.
+        with contextlib.suppress(ssl.SSLError):
+            self._obj.unwrap()
+        self._collect()
+
+    def close(self) -> None:
+        """Drop pending ciphertext; the layer holds nothing afterwards."""
+        if self._state is _T.CLOSED:
+            return
+        self._state = _move(self._state, _V.CLOSE)
+        self._cipher.fail(ConnectionAbortedError(errno.ECONNABORTED, "TLS closed"))
+        self._batches.clear()
+        self._sock = None
+
+    # -- internals ------------------------------------------------------------
+
+    def _handshake(self) -> None:
+        try:
+            self._obj.do_handshake()
+        except ssl.SSLWantReadError:
+            self._collect()
+            return
+        except ssl.SSLError as exc:
+            self._collect()
+            self._send_alert()
+            raise handshake_error(exc) from exc
+        self._state = _move(_HANDSHAKING, _V.HANDSHAKE_DONE)
+        self._collect()
+
+    def _decrypt(self, obj: ssl.SSLObject, buffer: memoryview) -> int:
+        # Plaintext count, 0 at the end of the stream, -1 when OpenSSL wants
+        # more ciphertext.
+        try:
+            got = cast("int", obj.read(len(buffer), buffer))
+        except ssl.SSLWantReadError:
+            self._collect()  # tickets, KeyUpdate replies
+            return -1
+        except ssl.SSLZeroReturnError:
+            self._collect()
+            return 0  # close_notify: the peer's end of the stream
+        except ssl.SSLError:
+            self._collect()
+            raise
+        if self._outgoing.pending:
+            self._collect()
+        return got if got else -1
+
+    def _eof(self) -> int:
+        if self._state is _HANDSHAKING:
+            raise handshake_error(
+                None, "the peer closed the connection during the TLS handshake"
+            )
+        self._incoming.write_eof()
+        return 0  # an end without close_notify is still the end of the stream
+
+    def _encrypt(self, buffers: Iterable[Buffer]) -> None:
+        # Plaintext already encrypted is still at the front of the caller's
+        # buffers: sent but not reported yet, or not sent yet.
+        skip = self._unacked + self._acked
+        room = TLS_BATCH - self._cipher.pending
+        write, plain = self._obj.write, 0
+        for buf in buffers:
+            if room <= 0:
+                break
+            view = memoryview(buf)
+            size = view.nbytes
+            if skip >= size:
+                skip -= size
+                continue
+            if view.ndim != 1 or view.itemsize != 1:
+                view = view.cast("B")
+            start = skip
+            skip = 0
+            while start < size and room > 0:
+                try:
+                    n = write(view[start : start + min(_RECORD, room)])
+                except ssl.SSLWantReadError:  # renegotiation: wait for a read
+                    self._write_blocked = True
+                    room = 0
+                    break
+                start += n
+                plain += n
+                room -= n
+        if plain:
+            self._unacked += plain
+            self._queue_cipher(plain)
+
+    def _collect(self) -> None:
+        if self._outgoing.pending:
+            self._queue_cipher(0)
+
+    def _queue_cipher(self, plain: int) -> None:
+        data = self._outgoing.read()
+        if data:
+            self._cipher.write(data)
+            self._batches.append([len(data), plain])
+        elif plain:  # pragma: no cover - OpenSSL always emits a record
+            self._acked += plain
+
+    def _count_sent(self, sent: int) -> None:
+        batches, acked = self._batches, 0
+        while sent:
+            batch = batches[0]
+            if sent < batch[0]:
+                batch[0] -= sent
+                break
+            sent -= batch[0]
+            acked += batch[1]
+            batches.popleft()
+        self._unacked -= acked
+        self._acked += acked
+
+    def _send_alert(self) -> None:
+        # A failed handshake: tell the peer why, once, if the kernel takes it.
+        sock, cipher = self._sock, self._cipher
+        if sock is not None and cipher:
+            with contextlib.suppress(OSError):
+                cipher.flush(sock)
+
+
+def _check_timeout(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {value!r}")
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, not {value!r}")
+    return float(value)
