@@ -453,7 +453,7 @@ class TLSLayer:
             raise
         if self._outgoing.pending:
             self._collect()
-        return got if got else -1
+        return got  # 0: the peer's close_notify (ssl reports it so, not raising)
 
     def _eof(self) -> int:
         if self._state is _HANDSHAKING:

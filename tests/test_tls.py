@@ -359,6 +359,21 @@ def test_graceful_close_sends_close_notify(tls_contexts: Contexts) -> None:
     assert duo.timers[duo.client_conn] is None
 
 
+def test_close_notify_alone_is_the_end_of_the_stream(tls_contexts: Contexts) -> None:
+    """The peer's close_notify is end of file even while its socket stays open."""
+    duo = Duo(tls_contexts)
+    duo.start()
+    assert duo.run(lambda: _both_open(duo))
+    tls = duo.client_conn.tls
+    assert tls is not None
+    tls.close_notify()
+    assert tls.flush()
+    assert not duo.socks[duo.client_conn].closed
+    assert duo.run(lambda: duo.server.eofs == 1)
+    assert duo.run(lambda: duo.server_conn.closed)
+    assert duo.server.lost == [None]
+
+
 def test_shutdown_timeout_aborts_a_close_that_cannot_drain(
     tls_contexts: Contexts,
 ) -> None:
