@@ -26,6 +26,12 @@ that doubles up to a second and resets after a successful accept).
 :meth:`Loop.connect` never blocks: a host name is resolved in a worker thread
 and the result comes back through :meth:`Loop.call_soon_threadsafe`.
 
+TLS (``ssl=`` on :meth:`Loop.listen` and :meth:`Loop.connect`) is the
+connection core's :class:`~bufkit.TLSLayer`; the loop only gives each TLS
+connection the one timer it asks for (``on_timer``: handshake and
+graceful-close timeouts) with :meth:`Loop.call_later`. docs/design.md
+invariant 7: an idle TLS connection holds no pool bytes.
+
 Cost model per event: one ``selector.select`` per iteration, one dict lookup and
 one method call per ready socket, one ``selector.modify`` only when a
 connection's interest changes.
@@ -41,11 +47,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Protocol, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 from bufkit import BufferPool, Connection, ConnectionProtocol, Interest, StreamSocket
 from bufkit._sockets import AcceptAction, AcceptBackoff, set_nodelay
 from bufkit.adapters.selectors._callbacks import LOGGER, Handle, Wakeup, check_signal
+
+if TYPE_CHECKING:
+    import ssl as _ssl
+
+    from bufkit import TLSLayer
 
 __all__ = ["Connector", "Listener", "Loop", "ProtocolFactory", "SelectableSocket"]
 
@@ -56,6 +67,36 @@ _AddrInfos = Sequence[tuple[socket.AddressFamily, socket.SocketKind, int, str, A
 
 ProtocolFactory = Callable[[], ConnectionProtocol]
 """What makes each connection's protocol: called with no argument."""
+
+
+@final
+class _TLSOptions:
+    """How a listener or connector makes each connection's TLS layer."""
+
+    __slots__ = ("context", "handshake_timeout", "server_hostname", "server_side")
+
+    def __init__(
+        self,
+        context: _ssl.SSLContext,
+        server_side: bool,
+        server_hostname: str | None,
+        handshake_timeout: float,
+    ) -> None:
+        self.context = context
+        self.server_side = server_side
+        self.server_hostname = server_hostname
+        self.handshake_timeout = handshake_timeout
+        self.layer()  # refuse a bad context or timeout now, not per connection
+
+    def layer(self) -> TLSLayer:
+        from bufkit import TLSLayer
+
+        return TLSLayer(
+            self.context,
+            server_side=self.server_side,
+            server_hostname=self.server_hostname,
+            handshake_timeout=self.handshake_timeout,
+        )
 
 
 class SelectableSocket(StreamSocket, Protocol):
@@ -116,6 +157,8 @@ class Loop:
         # connection: they are a good part of an idle connection's memory).
         self._interest_hook = self._on_interest
         self._defer_hook = self._deferred.append
+        self._timer_hook = self._on_timer
+        self._timeouts: dict[Connection, Handle] = {}  # TLS connections only
         self._listeners: set[Listener] = set()
         self._connecting: set[Connector] = set()
         self._wakeup: Wakeup | None = None  # made by the first signal handler
@@ -164,8 +207,17 @@ class Loop:
         *,
         backlog: int = 1024,
         reuse_port: bool = False,
+        ssl: _ssl.SSLContext | None = None,
+        ssl_handshake_timeout: float = 60.0,
     ) -> Listener:
         """Listen on ``(host, port)``; each accepted socket gets a new protocol.
+
+        With ``ssl``, every accepted connection speaks TLS through a
+        :class:`bufkit.TLSLayer` (server side): ``connection_made`` comes at
+        once, the protocol sees plaintext, writes made before the handshake
+        completes are sent after it, and a failed or timed-out handshake
+        closes that connection alone (``connection_lost`` with a
+        :class:`bufkit.TLSHandshakeError`, one INFO line).
 
         Args:
             protocol_factory: Called with no argument per accepted connection.
@@ -174,15 +226,23 @@ class Loop:
             port: Port to bind; 0 picks a free one (see :attr:`Listener.address`).
             backlog: The kernel's accept queue length.
             reuse_port: Set ``SO_REUSEPORT`` so several processes share the port.
+            ssl: A server :class:`ssl.SSLContext` to speak TLS.
+            ssl_handshake_timeout: Seconds each handshake may take.
 
         Returns:
             The listener; close it alone or with the loop.
 
         Raises:
             RuntimeError: If the loop is closed.
+            TypeError: ``ssl`` is not an :class:`ssl.SSLContext`, or the
+                timeout is not a number.
+            ValueError: The timeout is not positive.
             OSError: The address cannot be resolved or bound.
         """
         self._check_open()
+        tls = None
+        if ssl is not None:
+            tls = _TLSOptions(ssl, True, None, ssl_handshake_timeout)
         family, kind, proto, _name, addr = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
@@ -197,7 +257,7 @@ class Loop:
         except BaseException:
             sock.close()
             raise
-        listener = Listener(self, sock, protocol_factory)
+        listener = Listener(self, sock, protocol_factory, tls)
         self._listeners.add(listener)
         listener._register()
         return listener
@@ -209,6 +269,9 @@ class Loop:
         port: int,
         *,
         on_error: Callable[[OSError], object] | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float = 60.0,
     ) -> Connector:
         """Connect without blocking; the protocol's ``connection_made`` follows.
 
@@ -222,6 +285,13 @@ class Loop:
             port: Peer port.
             on_error: Called with the error if resolving or connecting fails
                 (default: log one line).
+            ssl: A client :class:`ssl.SSLContext` to speak TLS: the
+                connection's ``connection_made`` follows the TCP connect,
+                the handshake runs after it, and its failure reaches
+                ``connection_lost`` as a :class:`bufkit.TLSHandshakeError`.
+            server_hostname: The name sent as SNI and checked against the
+                server's certificate (default: ``host``).
+            ssl_handshake_timeout: Seconds the handshake may take.
 
         Returns:
             A handle: :attr:`Connector.connection` once connected,
@@ -229,9 +299,17 @@ class Loop:
 
         Raises:
             RuntimeError: If the loop is closed.
+            TypeError: ``ssl`` is not an :class:`ssl.SSLContext`, or the
+                timeout is not a number.
+            ValueError: The timeout is not positive, or the context checks
+                host names and none was given.
         """
         self._check_open()
-        connector = Connector(self, protocol_factory, on_error)
+        tls = None
+        if ssl is not None:
+            name = host if server_hostname is None else server_hostname
+            tls = _TLSOptions(ssl, False, name, ssl_handshake_timeout)
+        connector = Connector(self, protocol_factory, on_error, tls)
         self._connecting.add(connector)
         try:
             infos = socket.getaddrinfo(
@@ -259,20 +337,27 @@ class Loop:
         return self._start(sock, protocol)
 
     def _adopt(
-        self, sock: socket.socket, factory: ProtocolFactory
+        self,
+        sock: socket.socket,
+        factory: ProtocolFactory,
+        tls: _TLSOptions | None = None,
     ) -> Connection | None:
         sock.setblocking(False)
         set_nodelay(sock)
         try:
+            layer = None if tls is None else tls.layer()
             protocol = factory()
         except Exception:
             LOGGER.exception("protocol factory %r raised", factory)
             sock.close()
             return None
-        return self._start(sock, protocol)
+        return self._start(sock, protocol, layer)
 
     def _start(
-        self, sock: SelectableSocket, protocol: ConnectionProtocol
+        self,
+        sock: SelectableSocket,
+        protocol: ConnectionProtocol,
+        tls: TLSLayer | None = None,
     ) -> Connection:
         conn = Connection(
             self._pool,
@@ -283,6 +368,8 @@ class Loop:
             high_water=self._high_water,
             low_water=self._low_water,
             read_budget=self._read_budget,
+            tls=tls,
+            on_timer=None if tls is None else self._timer_hook,
         )
         self._connections[conn] = sock
         conn.start()
@@ -306,6 +393,17 @@ class Loop:
                 LOGGER.info(
                     "closed %s after %d bytes in", repr(conn), conn.bytes_received
                 )
+
+    def _on_timer(self, conn: Connection, delay: float | None) -> None:
+        handle = self._timeouts.pop(conn, None)
+        if handle is not None:
+            handle.cancel()
+        if delay is not None:
+            self._timeouts[conn] = self.call_later(delay, self._timed_out, conn)
+
+    def _timed_out(self, conn: Connection) -> None:
+        self._timeouts.pop(conn, None)
+        conn.on_timeout()
 
     # -- callbacks ----------------------------------------------------------
 
@@ -517,11 +615,16 @@ class Listener:
     """A listening socket of a :class:`Loop`; made by :meth:`Loop.listen`."""
 
     def __init__(
-        self, loop: Loop, sock: socket.socket, factory: ProtocolFactory
+        self,
+        loop: Loop,
+        sock: socket.socket,
+        factory: ProtocolFactory,
+        tls: _TLSOptions | None = None,
     ) -> None:
         self._loop = loop
         self._sock = sock
         self._factory = factory
+        self._tls = tls
         self._policy = AcceptBackoff()
         self._registered = False
         self._closed = False
@@ -589,7 +692,7 @@ class Listener:
             self._accepted += 1
             if LOGGER.isEnabledFor(logging.INFO):
                 LOGGER.info("accepted %s on %s", addr, self.address)
-            self._loop._adopt(sock, self._factory)
+            self._loop._adopt(sock, self._factory, self._tls)
 
     def _back_off(self, exc: OSError) -> None:
         delay = self._policy.delay
@@ -615,9 +718,11 @@ class Connector:
         loop: Loop,
         factory: ProtocolFactory,
         on_error: Callable[[OSError], object] | None,
+        tls: _TLSOptions | None = None,
     ) -> None:
         self._loop = loop
         self._factory = factory
+        self._tls = tls
         self._on_error = on_error
         self._sock: socket.socket | None = None
         self._connection: Connection | None = None
@@ -707,7 +812,7 @@ class Connector:
             return
         self._done = True
         self._loop._connecting.discard(self)
-        self._connection = self._loop._adopt(sock, self._factory)
+        self._connection = self._loop._adopt(sock, self._factory, self._tls)
 
     def _fail(self, exc: OSError) -> None:
         self._done = True
