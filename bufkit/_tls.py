@@ -58,6 +58,8 @@ from bufkit.errors import TLSHandshakeError
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
+    from bufkit._protocols import SupportsRecvInto
+
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -304,9 +306,12 @@ class TLSLayer:
 
     # -- driven by the connection core ---------------------------------------
 
-    def attach(self, sock: _Wire) -> None:
-        """Use ``sock`` for ciphertext (the connection calls it once)."""
-        self._sock = sock
+    def attach(self, sock: SupportsRecvInto) -> None:
+        """Use ``sock`` for ciphertext (the connection calls it once).
+
+        ``sock`` needs ``recv_into`` and ``send`` (``sendmsg`` if it has one).
+        """
+        self._sock = cast("_Wire", sock)
 
     def begin(self) -> None:
         """Start the handshake: a client queues its ClientHello.

@@ -45,6 +45,7 @@ from bufkit.testing._schedule import (
 )
 from bufkit.testing._selector import FakeSelector
 from bufkit.testing._sendcheck import Sender, check_sender, check_sender_example
+from bufkit.testing._tls_fake import FakeTLSSocket, MemorySocket, memory_socketpair
 
 __all__ = [
     "ERRNO_CATALOGUE",
@@ -62,9 +63,11 @@ __all__ = [
     "Fail",
     "FakeSelector",
     "FakeSocket",
+    "FakeTLSSocket",
     "HybridSocket",
     "Interrupt",
     "Ledger",
+    "MemorySocket",
     "Receiver",
     "RecvStep",
     "SendStep",
@@ -81,6 +84,7 @@ __all__ = [
     "format_schedule",
     "format_transcript",
     "hybrid_socketpair",
+    "memory_socketpair",
     "random_cuts",
     "random_recv_schedule",
     "random_send_schedule",
