@@ -55,6 +55,8 @@ class MemorySocket:
         """Whether :meth:`close` was called."""
         self.sent = bytearray()
         """Every byte this end's sends accepted, in order."""
+        self.send_blocked = False
+        """While true, every send raises BlockingIOError (a full kernel buffer)."""
 
     def fileno(self) -> int:
         """Return -1: there is no descriptor."""
@@ -70,7 +72,7 @@ class MemorySocket:
             raise BrokenPipeError(errno.EPIPE, "the peer closed")
         if not view.nbytes:
             return 0
-        if self._rng.random() < self._block_rate:
+        if self.send_blocked or self._rng.random() < self._block_rate:
             raise BlockingIOError(errno.EAGAIN, "send would block")
         n = min(view.nbytes, self._rng.randint(1, self._max_send))
         peer.inbox += view[:n]
