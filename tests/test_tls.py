@@ -231,14 +231,16 @@ def test_alpn_is_negotiated(tls_contexts: Contexts) -> None:
         client_ctx.set_alpn_protocols([])
 
 
-def test_session_resumption_over_tls_1_2(tls_contexts: Contexts) -> None:
-    """A session kept from one connection resumes in the next."""
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_session_resumption(tls_contexts: Contexts, version: ssl.TLSVersion) -> None:
+    """A session kept from one connection resumes in the next (1.2 and 1.3)."""
     server_ctx, client_ctx = tls_contexts
-    client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    client_ctx.maximum_version = version
     try:
         first = Duo(tls_contexts)
         first.start()
         assert first.run(lambda: _both_open(first))
+        first.run(lambda: False)  # TLS 1.3 tickets come after the handshake
         assert first.client_conn.tls is not None
         session = first.client_conn.tls.session
         assert session is not None
@@ -258,6 +260,8 @@ def test_session_resumption_over_tls_1_2(tls_contexts: Contexts) -> None:
             for conn, sock in zip(conns, (c_sock, s_sock), strict=True):
                 if sock.readable():
                     conn.on_readable()
+                if conn.interest & Interest.WRITE:
+                    conn.on_writable()
         assert client_tls.handshake_done
         assert server_tls.handshake_done
         assert client_tls.session_reused

@@ -256,7 +256,10 @@ def test_loop_tls_client_against_asyncio_server(loop: Loop, material: Material) 
     assert loop.pool.stats().buffers_in_use == 0
 
 
-def test_openssl_s_client_against_the_loop(loop: Loop, material: Material) -> None:
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_openssl_s_client_against_the_loop(
+    loop: Loop, material: Material, version: str
+) -> None:
     """openssl s_client sends a line through a TLS listener and gets it back."""
     listener = loop.listen(Echo, "127.0.0.1", 0, ssl=material.server())
     proc = subprocess.Popen(
@@ -271,7 +274,7 @@ def test_openssl_s_client_against_the_loop(loop: Loop, material: Material) -> No
             "localhost",
             "-verify_return_error",
             "-quiet",
-            "-no_ign_eof",
+            version,
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
