@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import resource
@@ -12,6 +13,7 @@ import ssl
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -467,6 +469,7 @@ def test_a_thousand_idle_tls_connections_hold_no_pool_bytes(
     assert stats.bytes_in_use == 0
     assert stats.buffers_in_use == 0
     assert len(loop.connections) == 2 * count
+    assert len(loop._timers) < 200  # 2,000 cancelled handshake timers dropped
     for conn in loop.connections:
         assert conn.tls is not None
         assert conn.tls.cipher_pending == 0
@@ -612,3 +615,41 @@ def test_stalled_handshakes_time_out_while_a_healthy_client_is_served(
     finally:
         for sock in stalled:
             sock.close()
+
+
+class Quiet(ConnectionProtocol):
+    """Does nothing and keeps nothing."""
+
+
+def test_a_closed_tls_connection_is_freed_at_once(
+    loop: Loop, material: Material
+) -> None:
+    """A cancelled handshake timer keeps no connection alive (no GC needed)."""
+    listener = loop.listen(Quiet, "127.0.0.1", 0, ssl=material.server())
+    client_ctx = material.client()
+    for _ in range(3):
+        loop.connect(
+            Quiet,
+            "127.0.0.1",
+            listener.address[1],
+            ssl=client_ctx,
+            server_hostname="localhost",
+        )
+
+    def all_open() -> bool:
+        conns = loop.connections
+        return len(conns) == 6 and all(
+            c.tls is not None and c.tls.handshake_done for c in conns
+        )
+
+    assert loop.run_until(all_open, timeout=10)
+    refs = [weakref.ref(conn) for conn in loop.connections]
+    gc.disable()
+    try:
+        for conn in loop.connections:
+            conn.abort()
+        del conn
+        assert not loop.connections
+        assert [r() for r in refs] == [None] * 6
+    finally:
+        gc.enable()

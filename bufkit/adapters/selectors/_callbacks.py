@@ -71,8 +71,14 @@ class Handle:
         return self._cancelled
 
     def cancel(self) -> None:
-        """Do not run the callback (if it has not run yet)."""
+        """Do not run the callback (if it has not run yet).
+
+        The handle lets go of the callback and its arguments at once, so a
+        cancelled timer does not keep them alive until its time.
+        """
         self._cancelled = True
+        self._callback = _nothing
+        self._args = ()
 
     def _run(self) -> None:
         try:
@@ -82,6 +88,10 @@ class Handle:
 
     def __lt__(self, other: Handle) -> bool:
         return self.when < other.when
+
+
+def _nothing(*args: object) -> None:
+    """What a cancelled handle holds instead of its callback."""
 
 
 _Previous = Callable[[int, FrameType | None], object] | int | None

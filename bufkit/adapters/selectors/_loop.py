@@ -159,6 +159,7 @@ class Loop:
         self._defer_hook = self._deferred.append
         self._timer_hook = self._on_timer
         self._timeouts: dict[Connection, Handle] = {}  # TLS connections only
+        self._cancelled_timers = 0
         self._listeners: set[Listener] = set()
         self._connecting: set[Connector] = set()
         self._wakeup: Wakeup | None = None  # made by the first signal handler
@@ -398,6 +399,14 @@ class Loop:
         handle = self._timeouts.pop(conn, None)
         if handle is not None:
             handle.cancel()
+            self._cancelled_timers += 1
+            timers = self._timers
+            if self._cancelled_timers > 64 and self._cancelled_timers * 2 > len(timers):
+                # Most handshakes end long before their timeout: drop the
+                # cancelled timers rather than keep them until due.
+                timers[:] = [h for h in timers if not h.cancelled]
+                heapq.heapify(timers)
+                self._cancelled_timers = 0
         if delay is not None:
             self._timeouts[conn] = self.call_later(delay, self._timed_out, conn)
 
