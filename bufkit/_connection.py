@@ -57,10 +57,11 @@ docs/design.md invariants 1 and 2 (bytes exactly once in order; each
 for one event; an idle connection holds none. docs/design.md invariant 6: a
 closed or failed connection is freed by reference counting. The queue's
 watermark hooks hold the connection weakly, the reader and its link are
-dropped on close, so are the protocol (after ``connection_lost``) and the
-pool's release callback, and the traceback of the exception that ended the
-connection is dropped once logged (it would hold the frames, hence the
-connection).
+dropped on close, so are the protocol (after ``connection_lost``), the
+pool's release callback, the TLS layer's ciphertext and socket and the
+owner's timer (cancelled through ``on_timer``); the traceback of the
+exception that ended the connection is dropped once logged (it would hold
+the frames, hence the connection).
 
 The lifecycle is data: :class:`ConnectionState`, :class:`ConnectionEvent` and
 the table :data:`CONNECTION_TRANSITIONS` (``(state, event) -> state``); a
@@ -426,7 +427,8 @@ class Connection:
             no timeout.
 
     Raises:
-        TypeError: ``read_budget`` or a watermark is not an int.
+        TypeError: ``read_budget`` or a watermark is not an int, or ``tls``
+            is not a :class:`bufkit.TLSLayer`.
         ValueError: A watermark is negative, ``low_water`` exceeds
             ``high_water``, or ``read_budget`` is below 1.
     """
