@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "BufferLeakWarning",
     "BufferReleasedError",
+    "BufferTooLarge",
     "BufkitError",
     "ForeignBufferError",
     "FrameTooLarge",
@@ -34,10 +35,24 @@ class BufkitError(Exception):
 class PoolExhausted(BufkitError, MemoryError):
     """Raised by :meth:`bufkit.BufferPool.acquire` when the pool cannot lend.
 
-    That is when lending would take the pool past its ``max_bytes``, or when the
-    request is larger than the largest size class, and the pool was built to
-    raise rather than to fall back to a counted heap buffer. The message names
-    the requested size and the limit that refused it.
+    That is when lending would take the pool past its ``max_bytes`` and the
+    pool was built to raise rather than to fall back to a counted heap buffer.
+    It is temporary: a buffer given back makes room again
+    (:meth:`bufkit.BufferPool.add_release_callback` tells when). The message
+    names the requested size and the limit that refused it. A request larger
+    than the largest size class raises :class:`BufferTooLarge` instead.
+    """
+
+
+class BufferTooLarge(BufkitError, ValueError):
+    """Raised by :meth:`bufkit.BufferPool.acquire` for a size no class holds.
+
+    That is when ``min_size`` is larger than the pool's largest size class and
+    the pool was built with ``fallback="raise"``. It is a :class:`ValueError`,
+    not a :class:`PoolExhausted`: waiting for buffers to come back cannot
+    help, since no release makes a class larger. The pool is left unchanged
+    (the refusal is not counted in ``exhausted``). The message names the size
+    and the largest class.
     """
 
 
@@ -79,11 +94,15 @@ class FramingError(BufkitError, ValueError):
 
 
 class FrameTooLarge(FramingError):
-    """Raised by a framer when a frame would exceed its ``max_frame``.
+    """Raised by a framer when a frame's payload would exceed its ``max_frame``.
 
-    It is raised as soon as the header (or ``max_frame`` bytes without a
-    delimiter) shows it, before the oversized data is buffered, so a hostile
-    peer cannot make the process hold more than ``max_frame`` bytes.
+    The payload is what ``on_frame`` would receive: the length header and the
+    delimiter are not counted. A length framer raises it on reading a header
+    that announces more; a delimiter framer once ``max_frame + len(delimiter)``
+    bytes of a frame went by with no delimiter among them. Either way before
+    the oversized data is buffered, so a hostile peer cannot make the process
+    hold more than the limit. The message names the payload size when it is
+    known, and the limit.
     """
 
 
