@@ -186,7 +186,7 @@ def _fanout(rows: list[Row]) -> Iterator[Row]:
                     f"({conns} conns)",
                     name,
                     judge(ratios, 3.5, "higher"),
-                    "(asyncio / ours)",
+                    "below asyncio",
                     extra,
                 )
 
