@@ -573,6 +573,24 @@ def test_fanout_targets_judge_cpu_per_response() -> None:
     }
 
 
+def test_fanout_targets_are_judged_at_every_connection_count() -> None:
+    """With several fanout cells (``--full``), each connection count is judged."""
+    rows = [
+        {"contender": name, "connections": conns, "samples": _rounds(*cpu)}
+        for conns in (1, 256)
+        for name, cpu in (
+            ("asyncio", (1.0, 1.0, 1.0)),
+            # 1 conn: asyncio / ours = 2.0 each round; 256 conns: 4.0.
+            ("bufkit-selectors", (0.5, 0.5, 0.5) if conns == 1 else (0.25,) * 3),
+        )
+    ]
+    targets = {t["target"]: t["verdict"] for t in evaluate({"fanout": rows})}
+    assert targets == {
+        "fanout: asyncio's server CPU per response >= 3.5x ours (1 conns)": "missed",
+        "fanout: asyncio's server CPU per response >= 3.5x ours (256 conns)": "hit",
+    }
+
+
 def test_summarise_takes_the_median_and_range_of_each_figure() -> None:
     """A cell's figures are the medians of its rounds, with min-max ranges."""
     samples = [

@@ -155,40 +155,45 @@ def _syscalls(name: str, row: Row) -> Iterator[Row]:
 
 def _fanout(rows: list[Row]) -> Iterator[Row]:
     rows = _ok(rows)
-    if not rows:
+    writers = [name for name in _bufkit(rows) if name in _QUEUE_WRITERS]
+    for name in writers:  # strace ran once per contender: judged once
+        row = _find(rows, name)
+        if row is not None:
+            yield from _syscalls(name, row)
+    for conns in dict.fromkeys(r["connections"] for r in rows):
+        for name in writers:
+            yield from _fanout_cpu(rows, name, conns)
+
+
+def _fanout_cpu(rows: list[Row], name: str, conns: int) -> Iterator[Row]:
+    row = _find(rows, name, connections=conns)
+    ours = _cpu_per_byte(row) if row is not None else []
+    if row is None or not ours:
         return
-    conns = rows[0]["connections"]
-    asyncio_row = _find(rows, "asyncio", connections=conns)
+    extra = _vs_limit(rows, row, "server_cpu_us_per_response", connections=conns)
     twisted_row = _find(rows, "twisted", connections=conns)
-    key = "server_cpu_us_per_response"
-    for name in _bufkit(rows):
-        row = _find(rows, name, connections=conns)
-        if row is None or name not in _QUEUE_WRITERS:
-            continue
-        yield from _syscalls(name, row)
-        ours = _cpu_per_byte(row)
-        extra = _vs_limit(rows, row, key, connections=conns)
-        if twisted_row is not None and ours:
-            ratios = paired_ratios(ours, _cpu_per_byte(twisted_row))
-            if ratios:
-                yield _judged(
-                    f"fanout server CPU per response <= Twisted ({conns} conns)",
-                    name,
-                    judge(ratios, 1.0, "lower"),
-                    "Twisted",
-                    extra,
-                )
-        if asyncio_row is not None and ours:
-            ratios = paired_ratios(_cpu_per_byte(asyncio_row), ours)
-            if ratios:
-                yield _judged(
-                    f"fanout: asyncio's server CPU per response >= 3.5x ours "
-                    f"({conns} conns)",
-                    name,
-                    judge(ratios, 3.5, "higher"),
-                    "below asyncio",
-                    extra,
-                )
+    if twisted_row is not None:
+        ratios = paired_ratios(ours, _cpu_per_byte(twisted_row))
+        if ratios:
+            yield _judged(
+                f"fanout server CPU per response <= Twisted ({conns} conns)",
+                name,
+                judge(ratios, 1.0, "lower"),
+                "Twisted",
+                extra,
+            )
+    asyncio_row = _find(rows, "asyncio", connections=conns)
+    if asyncio_row is not None:
+        ratios = paired_ratios(_cpu_per_byte(asyncio_row), ours)
+        if ratios:
+            yield _judged(
+                f"fanout: asyncio's server CPU per response >= 3.5x ours "
+                f"({conns} conns)",
+                name,
+                judge(ratios, 3.5, "higher"),
+                "below asyncio",
+                extra,
+            )
 
 
 def _echo(rows: list[Row]) -> Iterator[Row]:
