@@ -1,9 +1,9 @@
-"""Fresh, uninstalled reactors for tests, and a way to run one until a Deferred fires."""
+"""Fresh reactors for tests (never the global one), and a way to run one."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
@@ -39,7 +39,9 @@ def fresh_reactor(kind: str) -> Iterator[Any]:
             loop.close()
 
 
-def run(reactor: Any, main: Callable[[], Awaitable[T]], timeout: float = 20.0) -> T:
+def run(
+    reactor: Any, main: Callable[[], Coroutine[Any, Any, T]], timeout: float = 20.0
+) -> T:
     """Run ``reactor`` once, until the coroutine ``main()`` ends; return its result.
 
     A reactor cannot run twice, so each test drives all of its steps from one
@@ -56,7 +58,7 @@ def run(reactor: Any, main: Callable[[], Awaitable[T]], timeout: float = 20.0) -
             reactor.stop()
 
     def start() -> None:
-        defer.ensureDeferred(main()).addBoth(done)
+        defer.ensureDeferred(cast(Any, main())).addBoth(done)
 
     reactor.callWhenRunning(start)
     timer = reactor.callLater(timeout, reactor.stop)

@@ -43,6 +43,6 @@ _obj: object
 for _name in __all__:
     _obj = globals()[_name]
     # Interfaces keep theirs (zope makes it read-only).
-    if isinstance(_obj, type) or callable(_obj) and not hasattr(_obj, "providedBy"):
+    if isinstance(_obj, type) or (callable(_obj) and not hasattr(_obj, "providedBy")):
         _obj.__module__ = __name__
 del _name, _obj

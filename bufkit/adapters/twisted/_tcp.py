@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 from typing import Any, Final
 
@@ -272,13 +273,17 @@ class _Connecting:
     def doWrite(self) -> None:
         code = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
-            self._fail(error.ConnectError(string=errno.errorcode.get(code, str(code))))
+            self._fail(_connect_error(code))
         else:
             self._finish()
             self._done.callback(self._sock)
 
     def connectionLost(self, reason: failure.Failure) -> None:
-        self._fail(reason.value or error.ConnectionLost())
+        # epoll reports a refused connect as an error event, not as writable.
+        code = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self._fail(
+            _connect_error(code) if code else reason.value or error.ConnectionLost()
+        )
 
     def logPrefix(self) -> str:
         return "bufkit-connect"
@@ -297,6 +302,12 @@ class _Connecting:
         self._reactor.removeWriter(self)
         if self._timer.active():
             self._timer.cancel()
+
+
+def _connect_error(code: int) -> Exception:
+    """Twisted's exception for a failed ``connect`` with ``code`` (an errno)."""
+    exc: Exception = error.getConnectError((code, os.strerror(code)))
+    return exc
 
 
 @defer.inlineCallbacks
@@ -328,7 +339,7 @@ def connect_tcp(
     code = sock.connect_ex((ip, port))
     if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
         sock.close()
-        raise error.ConnectError(string=errno.errorcode.get(code, str(code)))
+        raise _connect_error(code)
     done: defer.Deferred[socket.socket] = defer.Deferred()
     waiter = _Connecting(reactor, sock, done, timeout)
     reactor.addWriter(waiter)

@@ -209,6 +209,7 @@ class Transport:
         "_sock",
         "_streaming",
         "_write_shut",
+        "_write_shut_untold",
         "_writing",
         "connected",
         "disconnected",
@@ -236,6 +237,7 @@ class Transport:
         self._reading = False
         self._writing = False
         self._write_shut = False
+        self._write_shut_untold = False
         self._aborted = False
         self._producer: Any = None
         self._streaming = False
@@ -454,6 +456,8 @@ class Transport:
         self.disconnecting = False
         self.disconnected = True
         OPEN_TRANSPORTS.discard(self)
+        if exc is None:
+            self._tell_write_shut()
         producer, self._producer = self._producer, None
         protocol, self.protocol = self.protocol, None
         if producer is not None:
@@ -515,10 +519,17 @@ class Transport:
             self._ask_pull_producer()
 
     def _write_side_done(self, exc: BaseException | None) -> None:
+        # Everything before write_eof() was sent; the core shuts the sending
+        # side right after this. Tell the protocol once that happened: on the
+        # next iteration, or in _lost if the connection ends first.
         if exc is None:
+            self._write_shut_untold = True
             self._reactor.callLater(0, self._tell_write_shut)
 
     def _tell_write_shut(self) -> None:
+        if not self._write_shut_untold:
+            return
+        self._write_shut_untold = False
         protocol = self.protocol
         if protocol is not None and IHalfCloseableProtocol.providedBy(protocol):
             protocol.writeConnectionLost()
