@@ -10,7 +10,7 @@ import gc
 import socket
 import struct
 import weakref
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import pytest
 
@@ -158,8 +158,8 @@ def test_int32_string_receiver_large_and_small_strings() -> None:
 class Add(amp.Command):
     """An AMP command: add two integers."""
 
-    arguments = [(b"a", amp.Integer()), (b"b", amp.Integer())]
-    response = [(b"total", amp.Integer())]
+    arguments: ClassVar = [(b"a", amp.Integer()), (b"b", amp.Integer())]
+    response: ClassVar = [(b"total", amp.Integer())]
 
 
 class Adder(amp.AMP):
