@@ -26,10 +26,10 @@ vocabulary:
   for a clean close, ``ConnectionAborted`` for ``abortConnection()``, and
   ``ConnectionLost`` for a socket error, as Twisted's own transports do.
 
-Memory (invariant 6): the core holds the transport's callbacks through a
-bridge that refers to the transport weakly, and the transport drops its
-protocol once ``connectionLost`` ran, so a closed connection is freed by
-reference counting. While open, the transport is held by the reactor (while
+Memory (invariant 6): the transport is the core's protocol; the core lets go
+of it once closed, and the transport drops its Twisted protocol once
+``connectionLost`` ran, so a closed connection is freed by reference
+counting. While open, the transport is held by the reactor (while
 registered) and by :data:`OPEN_TRANSPORTS`, so a paused, idle connection is
 never left to the cyclic garbage collector.
 
@@ -59,7 +59,7 @@ from twisted.internet.interfaces import (
 from twisted.python import failure
 from zope.interface import Interface, implementer
 
-from bufkit import BufferPool, Connection, ConnectionProtocol, ConnectionState, Interest
+from bufkit import BufferPool, Connection, ConnectionState, Interest
 
 __all__ = ["OPEN_TRANSPORTS", "IViewReceiver", "Transport", "peer_address"]
 
@@ -67,8 +67,13 @@ LOGGER: Final = logging.getLogger("bufkit.adapters.twisted")
 
 _OPEN: Final = ConnectionState.OPEN
 
-OPEN_TRANSPORTS: Final[set[Transport]] = set()
-"""Every open transport, so that an idle one that no reactor watches stays alive."""
+OPEN_TRANSPORTS: Final[dict[Connection, Transport]] = {}
+"""Every open transport by its connection.
+
+It keeps an idle transport that no reactor watches alive, and lets one
+interest callback serve every connection. An entry goes when its connection
+has reported that it wants nothing more.
+"""
 
 
 class IViewReceiver(Interface):  # type: ignore[misc]
@@ -127,53 +132,11 @@ def _batch_for(reactor: Any) -> _FlushBatch:
     return batch
 
 
-class _Bridge(ConnectionProtocol):
-    """The core's protocol: forwards each callback to the transport, held weakly."""
-
-    __slots__ = ("_ref",)
-
-    def __init__(self, transport: Transport) -> None:
-        self._ref = weakref.ref(transport)
-
-    def connection_made(self, conn: Connection, /) -> None:
-        transport = self._ref()
-        if transport is not None:
-            transport._made()
-
-    def data_received(self, view: memoryview, /) -> None:
-        transport = self._ref()
-        if transport is not None:
-            transport._receive(view)
-
-    def eof_received(self) -> bool | None:
-        transport = self._ref()
-        return None if transport is None else transport._peer_eof()
-
-    def connection_lost(self, exc: Exception | None, /) -> None:
-        transport = self._ref()
-        if transport is not None:
-            transport._lost(exc)
-
-    def pause_writing(self) -> None:
-        transport = self._ref()
-        if transport is not None:
-            transport._pause_producer()
-
-    def resume_writing(self) -> None:
-        transport = self._ref()
-        if transport is not None:
-            transport._resume_producer()
-
-
-def _interest_hook(
-    ref: weakref.ref[Transport],
-) -> Callable[[Connection, Interest], None]:
-    def on_interest(conn: Connection, interest: Interest) -> None:
-        transport = ref()
-        if transport is not None:
-            transport._set_interest(interest)
-
-    return on_interest
+def _on_interest(conn: Connection, interest: Interest) -> None:
+    """The core's interest output, one function shared by every transport."""
+    transport = OPEN_TRANSPORTS.get(conn)
+    if transport is not None:
+        transport._set_interest(interest)
 
 
 @implementer(
@@ -208,6 +171,7 @@ class Transport:
         "_reading",
         "_sock",
         "_streaming",
+        "_views",
         "_write_shut",
         "_write_shut_untold",
         "_writing",
@@ -244,11 +208,14 @@ class Transport:
         self._producer_paused = False
         self._pull_asked = False
         self._nodelay = False
+        self._views = False
+        # The transport is the core's protocol: no bridge object per
+        # connection. The core lets go of it once closed, so no cycle remains.
         self._conn = Connection(
             pool,
             sock,
-            _Bridge(self),
-            on_interest=_interest_hook(weakref.ref(self)),
+            self,
+            on_interest=_on_interest,
             defer=_batch_for(reactor),
             high_water=high_water,
             low_water=low_water,
@@ -259,7 +226,7 @@ class Transport:
 
     def start(self) -> None:
         """Call the protocol's ``makeConnection`` and start reading."""
-        OPEN_TRANSPORTS.add(self)
+        OPEN_TRANSPORTS[self._conn] = self
         self._conn.start()
 
     # -- the reactor's side: IReadWriteDescriptor -------------------------
@@ -399,7 +366,7 @@ class Transport:
         if not streaming:
             self._ask_pull_producer()
         elif self._conn.writing_paused:
-            self._pause_producer()
+            self.pause_writing()
 
     def unregisterProducer(self) -> None:
         """Forget the producer; the connection stays open."""
@@ -427,35 +394,37 @@ class Transport:
         """The :class:`bufkit.Connection` behind this transport."""
         return self._conn
 
-    # -- the core's callbacks (through _Bridge) ----------------------------------
+    # -- the core's callbacks (ConnectionProtocol) ------------------------------
 
-    def _made(self) -> None:
+    def connection_made(self, conn: Connection, /) -> None:
+        """The core started: tell the Twisted protocol (``makeConnection``)."""
         self.connected = True
         protocol = self.protocol
         if protocol is not None:
+            self._views = IViewReceiver.providedBy(protocol)
             protocol.makeConnection(self)
 
-    def _receive(self, view: memoryview) -> None:
+    def data_received(self, view: memoryview, /) -> None:
+        """Bytes read: ``dataReceived(bytes)``, or ``viewReceived(view)``."""
         protocol = self.protocol
-        if protocol is None:
-            return
-        if IViewReceiver.providedBy(protocol):
-            protocol.viewReceived(view)
-        else:
+        if self._views:
+            protocol.viewReceived(view)  # type: ignore[union-attr]
+        elif protocol is not None:
             protocol.dataReceived(bytes(view))
 
-    def _peer_eof(self) -> bool:
+    def eof_received(self) -> bool | None:
+        """The peer shut its side: ``readConnectionLost`` if half-closeable."""
         protocol = self.protocol
         if protocol is not None and IHalfCloseableProtocol.providedBy(protocol):
             protocol.readConnectionLost()
             return True
         return False
 
-    def _lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc: Exception | None, /) -> None:
+        """The core closed the socket: ``connectionLost`` with Twisted's reason."""
         self.connected = False
         self.disconnecting = False
         self.disconnected = True
-        OPEN_TRANSPORTS.discard(self)
         if exc is None:
             self._tell_write_shut()
         producer, self._producer = self._producer, None
@@ -471,8 +440,24 @@ class Transport:
             else:
                 protocol.connectionLost(_reason(exc))
 
+    def pause_writing(self) -> None:
+        """Above high water and the kernel refused bytes: pause a push producer."""
+        producer = self._producer
+        if producer is not None and self._streaming and not self._producer_paused:
+            self._producer_paused = True
+            producer.pauseProducing()
+
+    def resume_writing(self) -> None:
+        """Down to low water: resume a paused push producer."""
+        producer = self._producer
+        if producer is not None and self._streaming and self._producer_paused:
+            self._producer_paused = False
+            producer.resumeProducing()
+
     def _set_interest(self, interest: Interest) -> None:
         reactor = self._reactor
+        if self._conn.closed:  # the last report: forget this transport
+            OPEN_TRANSPORTS.pop(self._conn, None)
         want_read = bool(interest & Interest.READ)
         want_write = bool(interest & Interest.WRITE)
         if want_read != self._reading:
@@ -487,18 +472,6 @@ class Transport:
                 reactor.addWriter(self)
             else:
                 reactor.removeWriter(self)
-
-    def _pause_producer(self) -> None:
-        producer = self._producer
-        if producer is not None and self._streaming and not self._producer_paused:
-            self._producer_paused = True
-            producer.pauseProducing()
-
-    def _resume_producer(self) -> None:
-        producer = self._producer
-        if producer is not None and self._streaming and self._producer_paused:
-            self._producer_paused = False
-            producer.resumeProducing()
 
     def _ask_pull_producer(self) -> None:
         producer = self._producer
