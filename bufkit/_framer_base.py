@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from bufkit._checks import require_int
 from bufkit._pool import BufferPool, PooledBuffer
-from bufkit._pool_slabs import require_int
 from bufkit.errors import FramingError
 
 __all__: list[str] = []

@@ -53,9 +53,10 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Final, Literal, final
 
+from bufkit._checks import positive_int
 from bufkit._pool_buffer import PooledBuffer, Returns, carrier_maker, new_lease
 from bufkit._pool_debug import _Debug, release_quietly
-from bufkit._pool_slabs import SizeClass, positive_int
+from bufkit._pool_slabs import SizeClass
 from bufkit._pool_stats import PoolStats
 from bufkit.errors import ForeignBufferError, PoolExhausted
 

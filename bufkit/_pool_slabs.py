@@ -36,26 +36,10 @@ if TYPE_CHECKING:
 
     from bufkit._pool import PooledBuffer
 
-__all__ = ["SizeClass", "positive_int", "require_int"]
+__all__ = ["SizeClass"]
 
 _TAKES: Final = sys.maxsize  # next(take) attempts before the repeat runs out
 _NO_KEY: Final = object()  # a SizeClass key no int is
-
-
-def require_int(name: str, value: object) -> None:
-    """Raise TypeError, naming ``name``, unless ``value`` is an int (not bool)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-
-
-def positive_int(name: str, value: object, minimum: int = 1) -> int:
-    """Return ``value`` as an int, or raise if it is not an int >= ``minimum``."""
-    require_int(name, value)
-    assert isinstance(value, int)
-    if value < minimum:
-        word = "positive" if minimum == 1 else f">= {minimum}"
-        raise ValueError(f"{name} must be {word}, got {value}")
-    return int(value)
 
 
 @final
