@@ -19,10 +19,13 @@ the callbacks, ``_owned`` the pooled buffers to release; an entry is due
 once ``_sent`` reaches its end. Writes with neither cost no entry.
 
 Pinned memory: an owned pooled buffer keeps its whole chunk lent until its
-last byte is sent, however few bytes it sends. ``_slack`` is what the owned
-chunks hold beyond their unsent bytes, so ``held_bytes`` (``pending`` plus
-``_slack``) is the memory the queue keeps from the pool and the heap, and
-it is what the watermarks count (docs/design.md invariant 6).
+last byte is sent, however few bytes it sends. The slack (what the owned
+chunks hold beyond their unsent bytes) plus ``pending`` is ``held_bytes``,
+the memory the queue keeps from the pool and the heap, and it is what the
+watermarks count (docs/design.md invariant 6). The queue stores
+``_pause_at``, ``high_water`` minus the slack, so that the write hot path
+compares ``pending`` with one attribute, as it would without pooled
+buffers; the slack changes only when an owned buffer comes or goes.
 
 Guarantees (docs/design.md invariants): 1. ``_consume`` only drops views
 whose bytes were all accepted and moves the offset; it never copies or
@@ -281,10 +284,10 @@ class WriteQueue:
         "_on_pause",
         "_on_resume",
         "_owned",
+        "_pause_at",
         "_paused",
         "_segs",
         "_sent",
-        "_slack",
         "_spin",
         "_state",
         "_tail",
@@ -324,7 +327,8 @@ class WriteQueue:
         self._segs: list[memoryview] | None = None
         self._tail = bytearray()
         self._first = self._head_off = self._written = self._sent = 0
-        self._slack = self._base = 0  # held_bytes - pending; its unsent-free part
+        self._pause_at = high_water  # high_water - (held_bytes - pending)
+        self._base = 0  # the owned chunks' bytes that were never to be sent
         self._comps: deque[tuple[int, CompletionCallback]] | None = None
         # (end, start, chunk size - bytes sent from it, buffer)
         self._owned: deque[tuple[int, int, int, PooledBuffer]] | None = None
@@ -346,7 +350,7 @@ class WriteQueue:
         a chunk stays lent until its last byte is sent, so 3,000 bytes
         written from a 64 KiB chunk hold 64 KiB. The watermarks count this.
         """
-        return self._written - self._sent + self._slack
+        return self._written - self._sent + self._high - self._pause_at
 
     @property
     def paused(self) -> bool:
@@ -381,7 +385,7 @@ class WriteQueue:
     def __repr__(self) -> str:
         name = "" if self._name is None else f" {self._name!r}"
         paused = " paused" if self._paused else ""
-        held = self._written - self._sent + self._slack
+        held = self._written - self._sent + self._high - self._pause_at
         return (
             f"<WriteQueue{name} {self._state.value} pending={self.pending} "
             f"held={held}{paused}>"
@@ -449,7 +453,7 @@ class WriteQueue:
         written = self._written + size
         self._written = written
         if on_done is not None or (
-            written - self._sent + self._slack > self._high and not self._paused
+            written - self._sent > self._pause_at and not self._paused
         ):
             self._after_write(on_done)
 
@@ -567,7 +571,7 @@ class WriteQueue:
         start = self._written
         self._owned.append((start + size, start, chunk - size, buf))
         self._base += chunk - size
-        self._slack += chunk - size
+        self._pause_at -= chunk - size
         return size
 
     def _push(self, view: memoryview) -> None:
@@ -594,7 +598,7 @@ class WriteQueue:
             self._comps.append((self._written, on_done))
             if self._written == self._sent:
                 errors = self._dispatch(errors)
-        if not self._paused and self._written - self._sent + self._slack > self._high:
+        if not self._paused and self._written - self._sent > self._pause_at:
             self._paused = True
             errors = self._call(self._on_pause, errors)
         if errors:
@@ -805,7 +809,11 @@ class WriteQueue:
             self._head_off = rest
             if self._owned:
                 errors = self._release(errors, self._sent)
-            if self._paused and self._written - self._sent + self._slack <= self._low:
+            if (
+                self._paused
+                and self._written - self._sent + self._high - self._pause_at
+                <= self._low
+            ):
                 self._paused = False
                 errors = self._call(self._on_resume, errors)
         if self._comps:
@@ -813,7 +821,7 @@ class WriteQueue:
         return errors
 
     def _release(self, errors: Errors, upto: int | None) -> Errors:
-        """Release the owned buffers sent by ``upto`` (all if None); reset slack."""
+        """Release the owned buffers sent by ``upto`` (all if None); recount."""
         owned = self._owned
         assert owned is not None
         while owned and (upto is None or owned[0][0] <= upto):
@@ -824,10 +832,11 @@ class WriteQueue:
             except Exception as exc:
                 errors = [*(errors or ()), exc]
         if owned:  # the first one may be partly sent: that part stays held
-            self._slack = self._base + max(0, self._sent - owned[0][1])
+            self._pause_at = self._high - self._base - max(0, self._sent - owned[0][1])
         else:
             self._owned = None
-            self._slack = self._base = 0
+            self._base = 0
+            self._pause_at = self._high
         return errors
 
     def _break(self, exc: BaseException, errors: Errors) -> Errors:
