@@ -218,12 +218,23 @@ def _release_all(items: Iterable[object]) -> None:
 
 
 def _drop_locals(exc: BaseException) -> None:
-    """Clear the local variables of the finished frames in ``exc``'s traceback.
+    """Clear the local variables of the finished frames ``exc`` still reaches.
 
-    The frames stay (the traceback still prints); their locals, which hold
-    the queue and its views, go. A running frame is left alone.
+    Those are the frames of its traceback, and the finished callers of the
+    frame that caught it (a frame keeps its caller once it outlives its
+    call). The frames stay, so the traceback still prints; their locals,
+    which hold the queue and its views, go. Running frames are left alone.
     """
     tb: TracebackType | None = exc.__traceback__
+    if tb is None:
+        return
+    caller = tb.tb_frame.f_back
+    while caller is not None:
+        try:
+            caller.clear()
+        except RuntimeError:  # still running: so are its callers
+            break
+        caller = caller.f_back
     while tb is not None:
         with contextlib.suppress(RuntimeError):  # a frame still running stays
             tb.tb_frame.clear()

@@ -361,3 +361,24 @@ def test_failed_queue_and_its_data_are_freed_without_the_cycle_collector(
         del queue, info, errors, sock
         alive = (watch() is not None, queue_ref() is not None)
         assert alive == (False, False)
+
+
+def test_failed_queue_is_freed_when_a_completion_raised_during_the_failure() -> None:
+    """Callback errors attached to the socket error hold no cycle either."""
+    with gc_disabled():
+        queue = WriteQueue(high_water=1 << 30)
+        payload = Payload("B", bytes(1 << 20))
+        watch, queue_ref = weakref.ref(payload), weakref.ref(queue)
+        queue.write(payload, copy=False)
+
+        def boom(exc: BaseException | None) -> None:
+            raise RuntimeError(f"completion saw {exc!r}")
+
+        queue.write(b"", boom)
+        del payload
+        with pytest.raises(ConnectionResetError) as info:
+            queue.flush(FakeSocket(send=[Fail(errno.ECONNRESET)]))
+        assert isinstance(info.value.__context__, RuntimeError)
+        del queue, info
+        alive = (watch() is not None, queue_ref() is not None)
+        assert alive == (False, False)
