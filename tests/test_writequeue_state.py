@@ -29,7 +29,7 @@ from bufkit import (
     QueueState,
     WriteQueue,
 )
-from bufkit._writequeue import TRANSITIONS, Event
+from bufkit._writequeue import TRANSITIONS, Event, next_state
 from bufkit.testing import Accept, AcceptAll, Fail, FakeSocket, SendStep, WouldBlock
 
 OPEN, CLOSING, CLOSED, FAILED = (
@@ -49,6 +49,14 @@ def test_closed_and_failed_are_terminal() -> None:
     """No event leads out of CLOSED or FAILED."""
     for state in (CLOSED, FAILED):
         assert {TRANSITIONS[state, event] for event in Event} == {state}
+
+
+def test_next_state_follows_the_table_and_refuses_a_missing_pair() -> None:
+    """next_state applies the table; a pair it lacks is a RuntimeError naming it."""
+    assert next_state(TRANSITIONS, OPEN, Event.CLOSE) is CLOSING
+    partial = {(OPEN, Event.CLOSE): CLOSING}
+    with pytest.raises(RuntimeError, match="no transition for DRAIN in OPEN"):
+        next_state(partial, OPEN, Event.DRAIN)
 
 
 def test_only_these_edges_exist() -> None:
