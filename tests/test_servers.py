@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bufkit import BufferPool
-from bufkit._gather import COALESCE_BELOW
+from bufkit._writequeue import COALESCE_BELOW
 from bufkit.adapters.selectors import Connection
 from bufkit.servers import (
     FANOUT_REPLIES,
