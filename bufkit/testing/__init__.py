@@ -16,6 +16,20 @@ from bufkit.testing._errors import (
 )
 from bufkit.testing._fakebase import IOV_MAX
 from bufkit.testing._fakesocket import FakeSocket
+from bufkit.testing._hostile_asyncio import (
+    HostileTransport,
+    check_protocol,
+    check_protocol_example,
+    run_protocol,
+)
+from bufkit.testing._hostile_core import Outcome
+from bufkit.testing._hostile_cuts import (
+    Cutting,
+    CuttingError,
+    Pause,
+    backpressure_schedules,
+    cuttings,
+)
 from bufkit.testing._hybrid import HybridSocket, hybrid_socketpair
 from bufkit.testing._ledger import Ledger
 from bufkit.testing._pair import fake_socketpair
@@ -56,15 +70,20 @@ __all__ = [
     "BusyLoopError",
     "Call",
     "CheckFailed",
+    "Cutting",
+    "CuttingError",
     "DeadlockError",
     "Deliver",
     "Eof",
     "Fail",
     "FakeSelector",
     "FakeSocket",
+    "HostileTransport",
     "HybridSocket",
     "Interrupt",
     "Ledger",
+    "Outcome",
+    "Pause",
     "Receiver",
     "RecvStep",
     "SendStep",
@@ -73,10 +92,14 @@ __all__ = [
     "Spurious",
     "StepBudgetExceeded",
     "WouldBlock",
+    "backpressure_schedules",
+    "check_protocol",
+    "check_protocol_example",
     "check_receiver",
     "check_receiver_example",
     "check_sender",
     "check_sender_example",
+    "cuttings",
     "fake_socketpair",
     "format_schedule",
     "format_transcript",
@@ -84,6 +107,7 @@ __all__ = [
     "random_cuts",
     "random_recv_schedule",
     "random_send_schedule",
+    "run_protocol",
 ]
 
 
