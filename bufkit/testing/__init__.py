@@ -6,7 +6,9 @@ and the pytest plugin do.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+from typing import TYPE_CHECKING
 
 from bufkit.testing._errors import (
     BusyLoopError,
@@ -60,6 +62,24 @@ from bufkit.testing._schedule import (
 from bufkit.testing._selector import FakeSelector
 from bufkit.testing._sendcheck import Sender, check_sender, check_sender_example
 
+if TYPE_CHECKING:
+    from bufkit.testing._hostile_twisted import (
+        HostileTwistedTransport,
+        check_twisted_protocol,
+        check_twisted_protocol_example,
+        run_twisted_protocol,
+    )
+
+# Twisted is optional: its names load on first use (see __getattr__).
+_TWISTED = frozenset(
+    {
+        "HostileTwistedTransport",
+        "check_twisted_protocol",
+        "check_twisted_protocol_example",
+        "run_twisted_protocol",
+    }
+)
+
 __all__ = [
     "ERRNO_CATALOGUE",
     "IOV_MAX",
@@ -79,6 +99,7 @@ __all__ = [
     "FakeSelector",
     "FakeSocket",
     "HostileTransport",
+    "HostileTwistedTransport",
     "HybridSocket",
     "Interrupt",
     "Ledger",
@@ -99,6 +120,8 @@ __all__ = [
     "check_receiver_example",
     "check_sender",
     "check_sender_example",
+    "check_twisted_protocol",
+    "check_twisted_protocol_example",
     "cuttings",
     "fake_socketpair",
     "format_schedule",
@@ -108,6 +131,7 @@ __all__ = [
     "random_recv_schedule",
     "random_send_schedule",
     "run_protocol",
+    "run_twisted_protocol",
 ]
 
 
@@ -115,6 +139,8 @@ def _publish() -> None:
     """Document every class and function under its public path."""
     namespace = globals()
     for name in __all__:
+        if name in _TWISTED:
+            continue
         obj = namespace[name]
         if isinstance(obj, type) or inspect.isfunction(obj):
             obj.__module__ = __name__
@@ -122,3 +148,19 @@ def _publish() -> None:
 
 _publish()
 del _publish
+
+
+def __getattr__(name: str) -> object:
+    """Load the Twisted names on first use (Twisted is an optional dependency)."""
+    if name not in _TWISTED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        module = importlib.import_module("bufkit.testing._hostile_twisted")
+    except ImportError as exc:
+        raise ImportError(
+            f"bufkit.testing.{name} needs Twisted: pip install 'bufkit[twisted]'"
+        ) from exc
+    value = getattr(module, name)
+    value.__module__ = __name__
+    globals()[name] = value
+    return value

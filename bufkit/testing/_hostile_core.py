@@ -90,6 +90,7 @@ class Wire:
         self.problems: list[str] = []
         self.writes = 0
         self.write_paused = False
+        self.told = False
         self.reading_paused = False
         self.hold = 0
         self.closing = False
@@ -102,6 +103,7 @@ class Wire:
         self.fatal: BaseException | None = None
         self.pause_name = "pause"
         self.resume_name = "resume"
+        # on_pause returns False when nobody could be told (no producer).
         self.on_pause: Callable[[], object] = lambda: None
         self.on_resume: Callable[[], object] = lambda: None
         self._pauses = {p.at_write: p for p in cutting.pauses}
@@ -117,7 +119,7 @@ class Wire:
             self.dropped += len(data)
             self.note(f"  ^ dropped: the connection was {self._why_dropped()}")
             return
-        if self.write_paused and self.respects_backpressure:
+        if self.write_paused and self.told and self.respects_backpressure:
             self._flag_paused_write(name)
         self.output += data
         pause = self._pauses.get(self.writes)
@@ -141,7 +143,9 @@ class Wire:
         self.write_paused = True
         self.hold = pause.hold
         self.note(f"  -> {self.pause_name}()    # {pause!r}")
-        self.guard("pause", self.on_pause)
+        self.told = self.guard("pause", self.on_pause) is not False
+        if not self.told:
+            self.note("     (nobody to tell: no producer is registered)")
 
     def resume(self) -> None:
         """The peer drained: resume the writer, if paused."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import struct
-import subprocess
-import sys
 
 import pytest
 
@@ -348,16 +346,3 @@ def test_toolkit_frames_are_hidden() -> None:
     assert frames
     for frame in frames:
         assert frame.f_locals.get("__tracebackhide__") is True, frame.code.name
-
-
-def test_import_does_not_load_twisted() -> None:
-    """``import bufkit.testing`` imports neither Twisted nor Hypothesis."""
-    code = (
-        "import sys, bufkit.testing; "
-        "print([m for m in sys.modules "
-        "if m.split('.')[0] in ('twisted', 'hypothesis')])"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "[]"
