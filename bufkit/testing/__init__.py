@@ -32,6 +32,12 @@ from bufkit.testing._hostile_cuts import (
     backpressure_schedules,
     cuttings,
 )
+from bufkit.testing._hostile_streams import (
+    HostileStreamWriter,
+    check_stream_handler,
+    check_stream_handler_example,
+    run_stream_handler,
+)
 from bufkit.testing._hybrid import HybridSocket, hybrid_socketpair
 from bufkit.testing._ledger import Ledger
 from bufkit.testing._pair import fake_socketpair
@@ -98,6 +104,7 @@ __all__ = [
     "Fail",
     "FakeSelector",
     "FakeSocket",
+    "HostileStreamWriter",
     "HostileTransport",
     "HostileTwistedTransport",
     "HybridSocket",
@@ -120,6 +127,8 @@ __all__ = [
     "check_receiver_example",
     "check_sender",
     "check_sender_example",
+    "check_stream_handler",
+    "check_stream_handler_example",
     "check_twisted_protocol",
     "check_twisted_protocol_example",
     "cuttings",
@@ -131,6 +140,7 @@ __all__ = [
     "random_recv_schedule",
     "random_send_schedule",
     "run_protocol",
+    "run_stream_handler",
     "run_twisted_protocol",
 ]
 

@@ -34,6 +34,7 @@ __all__ = [
     "Outcome",
     "Wire",
     "check_conversation",
+    "drain",
     "drive",
     "polish",
     "reference_cutting",
@@ -166,14 +167,18 @@ class Wire:
         try:
             return call(*args)
         except Exception as exc:
-            if self.error is None:
-                self.error = f"{name} raised {exc!r}"
-                self.note(f"  ^ {self.error}")
-                self.fatal = exc
-                if not self.lost:
-                    self.closing = True
-                    self.ending = "closed after an error"
+            self.fail(name, exc)
             return None
+
+    def fail(self, name: str, exc: Exception) -> None:
+        """Record that ``name`` raised ``exc``: the transport closes, as asyncio's."""
+        if self.error is None:
+            self.error = f"{name} raised {exc!r}"
+            self.note(f"  ^ {self.error}")
+            self.fatal = exc
+            if not self.lost:
+                self.closing = True
+                self.ending = "closed after an error"
 
     def outcome(self) -> Outcome:
         """The frozen result of this run."""
@@ -240,14 +245,15 @@ def drive(
     yield from _finish(wire, adapter, eof=eof)
 
 
-def _drain(wire: Wire) -> None:
+def drain(wire: Wire) -> None:
+    """The peer reads everything: resume writing until no pause is left."""
     # Each pause of the cutting fires at most once, so this ends.
     while wire.write_paused and not wire.lost:
         wire.resume()
 
 
 def _unstall(wire: Wire, adapter: Adapter) -> Iterator[None]:
-    _drain(wire)
+    drain(wire)
     for _ in range(_STALL_SETTLES):
         if not wire.reading_paused:
             return
@@ -258,11 +264,14 @@ def _unstall(wire: Wire, adapter: Adapter) -> Iterator[None]:
 def _finish(wire: Wire, adapter: Adapter, *, eof: bool) -> Iterator[None]:
     lost = wire.cutting.lost_at is not None
     if not wire.closing and not lost and not wire.undelivered:
-        _drain(wire)
+        drain(wire)
         adapter.poll()
         yield
         if eof and not wire.closing:
             adapter.eof()
+            yield
+            drain(wire)
+            adapter.poll()
             yield
     if lost and not wire.closing:
         wire.ending = "lost by the peer"
@@ -280,7 +289,9 @@ def reference_cutting(pieces: Sequence[bytes], lost_at: int | None) -> Cutting:
     return Cutting(cuts=tuple(b for b in bounds if b > 0), lost_at=lost_at)
 
 
-def verdict(reference: Outcome, hostile: Outcome, cutting: Cutting) -> str | None:
+def verdict(
+    reference: Outcome, hostile: Outcome, cutting: Cutting, subject: str = "protocol"
+) -> str | None:
     """Why ``hostile`` is wrong, or ``None``.
 
     When the connection is lost while writing may be paused, output the
@@ -294,7 +305,7 @@ def verdict(reference: Outcome, hostile: Outcome, cutting: Cutting) -> str | Non
         hostile = attrs.evolve(hostile, output=reference.output)
     if hostile == reference:
         return None
-    return "the protocol's behaviour depends on how its input was cut"
+    return f"the {subject}'s behaviour depends on how its input was cut"
 
 
 def _differences(reference: Outcome, hostile: Outcome) -> list[str]:
@@ -410,6 +421,7 @@ def check_conversation(
     hints: bool = False,
     lose_connection: bool = False,
     backpressure: bool = True,
+    subject: str = "protocol",
 ) -> None:
     """Draw cuttings with Hypothesis; raise a readable report on the smallest."""
     __tracebackhide__ = True
@@ -422,7 +434,8 @@ def check_conversation(
         if lost not in references:
             references[lost] = run(reference_cutting(pieces, lost))
         hostile = run(cutting)
-        return verdict(references[lost], hostile, cutting), references[lost], hostile
+        problem = verdict(references[lost], hostile, cutting, subject)
+        return problem, references[lost], hostile
 
     first = judge(reference_cutting(pieces, None))[1]
     if first.error is not None:
@@ -480,13 +493,14 @@ def check_one(
     *,
     eof: bool,
     reproduce: str,
+    subject: str = "protocol",
 ) -> Outcome:
     """Judge one cutting against the reference; return the hostile outcome."""
     __tracebackhide__ = True
     cutting.validate(sum(len(p) for p in pieces))
     reference = run(reference_cutting(pieces, cutting.lost_at))
     hostile = run(cutting)
-    problem = verdict(reference, hostile, cutting)
+    problem = verdict(reference, hostile, cutting, subject)
     if problem is not None:
         raise CheckFailed(
             report(
