@@ -92,6 +92,8 @@ class Wire:
         self.writes = 0
         self.write_paused = False
         self.told = False
+        self.event = 0  # counts the callbacks the transport makes
+        self.paused_in = -1  # the callback during which writing was paused
         self.reading_paused = False
         self.hold = 0
         self.closing = False
@@ -120,7 +122,7 @@ class Wire:
             self.dropped += len(data)
             self.note(f"  ^ dropped: the connection was {self._why_dropped()}")
             return
-        if self.write_paused and self.told and self.respects_backpressure:
+        if self.respects_backpressure and self._paused_earlier():
             self._flag_paused_write(name)
         self.output += data
         pause = self._pauses.get(self.writes)
@@ -128,15 +130,27 @@ class Wire:
         if pause is not None and not self.write_paused:
             self.pause(pause)
 
+    def _paused_earlier(self) -> bool:
+        # The callback that crossed the mark may finish its unit of work;
+        # writing in a later callback while still paused is the violation.
+        told = self.write_paused and self.told
+        return told and self.event != self.paused_in
+
+    def next_event(self) -> None:
+        """The transport is about to call the protocol again."""
+        self.event += 1
+
     def _why_dropped(self) -> str:
         return "lost" if self.lost else f"closed by {self.ending}"
 
     def _flag_paused_write(self, name: str) -> None:
+        self.note("  ^ written while paused, in a later callback")
         self.problems.append(
-            f"{name}() #{self.writes} came while writing was paused (after "
-            f"{self.pause_name}() and before {self.resume_name}()): the protocol "
-            "declared it respects backpressure, so it must hold its output (and pause "
-            "reading) until writing resumes"
+            f"{name}() #{self.writes} came while writing was paused, in a later "
+            f"callback than the one {self.pause_name}() interrupted and before "
+            f"{self.resume_name}(): the protocol declared it respects backpressure, "
+            "so once paused it must hold its output (and pause reading) until "
+            "writing resumes"
         )
 
     def pause(self, pause: Pause) -> None:
@@ -144,6 +158,7 @@ class Wire:
         self.write_paused = True
         self.hold = pause.hold
         self.note(f"  -> {self.pause_name}()    # {pause!r}")
+        self.paused_in = self.event
         self.told = self.guard("pause", self.on_pause) is not False
         if not self.told:
             self.note("     (nobody to tell: no producer is registered)")
@@ -151,6 +166,7 @@ class Wire:
     def resume(self) -> None:
         """The peer drained: resume the writer, if paused."""
         if self.write_paused and not self.lost:
+            self.next_event()
             self.write_paused = False
             self.note(f"  -> {self.resume_name}()")
             self.guard("resume", self.on_resume)
@@ -240,6 +256,7 @@ def drive(
                 wire.note(f"-- reading stays paused: {wire.undelivered} bytes")
                 break
         adapter.poll()
+        wire.next_event()
         adapter.deliver(chunk)
         yield
     yield from _finish(wire, adapter, eof=eof)
@@ -268,6 +285,7 @@ def _finish(wire: Wire, adapter: Adapter, *, eof: bool) -> Iterator[None]:
         adapter.poll()
         yield
         if eof and not wire.closing:
+            wire.next_event()
             adapter.eof()
             yield
             drain(wire)

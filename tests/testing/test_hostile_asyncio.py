@@ -172,9 +172,25 @@ def test_catches_write_while_paused() -> None:
         )
     text = str(info.value)
     assert "came while writing was paused" in text
-    assert "after pause_writing() and before resume_writing()" in text
-    assert "Cutting(pauses=(Pause(at_write=0, hold=0),))" in text
+    assert "in a later callback than the one pause_writing() interrupted" in text
+    assert "Cutting(cuts=(7,), pauses=(Pause(at_write=0, hold=1),))" in text
+    assert "  ^ written while paused, in a later callback" in text
     assert "the outputs are the same" in text
+
+
+class StopsReading(LineUpper):
+    """Finishes the batch it is writing, then stops reading until resumed."""
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+
+def test_finishing_the_interrupted_callback_is_allowed() -> None:
+    """Writes in the callback the pause interrupted are not a violation."""
+    check_protocol(StopsReading, CONVERSATION, respects_backpressure=True)
 
 
 def test_ignored_pause_passes_without_the_promise() -> None:

@@ -110,7 +110,7 @@ def test_catches_producer_that_ignores_pause() -> None:
     text = str(info.value)
     assert "came while writing was paused" in text
     assert "producer.pauseProducing()" in text
-    assert "Cutting(pauses=(Pause(at_write=0, hold=0),))" in text
+    assert "Cutting(cuts=(1,), pauses=(Pause(at_write=0, hold=1),))" in text
 
 
 def test_pause_without_producer_is_not_a_violation() -> None:
