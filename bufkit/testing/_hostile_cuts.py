@@ -150,7 +150,9 @@ class Cutting:
         Returns:
             The cut points, the chunks and the pauses, one item a line.
         """
-        lines = [f"cut points: {list(self.cuts) or 'none'}"]
+        lines = [
+            f"cut points: {list(self.cuts) or 'none (the whole input in one delivery)'}"
+        ]
         lines.append(f"chunks: {self.chunks(data)!r}")
         if self.pauses:
             lines.append(f"backpressure: {list(self.pauses)!r}")
