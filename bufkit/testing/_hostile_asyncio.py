@@ -165,8 +165,11 @@ class HostileTransport(asyncio.Transport):
         return self._limits[1] + 1 if self._wire.write_paused else 0
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        """Switch protocols."""
+        """Switch protocols: the pauses of the cutting now go to ``protocol``."""
         self._protocol = protocol
+        wire = self._wire
+        wire.pause_name, wire.resume_name = "pause_writing", "resume_writing"
+        wire.on_pause, wire.on_resume = protocol.pause_writing, protocol.resume_writing
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         """The current protocol.
@@ -200,9 +203,6 @@ class _AsyncioAdapter:
         self.wire = transport._wire
         self.protocol = protocol
         transport.set_protocol(protocol)
-        self.wire.pause_name, self.wire.resume_name = "pause_writing", "resume_writing"
-        self.wire.on_pause = protocol.pause_writing
-        self.wire.on_resume = protocol.resume_writing
         self._hints: Iterator[int] = iter(self.wire.cutting.hints)
 
     def start(self) -> None:

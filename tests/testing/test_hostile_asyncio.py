@@ -362,3 +362,20 @@ def test_toolkit_frames_are_hidden() -> None:
     assert frames
     for frame in frames:
         assert frame.f_locals.get("__tracebackhide__") is True, frame.code.name
+
+
+def test_transport_used_by_hand_pauses_its_protocol() -> None:
+    """A transport built by hand pauses the protocol set on it."""
+    transport = HostileTransport(Cutting(pauses=(Pause(at_write=0),)))
+    protocol = HonoursPause()
+    transport.set_protocol(protocol)
+    protocol.connection_made(transport)
+    protocol.data_received(b"a\r\nb\r\n")
+    assert protocol.paused
+    assert not transport.is_reading()
+    assert transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+    assert transport.outcome().output == b"A\r\n"
+    assert transport.calls[-2:] == [
+        "  -> pause_writing()    # Pause(at_write=0, hold=1)",
+        "pause_reading()",
+    ]
