@@ -70,7 +70,9 @@ def test_asyncio_howto() -> None:
     check_protocol(UpperLines, HELLO, max_examples=200)
     text = _report(check_protocol, UpperLines, HELLO, respects_backpressure=True)
     assert "Cutting(cuts=(7,), pauses=(Pause(at_write=0, hold=1),))" in text
-    check_protocol(PoliteUpperLines, HELLO, respects_backpressure=True)
+    check_protocol(
+        PoliteUpperLines, HELLO, respects_backpressure=True, max_examples=200
+    )
 
 
 async def sum_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -176,11 +178,15 @@ def test_twisted_howto() -> None:
     text = _report(check_twisted_protocol, Commands, COMMANDS)
     assert "  Cutting()\n  cut points: none (the whole input in one delivery)" in text
     assert "hostile   output (25 bytes)" in text
-    check_twisted_protocol(LineCommands, COMMANDS, max_examples=2000)
+    check_twisted_protocol(LineCommands, COMMANDS, max_examples=300)
     text = _report(
         check_twisted_protocol, Relay, [b"abc", b"def"], respects_backpressure=True
     )
     assert "Cutting(cuts=(1,), pauses=(Pause(at_write=0, hold=1),))" in text
     check_twisted_protocol(
-        PausingRelay, [b"abc", b"def"], respects_backpressure=True, lose_connection=True
+        PausingRelay,
+        [b"abc", b"def"],
+        respects_backpressure=True,
+        lose_connection=True,
+        max_examples=200,
     )
