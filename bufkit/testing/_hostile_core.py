@@ -159,7 +159,7 @@ class Wire:
         self.hold = pause.hold
         self.note(f"  -> {self.pause_name}()    # {pause!r}")
         self.paused_in = self.event
-        self.told = self.guard("pause", self.on_pause) is not False
+        self.told = self.guard(self.pause_name, self.on_pause) is not False
         if not self.told:
             self.note("     (nobody to tell: no producer is registered)")
 
@@ -169,7 +169,7 @@ class Wire:
             self.next_event()
             self.write_paused = False
             self.note(f"  -> {self.resume_name}()")
-            self.guard("resume", self.on_resume)
+            self.guard(self.resume_name, self.on_resume)
 
     def close(self, how: str) -> None:
         """The protocol closed the connection (``how`` names the call)."""

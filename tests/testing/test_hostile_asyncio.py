@@ -379,3 +379,34 @@ def test_transport_used_by_hand_pauses_its_protocol() -> None:
         "  -> pause_writing()    # Pause(at_write=0, hold=1)",
         "pause_reading()",
     ]
+
+
+class AbortsOnBang(LineUpper):
+    """Aborts on ``!``; raises on ``?``."""
+
+    def data_received(self, data: bytes) -> None:
+        if b"?" in data:
+            raise ValueError(f"bad input {data!r}")
+        if b"!" in data:
+            self.transport.abort()
+            return
+        super().data_received(data)
+
+
+def test_abort_stops_delivery() -> None:
+    """``abort()`` is recorded and nothing more is delivered."""
+    outcome = run_protocol(AbortsOnBang, b"a\r\n!b\r\n", Cutting(cuts=(3, 4)))
+    assert outcome.ending == "abort()"
+    assert outcome.output == b"A\r\n"
+    assert "data_received(b'b\\r\\n')" not in outcome.calls
+    assert outcome.calls[-1] == "connection_lost(None)"
+
+
+def test_exception_in_a_callback_closes_with_it() -> None:
+    """An exception from ``data_received`` is recorded; ``connection_lost`` gets it."""
+    outcome = run_protocol(AbortsOnBang, b"a\r\n?\r\n", Cutting(cuts=(3,)))
+    assert (
+        outcome.error == "data_received raised ValueError(\"bad input b'?\\\\r\\\\n'\")"
+    )
+    assert outcome.ending == "closed after an error"
+    assert outcome.calls[-1].startswith("connection_lost(ValueError(")
