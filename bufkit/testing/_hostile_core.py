@@ -455,7 +455,7 @@ def check_conversation(
         problem = verdict(references[lost], hostile, cutting, subject)
         return problem, references[lost], hostile
 
-    first = judge(reference_cutting(pieces, None))[1]
+    first = references[None] = run(reference_cutting(pieces, None))
     if first.error is not None:
         raise CheckFailed(_broken_reference(name, first))
     size = sum(len(p) for p in pieces)
@@ -472,9 +472,16 @@ def check_conversation(
     )
     if found is None:
         return
-    cutting = polish(found, lambda c: judge(c)[0] is not None)
+    cutting = found
+    if judge(found)[0] is not None:
+        cutting = polish(found, lambda c: judge(c)[0] is not None)
     problem, reference, hostile = judge(cutting)
-    assert problem is not None
+    if problem is None:
+        raise CheckFailed(
+            f"{name}: the {subject} is not deterministic: {cutting!r} changed its "
+            "behaviour once and not when played again (does it depend on time, "
+            "randomness or state shared between connections?)"
+        )
     text = report(
         name,
         problem,

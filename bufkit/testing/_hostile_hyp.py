@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as fix_seed
+from hypothesis.errors import Flaky, FlakyFailure
 from hypothesis.strategies import SearchStrategy
 
 from bufkit.testing import _config
@@ -58,5 +59,11 @@ def find_failure(
     try:
         prop()
     except _Broken:
+        return last[-1]
+    except (Flaky, FlakyFailure):
+        # The code under test failed once and passed when replayed: report
+        # the cutting anyway; the caller judges it again and says so.
+        if not last:
+            raise
         return last[-1]
     return next((cutting for cutting in explicit if fails(cutting)), None)

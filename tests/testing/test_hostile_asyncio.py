@@ -410,3 +410,25 @@ def test_exception_in_a_callback_closes_with_it() -> None:
     )
     assert outcome.ending == "closed after an error"
     assert outcome.calls[-1].startswith("connection_lost(ValueError(")
+
+
+class Moody(LineUpper):
+    """Answers differently on its second connection only: not deterministic."""
+
+    made = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        Moody.made += 1
+
+    def data_received(self, data: bytes) -> None:
+        if Moody.made == 2:
+            self.transport.write(b"?")
+        super().data_received(data)
+
+
+def test_nondeterministic_protocol_is_named_as_such() -> None:
+    """A protocol that changes between identical runs is reported as such."""
+    Moody.made = 0
+    with pytest.raises(CheckFailed, match="the protocol is not deterministic"):
+        check_protocol(Moody, CONVERSATION, seed=SEED, max_examples=50)
