@@ -11,7 +11,7 @@ from typing import Any, TypeVarTuple
 import pytest
 
 import bufkit
-from bufkit.adapters._aio_stream import Connection
+from bufkit.adapters.asyncio._stream import Connection
 from bufkit.adapters.asyncio import (
     StreamProtocol,
     StreamServer,

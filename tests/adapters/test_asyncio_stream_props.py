@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import bufkit
-from bufkit.adapters._aio_stream import Connection
+from bufkit.adapters.asyncio._stream import Connection
 from bufkit.testing import FakeSocket
 from bufkit.testing.strategies import fault_schedules
 

@@ -27,8 +27,8 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final, TypeAlias, final
 
-from bufkit.adapters._aio_handlers import StreamProtocol
-from bufkit.adapters._aio_stream import Connection
+from bufkit.adapters.asyncio._handlers import StreamProtocol
+from bufkit.adapters.asyncio._stream import Connection
 from bufkit.errors import UnsupportedLoopError
 
 if TYPE_CHECKING:

@@ -17,11 +17,11 @@ Importing this module imports :mod:`asyncio` but not uvloop.
 
 from __future__ import annotations
 
-from bufkit.adapters._aio_connect import open_connection, start_server
-from bufkit.adapters._aio_handlers import FramerFactory, StreamProtocol
-from bufkit.adapters._aio_protocol import PooledProtocol
-from bufkit.adapters._aio_server import StreamServer
-from bufkit.adapters._aio_stream import Connection
+from bufkit.adapters.asyncio._connect import open_connection, start_server
+from bufkit.adapters.asyncio._handlers import FramerFactory, StreamProtocol
+from bufkit.adapters.asyncio._protocol import PooledProtocol
+from bufkit.adapters.asyncio._server import StreamServer
+from bufkit.adapters.asyncio._stream import Connection
 
 __all__ = [
     "Connection",

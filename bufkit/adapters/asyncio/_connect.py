@@ -16,12 +16,12 @@ import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from bufkit.adapters._aio_handlers import (
+from bufkit.adapters.asyncio._handlers import (
     DEFAULT_READ_LIMIT,
     FramerFactory,
     StreamProtocol,
 )
-from bufkit.adapters._aio_server import (
+from bufkit.adapters.asyncio._server import (
     ClientCallback,
     ProtocolFactory,
     StreamServer,
@@ -30,7 +30,7 @@ from bufkit.adapters._aio_server import (
     _nodelay,
     _registry,
 )
-from bufkit.adapters._aio_stream import Connection
+from bufkit.adapters.asyncio._stream import Connection
 
 if TYPE_CHECKING:
     from bufkit import BufferPool

@@ -16,13 +16,13 @@ import enum
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
-from bufkit.adapters._aio_handlers import _settle
+from bufkit.adapters.asyncio._handlers import _settle
 
 if TYPE_CHECKING:
     from typing import Self
 
     from bufkit import PooledBuffer, ReadinessReader
-    from bufkit.adapters._aio_handlers import _Frames
+    from bufkit.adapters.asyncio._handlers import _Frames
 
 __all__: list[str] = []
 

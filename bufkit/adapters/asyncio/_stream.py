@@ -43,7 +43,7 @@ import socket
 from typing import TYPE_CHECKING, final
 
 from bufkit import FramingError, ReadinessReader, WriteQueue
-from bufkit.adapters._aio_handlers import (
+from bufkit.adapters.asyncio._handlers import (
     DEFAULT_READ_LIMIT,
     FramerFactory,
     StreamProtocol,
@@ -53,7 +53,7 @@ from bufkit.adapters._aio_handlers import (
     _settle,
     _StreamSocket,
 )
-from bufkit.adapters._aio_reading import _TRANSITIONS, _ReadSide, _State
+from bufkit.adapters.asyncio._reading import _TRANSITIONS, _ReadSide, _State
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from bufkit import ReadHandler
-    from bufkit.adapters._aio_stream import Connection
+    from bufkit.adapters.asyncio._stream import Connection
 
 __all__ = ["DEFAULT_READ_LIMIT", "FramerFactory", "StreamProtocol"]
 
