@@ -11,13 +11,13 @@ from typing import Any, TypeVarTuple
 import pytest
 
 import bufkit
-from bufkit.adapters.asyncio._stream import Connection
 from bufkit.adapters.asyncio import (
     StreamProtocol,
     StreamServer,
     open_connection,
     start_server,
 )
+from bufkit.adapters.asyncio._stream import Connection
 from bufkit.testing import Accept, Deliver, Eof, Fail, FakeSocket, WouldBlock
 
 pytestmark = pytest.mark.timeout(30)

@@ -62,7 +62,7 @@ class StreamProtocol:
         """The peer stopped sending; return true to keep writing."""
         return None
 
-    def connection_lost(self, exc: BaseException | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         """The connection is closed: ``exc`` broke it, or ``None``."""
 
     def pause_writing(self) -> None:

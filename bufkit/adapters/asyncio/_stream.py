@@ -131,7 +131,7 @@ class Connection(_ReadSide):
         )
         self._read_limit = read_limit
         self._state = _State.OPEN
-        self._exc: BaseException | None = None
+        self._exc: Exception | None = None
         self._reading = False  # reader registered
         self._read_paused = False  # by pause_reading() or the frame backlog
         self._writing = False  # writer registered (invariant 3)
@@ -391,7 +391,7 @@ class Connection(_ReadSide):
         if self._state is _State.CLOSED:
             raise ConnectionResetError(errno.ECONNRESET, "Connection lost")
 
-    def _finish(self, exc: BaseException | None) -> None:
+    def _finish(self, exc: Exception | None) -> None:
         """Unregister, fail what waits, close the socket, tell the protocol."""
         if self._state is _State.CLOSED:
             return
@@ -414,7 +414,7 @@ class Connection(_ReadSide):
         self._sock.close()
         self._loop.call_soon(self._call_connection_lost, exc)
 
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
+    def _call_connection_lost(self, exc: Exception | None) -> None:
         try:
             if self._protocol is not None:
                 self._protocol.connection_lost(exc)
