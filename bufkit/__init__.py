@@ -7,6 +7,17 @@ fake socket in :mod:`bufkit.testing`. ``import bufkit`` needs attrs alone.
 
 from __future__ import annotations
 
+from bufkit._connection import (
+    CONNECTION_TRANSITIONS,
+    Connection,
+    ConnectionEvent,
+    ConnectionProtocol,
+    ConnectionState,
+    DeferCallback,
+    Interest,
+    InterestCallback,
+    StreamSocket,
+)
 from bufkit._framing import DelimiterFramer, LengthPrefixedFramer
 from bufkit._pool import BufferPool, PooledBuffer
 from bufkit._pool_stats import ClassStats, PoolStats
@@ -24,6 +35,7 @@ from bufkit._writequeue import WriteQueue
 from bufkit.errors import (
     BufferLeakWarning,
     BufferReleasedError,
+    BufferTooLarge,
     BufkitError,
     ForeignBufferError,
     FrameTooLarge,
@@ -38,13 +50,22 @@ __all__ = [
     "BufferLeakWarning",
     "BufferPool",
     "BufferReleasedError",
+    "BufferTooLarge",
     "BufkitError",
+    "CONNECTION_TRANSITIONS",
     "ClassStats",
     "CompletionCallback",
+    "Connection",
+    "ConnectionEvent",
+    "ConnectionProtocol",
+    "ConnectionState",
+    "DeferCallback",
     "DelimiterFramer",
     "ForeignBufferError",
     "FrameTooLarge",
     "FramingError",
+    "Interest",
+    "InterestCallback",
     "LengthPrefixedFramer",
     "PoolExhausted",
     "PoolStats",
@@ -54,6 +75,7 @@ __all__ = [
     "QueueState",
     "ReadHandler",
     "ReadinessReader",
+    "StreamSocket",
     "SupportsRecvInto",
     "SupportsSend",
     "SupportsSendmsg",

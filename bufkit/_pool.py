@@ -47,22 +47,25 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, Literal, final
 
 from bufkit._pool_buffer import PooledBuffer, Returns, carrier_maker, new_lease
 from bufkit._pool_debug import _Debug, release_quietly
 from bufkit._pool_slabs import SizeClass, positive_int
 from bufkit._pool_stats import PoolStats
-from bufkit.errors import ForeignBufferError, PoolExhausted
+from bufkit.errors import BufferTooLarge, ForeignBufferError, PoolExhausted
 
 __all__ = ["BufferPool", "PooledBuffer"]  # PooledBuffer: re-exported
 
 # Default classes: 2 KiB (an Ethernet frame), 16 KiB (a TLS record), 64 KiB
 # (a bulk read); 1 MiB slabs hold 512, 64 or 16 of them (docs/why.md).
+
+LOGGER: Final = logging.getLogger("bufkit.pool")
 
 _FALLBACKS: Final = ("raise", "heap")
 _BACKINGS: Final = ("bytearray", "mmap")
@@ -84,8 +87,9 @@ class BufferPool:
         max_bytes: The most slab memory the pool may hold, or ``None`` for no
             limit. The last slab that fits is cut down to the chunks that fit.
         fallback: When a request is larger than the largest class or would
-            exceed ``max_bytes``: ``"raise"`` :class:`~bufkit.PoolExhausted`,
-            or ``"heap"``: lend a fresh ``bytearray``, counted in
+            exceed ``max_bytes``: ``"raise"`` (:class:`~bufkit.BufferTooLarge`
+            or :class:`~bufkit.PoolExhausted`), or ``"heap"``: lend a fresh
+            ``bytearray``, counted in
             :attr:`PoolStats.heap_fallbacks <bufkit.PoolStats>`.
         backing: ``"bytearray"`` slabs, or ``"mmap"`` (anonymous maps: pages
             are committed only when first touched, and returned to the
@@ -121,6 +125,7 @@ class BufferPool:
         "_max_bytes",
         "_mmap",
         "_peak",
+        "_release_callbacks",
         "_reserved",
         "_returns",
         "_sizes",
@@ -173,6 +178,8 @@ class BufferPool:
         self._reserved = self._active = self._peak = 0
         self._heap_fallbacks = self._heap_in_use = self._heap_bytes = 0
         self._exhausted = 0
+        # One-shot callbacks for the next release, in registration order.
+        self._release_callbacks: dict[Callable[[], object], None] = {}
 
     @property
     def size_classes(self) -> tuple[int, ...]:
@@ -211,8 +218,11 @@ class BufferPool:
             buffer past the largest class.
 
         Raises:
-            PoolExhausted: With ``fallback="raise"``: ``min_size`` is larger
-                than the largest class, or lending would exceed ``max_bytes``.
+            PoolExhausted: With ``fallback="raise"``: lending would take the
+                pool past ``max_bytes``. Try again after a release
+                (:meth:`add_release_callback`).
+            BufferTooLarge: With ``fallback="raise"``: ``min_size`` is larger
+                than the largest class. The pool is left unchanged.
             TypeError: ``min_size`` is not an int.
             ValueError: ``min_size`` is zero or negative.
         """
@@ -244,6 +254,44 @@ class BufferPool:
                 f"{buffer!r} was lent by another pool, not {self!r}"
             )
         buffer.release()
+
+    def add_release_callback(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` once, after the next buffer is given back.
+
+        This is how a reader refused with :class:`~bufkit.PoolExhausted` learns
+        when to try again. The callback runs on the releasing thread, after the
+        buffer is back in the pool and outside the pool's lock, so it may
+        acquire at once; then it is forgotten (register again to wait for
+        another release). Callbacks run in the order they were added; one
+        added twice runs once. One that raises is logged on the
+        ``bufkit.pool`` logger and does not stop the others.
+
+        A release on another thread may come between a refused acquire and
+        this call: register first, then try to acquire once more.
+
+        Args:
+            callback: Called with no arguments; what it returns is ignored.
+
+        Raises:
+            TypeError: ``callback`` is not callable.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {callback!r}")
+        with self._lock:
+            self._release_callbacks[callback] = None
+
+    def remove_release_callback(self, callback: Callable[[], object]) -> None:
+        """Forget ``callback`` if it is waiting for a release; else do nothing.
+
+        A bound method registered earlier is found by an equal bound method
+        (the same function of the same object), so an object that goes away
+        can drop its own callback, and the pool keeps no reference to it.
+
+        Args:
+            callback: A callback passed to :meth:`add_release_callback`.
+        """
+        with self._lock:
+            self._release_callbacks.pop(callback, None)
 
     def stats(self) -> PoolStats:
         """A frozen snapshot of the pool's counters.
@@ -300,6 +348,17 @@ class BufferPool:
             f"reserved={self._reserved} max_bytes={self._max_bytes} at {id(self):#x}>"
         )
 
+    def _run_release_callbacks(self) -> None:
+        """Call, outside the lock, the callbacks waiting for a release."""
+        with self._lock:
+            callbacks = self._release_callbacks
+            self._release_callbacks = {}
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                LOGGER.exception("release callback %r raised", callback)
+
     def _acquire_cold(self, min_size: int) -> PooledBuffer:
         """acquire() for an int not seen last: validate, find the class, lend."""
         if min_size.__class__ is not int or min_size <= 0:
@@ -308,6 +367,8 @@ class BufferPool:
             cls = self._classes[bisect_left(self._sizes, min_size)]
         except IndexError:
             why = f"size {min_size} exceeds the largest class {self._sizes[-1]}"
+            if self._fallback == "raise":
+                raise BufferTooLarge(why) from None
             return self._lend_heap(min_size, why)
         if self._leases:
             return self._lend_lease(cls, min_size)

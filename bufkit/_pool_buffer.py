@@ -147,6 +147,8 @@ class PooledBuffer:
             raise BufferReleasedError(f"{self!r} was already released") from None
         self._filled = 0
         self._free.append(self)
+        if self._pool._release_callbacks:
+            self._pool._run_release_callbacks()
 
     def __enter__(self) -> PooledBuffer:
         return self

@@ -83,7 +83,7 @@ def _worker(name: str, host: str, port: int, *, reuse_port: bool) -> int:
 
     loop = Loop()
     try:
-        listener = loop.listen(host, port, _factory(name, loop), reuse_port=reuse_port)
+        listener = loop.listen(_factory(name, loop), host, port, reuse_port=reuse_port)
     except OSError as exc:
         loop.close()
         print(f"bufkit serve: cannot listen on {host}:{port}: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "BufferLeakWarning",
     "BufferReleasedError",
+    "BufferTooLarge",
     "BufkitError",
     "ForeignBufferError",
     "FrameTooLarge",
@@ -34,10 +35,24 @@ class BufkitError(Exception):
 class PoolExhausted(BufkitError, MemoryError):
     """Raised by :meth:`bufkit.BufferPool.acquire` when the pool cannot lend.
 
-    That is when lending would take the pool past its ``max_bytes``, or when the
-    request is larger than the largest size class, and the pool was built to
-    raise rather than to fall back to a counted heap buffer. The message names
-    the requested size and the limit that refused it.
+    That is when lending would take the pool past its ``max_bytes`` and the
+    pool was built to raise rather than to fall back to a counted heap buffer.
+    It is temporary: a buffer given back makes room again
+    (:meth:`bufkit.BufferPool.add_release_callback` tells when). The message
+    names the requested size and the limit that refused it. A request larger
+    than the largest size class raises :class:`BufferTooLarge` instead.
+    """
+
+
+class BufferTooLarge(BufkitError, ValueError):
+    """Raised by :meth:`bufkit.BufferPool.acquire` for a size no class holds.
+
+    That is when ``min_size`` is larger than the pool's largest size class and
+    the pool was built with ``fallback="raise"``. It is a :class:`ValueError`,
+    not a :class:`PoolExhausted`: waiting for buffers to come back cannot
+    help, since no release makes a class larger. The pool is left unchanged
+    (the refusal is not counted in ``exhausted``). The message names the size
+    and the largest class.
     """
 
 

@@ -16,6 +16,7 @@ from bufkit import (
     BufferLeakWarning,
     BufferPool,
     BufferReleasedError,
+    BufferTooLarge,
     BufkitError,
     ClassStats,
     ForeignBufferError,
@@ -209,15 +210,18 @@ def test_backings(backing: Any) -> None:
 # --- limits and fallback ----------------------------------------------------------
 
 
-def test_oversize_raises() -> None:
-    """A request past the largest class raises PoolExhausted naming both sizes."""
+def test_oversize_raises_a_value_error() -> None:
+    """A request past the largest class raises BufferTooLarge naming both sizes."""
     pool = BufferPool()
+    before = pool.stats()
     with pytest.raises(
-        PoolExhausted, match="size 70000 exceeds the largest class 65536"
-    ):
+        BufferTooLarge, match="size 70000 exceeds the largest class 65536"
+    ) as caught:
         pool.acquire(70000)
-    stats = pool.stats()
-    assert (stats.exhausted, stats.acquires, stats.heap_fallbacks) == (1, 0, 0)
+    assert isinstance(caught.value, ValueError)
+    assert isinstance(caught.value, BufkitError)
+    assert not isinstance(caught.value, (PoolExhausted, MemoryError))
+    assert pool.stats() == before  # a rejected call changes nothing
 
 
 def test_pool_exhausted_is_memory_and_bufkit_error() -> None:

@@ -16,7 +16,13 @@ from hypothesis.stateful import (
     rule,
 )
 
-from bufkit import BufferPool, BufferReleasedError, PooledBuffer, PoolExhausted
+from bufkit import (
+    BufferPool,
+    BufferReleasedError,
+    BufferTooLarge,
+    PooledBuffer,
+    PoolExhausted,
+)
 
 
 @attrs.define
@@ -106,6 +112,10 @@ class PoolMachine(RuleBasedStateMachine):
     def acquire(self, size: int) -> None:
         """Acquire, check the outcome against the model, write a fresh pattern."""
         kind, cls = self.predict(size)
+        if size > self.sizes[-1] and self.pool.fallback == "raise":
+            with pytest.raises(BufferTooLarge):
+                self.pool.acquire(size)
+            return
         if kind == "fallback" and self.pool.fallback == "raise":
             with pytest.raises(PoolExhausted):
                 self.pool.acquire(size)

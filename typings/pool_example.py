@@ -44,6 +44,22 @@ def describe(pool: bufkit.BufferPool) -> None:
     give_back(buf)
 
 
+class Waiter:
+    """Resumes reading once the pool has room again."""
+
+    def resume_reading(self) -> None:
+        """Try to read again."""
+
+
+def wait_for_room(pool: bufkit.BufferPool, waiter: Waiter) -> None:
+    """Any callable of no arguments is a release callback; it is removable."""
+    assert_type(pool.add_release_callback(waiter.resume_reading), None)
+    pool.add_release_callback(lambda: 42)
+    assert_type(pool.remove_release_callback(waiter.resume_reading), None)
+    pool.add_release_callback(print)
+    pool.add_release_callback(lambda buf: None)  # type: ignore[arg-type,misc]
+
+
 pool = bufkit.BufferPool(
     size_classes=(4096, 65536),
     slab_size=1 << 22,

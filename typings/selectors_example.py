@@ -95,7 +95,7 @@ def driving(conn: Connection, pool: BufferPool) -> None:
 def looping() -> None:
     """The ready loop on any selector."""
     loop = Loop(selector=selectors.SelectSelector())
-    listener = loop.listen("127.0.0.1", 0, Echo)
+    listener = loop.listen(Echo, "127.0.0.1", 0)
     assert_type(listener, Listener)
     assert_type(listener.address, tuple[str, int])
     assert_type(loop.call_later(1.0, print, "tick"), Handle)
@@ -104,7 +104,7 @@ def looping() -> None:
     assert_type(loop.add_signal_handler(signal.SIGTERM, loop.stop), None)
     assert_type(loop.remove_signal_handler(signal.SIGTERM), bool)
     loop.add_signal_handler("SIGTERM", loop.stop)  # type: ignore[arg-type]
-    loop.listen("127.0.0.1", 0, Incomplete)  # type: ignore[arg-type]
+    loop.listen(Incomplete, "127.0.0.1", 0)  # type: ignore[arg-type]
     loop.close()
     fake_loop = Loop(selector=FakeSelector())
     assert_type(fake_loop.add_socket(FakeSocket(), Quiet()), Connection)

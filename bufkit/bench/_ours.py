@@ -65,8 +65,8 @@ def serve_selectors(host: str) -> Served:
 
     pool = _pool()
     loop = Loop(pool=pool)
-    echo = loop.listen(host, 0, Echo, backlog=BACKLOG)
-    fanout = loop.listen(host, 0, Fanout, backlog=BACKLOG)
+    echo = loop.listen(Echo, host, 0, backlog=BACKLOG)
+    fanout = loop.listen(Fanout, host, 0, backlog=BACKLOG)
     return Served(
         echo_port=echo.address[1],
         fanout_port=fanout.address[1],

@@ -21,7 +21,7 @@ class Recorder(ConnectionProtocol):
         self.data = bytearray()
         self.chunks = 0
         self.eofs = 0
-        self.lost: list[BaseException | None] = []
+        self.lost: list[Exception | None] = []
         self.pauses = 0
         self.resumes = 0
         self.keep_open = keep_open
@@ -46,7 +46,7 @@ class Recorder(ConnectionProtocol):
             self.on_eof(self.conn)
         return self.keep_open
 
-    def connection_lost(self, exc: BaseException | None, /) -> None:
+    def connection_lost(self, exc: Exception | None, /) -> None:
         """Record the cause."""
         self.lost.append(exc)
 
@@ -73,9 +73,9 @@ class Driver:
         self.interests: list[Interest] = []
         self.sock = sock
         self.conn = Connection(
+            pool,
             sock,
             protocol,
-            pool,
             on_interest=self._on_interest,
             defer=self.deferred.append,
             **options,

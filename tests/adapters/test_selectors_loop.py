@@ -140,7 +140,7 @@ def test_writes_from_a_timer_are_flushed_once_at_iteration_end() -> None:
 def test_listener_accepts_several_connections_per_event() -> None:
     """One readiness event on a listener accepts every pending connection."""
     loop = Loop()
-    listener = loop.listen("127.0.0.1", 0, Discard)
+    listener = loop.listen(Discard, "127.0.0.1", 0)
     clients = [socket.create_connection(listener.address) for _ in range(5)]
     try:
         loop.run_once(5)
@@ -162,7 +162,7 @@ def test_factory_that_raises_is_logged_and_socket_closed(
         raise RuntimeError("no protocol")
 
     loop = Loop()
-    listener = loop.listen("127.0.0.1", 0, factory)
+    listener = loop.listen(factory, "127.0.0.1", 0)
     with (
         socket.create_connection(listener.address) as client,
         caplog.at_level(logging.ERROR, logger="bufkit.adapters.selectors"),
@@ -178,9 +178,9 @@ def test_factory_that_raises_is_logged_and_socket_closed(
 def test_connect_reaches_a_listener_and_reports_errors() -> None:
     """``connect`` makes a connection; a refused one calls ``on_error``."""
     loop = Loop()
-    listener = loop.listen("127.0.0.1", 0, Echo)
+    listener = loop.listen(Echo, "127.0.0.1", 0)
     client = Recorder()
-    loop.connect(*listener.address, lambda: client)
+    loop.connect(lambda: client, *listener.address)
     assert loop.run_until(lambda: client.conn is not None, timeout=5)
     assert client.conn is not None
     client.conn.write(b"ping")
@@ -188,7 +188,7 @@ def test_connect_reaches_a_listener_and_reports_errors() -> None:
     port = listener.address[1]
     listener.close()
     errors: list[OSError] = []
-    loop.connect("127.0.0.1", port, Recorder, on_error=errors.append)
+    loop.connect(Recorder, "127.0.0.1", port, on_error=errors.append)
     assert loop.run_until(lambda: bool(errors), timeout=5)
     assert isinstance(errors[0], OSError)
     loop.close()
@@ -269,7 +269,7 @@ def test_listener_backs_off_on_emfile_then_accepts(
     """EMFILE stops accepting for a doubling back-off; success resets it."""
     now = [0.0]
     loop = Loop(clock=lambda: now[0])
-    listener = loop.listen("127.0.0.1", 0, Discard)
+    listener = loop.listen(Discard, "127.0.0.1", 0)
     flaky = _FlakyAccept(
         listener._sock, [errno.EMFILE, errno.ENFILE, errno.ECONNABORTED]
     )
@@ -291,7 +291,7 @@ def test_listener_backs_off_on_emfile_then_accepts(
         loop.run_once(0)
         loop.run_once(5)
         assert listener.accepted == 1
-        assert listener._backoff == 0.0
+        assert listener._policy.delay == 0.0
         client.sendall(b"x")
     assert "Too many open files" in caplog.text
     assert "accept failed" in caplog.text
@@ -301,7 +301,7 @@ def test_listener_backs_off_on_emfile_then_accepts(
 def test_listener_closed_by_an_earlier_handler_accepts_nothing() -> None:
     """A listener closed in the iteration that reported it ready stays quiet."""
     loop = Loop()
-    listener = loop.listen("127.0.0.1", 0, Discard)
+    listener = loop.listen(Discard, "127.0.0.1", 0)
     flaky = _FlakyAccept(listener._sock, [errno.EBADF] * 5)
     listener._sock = flaky  # type: ignore[assignment]
     with socket.create_connection(listener.address):

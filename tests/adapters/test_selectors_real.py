@@ -61,12 +61,12 @@ class _HashClient(ConnectionProtocol):
 def test_thousand_concurrent_echo_clients(loop: Loop) -> None:
     """1000 clients with random payloads all get their exact bytes back."""
     rng = random.Random(1234)
-    listener = loop.listen("127.0.0.1", 0, Echo, backlog=2048)
+    listener = loop.listen(Echo, "127.0.0.1", 0, backlog=2048)
     results: list[bool] = []
     for _ in range(1000):
         payload = rng.randbytes(rng.randint(1, 32768))
         loop.connect(
-            *listener.address, functools.partial(_HashClient, payload, results)
+            functools.partial(_HashClient, payload, results), *listener.address
         )
     assert loop.run_until(lambda: len(results) == 1000, timeout=40)
     assert all(results)
@@ -96,7 +96,7 @@ def _server_conn(loop: Loop, client: socket.socket) -> Connection:
 
 def test_slow_reader_is_bounded_by_the_watermark(loop: Loop) -> None:
     """A peer that does not read pauses the echo; pending stays bounded."""
-    listener = loop.listen("127.0.0.1", 0, Echo)
+    listener = loop.listen(Echo, "127.0.0.1", 0)
     client = socket.socket()
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
     with client:
@@ -152,7 +152,7 @@ class _Flood(ConnectionProtocol):
 def test_peer_reset_mid_write_fails_completions(loop: Loop) -> None:
     """A reset peer: ``connection_lost`` gets the error, completions fail, no leak."""
     flood = _Flood(loop)
-    listener = loop.listen("127.0.0.1", 0, lambda: flood)
+    listener = loop.listen(lambda: flood, "127.0.0.1", 0)
     client = socket.socket()
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     client.connect(listener.address)
@@ -184,7 +184,7 @@ def test_half_close_still_gets_the_reply(loop: Loop) -> None:
         proto.on_eof = reply
         return proto
 
-    listener = loop.listen("127.0.0.1", 0, make)
+    listener = loop.listen(make, "127.0.0.1", 0)
     with socket.create_connection(listener.address) as client:
         client.sendall(b"hello")
         client.shutdown(socket.SHUT_WR)
@@ -215,7 +215,7 @@ _EMFILE_SERVER = textwrap.dedent(
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (48, hard))
     loop = Loop()
-    listener = loop.listen("127.0.0.1", 0, Echo)
+    listener = loop.listen(Echo, "127.0.0.1", 0)
     print(listener.address[1], flush=True)
     loop.call_later(30, loop.stop)
     loop.run_forever()
@@ -282,7 +282,7 @@ def many_fds() -> Iterator[None]:
 def test_ten_thousand_idle_connections_hold_no_pool_bytes(loop: Loop) -> None:
     """10,000 idle connections hold zero pool bytes (invariant 5)."""
     count = 10_000
-    listener = loop.listen("127.0.0.1", 0, Echo, backlog=4096)
+    listener = loop.listen(Echo, "127.0.0.1", 0, backlog=4096)
     with subprocess.Popen(
         [sys.executable, "-c", _IDLE_CLIENTS, str(listener.address[1]), str(count)],
         stdin=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""``Connection`` driven by hand over fake sockets: batching, interest, lifecycle."""
+"""The connection core driven by hand over fake sockets: batching, interest, life."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bufkit import BufferPool, QueueClosedError, QueueFailedError
-from bufkit.adapters.selectors import (
+from bufkit import (
     CONNECTION_TRANSITIONS,
+    BufferPool,
     Connection,
+    ConnectionEvent,
     ConnectionState,
     Interest,
+    QueueClosedError,
+    QueueFailedError,
 )
 from bufkit.servers import Echo, Fanout
 from bufkit.testing import (
@@ -126,7 +129,7 @@ def test_bytes_written_counts_every_kind_of_write() -> None:
 def test_without_defer_each_write_flushes_at_once() -> None:
     """A connection built without ``defer`` flushes every outside write."""
     sock = FakeSocket()
-    conn = Connection(sock, Recorder(), BufferPool(), on_interest=lambda c, i: None)
+    conn = Connection(BufferPool(), sock, Recorder(), on_interest=lambda c, i: None)
     conn.start()
     conn.write(b"a")
     conn.write(b"b")
@@ -358,12 +361,23 @@ def test_echo_takes_the_buffer_without_copy() -> None:
     driver.conn.abort()
 
 
+def _successors(state: ConnectionState) -> set[ConnectionState]:
+    return {
+        new for (old, _event), new in CONNECTION_TRANSITIONS.items() if old is state
+    }
+
+
 def test_transitions_table_is_closed_under_the_states() -> None:
-    """Every state has an entry; CLOSED is terminal; every state can close."""
-    assert set(CONNECTION_TRANSITIONS) == set(ConnectionState)
-    assert CONNECTION_TRANSITIONS[ConnectionState.CLOSED] == frozenset()
-    for state, targets in CONNECTION_TRANSITIONS.items():
-        assert state is ConnectionState.CLOSED or ConnectionState.CLOSED in targets
+    """Every state but CLOSED has a way out; CLOSED is terminal; each state can end."""
+    assert {old for old, _event in CONNECTION_TRANSITIONS} == set(ConnectionState) - {
+        ConnectionState.CLOSED
+    }
+    assert _successors(ConnectionState.CLOSED) == set()
+    for state in ConnectionState:
+        if state is not ConnectionState.CLOSED:
+            assert CONNECTION_TRANSITIONS[state, ConnectionEvent.LOST] is (
+                ConnectionState.CLOSED
+            )
 
 
 _chunks = st.lists(st.binary(min_size=1, max_size=5000), min_size=1, max_size=6)
@@ -448,7 +462,7 @@ def test_any_sequence_of_calls_keeps_the_invariants(
                 "pause": conn.pause_reading,
                 "resume": conn.resume_reading,
             }[op]()
-        assert conn.state is before or conn.state in CONNECTION_TRANSITIONS[before]
+        assert conn.state is before or conn.state in _successors(before)
         driver.end_iteration()
     conn.close()
     driver.run(lambda: conn.closed)
@@ -464,15 +478,15 @@ def test_any_sequence_of_calls_keeps_the_invariants(
 
 def test_the_reference_table_matches_the_transitions() -> None:
     """The life-cycle table in the reference docs is the transition table."""
-    page = Path(__file__).parents[2] / "docs" / "reference" / "selectors.md"
-    documented: dict[ConnectionState, frozenset[ConnectionState]] = {}
+    page = Path(__file__).parents[1] / "docs" / "reference" / "connection.md"
+    documented: dict[tuple[ConnectionState, ConnectionEvent], ConnectionState] = {}
     for line in page.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and cells[0].startswith("`"):
-            targets = re.findall(r"`(\w+)`", cells[1])
-            documented[ConnectionState[cells[0].strip("`")]] = frozenset(
-                ConnectionState[name] for name in targets
-            )
+        if len(cells) == 3 and all(re.fullmatch(r"`\w+`", c) for c in cells):
+            old, event, new = (c.strip("`") for c in cells)
+            documented[ConnectionState[old], ConnectionEvent[event]] = ConnectionState[
+                new
+            ]
     assert documented == dict(CONNECTION_TRANSITIONS)
 
 
@@ -505,7 +519,7 @@ class _Raising(Recorder):
         """Maybe raise."""
         self._maybe("resume_writing")
 
-    def connection_lost(self, exc: BaseException | None, /) -> None:
+    def connection_lost(self, exc: Exception | None, /) -> None:
         """Record, then maybe raise."""
         super().connection_lost(exc)
         self._maybe("connection_lost")
@@ -642,10 +656,10 @@ def test_bad_watermarks_or_budget_are_refused() -> None:
     sock = FakeSocket()
     with pytest.raises(ValueError, match="low_water"):
         Connection(
-            sock, Recorder(), BufferPool(), on_interest=print, high_water=1, low_water=2
+            BufferPool(), sock, Recorder(), on_interest=print, high_water=1, low_water=2
         )
     with pytest.raises(ValueError, match="read_budget"):
-        Connection(sock, Recorder(), BufferPool(), on_interest=print, read_budget=0)
+        Connection(BufferPool(), sock, Recorder(), on_interest=print, read_budget=0)
 
 
 def test_crossing_the_high_watermark_mid_event_flushes_and_reads_on() -> None:

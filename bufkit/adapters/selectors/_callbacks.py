@@ -1,7 +1,11 @@
-"""Signals and other threads wake a :class:`~bufkit.adapters.selectors.Loop`.
+"""Scheduled callbacks, and how signals and other threads wake a selectors ``Loop``.
 
 Theory of operation
 -------------------
+A :class:`Handle` is one scheduled callback (a heap entry for timers); the
+loop keeps a ready list and a heap of them, and runs each as an ordinary
+callback of an iteration, logging what raises.
+
 Python runs a signal handler in the main thread between any two bytecodes,
 perhaps in the middle of a read, a write or a lend of the pool: code there
 sees half-updated state, and a lock taken there may already be held. So the
@@ -18,30 +22,68 @@ sees the socket pair, still runs them).
 The socket pair exists only while a signal handler or a thread-safe callback
 needs it; its read end is registered with the selector like a listener. The
 wakeup fd is one per process: the one it replaced is put back when the last
-signal handler goes.
+signal handler goes. Nothing here touches a connection: docs/design.md
+invariants 1 to 6 are the connection core's, and callbacks reach connections
+only from the loop's own thread.
 
-Cost: nothing on an iteration without signals or thread-safe callbacks; one
-``recv`` per wakeup, one callback per signal byte.
+Cost: ``call_soon`` is one object; nothing on an iteration without signals
+or thread-safe callbacks; one ``recv`` per wakeup, one callback per signal
+byte.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import selectors
 import signal
 import socket
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Final, final
+from typing import Final, final
 
-if TYPE_CHECKING:
-    from bufkit.adapters._sel_listen import Handle
+__all__ = ["LOGGER", "Handle", "Wakeup", "check_signal"]
 
-__all__ = ["Wakeup", "check_signal"]
+LOGGER: Final = logging.getLogger("bufkit.adapters.selectors")
 
 _WAKE: Final = b"\0"
+
+
+@final
+class Handle:
+    """A callback scheduled by :meth:`Loop.call_soon` or :meth:`Loop.call_later`."""
+
+    __slots__ = ("_args", "_callback", "_cancelled", "when")
+
+    def __init__(
+        self, when: float, callback: Callable[..., object], args: tuple[object, ...]
+    ) -> None:
+        self.when = when
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._cancelled
+
+    def cancel(self) -> None:
+        """Do not run the callback (if it has not run yet)."""
+        self._cancelled = True
+
+    def _run(self) -> None:
+        try:
+            self._callback(*self._args)
+        except Exception:
+            LOGGER.exception("callback %r raised", self._callback)
+
+    def __lt__(self, other: Handle) -> bool:
+        return self.when < other.when
+
+
 _Previous = Callable[[int, FrameType | None], object] | int | None
 
 

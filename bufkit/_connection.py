@@ -1,0 +1,995 @@
+"""The sans-IO connection core: one state machine per connection, no event loop.
+
+Theory of operation
+-------------------
+A :class:`Connection` joins a non-blocking socket, a :class:`~bufkit.ReadinessReader`
+and a :class:`~bufkit.WriteQueue` to a protocol with asyncio's callback names.
+It knows no event loop. Its owner (a loop adapter) feeds it inputs --
+:meth:`~Connection.on_readable`, :meth:`~Connection.on_writable`, and the
+user's calls (``write``, ``write_eof``, ``close``, ``abort``, pause/resume
+reading) -- and it answers with outputs: the readiness it now wants
+(``on_interest(conn, interest)``; :attr:`Interest.NONE` once closed means
+"forget me"), a request to flush at the end of the loop iteration
+(``defer(flush)``), and the protocol callbacks. Every adapter is a shim that
+maps :class:`Interest` to its loop's registration and nothing else.
+
+The policies, once, here:
+
+* **Flush at the end of each event.** Writes made while a callback runs only
+  enqueue; the connection flushes once when the event ends (one ``sendmsg``
+  for any number of small writes). A write outside an event asks ``defer`` for
+  one flush at the end of the loop iteration.
+* **Pause means the kernel refused bytes.** When a write takes the queue above
+  its high watermark, the connection tries the send first and calls
+  ``pause_writing`` only if bytes remain, as asyncio's transports do; a
+  subscriber that reads fast is never paused by a burst the kernel can take.
+* **Reading stops while writing is paused**, and resumes with
+  ``resume_writing``: a protocol that writes more than it reads (an
+  amplifier) holds at most the watermarks' worth of memory
+  (docs/design.md invariant 6).
+* **Pool pressure stops reading, it does not kill.** If the pool cannot lend a
+  read buffer, the connection stops reading, asks the pool
+  (``add_release_callback``) to say when a buffer comes back, and reads again
+  then; one log line per episode. The callback is removed on close.
+* **Write interest** is armed by one place only, after a flush that did not
+  drain (the socket would block, or the queue's spin limit was reached), and
+  disarmed when a flush drains (docs/design.md invariant 3).
+* **Errors.** An exception from the user's protocol is a bug: logged once with
+  its traceback on the ``bufkit.connection`` logger, the connection aborted,
+  ``connection_lost(exc)``. A peer's misbehaviour is not: resets and broken
+  pipes log at DEBUG; a :class:`~bufkit.FramingError` from ``data_received``
+  is one rate-limited INFO line, and the connection is aborted with it.
+
+Invariants 1 and 2 (bytes exactly once in order; each ``on_done`` exactly
+once) are the write queue's: the connection only decides *when* to flush.
+Invariants 4 and 5: read buffers are borrowed for one event; an idle
+connection holds none. Invariant 6: a closed or failed connection is freed by
+reference counting. The queue's watermark hooks hold the connection weakly,
+the reader and its link are dropped on close, the pool's release callback is
+removed, and the traceback of the exception that ended the connection is
+dropped once logged (it would hold the frames, hence the connection).
+
+The lifecycle is data: :class:`ConnectionState`, :class:`ConnectionEvent` and
+the table :data:`CONNECTION_TRANSITIONS` (``(state, event) -> state``); a
+change the table does not list raises.
+
+Cost model: per readable event, one reader call (one ``acquire``/``recv_into``/
+``release`` per read), the protocol's own ``data_received`` called directly,
+and one flush; ``on_interest`` is called only when the wanted readiness
+changes. An idle connection is one slotted object and its write queue: the
+reader is made on the first readable event.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import logging
+import sys
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
+
+from bufkit._pool import PooledBuffer
+from bufkit._reader import ReadinessReader
+from bufkit._sockets import is_peer_error
+from bufkit._writequeue import WriteQueue
+from bufkit.errors import FramingError, PoolExhausted
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from bufkit._pool import BufferPool
+    from bufkit._protocols import CompletionCallback
+
+__all__ = [
+    "CONNECTION_TRANSITIONS",
+    "Connection",
+    "ConnectionEvent",
+    "ConnectionProtocol",
+    "ConnectionState",
+    "DeferCallback",
+    "Interest",
+    "InterestCallback",
+    "StreamSocket",
+    "transition",
+]
+
+LOGGER: Final = logging.getLogger("bufkit.connection")
+
+
+class Interest(enum.IntFlag):
+    """The readiness a connection wants; values match :mod:`selectors`' events."""
+
+    __module__ = "bufkit"
+
+    NONE = 0
+    READ = 1  # selectors.EVENT_READ
+    WRITE = 2  # selectors.EVENT_WRITE
+    BOTH = 3
+
+
+class ConnectionState(enum.Enum):
+    """Where a :class:`Connection` is in its life.
+
+    The legal changes are listed in :data:`CONNECTION_TRANSITIONS`.
+    """
+
+    __module__ = "bufkit"
+
+    NEW = "new"
+    """Built, :meth:`Connection.start` not called yet."""
+    OPEN = "open"
+    """Reading and writing."""
+    WRITE_SHUTTING = "write-shutting"
+    """:meth:`Connection.write_eof` called: draining, then ``shutdown(SHUT_WR)``."""
+    WRITE_SHUT = "write-shut"
+    """The sending side is shut; still reading."""
+    CLOSING = "closing"
+    """:meth:`Connection.close` called: not reading, draining, then closing."""
+    CLOSED = "closed"
+    """The socket is closed and ``connection_lost`` was called."""
+
+
+class ConnectionEvent(enum.Enum):
+    """What moves a :class:`Connection` from one state to another."""
+
+    __module__ = "bufkit"
+
+    START = "start()"
+    """The owner started the connection."""
+    WRITE_EOF = "write_eof()"
+    """The user asked to shut the sending side once drained."""
+    SHUT_WR = "drained after write_eof(): shutdown(SHUT_WR)"
+    """The queue drained after ``write_eof``; the sending side is shut."""
+    CLOSE = "close(), or eof_received() did not ask to keep writing"
+    """A graceful close began: stop reading, drain, close."""
+    LOST = "socket closed: connection_lost()"
+    """The socket was closed (drained, aborted or failed)."""
+
+
+_S = ConnectionState
+_E = ConnectionEvent
+CONNECTION_TRANSITIONS: Final[
+    Mapping[tuple[ConnectionState, ConnectionEvent], ConnectionState]
+] = {
+    (_S.NEW, _E.START): _S.OPEN,
+    (_S.NEW, _E.LOST): _S.CLOSED,
+    (_S.OPEN, _E.WRITE_EOF): _S.WRITE_SHUTTING,
+    (_S.OPEN, _E.CLOSE): _S.CLOSING,
+    (_S.OPEN, _E.LOST): _S.CLOSED,
+    (_S.WRITE_SHUTTING, _E.SHUT_WR): _S.WRITE_SHUT,
+    (_S.WRITE_SHUTTING, _E.CLOSE): _S.CLOSING,
+    (_S.WRITE_SHUTTING, _E.LOST): _S.CLOSED,
+    (_S.WRITE_SHUT, _E.CLOSE): _S.CLOSING,
+    (_S.WRITE_SHUT, _E.LOST): _S.CLOSED,
+    (_S.CLOSING, _E.LOST): _S.CLOSED,
+}
+"""Every legal ``(state, event) -> state`` change of a :class:`Connection`."""
+
+_StateT = TypeVar("_StateT", bound=enum.Enum)
+_EventT = TypeVar("_EventT", bound=enum.Enum)
+
+
+def transition(
+    table: Mapping[tuple[_StateT, _EventT], _StateT], state: _StateT, event: _EventT
+) -> _StateT:
+    """Return the state ``event`` leads to from ``state`` in ``table``.
+
+    Raises:
+        RuntimeError: The table has no such change (a bug in the caller).
+    """
+    try:
+        return table[state, event]
+    except KeyError:
+        raise RuntimeError(
+            f"illegal transition: {event.name} in state {state.name}"
+        ) from None
+
+
+_READABLE: Final = frozenset({_S.OPEN, _S.WRITE_SHUTTING, _S.WRITE_SHUT})
+# Members as module constants: no enum attribute lookups on the per-event path.
+_NONE: Final = Interest.NONE
+_READ: Final = Interest.READ
+_WRITE: Final = Interest.WRITE
+_BOTH: Final = Interest.BOTH
+_NEW: Final = _S.NEW
+_OPEN: Final = _S.OPEN
+_CLOSED: Final = _S.CLOSED
+_SHUT_WR: Final = 1  # socket.SHUT_WR everywhere; importing socket loads selectors
+
+
+class StreamSocket(Protocol):
+    """The socket methods a :class:`Connection` uses.
+
+    A non-blocking :class:`socket.socket` fits, and so does
+    :class:`bufkit.testing.FakeSocket`. ``sendmsg`` is used when present.
+    """
+
+    def recv_into(self, buffer: memoryview, /) -> int:
+        """Fill ``buffer`` from the start; return the count, 0 at end of file."""
+        ...
+
+    def send(self, data: Buffer, /) -> int:
+        """Send from ``data``; return how many bytes were accepted."""
+        ...
+
+    def shutdown(self, how: int, /) -> None:
+        """Shut one or both directions of the stream."""
+        ...
+
+    def close(self) -> None:
+        """Close the socket."""
+        ...
+
+
+class ConnectionProtocol(Protocol):
+    """What a :class:`Connection` calls back: asyncio's protocol callbacks.
+
+    Subclass it and write only the methods you need (the others do nothing),
+    or write all six on any class (a structural match is enough for the type
+    checker: this is a :class:`typing.Protocol`). Every callback runs inside
+    an event; writes made there are flushed once, after it returns. An
+    exception raised by a callback is logged with its traceback and aborts
+    the connection.
+    """
+
+    __slots__ = ()  # so subclasses that declare slots carry no instance dict
+
+    def connection_made(self, conn: Connection, /) -> None:
+        """The connection is open; keep ``conn`` to write to it."""
+        return
+
+    def data_received(self, view: memoryview, /) -> None:
+        """Take received bytes; ``view`` is valid only during the call.
+
+        Copy what you keep, or own the chunk with :meth:`Connection.take_buffer`.
+        """
+        return
+
+    def eof_received(self) -> bool | None:
+        """The peer shut its sending side; return true to keep writing."""
+        return None
+
+    def connection_lost(self, exc: Exception | None, /) -> None:
+        """The connection is closed: ``None`` if cleanly, else the error."""
+        return
+
+    def pause_writing(self) -> None:
+        """The kernel refused bytes and the queue is above its high watermark."""
+        return
+
+    def resume_writing(self) -> None:
+        """The write queue drained to its low watermark: write again."""
+        return
+
+
+InterestCallback = Callable[["Connection", Interest], object]
+"""``on_interest(conn, interest)``: the readiness a connection wants changed."""
+DeferCallback = Callable[[Callable[[], object]], object]
+"""``defer(flush)``: run ``flush()`` once at the end of the loop iteration."""
+
+
+@final
+class _RateLimit:
+    """At most ``limit`` lines per second on one logger; counts the rest."""
+
+    __slots__ = ("_count", "_limit", "_start", "_suppressed")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._start = 0.0
+        self._count = 0
+        self._suppressed = 0
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        if not LOGGER.isEnabledFor(level):
+            return
+        now = time.monotonic()
+        if now - self._start >= 1.0:
+            if self._suppressed:
+                LOGGER.log(level, "%d similar lines suppressed", self._suppressed)
+            self._start, self._count, self._suppressed = now, 0, 0
+        if self._count < self._limit:
+            self._count += 1
+            LOGGER.log(level, msg, *args)
+        else:
+            self._suppressed += 1
+
+
+PEER_LOG_LIMIT: Final = 10
+"""Lines per second at most for peers' misbehaviour and pool pressure."""
+_PEER_LOG: Final = _RateLimit(PEER_LOG_LIMIT)
+
+
+@final
+class _WeakHook:
+    """A queue hook that calls a connection's method without keeping it alive."""
+
+    __slots__ = ("_func", "_ref")
+
+    def __init__(self, conn: Connection, func: Callable[[Connection], None]) -> None:
+        self._ref = weakref.ref(conn)
+        self._func = func
+
+    def __call__(self) -> None:
+        conn = self._ref()
+        if conn is not None:
+            self._func(conn)
+
+
+@final
+class _Link:
+    """The reader's socket and handler: counts bytes, stops reads, tells errors.
+
+    Made on the first readable event (an idle connection that never received
+    a byte has none). ``pending`` is the socket's ``pending()`` if it has one
+    (a TLS socket: decrypted bytes no selector reports), else None.
+    """
+
+    __slots__ = ("_conn", "data_received", "pending", "recv_error")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        # The protocol's own method: the reader calls it with no frame of
+        # ours in between (bytes are counted in recv_into instead).
+        self.data_received: Callable[[memoryview], None] = conn._protocol.data_received
+        pending = getattr(conn._sock, "pending", None)
+        self.pending: Callable[[], int] | None = pending if callable(pending) else None
+        self.recv_error: OSError | None = None
+
+    def eof_received(self) -> bool | None:
+        return self._conn._peer_eof()
+
+    def recv_into(self, buffer: memoryview, /) -> int:
+        conn = self._conn
+        if conn._read_stopped:
+            raise BlockingIOError(errno.EAGAIN, "reading is stopped")
+        try:
+            got = conn._sock.recv_into(buffer)
+        except (BlockingIOError, InterruptedError):
+            raise
+        except OSError as exc:  # tell the socket's errors from the protocol's
+            self.recv_error = exc
+            raise
+        conn._bytes_received += got
+        return got
+
+
+@final
+class Connection:
+    """A non-blocking socket, a reader and a write queue, driven by readiness.
+
+    Call :meth:`start` once, then :meth:`on_readable` / :meth:`on_writable`
+    whenever the socket is ready for what :attr:`interest` asks. The
+    connection owns the socket and closes it.
+
+    Args:
+        pool: Lends the read buffers.
+        sock: A connected, non-blocking socket (or a fake one).
+        protocol: Receives the callbacks of :class:`ConnectionProtocol`.
+        on_interest: Called as ``on_interest(conn, interest)`` whenever the
+            wanted readiness changes. :attr:`Interest.NONE` after
+            :attr:`closed` turned true means: forget this connection (it is
+            reported exactly once, before the socket is closed, so you can
+            unregister it).
+        defer: Called with a flush function when data was written outside an
+            event; run it once at the end of the loop iteration
+            (``list.append`` onto a list you drain is enough). ``None``
+            flushes at once, one send per write.
+        high_water: Pending bytes above which the connection sends at once
+            and, if the kernel refuses bytes, calls ``pause_writing``.
+        low_water: Pending bytes at or below which ``resume_writing`` follows.
+        read_budget: Reads per readable event at most.
+
+    Raises:
+        TypeError: ``read_budget`` or a watermark is not an int.
+        ValueError: A watermark is negative, ``low_water`` exceeds
+            ``high_water``, or ``read_budget`` is below 1.
+    """
+
+    __module__ = "bufkit"
+    __slots__ = (
+        "__weakref__",
+        "_bytes_received",
+        "_bytes_written",
+        "_defer",
+        "_eof",
+        "_error",
+        "_flush_scheduled",
+        "_flushes",
+        "_flushing",
+        "_in_event",
+        "_interest",
+        "_link",
+        "_on_interest",
+        "_pause_pending",
+        "_paused",
+        "_pool",
+        "_protocol",
+        "_queue",
+        "_read_budget",
+        "_read_stopped",
+        "_reader",
+        "_sock",
+        "_starved",
+        "_state",
+        "_write_armed",
+        "_writing_paused",
+    )
+
+    def __init__(
+        self,
+        pool: BufferPool,
+        sock: StreamSocket,
+        protocol: ConnectionProtocol,
+        *,
+        on_interest: InterestCallback,
+        defer: DeferCallback | None = None,
+        high_water: int = 65536,
+        low_water: int = 16384,
+        read_budget: int = 16,
+    ) -> None:
+        if type(read_budget) is not int:
+            raise TypeError(f"read_budget must be an int, not {read_budget!r}")
+        if read_budget < 1:
+            raise ValueError(f"read_budget must be at least 1, not {read_budget}")
+        self._queue = WriteQueue(
+            high_water=high_water,
+            low_water=low_water,
+            on_pause=_WeakHook(self, Connection._on_pause),
+            on_resume=_WeakHook(self, Connection._on_resume),
+        )
+        self._state = _NEW
+        self._interest = _NONE
+        self._pool = pool
+        self._sock = sock
+        self._protocol = protocol
+        self._on_interest = on_interest
+        self._defer = defer
+        self._read_budget = read_budget
+        self._reader: ReadinessReader | None = None  # made on the first read
+        self._link: _Link | None = None
+        self._in_event = False
+        self._flushing = False
+        self._write_armed = False
+        self._flush_scheduled = False
+        self._paused = False  # pause_reading()
+        self._writing_paused = False  # pause_writing() was called
+        self._pause_pending = False  # above high water, send not tried yet
+        self._starved = False  # the pool could not lend a read buffer
+        self._eof = False
+        self._read_stopped = True
+        self._error: Exception | None = None
+        self._bytes_received = 0
+        self._bytes_written = 0
+        self._flushes = 0
+
+    # -- read-only state ----------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        """Where the connection is in its life."""
+        return self._state
+
+    @property
+    def interest(self) -> Interest:
+        """The readiness last reported to ``on_interest``."""
+        return self._interest
+
+    @property
+    def closed(self) -> bool:
+        """Whether the socket is closed (``connection_lost`` was called)."""
+        return self._state is _CLOSED
+
+    @property
+    def reading(self) -> bool:
+        """Whether the connection wants to read.
+
+        False before :meth:`start`, after end of file or :meth:`close`, after
+        :meth:`pause_reading`, while writing is paused, and while the pool
+        has no buffer to lend.
+        """
+        return not self._read_stopped
+
+    @property
+    def writing_paused(self) -> bool:
+        """Whether the protocol was told ``pause_writing`` (and not resumed)."""
+        return self._writing_paused
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes written but not yet accepted by the kernel."""
+        return self._queue.pending
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes handed to the protocol so far."""
+        return self._bytes_received
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes given to :meth:`write` and :meth:`writelines` so far."""
+        return self._bytes_written
+
+    @property
+    def flushes(self) -> int:
+        """Flushes attempted (each is one ``sendmsg`` or a few on partial writes)."""
+        return self._flushes
+
+    @property
+    def socket(self) -> StreamSocket:
+        """The socket this connection owns."""
+        return self._sock
+
+    @property
+    def protocol(self) -> ConnectionProtocol:
+        """The protocol this connection calls back."""
+        return self._protocol
+
+    def __repr__(self) -> str:
+        return (
+            f"<Connection {self._state.value} interest={self._interest.name}"
+            f" pending={self._queue.pending}>"
+        )
+
+    # -- inputs from the owner ------------------------------------------------
+
+    def start(self) -> None:
+        """Call ``connection_made`` and report the first interest (read).
+
+        Raises:
+            RuntimeError: If the connection was already started.
+        """
+        if self._state is not _NEW:
+            raise RuntimeError(f"connection already started: {self!r}")
+        self._state = transition(CONNECTION_TRANSITIONS, _NEW, _E.START)
+        self._read_stopped = False
+        self._in_event = True
+        try:
+            self._protocol.connection_made(self)
+        except Exception as exc:
+            self._error = exc
+        self._update_reading()
+        self._end_event()
+
+    def on_readable(self) -> None:
+        """Read what the socket has and hand it to the protocol, then flush."""
+        if self._read_stopped:
+            return
+        reader, link = self._reader, self._link
+        if reader is None or link is None:
+            reader, link = self._make_reader()
+        self._in_event = True
+        try:
+            more = reader.on_readable(link)
+            # A TLS socket may hold decrypted bytes past the read budget that
+            # no selector will report: read them now (at most a record).
+            pending = link.pending
+            while more and pending is not None and pending() and not self._read_stopped:
+                more = reader.on_readable(link)
+        except Exception as exc:
+            self._read_failed(exc, link)
+        self._end_event()
+
+    def on_writable(self) -> None:
+        """Send what is queued; disarm write interest once it drained."""
+        if self._state is _CLOSED:
+            return
+        self._in_event = True
+        self._end_event()
+
+    def take_buffer(self) -> PooledBuffer:
+        """Own the chunk behind the view of the current ``data_received``.
+
+        Zero-copy echo: ``conn.write(conn.take_buffer())`` (the buffer's
+        ``filled`` is the length of the view).
+
+        Returns:
+            The pooled buffer; release it, or pass it to :meth:`write`.
+
+        Raises:
+            RuntimeError: No ``data_received`` call is in progress, or its
+                buffer was already taken.
+        """
+        reader = self._reader
+        if reader is None:
+            raise RuntimeError("take_buffer() works only inside data_received")
+        return reader.take_buffer()
+
+    # -- inputs from the user -------------------------------------------------
+
+    def write(
+        self,
+        data: Buffer | PooledBuffer,
+        on_done: CompletionCallback | None = None,
+        *,
+        nbytes: int | None = None,
+    ) -> None:
+        """Queue ``data``; ``on_done`` fires once its last byte was sent.
+
+        Args:
+            data: Bytes-like data (mutable data is copied), or a
+                :class:`bufkit.PooledBuffer` whose ownership passes here.
+            on_done: Called with ``None`` once sent, or with the error.
+            nbytes: With a pooled buffer, send only its first ``nbytes``.
+
+        Raises:
+            bufkit.QueueClosedError: After :meth:`close` or :meth:`write_eof`.
+            bufkit.QueueFailedError: After :meth:`abort` or a socket error.
+        """
+        queue = self._queue
+        # The common cases count what they queue without asking the queue.
+        if type(data) is bytes and nbytes is None:
+            queue.write(data, on_done)
+            self._bytes_written += len(data)
+        elif nbytes is not None and type(data) is PooledBuffer:
+            queue.write(data, on_done, nbytes=nbytes)
+            self._bytes_written += nbytes
+        elif type(data) is memoryview and nbytes is None:
+            queue.write(data, on_done)
+            self._bytes_written += data.nbytes
+        else:
+            before = queue.pending
+            queue.write(data, on_done, nbytes=nbytes)
+            self._bytes_written += queue.pending - before
+        if self._pause_pending:
+            self._above_high_water()
+        elif not (self._in_event or self._write_armed or self._flush_scheduled):
+            self._schedule_flush()
+
+    def writelines(
+        self,
+        buffers: Iterable[Buffer | PooledBuffer],
+        on_done: CompletionCallback | None = None,
+    ) -> None:
+        """Queue several buffers; ``on_done`` fires once the last one was sent.
+
+        Raises:
+            bufkit.QueueClosedError: After :meth:`close` or :meth:`write_eof`.
+            bufkit.QueueFailedError: After :meth:`abort` or a socket error.
+        """
+        queue = self._queue
+        before = queue.pending
+        queue.writelines(buffers, on_done)
+        self._bytes_written += queue.pending - before
+        if self._pause_pending:
+            self._above_high_water()
+        elif not (self._in_event or self._write_armed or self._flush_scheduled):
+            self._schedule_flush()
+
+    def pause_reading(self) -> None:
+        """Stop reading (no more ``data_received``) until :meth:`resume_reading`."""
+        self._paused = True
+        self._update_reading()
+
+    def resume_reading(self) -> None:
+        """Read again after :meth:`pause_reading`."""
+        self._paused = False
+        self._update_reading()
+
+    def write_eof(self) -> None:
+        """Shut the sending side once everything queued was sent.
+
+        Later writes raise :class:`bufkit.QueueClosedError`. Does nothing
+        unless the connection is open.
+
+        Raises:
+            NotImplementedError: The socket is an :class:`ssl.SSLSocket`:
+                shutting its sending side would drop the TLS layer.
+        """
+        if self._state is not _OPEN:
+            return
+        ssl = sys.modules.get("ssl")  # no SSLSocket exists unless ssl is loaded
+        if ssl is not None and isinstance(self._sock, ssl.SSLSocket):
+            raise NotImplementedError(
+                f"write_eof() is not supported on the TLS socket {self._sock!r}: "
+                "close() the connection instead"
+            )
+        self._state = transition(CONNECTION_TRANSITIONS, _OPEN, _E.WRITE_EOF)
+        self._queue.close()
+        self._request_flush()
+
+    def close(self) -> None:
+        """Close gracefully: stop reading, send everything queued, then close.
+
+        ``connection_lost(None)`` follows once the queue drained. Later
+        writes raise :class:`bufkit.QueueClosedError`.
+        """
+        self._begin_close()
+
+    def abort(self) -> None:
+        """Close now: pending writes fail with :class:`ConnectionAbortedError`."""
+        if self._state is not _CLOSED:
+            self._abort(None)
+
+    # -- events ---------------------------------------------------------------
+
+    def _make_reader(self) -> tuple[ReadinessReader, _Link]:
+        link = _Link(self)
+        reader = ReadinessReader(self._pool, link, read_budget=self._read_budget)
+        self._reader, self._link = reader, link
+        return reader, link
+
+    def _end_event(self) -> None:
+        # Still "in the event" while flushing: writes made by completions join
+        # this flush instead of scheduling another (and never re-enter it).
+        if self._error is None and self._state is not _CLOSED:
+            self._flush()  # completions and watermark callbacks may raise here
+        self._in_event = False
+        if self._error is not None:
+            self._protocol_failed()
+        if self._state is _CLOSED:
+            self._reader = self._link = None  # the reader's link points back here
+
+    def _read_failed(self, exc: Exception, link: _Link) -> None:
+        recv_error = link.recv_error
+        if recv_error is not None and exc is recv_error:
+            link.recv_error = None
+            self._lose(recv_error)
+        elif isinstance(exc, PoolExhausted) and self._from_reader_acquire(exc):
+            self._starve(exc)
+        elif isinstance(exc, FramingError):
+            _PEER_LOG.log(
+                logging.INFO,
+                "closing %r: the peer broke framing (%s: %s)",
+                self,
+                type(exc).__name__,
+                exc,
+            )
+            exc.__traceback__ = None
+            self._abort(exc)
+        else:
+            self._error = exc
+
+    def _from_reader_acquire(self, exc: PoolExhausted) -> bool:
+        # The reader's own acquire failed (not the protocol's): the frame
+        # after ReadinessReader.on_readable's is the pool's acquire.
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code is not _READER_CODE:
+            tb = tb.tb_next
+        below = None if tb is None else tb.tb_next
+        return below is not None and below.tb_frame.f_locals.get("self") is self._pool
+
+    def _request_flush(self) -> None:
+        if not (self._in_event or self._write_armed or self._flush_scheduled):
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._defer is None:
+            self._in_event = True
+            self._end_event()
+        else:
+            self._flush_scheduled = True
+            self._defer(self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        # Runs like an event: writes made by completions join this flush.
+        self._flush_scheduled = False
+        if self._state is not _CLOSED and not self._write_armed:
+            self._in_event = True
+            self._end_event()
+
+    def _flush(self) -> None:
+        queue = self._queue
+        if queue:
+            self._flushes += 1
+            self._flushing = True
+            try:
+                drained = queue.flush(self._sock)
+            except OSError as exc:
+                self._flushing = False
+                self._lose(exc)
+                return
+            except Exception as exc:  # an on_done or watermark callback raised
+                self._error = exc
+                drained = not queue
+            self._flushing = False
+        else:
+            drained = True
+        self._write_armed = not drained
+        if self._pause_pending:
+            self._tell_paused()  # the send was tried and bytes remain
+        if self._error is not None:
+            return  # a callback raised: the caller aborts the connection
+        if drained:
+            if self._state is not _OPEN:
+                self._drained()
+                return
+            if self._interest is _READ and not self._read_stopped:
+                return  # the usual end of an event: nothing to change
+        self._report_interest()
+
+    def _above_high_water(self) -> None:
+        # A write took the queue above high water: try the send before
+        # telling the protocol to pause, as a paused protocol must mean the
+        # kernel refused bytes.
+        if self._flushing:
+            return  # the flush running now decides when it ends
+        if self._state is _NEW:
+            self._tell_paused()
+        elif self._in_event:
+            self._flush()
+        else:
+            self._in_event = True
+            self._end_event()
+
+    def _drained(self) -> None:
+        state = self._state
+        if state is _S.CLOSING:
+            self._finish(None)
+        elif state is _S.WRITE_SHUTTING:
+            try:
+                self._sock.shutdown(_SHUT_WR)
+            except OSError as exc:
+                self._lose(exc)
+                return
+            self._state = transition(CONNECTION_TRANSITIONS, state, _E.SHUT_WR)
+            if self._eof:
+                self._finish(None)
+            else:
+                self._report_interest()
+        else:
+            self._report_interest()
+
+    def _update_reading(self) -> None:
+        self._read_stopped = (
+            self._paused
+            or self._writing_paused
+            or self._starved
+            or self._eof
+            or self._state not in _READABLE
+        )
+        if not self._in_event:
+            self._report_interest()
+
+    def _report_interest(self) -> None:
+        if self._state is _CLOSED:
+            return
+        if self._read_stopped:
+            want = _WRITE if self._write_armed else _NONE
+        else:
+            want = _BOTH if self._write_armed else _READ
+        if want != self._interest:
+            self._interest = want
+            self._on_interest(self, want)
+
+    def _begin_close(self) -> None:
+        state = self._state
+        if state is _NEW:
+            self._finish(None)
+        elif state in _READABLE:
+            self._state = transition(CONNECTION_TRANSITIONS, state, _E.CLOSE)
+            self._queue.close()
+            self._update_reading()
+            self._request_flush()
+
+    # -- callbacks from the reader, the queue and the pool ----------------------
+
+    def _peer_eof(self) -> bool | None:
+        self._eof = True
+        self._read_stopped = True
+        try:
+            keep_open = self._protocol.eof_received()
+        except Exception as exc:
+            self._error = exc
+            return None
+        if self._state is _S.WRITE_SHUT:
+            self._finish(None)
+        elif not keep_open:
+            self._begin_close()
+        return keep_open
+
+    def _on_pause(self) -> None:
+        if self._write_armed or self._state is _CLOSED:
+            self._tell_paused()  # the kernel is refusing bytes already
+        else:
+            self._pause_pending = True
+
+    def _tell_paused(self) -> None:
+        self._pause_pending = False
+        if self._writing_paused:
+            return
+        self._writing_paused = True
+        self._update_reading()
+        try:
+            self._protocol.pause_writing()
+        except Exception as exc:
+            self._error = exc
+
+    def _on_resume(self) -> None:
+        if self._pause_pending:
+            self._pause_pending = False  # drained by the send: no pause at all
+            return
+        if not self._writing_paused:
+            return
+        self._writing_paused = False
+        self._update_reading()
+        try:
+            self._protocol.resume_writing()
+        except Exception as exc:
+            self._error = exc
+
+    def _starve(self, exc: PoolExhausted) -> None:
+        if not self._starved:
+            self._starved = True
+            _PEER_LOG.log(
+                logging.WARNING,
+                "%r stops reading until the pool has a buffer again: %s",
+                self,
+                exc,
+            )
+            self._pool.add_release_callback(self._pool_returned)
+        self._update_reading()
+
+    def _pool_returned(self) -> None:
+        # The pool gave a buffer back (maybe inside another connection's
+        # event): read again at the end of the loop iteration.
+        if self._defer is None:
+            self._resume_after_starving()
+        else:
+            self._defer(self._resume_after_starving)
+
+    def _resume_after_starving(self) -> None:
+        if self._starved and self._state is not _CLOSED:
+            self._starved = False
+            self._update_reading()
+
+    # -- ending ---------------------------------------------------------------
+
+    def _protocol_failed(self) -> None:
+        exc, self._error = self._error, None
+        if exc is None:  # pragma: no cover - callers check
+            return
+        if self._state is _CLOSED:
+            LOGGER.error("protocol error after %r closed", self, exc_info=exc)
+        else:
+            LOGGER.error("protocol error; aborting %r", self, exc_info=exc)
+        exc.__traceback__ = None  # logged; its frames would hold this connection
+        if self._state is not _CLOSED:
+            self._abort(exc)
+
+    def _lose(self, exc: OSError) -> None:
+        # The socket failed: a peer's reset is not our bug, say it quietly.
+        if is_peer_error(exc):
+            LOGGER.debug("%r lost: %s", self, exc)
+        else:
+            _PEER_LOG.log(logging.WARNING, "%r lost: %s", self, exc)
+        exc.__traceback__ = None
+        self._abort(exc)
+
+    def _abort(self, exc: Exception | None) -> None:
+        if self._state is _CLOSED:
+            return
+        failure = exc
+        if failure is None:
+            failure = ConnectionAbortedError(errno.ECONNABORTED, "connection aborted")
+        try:
+            self._queue.fail(failure)
+        except Exception:  # on_done callbacks raised; they are failed anyway
+            LOGGER.exception("completion callback raised while aborting %r", self)
+        self._finish(exc)
+
+    def _finish(self, exc: Exception | None) -> None:
+        self._state = transition(CONNECTION_TRANSITIONS, self._state, _E.LOST)
+        self._read_stopped = True
+        self._write_armed = False
+        if self._starved:
+            self._starved = False
+            self._pool.remove_release_callback(self._pool_returned)
+        self._interest = _NONE
+        self._on_interest(self, _NONE)
+        self._sock.close()
+        self._queue.close()
+        if not self._in_event:
+            self._reader = self._link = None
+        try:
+            self._protocol.connection_lost(exc)
+        except Exception:
+            LOGGER.exception("connection_lost raised for %r", self)
+
+
+_READER_CODE: Final = ReadinessReader.on_readable.__code__
+# Documented where users import them.
+StreamSocket.__module__ = ConnectionProtocol.__module__ = "bufkit"

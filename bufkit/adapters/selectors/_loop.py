@@ -1,0 +1,722 @@
+"""A small ready-made readiness loop for :class:`bufkit.Connection`.
+
+Theory of operation
+-------------------
+One iteration of :class:`Loop` is: ``select`` (blocking only when there is no
+ready callback, until the next timer), dispatch every event (a listener accepts,
+a connection reads and/or writes, a connect completes), move due timers to the
+ready list, run the callbacks that were ready when the iteration began, then
+run the deferred flushes: every connection written to outside an event is
+flushed exactly once here, so ``n`` writes from timers or other connections
+cost one ``sendmsg``. (A write that takes a queue above its high watermark is
+sent at once by the connection core, whatever the loop.)
+
+The loop is a shim over the connection core: it registers a socket for
+exactly the :class:`~bufkit.Interest` its connection reported, and
+unregisters it when the interest is ``NONE`` (``selectors`` has no empty
+registration), which keeps docs/design.md invariant 3 by construction. It owns
+one :class:`~bufkit.BufferPool` shared by every connection (invariants 4 and 5:
+read buffers are lent for one event at a time).
+
+Failure policy: the connection core routes protocol errors, peer errors and
+pool pressure (logger ``bufkit.connection``); a callback that raises is logged
+here; a listener follows the one accept policy of ``bufkit._sockets``
+(``EMFILE``/``ENFILE``/``ENOBUFS``/``ENOMEM``: stop listening for a back-off
+that doubles up to a second and resets after a successful accept).
+:meth:`Loop.connect` never blocks: a host name is resolved in a worker thread
+and the result comes back through :meth:`Loop.call_soon_threadsafe`.
+
+Cost model per event: one ``selector.select`` per iteration, one dict lookup and
+one method call per ready socket, one ``selector.modify`` only when a
+connection's interest changes.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol, final
+
+from bufkit import BufferPool, Connection, ConnectionProtocol, Interest, StreamSocket
+from bufkit._sockets import AcceptAction, AcceptBackoff, set_nodelay
+from bufkit.adapters.selectors._callbacks import LOGGER, Handle, Wakeup, check_signal
+
+__all__ = ["Connector", "Listener", "Loop", "ProtocolFactory", "SelectableSocket"]
+
+_EVENT_READ: Final = selectors.EVENT_READ
+_EVENT_WRITE: Final = selectors.EVENT_WRITE
+
+_AddrInfos = Sequence[tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]]
+
+ProtocolFactory = Callable[[], ConnectionProtocol]
+"""What makes each connection's protocol: called with no argument."""
+
+
+class SelectableSocket(StreamSocket, Protocol):
+    """A :class:`bufkit.StreamSocket` a selector can watch, as :class:`Loop` needs."""
+
+    def fileno(self) -> int:
+        """Return the descriptor to watch."""
+        ...
+
+    def setblocking(self, flag: bool, /) -> None:
+        """Switch blocking mode (the loop turns it off)."""
+        ...
+
+
+@final
+class Loop:
+    """A small readiness loop that runs :class:`bufkit.Connection` objects.
+
+    Args:
+        selector: Any :class:`selectors.BaseSelector` (e.g. the fake
+            selector of :mod:`bufkit.testing`); a ``DefaultSelector`` by
+            default. The loop closes it only if it made it.
+        pool: The buffer pool shared by every connection (default: a new
+            :class:`bufkit.BufferPool`).
+        clock: Monotonic time source used by :meth:`call_later`.
+        high_water: Each connection's write-queue high watermark.
+        low_water: Each connection's write-queue low watermark.
+        read_budget: Reads per readable event per connection.
+        accept_batch: Connections accepted per listener event at most.
+    """
+
+    def __init__(
+        self,
+        *,
+        selector: selectors.BaseSelector | None = None,
+        pool: BufferPool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        high_water: int = 65536,
+        low_water: int = 16384,
+        read_budget: int = 16,
+        accept_batch: int = 128,
+    ) -> None:
+        self._owns_selector = selector is None
+        self._selector = selectors.DefaultSelector() if selector is None else selector
+        self._pool = BufferPool() if pool is None else pool
+        self._clock = clock
+        self._high_water = high_water
+        self._low_water = low_water
+        self._read_budget = read_budget
+        self._accept_batch = accept_batch
+        self._ready: list[Handle] = []
+        self._timers: list[Handle] = []
+        self._deferred: list[Callable[[], object]] = []
+        # Each open connection -> its socket; the registered ones in a set.
+        self._connections: dict[Connection, SelectableSocket] = {}
+        self._registered: set[Connection] = set()
+        # One bound method each, shared by every connection (not one per
+        # connection: they are a good part of an idle connection's memory).
+        self._interest_hook = self._on_interest
+        self._defer_hook = self._deferred.append
+        self._listeners: set[Listener] = set()
+        self._connecting: set[Connector] = set()
+        self._wakeup: Wakeup | None = None  # made by the first signal handler
+        self._running = False
+        self._stopping = False
+        self._closed = False
+
+    # -- introspection ------------------------------------------------------
+
+    @property
+    def pool(self) -> BufferPool:
+        """The pool that lends every connection's read buffers."""
+        return self._pool
+
+    @property
+    def accept_batch(self) -> int:
+        """Connections a listener accepts per readiness event, at most."""
+        return self._accept_batch
+
+    @property
+    def connections(self) -> frozenset[Connection]:
+        """The open connections."""
+        return frozenset(self._connections)
+
+    @property
+    def listeners(self) -> frozenset[Listener]:
+        """The open listeners."""
+        return frozenset(self._listeners)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def time(self) -> float:
+        """Return the loop's clock (what :meth:`call_later` counts from)."""
+        return self._clock()
+
+    # -- sockets ------------------------------------------------------------
+
+    def listen(
+        self,
+        protocol_factory: ProtocolFactory,
+        host: str,
+        port: int,
+        *,
+        backlog: int = 1024,
+        reuse_port: bool = False,
+    ) -> Listener:
+        """Listen on ``(host, port)``; each accepted socket gets a new protocol.
+
+        Args:
+            protocol_factory: Called with no argument per accepted connection.
+            host: Address to bind (a literal address or a name, resolved
+                here: binding happens before the loop runs).
+            port: Port to bind; 0 picks a free one (see :attr:`Listener.address`).
+            backlog: The kernel's accept queue length.
+            reuse_port: Set ``SO_REUSEPORT`` so several processes share the port.
+
+        Returns:
+            The listener; close it alone or with the loop.
+
+        Raises:
+            RuntimeError: If the loop is closed.
+            OSError: The address cannot be resolved or bound.
+        """
+        self._check_open()
+        family, kind, proto, _name, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(addr)
+            sock.listen(backlog)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        listener = Listener(self, sock, protocol_factory)
+        self._listeners.add(listener)
+        listener._register()
+        return listener
+
+    def connect(
+        self,
+        protocol_factory: ProtocolFactory,
+        host: str,
+        port: int,
+        *,
+        on_error: Callable[[OSError], object] | None = None,
+    ) -> Connector:
+        """Connect without blocking; the protocol's ``connection_made`` follows.
+
+        A numeric address is used at once; a host name is resolved with
+        :func:`socket.getaddrinfo` in a worker thread, so the loop keeps
+        serving other connections meanwhile.
+
+        Args:
+            protocol_factory: Called once the connection is established.
+            host: Peer address or host name.
+            port: Peer port.
+            on_error: Called with the error if resolving or connecting fails
+                (default: log one line).
+
+        Returns:
+            A handle: :attr:`Connector.connection` once connected,
+            :meth:`Connector.cancel` to give up.
+
+        Raises:
+            RuntimeError: If the loop is closed.
+        """
+        self._check_open()
+        connector = Connector(self, protocol_factory, on_error)
+        self._connecting.add(connector)
+        try:
+            infos = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+            )
+        except socket.gaierror:  # a name: look it up off the loop's thread
+            connector._resolve_in_thread(host, port)
+        else:
+            connector._connect(infos)
+        return connector
+
+    def add_socket(
+        self, sock: SelectableSocket, protocol: ConnectionProtocol
+    ) -> Connection:
+        """Run ``protocol`` on an already connected socket (made non-blocking).
+
+        Returns:
+            The started connection.
+
+        Raises:
+            RuntimeError: If the loop is closed.
+        """
+        self._check_open()
+        sock.setblocking(False)
+        return self._start(sock, protocol)
+
+    def _adopt(
+        self, sock: socket.socket, factory: ProtocolFactory
+    ) -> Connection | None:
+        sock.setblocking(False)
+        set_nodelay(sock)
+        try:
+            protocol = factory()
+        except Exception:
+            LOGGER.exception("protocol factory %r raised", factory)
+            sock.close()
+            return None
+        return self._start(sock, protocol)
+
+    def _start(
+        self, sock: SelectableSocket, protocol: ConnectionProtocol
+    ) -> Connection:
+        conn = Connection(
+            self._pool,
+            sock,
+            protocol,
+            on_interest=self._interest_hook,
+            defer=self._defer_hook,
+            high_water=self._high_water,
+            low_water=self._low_water,
+            read_budget=self._read_budget,
+        )
+        self._connections[conn] = sock
+        conn.start()
+        return conn
+
+    def _on_interest(self, conn: Connection, interest: Interest) -> None:
+        sock = self._connections[conn]
+        if interest:
+            events = interest.value  # a plain int: enum arithmetic is slow
+            if conn in self._registered:
+                self._selector.modify(sock, events, conn)
+            else:
+                self._selector.register(sock, events, conn)
+                self._registered.add(conn)
+        elif conn in self._registered:
+            self._selector.unregister(sock)
+            self._registered.discard(conn)
+        if conn.closed:
+            del self._connections[conn]
+            LOGGER.debug("closed %r after %d bytes in", conn, conn.bytes_received)
+
+    # -- callbacks ----------------------------------------------------------
+
+    def call_soon(self, callback: Callable[..., object], *args: object) -> Handle:
+        """Run ``callback(*args)`` in the next iteration; return its handle."""
+        handle = Handle(0.0, callback, args)
+        self._ready.append(handle)
+        return handle
+
+    def call_later(
+        self, delay: float, callback: Callable[..., object], *args: object
+    ) -> Handle:
+        """Run ``callback(*args)`` once ``delay`` seconds passed on :meth:`time`."""
+        handle = Handle(self._clock() + delay, callback, args)
+        heapq.heappush(self._timers, handle)
+        return handle
+
+    def call_soon_threadsafe(
+        self, callback: Callable[..., object], *args: object
+    ) -> Handle:
+        """Like :meth:`call_soon`, from any thread: it also wakes the loop.
+
+        Raises:
+            RuntimeError: If the loop is closed.
+        """
+        self._check_open()
+        handle = Handle(0.0, callback, args)
+        self._waker().call_threadsafe(handle)
+        return handle
+
+    def add_signal_handler(
+        self, sig: int, callback: Callable[..., object], *args: object
+    ) -> None:
+        """Run ``callback(*args)`` in the loop each time signal ``sig`` arrives.
+
+        The callback runs as an ordinary callback of the next iteration, not
+        inside the signal handler, so it may use the pool, connections and
+        the loop freely. Adding a handler again replaces it. Needs a real
+        selector (the signal wakes it through a socket pair).
+
+        Raises:
+            TypeError: If ``sig`` is not an int.
+            ValueError: If ``sig`` is not a valid signal number.
+            RuntimeError: If the loop is closed, this is not the main thread,
+                or the signal cannot be caught (``SIGKILL``, ``SIGSTOP``).
+        """
+        signum = check_signal(sig)
+        self._check_open()
+        self._waker().add_signal(signum, Handle(0.0, callback, args))
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        """Remove the handler of ``sig``; the signal's earlier handler returns.
+
+        Returns:
+            Whether ``sig`` had a handler added by this loop.
+
+        Raises:
+            TypeError: If ``sig`` is not an int.
+            ValueError: If ``sig`` is not a valid signal number.
+            RuntimeError: If this is not the main thread.
+        """
+        signum = check_signal(sig)
+        wakeup = self._wakeup
+        return wakeup is not None and wakeup.remove_signal(signum)
+
+    def _waker(self) -> Wakeup:
+        wakeup = self._wakeup
+        if wakeup is None:
+            # _run_due replaces the ready list: look it up at each call.
+            wakeup = Wakeup(self._selector, lambda h: self._ready.append(h))
+            self._wakeup = wakeup
+        return wakeup
+
+    def _run_due(self) -> None:
+        timers = self._timers
+        if timers:
+            now = self._clock()
+            while timers and timers[0].when <= now:
+                self._ready.append(heapq.heappop(timers))
+        ready, self._ready = self._ready, []
+        for handle in ready:
+            if not handle.cancelled:
+                handle._run()
+
+    # -- running ------------------------------------------------------------
+
+    def run_once(self, timeout: float | None = None) -> None:
+        """Run one iteration, waiting at most ``timeout`` seconds for events."""
+        if self._wakeup is not None and self._wakeup.threadsafe:
+            self._wakeup.drain()
+        if self._ready or self._deferred:
+            timeout = 0.0
+        elif self._timers:
+            wait = max(0.0, self._timers[0].when - self._clock())
+            timeout = wait if timeout is None else min(timeout, wait)
+        events = self._selector.select(timeout)
+        for key, mask in events:
+            target = key.data
+            if type(target) is Connection:
+                if mask & _EVENT_READ:
+                    target.on_readable()
+                if mask & _EVENT_WRITE:
+                    target.on_writable()
+            else:
+                target._on_ready(mask)
+        if self._timers or self._ready:
+            self._run_due()
+        if self._deferred:
+            self._run_deferred()
+
+    def _run_deferred(self) -> None:
+        # Connections hold ``self._deferred.append``: keep the list object, and
+        # run what the flushes themselves defer in this same pass.
+        deferred = self._deferred
+        i = 0
+        while i < len(deferred):
+            deferred[i]()
+            i += 1
+        deferred.clear()
+
+    def run_forever(self) -> None:
+        """Run iterations until :meth:`stop` is called.
+
+        Raises:
+            RuntimeError: If the loop is closed or already running.
+        """
+        self._enter()
+        try:
+            while not self._stopping:
+                self.run_once()
+        finally:
+            self._running = self._stopping = False
+
+    def run_until(
+        self, predicate: Callable[[], bool], *, timeout: float | None = None
+    ) -> bool:
+        """Run iterations until ``predicate()`` is true, :meth:`stop`, or ``timeout``.
+
+        Returns:
+            Whether ``predicate()`` became true.
+
+        Raises:
+            RuntimeError: If the loop is closed or already running.
+        """
+        self._enter()
+        deadline = None if timeout is None else self._clock() + timeout
+        try:
+            while not predicate():
+                if self._stopping:
+                    return False
+                left = None if deadline is None else deadline - self._clock()
+                if left is not None and left <= 0:
+                    return False
+                self.run_once(left)
+            return True
+        finally:
+            self._running = self._stopping = False
+
+    def stop(self) -> None:
+        """Make :meth:`run_forever` or :meth:`run_until` return after this iteration."""
+        self._stopping = True
+
+    def close(self, *, grace: float = 0.0) -> None:
+        """Close listeners, pending connects, every connection, then the selector.
+
+        Args:
+            grace: Seconds to let connections drain after a graceful
+                :meth:`bufkit.Connection.close`; those still open are aborted.
+
+        Raises:
+            RuntimeError: If the loop is running.
+        """
+        if self._running:
+            raise RuntimeError("cannot close a running loop")
+        if self._closed:
+            return
+        for listener in list(self._listeners):
+            listener.close()
+        for connector in list(self._connecting):
+            connector.cancel()
+        if grace > 0:
+            for conn in list(self._connections):
+                conn.close()
+            self.run_until(lambda: not self._connections, timeout=grace)
+        for conn in list(self._connections):
+            conn.abort()
+        if self._wakeup is not None:
+            self._wakeup.close()
+        self._closed = True
+        self._ready.clear()
+        self._timers.clear()
+        self._deferred.clear()
+        if self._owns_selector:
+            self._selector.close()
+
+    def _enter(self) -> None:
+        self._check_open()
+        if self._running:
+            raise RuntimeError("the loop is already running")
+        self._running = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the loop is closed")
+
+
+@final
+class Listener:
+    """A listening socket of a :class:`Loop`; made by :meth:`Loop.listen`."""
+
+    def __init__(
+        self, loop: Loop, sock: socket.socket, factory: ProtocolFactory
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._factory = factory
+        self._policy = AcceptBackoff()
+        self._registered = False
+        self._closed = False
+        self._accepted = 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The ``(host, port)`` the listener is bound to."""
+        host, port = self._sock.getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def accepted(self) -> int:
+        """Connections accepted so far."""
+        return self._accepted
+
+    @property
+    def backoffs(self) -> int:
+        """Times accepting was suspended after ``EMFILE``-like errors."""
+        return self._policy.backoffs
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Stop listening and close the socket; accepted connections live on."""
+        if self._closed:
+            return
+        self._closed = True
+        self._unregister()
+        self._sock.close()
+        self._loop._listeners.discard(self)
+
+    def _register(self) -> None:
+        if not self._closed and not self._registered:
+            self._loop._selector.register(self._sock, _EVENT_READ, self)
+            self._registered = True
+
+    def _unregister(self) -> None:
+        if self._registered:
+            self._loop._selector.unregister(self._sock)
+            self._registered = False
+
+    def _on_ready(self, mask: int) -> None:
+        """Accept every pending connection, up to the loop's batch size."""
+        for _ in range(self._loop._accept_batch):
+            if self._closed:  # closed by an earlier handler of this iteration
+                return
+            try:
+                sock, addr = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                action = self._policy.failed(exc)
+                if action is AcceptAction.BACK_OFF:
+                    self._back_off(exc)
+                    return
+                LOGGER.warning("accept failed on %s: %s", self.address, exc)
+                if action is AcceptAction.SKIP:
+                    continue  # that one connection died in the backlog
+                return
+            self._policy.accepted()
+            self._accepted += 1
+            if LOGGER.isEnabledFor(logging.DEBUG):
+                LOGGER.debug("accepted %s on %s", addr, self.address)
+            self._loop._adopt(sock, self._factory)
+
+    def _back_off(self, exc: OSError) -> None:
+        delay = self._policy.delay
+        LOGGER.error(
+            "accept on %s failed (%s); not accepting for %.2f s",
+            self.address,
+            exc,
+            delay,
+        )
+        self._unregister()
+        self._loop.call_later(delay, self._register)
+
+
+@final
+class Connector:
+    """A connection being made by :meth:`Loop.connect`.
+
+    Hold it to learn the :attr:`connection` once made, or to :meth:`cancel`.
+    """
+
+    def __init__(
+        self,
+        loop: Loop,
+        factory: ProtocolFactory,
+        on_error: Callable[[OSError], object] | None,
+    ) -> None:
+        self._loop = loop
+        self._factory = factory
+        self._on_error = on_error
+        self._sock: socket.socket | None = None
+        self._connection: Connection | None = None
+        self._error: OSError | None = None
+        self._done = False
+
+    @property
+    def connection(self) -> Connection | None:
+        """The connection once established (``connection_made`` was called)."""
+        return self._connection
+
+    @property
+    def error(self) -> OSError | None:
+        """Why resolving or connecting failed, if it did."""
+        return self._error
+
+    @property
+    def done(self) -> bool:
+        """Whether the attempt ended: connected, failed or cancelled."""
+        return self._done
+
+    def cancel(self) -> None:
+        """Give up: close the socket being connected (no protocol is made).
+
+        Does nothing once :attr:`done`.
+        """
+        if self._done:
+            return
+        self._done = True
+        self._drop_socket()
+        self._loop._connecting.discard(self)
+
+    def _resolve_in_thread(self, host: str, port: int) -> None:
+        thread = threading.Thread(
+            target=self._lookup,
+            args=(host, port),
+            name=f"bufkit-getaddrinfo-{host}",
+            daemon=True,
+        )
+        thread.start()
+
+    def _lookup(self, host: str, port: int) -> None:
+        # The worker thread: blocking lookup, then back to the loop's thread.
+        result: _AddrInfos | OSError
+        try:
+            result = list(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            result = exc
+        try:
+            self._loop.call_soon_threadsafe(self._resolved, result)
+        except RuntimeError:  # the loop was closed meanwhile
+            return
+
+    def _resolved(self, result: _AddrInfos | OSError) -> None:
+        if self._done:
+            return
+        if isinstance(result, OSError):
+            self._fail(result)
+        else:
+            self._connect(result)
+
+    def _connect(self, infos: _AddrInfos) -> None:
+        family, kind, proto, _name, addr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        code = sock.connect_ex(addr)
+        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            sock.close()
+            self._fail(
+                OSError(code, f"connect failed: {errno.errorcode.get(code, code)}")
+            )
+            return
+        self._sock = sock
+        self._loop._selector.register(sock, _EVENT_WRITE, self)
+
+    def _on_ready(self, mask: int) -> None:
+        sock = self._sock
+        assert sock is not None  # registered only while connecting
+        self._loop._selector.unregister(sock)
+        self._sock = None
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            sock.close()
+            self._fail(
+                OSError(code, f"connect failed: {errno.errorcode.get(code, code)}")
+            )
+            return
+        self._done = True
+        self._loop._connecting.discard(self)
+        self._connection = self._loop._adopt(sock, self._factory)
+
+    def _fail(self, exc: OSError) -> None:
+        self._done = True
+        self._error = exc
+        self._loop._connecting.discard(self)
+        if self._on_error is None:
+            LOGGER.warning("%s", exc)
+        else:
+            self._loop.call_soon(self._on_error, exc)
+
+    def _drop_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._loop._selector.unregister(sock)
+            sock.close()
