@@ -1,21 +1,27 @@
-"""``start_server`` and ``open_connection``: sockets in, connections out.
+"""Servers and clients of the readiness stream: sockets in, connections out.
 
-Theory of operation: both refuse loops without ``add_reader`` up front
-(:class:`bufkit.UnsupportedLoopError` naming the loop), resolve with the
-loop's ``getaddrinfo``, and bind the connection options once into a maker.
-A connection of ``open_connection`` is recorded in the loop's registry, one
-of a server in its server (which the registry records), so loop shutdown can
-abort it. Cost: one ``getaddrinfo`` per call; nothing per connection
-beyond the :class:`~bufkit.adapters.asyncio.Connection`.
+Theory of operation: two explicit modes, as in asyncio. ``start_server`` and
+``open_connection`` are callback mode: ``handler(conn)`` returns an
+awaitable the server runs in a task, the client reads with ``read_frame``.
+``start_protocol_server`` and ``open_protocol_connection`` are protocol mode:
+a factory builds a :class:`~bufkit.adapters.asyncio.StreamProtocol` per
+connection. Nothing guesses the mode from the callable. All four refuse
+loops without ``add_reader`` up front (:class:`bufkit.UnsupportedLoopError`
+naming the loop), resolve with the loop's ``getaddrinfo``, and bind the
+connection options once into a maker. A client connection is recorded in
+the loop's registry, a server's in its server (which the registry records),
+so loop shutdown can abort it. Cost: one ``getaddrinfo`` per call; nothing
+per connection beyond the :class:`~bufkit.adapters.asyncio.Connection`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from bufkit._sockets import set_nodelay
 from bufkit.adapters.asyncio._handlers import (
     DEFAULT_READ_LIMIT,
     FramerFactory,
@@ -27,7 +33,6 @@ from bufkit.adapters.asyncio._server import (
     StreamServer,
     _check_loop,
     _MakeConnection,
-    _nodelay,
     _registry,
 )
 from bufkit.adapters.asyncio._stream import Connection
@@ -35,29 +40,35 @@ from bufkit.adapters.asyncio._stream import Connection
 if TYPE_CHECKING:
     from bufkit import BufferPool
 
-__all__ = ["open_connection", "start_server"]
+__all__ = [
+    "open_connection",
+    "open_protocol_connection",
+    "start_protocol_server",
+    "start_server",
+]
 
 _AddrInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
+_P = TypeVar("_P", bound=StreamProtocol)
 
 
 def _maker(
     loop: asyncio.AbstractEventLoop,
     pool: BufferPool,
     *,
-    framer: FramerFactory | None,
+    framer: FramerFactory | None = None,
     high_water: int,
     low_water: int,
-    read_limit: int,
+    read_limit: int = DEFAULT_READ_LIMIT,
     read_budget: int,
 ) -> _MakeConnection:
     """Bind the connection options once (the caller records the connection)."""
 
     def make(sock: socket.socket, protocol: StreamProtocol | None) -> Connection:
         return Connection(
-            loop,
-            sock,
             pool,
-            protocol=protocol,
+            sock,
+            protocol,
+            loop=loop,
             framer=framer,
             high_water=high_water,
             low_water=low_water,
@@ -66,6 +77,16 @@ def _maker(
         )
 
     return make
+
+
+def _refuse_classes(handler: object) -> None:
+    """A class given to ``start_server`` is a protocol factory: say which to use."""
+    if isinstance(handler, type):
+        raise TypeError(
+            f"start_server() takes a connection handler, async def handler(conn), "
+            f"not the class {handler.__qualname__}: serve protocol factories "
+            "with start_protocol_server()"
+        )
 
 
 def _listen(
@@ -91,8 +112,27 @@ def _listen(
     return sockets
 
 
+async def _listening(
+    loop: asyncio.AbstractEventLoop,
+    host: str | None,
+    port: int,
+    sock: socket.socket | None,
+    backlog: int,
+    reuse_address: bool,
+) -> list[socket.socket]:
+    _check_loop(loop)
+    if sock is not None:
+        sock.listen(backlog)
+        sock.setblocking(False)
+        return [sock]
+    infos = await loop.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    return _listen(infos, backlog, reuse_address)
+
+
 async def start_server(
-    handler: ClientCallback | ProtocolFactory,
+    handler: ClientCallback,
     host: str | None = None,
     port: int = 0,
     *,
@@ -106,30 +146,97 @@ async def start_server(
     read_limit: int = DEFAULT_READ_LIMIT,
     read_budget: int = 16,
 ) -> StreamServer:
-    """Listen on ``host``:``port`` and serve each connection with ``handler``.
+    """Listen on ``host``:``port`` and run ``handler(conn)`` for each connection.
 
-    ``handler`` is either a coroutine function ``async def cb(conn)``
-    (callback mode: it runs in its own task, reads with
-    :meth:`~bufkit.adapters.asyncio.Connection.read_frame`, and the
-    connection is closed when it returns), or a factory of
-    :class:`~bufkit.adapters.asyncio.StreamProtocol` objects (protocol mode).
+    As with :func:`asyncio.start_server`, ``handler`` is called with each new
+    connection and returns an awaitable (an ``async def`` function, or any
+    callable returning a coroutine, such as ``lambda conn: serve(conn, db)``),
+    which runs in its own task; the connection is closed when it finishes.
+    The handler reads with
+    :meth:`~bufkit.adapters.asyncio.Connection.read_frame` or ``async for``.
+    For :class:`~bufkit.adapters.asyncio.StreamProtocol` factories use
+    :func:`start_protocol_server`. A handler that raises, or returns
+    something that is not awaitable, is reported to the loop's exception
+    handler (a :class:`TypeError` naming the value) and its connection
+    aborted.
 
     Args:
-        handler: The client callback or the protocol factory.
+        handler: Called as ``handler(conn)``; returns an awaitable.
         host: Address to bind; ``None`` binds every interface.
         port: Port to bind; 0 picks a free one (see ``server.sockets``).
         pool: Lends the read buffers of every connection.
         sock: An already bound socket to listen on instead of host and port.
-        framer: Callback mode: builds a framer from its ``on_frame``
-            callback, e.g. ``functools.partial(LengthPrefixedFramer, pool,
-            max_frame=65536)``; by default each read is a frame.
+        framer: Builds a framer from its ``on_frame`` callback, e.g.
+            ``functools.partial(LengthPrefixedFramer, pool, max_frame=65536)``;
+            by default each read is a frame.
         backlog: The ``listen`` backlog, and the accepts per readable event.
         reuse_address: Set ``SO_REUSEADDR`` on the listening sockets.
-        high_water: Queued bytes above which ``drain`` waits.
-        low_water: Queued bytes at which ``drain`` resumes.
-        read_limit: Callback mode: received frame bytes buffered before
-            reading pauses (checked after each read, so up to
-            ``read_budget`` more reads may land first).
+        high_water: Queued bytes above which writing may pause (``drain``
+            waits).
+        low_water: Queued bytes at which writing resumes.
+        read_limit: Received frame bytes buffered before reading pauses
+            (checked after each frame, so a readable event may finish its
+            read budget first).
+        read_budget: Reads per readable event (fairness).
+
+    Returns:
+        The server, already accepting.
+
+    Raises:
+        TypeError: ``handler`` is a class (a protocol factory).
+        UnsupportedLoopError: The running loop has no ``add_reader``.
+        OSError: Resolving or binding the address failed.
+    """
+    _refuse_classes(handler)
+    loop = asyncio.get_running_loop()
+    sockets = await _listening(loop, host, port, sock, backlog, reuse_address)
+    make = _maker(
+        loop,
+        pool,
+        framer=framer,
+        high_water=high_water,
+        low_water=low_water,
+        read_limit=read_limit,
+        read_budget=read_budget,
+    )
+    server = StreamServer(loop, sockets, make, handler=handler, backlog=backlog)
+    server._start()
+    return server
+
+
+async def start_protocol_server(
+    factory: ProtocolFactory,
+    host: str | None = None,
+    port: int = 0,
+    *,
+    pool: BufferPool,
+    sock: socket.socket | None = None,
+    backlog: int = 100,
+    reuse_address: bool = True,
+    high_water: int = 65536,
+    low_water: int = 16384,
+    read_budget: int = 16,
+) -> StreamServer:
+    """Listen on ``host``:``port``; each connection gets ``factory()``'s protocol.
+
+    The protocol-factory twin of :func:`start_server`, as
+    :meth:`asyncio.loop.create_server` is of :func:`asyncio.start_server`. A
+    factory that raises is reported to the loop's exception handler and the
+    accepted socket closed; a ``connection_made`` that raises aborts its
+    connection.
+
+    Args:
+        factory: Called with no argument per accepted connection; returns a
+            :class:`~bufkit.adapters.asyncio.StreamProtocol`.
+        host: Address to bind; ``None`` binds every interface.
+        port: Port to bind; 0 picks a free one (see ``server.sockets``).
+        pool: Lends the read buffers of every connection.
+        sock: An already bound socket to listen on instead of host and port.
+        backlog: The ``listen`` backlog, and the accepts per readable event.
+        reuse_address: Set ``SO_REUSEADDR`` on the listening sockets.
+        high_water: Queued bytes above which writing may pause
+            (``pause_writing``).
+        low_water: Queued bytes at which writing resumes (``resume_writing``).
         read_budget: Reads per readable event (fairness).
 
     Returns:
@@ -140,28 +247,45 @@ async def start_server(
         OSError: Resolving or binding the address failed.
     """
     loop = asyncio.get_running_loop()
-    _check_loop(loop)
-    if sock is None:
-        infos = await loop.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        sockets = _listen(infos, backlog, reuse_address)
-    else:
-        sock.listen(backlog)
-        sock.setblocking(False)
-        sockets = [sock]
+    sockets = await _listening(loop, host, port, sock, backlog, reuse_address)
     make = _maker(
-        loop,
-        pool,
-        framer=framer,
-        high_water=high_water,
-        low_water=low_water,
-        read_limit=read_limit,
-        read_budget=read_budget,
+        loop, pool, high_water=high_water, low_water=low_water, read_budget=read_budget
     )
-    server = StreamServer(loop, sockets, handler, make, backlog)
+    server = StreamServer(loop, sockets, make, factory=factory, backlog=backlog)
     server._start()
     return server
+
+
+async def _connected(
+    loop: asyncio.AbstractEventLoop,
+    host: str | None,
+    port: int,
+    sock: socket.socket | None,
+) -> socket.socket:
+    _check_loop(loop)
+    if sock is None:
+        sock = await _dial(loop, host, port)
+    sock.setblocking(False)
+    set_nodelay(sock)
+    return sock
+
+
+def _started(
+    loop: asyncio.AbstractEventLoop,
+    make: _MakeConnection,
+    sock: socket.socket,
+    protocol: StreamProtocol | None,
+) -> Connection:
+    try:
+        conn = make(sock, protocol)
+    except BaseException:
+        sock.close()
+        raise
+    registry = _registry(loop)
+    registry.add(conn)
+    conn._owner = registry
+    conn._start()
+    return conn
 
 
 async def open_connection(
@@ -169,7 +293,6 @@ async def open_connection(
     port: int = 0,
     *,
     pool: BufferPool,
-    protocol: StreamProtocol | None = None,
     sock: socket.socket | None = None,
     framer: FramerFactory | None = None,
     high_water: int = 65536,
@@ -177,22 +300,22 @@ async def open_connection(
     read_limit: int = DEFAULT_READ_LIMIT,
     read_budget: int = 16,
 ) -> Connection:
-    """Connect to ``host``:``port`` and return the connection.
+    """Connect to ``host``:``port``; read the replies with ``read_frame``.
 
-    With ``protocol``, received bytes go to it (protocol mode); without, read
-    them with :meth:`~bufkit.adapters.asyncio.Connection.read_frame`.
+    For a :class:`~bufkit.adapters.asyncio.StreamProtocol` use
+    :func:`open_protocol_connection`.
 
     Args:
         host: The address to connect to.
         port: The port to connect to.
         pool: Lends the read buffers.
-        protocol: Receives the connection's events (protocol mode).
         sock: An already connected socket to use instead of host and port.
-        framer: Callback mode: builds a framer from its ``on_frame`` callback.
-        high_water: Queued bytes above which ``drain`` waits.
-        low_water: Queued bytes at which ``drain`` resumes.
-        read_limit: Callback mode: received frame bytes buffered before
-            reading pauses.
+        framer: Builds a framer from its ``on_frame`` callback; by default
+            each read is a frame.
+        high_water: Queued bytes above which writing may pause (``drain``
+            waits).
+        low_water: Queued bytes at which writing resumes.
+        read_limit: Received frame bytes buffered before reading pauses.
         read_budget: Reads per readable event (fairness).
 
     Returns:
@@ -203,11 +326,7 @@ async def open_connection(
         OSError: Resolving or connecting failed (the first address's error).
     """
     loop = asyncio.get_running_loop()
-    _check_loop(loop)
-    if sock is None:
-        sock = await _dial(loop, host, port)
-    sock.setblocking(False)
-    _nodelay(sock)
+    sock = await _connected(loop, host, port, sock)
     make = _maker(
         loop,
         pool,
@@ -217,12 +336,55 @@ async def open_connection(
         read_limit=read_limit,
         read_budget=read_budget,
     )
-    conn = make(sock, protocol)
-    registry = _registry(loop)
-    registry.add(conn)
-    conn._owner = registry
-    conn._start()
-    return conn
+    return _started(loop, make, sock, None)
+
+
+async def open_protocol_connection(
+    factory: Callable[[], _P],
+    host: str | None = None,
+    port: int = 0,
+    *,
+    pool: BufferPool,
+    sock: socket.socket | None = None,
+    high_water: int = 65536,
+    low_water: int = 16384,
+    read_budget: int = 16,
+) -> tuple[Connection, _P]:
+    """Connect to ``host``:``port`` and run ``factory()``'s protocol on it.
+
+    The protocol-factory twin of :func:`open_connection`, as
+    :meth:`asyncio.loop.create_connection` is of :func:`asyncio.open_connection`.
+
+    Args:
+        factory: Called once with no argument; returns a
+            :class:`~bufkit.adapters.asyncio.StreamProtocol`.
+        host: The address to connect to.
+        port: The port to connect to.
+        pool: Lends the read buffers.
+        sock: An already connected socket to use instead of host and port.
+        high_water: Queued bytes above which writing may pause
+            (``pause_writing``).
+        low_water: Queued bytes at which writing resumes (``resume_writing``).
+        read_budget: Reads per readable event (fairness).
+
+    Returns:
+        The connection and the protocol, once ``connection_made`` returned.
+
+    Raises:
+        UnsupportedLoopError: The running loop has no ``add_reader``.
+        OSError: Resolving or connecting failed (the first address's error).
+    """
+    loop = asyncio.get_running_loop()
+    sock = await _connected(loop, host, port, sock)
+    try:
+        protocol = factory()
+    except BaseException:
+        sock.close()
+        raise
+    make = _maker(
+        loop, pool, high_water=high_water, low_water=low_water, read_budget=read_budget
+    )
+    return _started(loop, make, sock, protocol), protocol
 
 
 async def _dial(
