@@ -2,10 +2,9 @@
 
 Run: ``.venv/bin/python -m pytest benchmarks/test_bench_pool.py --benchmark-enable``.
 Compare each ``pool`` row with the ``bytearray`` row of the same size. The
-``cold`` rows pass a different int object each call (as computed sizes do),
-which skips the pool's identity shortcut; the ``debug`` rows lend a fresh
-handle per lease under the lock (``track=True`` is slower still: it records a
-stack).
+``cold`` rows pass a different int object each call (as computed sizes do);
+the ``debug`` rows lend a fresh handle per lease (``track=True`` is slower
+still: it records a stack).
 """
 
 from __future__ import annotations

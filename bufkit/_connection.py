@@ -40,14 +40,16 @@ The policies, once, here:
   pipes log at DEBUG; a :class:`~bufkit.FramingError` from ``data_received``
   is one rate-limited INFO line, and the connection is aborted with it.
 
-Invariants 1 and 2 (bytes exactly once in order; each ``on_done`` exactly
-once) are the write queue's: the connection only decides *when* to flush.
-Invariants 4 and 5: read buffers are borrowed for one event; an idle
-connection holds none. Invariant 6: a closed or failed connection is freed by
-reference counting. The queue's watermark hooks hold the connection weakly,
-the reader and its link are dropped on close, the pool's release callback is
-removed, and the traceback of the exception that ended the connection is
-dropped once logged (it would hold the frames, hence the connection).
+docs/design.md invariants 1 and 2 (bytes exactly once in order; each
+``on_done`` exactly once) are the write queue's: the connection only decides
+*when* to flush. docs/design.md invariants 4 and 5: read buffers are borrowed
+for one event; an idle connection holds none. docs/design.md invariant 6: a
+closed or failed connection is freed by reference counting. The queue's
+watermark hooks hold the connection weakly, the reader and its link are
+dropped on close, so are the protocol (after ``connection_lost``) and the
+pool's release callback, and the traceback of the exception that ended the
+connection is dropped once logged (it would hold the frames, hence the
+connection).
 
 The lifecycle is data: :class:`ConnectionState`, :class:`ConnectionEvent` and
 the table :data:`CONNECTION_TRANSITIONS` (``(state, event) -> state``); a
@@ -265,6 +267,15 @@ class ConnectionProtocol(Protocol):
         return
 
 
+@final
+class _Detached(ConnectionProtocol):
+    """What a closed connection calls instead of the protocol it let go of."""
+
+    __slots__ = ()
+
+
+_DETACHED: Final = _Detached()
+
 InterestCallback = Callable[["Connection", Interest], object]
 """``on_interest(conn, interest)``: the readiness a connection wants changed."""
 DeferCallback = Callable[[Callable[[], object]], object]
@@ -275,18 +286,19 @@ DeferCallback = Callable[[Callable[[], object]], object]
 class _RateLimit:
     """At most ``limit`` lines per second on one logger; counts the rest."""
 
-    __slots__ = ("_count", "_limit", "_start", "_suppressed")
+    __slots__ = ("_clock", "_count", "_limit", "_start", "_suppressed")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._limit = limit
-        self._start = 0.0
+        self._clock = clock
+        self._start = -1e9
         self._count = 0
         self._suppressed = 0
 
     def log(self, level: int, msg: str, *args: object) -> None:
         if not LOGGER.isEnabledFor(level):
             return
-        now = time.monotonic()
+        now = self._clock()
         if now - self._start >= 1.0:
             if self._suppressed:
                 LOGGER.log(level, "%d similar lines suppressed", self._suppressed)
@@ -524,9 +536,14 @@ class Connection:
         return self._sock
 
     @property
-    def protocol(self) -> ConnectionProtocol:
-        """The protocol this connection calls back."""
-        return self._protocol
+    def protocol(self) -> ConnectionProtocol | None:
+        """The protocol this connection calls back; None once closed.
+
+        After ``connection_lost`` the connection lets go of its protocol (as
+        asyncio's transports do), so a protocol that keeps the connection
+        forms no reference cycle with it.
+        """
+        return None if self._state is _CLOSED else self._protocol
 
     def __repr__(self) -> str:
         return (
@@ -583,8 +600,7 @@ class Connection:
     def take_buffer(self) -> PooledBuffer:
         """Own the chunk behind the view of the current ``data_received``.
 
-        Zero-copy echo: ``conn.write(conn.take_buffer())`` (the buffer's
-        ``filled`` is the length of the view).
+        Zero-copy echo: ``conn.write(conn.take_buffer(), nbytes=len(view))``.
 
         Returns:
             The pooled buffer; release it, or pass it to :meth:`write`.
@@ -645,6 +661,12 @@ class Connection:
         on_done: CompletionCallback | None = None,
     ) -> None:
         """Queue several buffers; ``on_done`` fires once the last one was sent.
+
+        Args:
+            buffers: Bytes-like objects (mutable ones are copied) or
+                :class:`bufkit.PooledBuffer` objects whose ownership passes here.
+            on_done: Called with ``None`` once the last byte was sent, or with
+                the error.
 
         Raises:
             bufkit.QueueClosedError: After :meth:`close` or :meth:`write_eof`.
@@ -733,8 +755,8 @@ class Connection:
         elif isinstance(exc, FramingError):
             _PEER_LOG.log(
                 logging.INFO,
-                "closing %r: the peer broke framing (%s: %s)",
-                self,
+                "closing %s: the peer broke framing (%s: %s)",
+                repr(self),
                 type(exc).__name__,
                 exc,
             )
@@ -916,9 +938,9 @@ class Connection:
             self._starved = True
             _PEER_LOG.log(
                 logging.WARNING,
-                "%r stops reading until the pool has a buffer again: %s",
-                self,
-                exc,
+                "%s stops reading until the pool has a buffer again: %s",
+                repr(self),
+                str(exc),  # not the exception: its traceback holds the frames
             )
             self._pool.add_release_callback(self._pool_returned)
         self._update_reading()
@@ -943,9 +965,9 @@ class Connection:
         if exc is None:  # pragma: no cover - callers check
             return
         if self._state is _CLOSED:
-            LOGGER.error("protocol error after %r closed", self, exc_info=exc)
+            LOGGER.error("protocol error after %s closed", repr(self), exc_info=exc)
         else:
-            LOGGER.error("protocol error; aborting %r", self, exc_info=exc)
+            LOGGER.error("protocol error; aborting %s", repr(self), exc_info=exc)
         exc.__traceback__ = None  # logged; its frames would hold this connection
         if self._state is not _CLOSED:
             self._abort(exc)
@@ -953,9 +975,9 @@ class Connection:
     def _lose(self, exc: OSError) -> None:
         # The socket failed: a peer's reset is not our bug, say it quietly.
         if is_peer_error(exc):
-            LOGGER.debug("%r lost: %s", self, exc)
+            LOGGER.debug("%s lost: %s", repr(self), exc)
         else:
-            _PEER_LOG.log(logging.WARNING, "%r lost: %s", self, exc)
+            _PEER_LOG.log(logging.WARNING, "%s lost: %s", repr(self), exc)
         exc.__traceback__ = None
         self._abort(exc)
 
@@ -968,7 +990,7 @@ class Connection:
         try:
             self._queue.fail(failure)
         except Exception:  # on_done callbacks raised; they are failed anyway
-            LOGGER.exception("completion callback raised while aborting %r", self)
+            LOGGER.exception("completion callback raised while aborting %s", repr(self))
         self._finish(exc)
 
     def _finish(self, exc: Exception | None) -> None:
@@ -984,10 +1006,11 @@ class Connection:
         self._queue.close()
         if not self._in_event:
             self._reader = self._link = None
+        protocol, self._protocol = self._protocol, _DETACHED
         try:
-            self._protocol.connection_lost(exc)
+            protocol.connection_lost(exc)
         except Exception:
-            LOGGER.exception("connection_lost raised for %r", self)
+            LOGGER.exception("connection_lost raised for %s", repr(self))
 
 
 _READER_CODE: Final = ReadinessReader.on_readable.__code__

@@ -1,9 +1,10 @@
 """The part both framers share: leftover buffer, end of file, close, failure.
 
 Theory of operation: see :mod:`bufkit._framing`. A framer holds at most one
-pool buffer (``_buf``), only while a frame is pending (invariant 5), and gives
-it back on completion, on error, at end of file and on ``close()``
-(invariant 4). Cost: nothing per frame; one ``try`` per ``data_received``.
+pool buffer (``_buf``), only while a frame is pending (docs/design.md
+invariant 5), and gives it back on completion, on error, at end of file and on
+``close()`` (docs/design.md invariant 4). Cost: nothing per frame; one ``try``
+per ``data_received``; growing the leftover copies what it holds, doubling.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from bufkit._checks import require_int
 from bufkit._pool import BufferPool, PooledBuffer
-from bufkit._pool_slabs import require_int
 from bufkit.errors import FramingError
 
 __all__: list[str] = []
@@ -139,6 +140,22 @@ class _Framer:
 
     def _feed(self, view: memoryview) -> None:
         raise NotImplementedError
+
+    def _grow(self, need: int, limit: int) -> PooledBuffer:
+        """Make the leftover hold ``need`` bytes: double it, never past ``limit``.
+
+        The bytes kept so far move to the new buffer, and the old one goes
+        back at once, so a framer holds two buffers only during the copy.
+        """
+        buf = self._buf
+        have = self._filled
+        size = need if buf is None else min(max(need, 2 * buf.size), limit)
+        grown = self._pool.acquire(size)
+        if buf is not None:
+            grown.view[:have] = buf.view[:have]
+            buf.release()
+        self._buf = grown
+        return grown
 
     def _emit_leftover(self, size: int) -> None:
         """Hand the first ``size`` leftover bytes over as a frame, then release."""

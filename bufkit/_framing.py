@@ -7,25 +7,26 @@ borrowed buffers that are valid only during ``data_received``. Every frame that
 lies entirely inside one view is handed to ``on_frame`` as a slice of that view
 (zero copy). Only a frame that spans reads is copied, into a leftover buffer
 taken from the pool when the frame starts and released the moment the frame is
-complete, so an idle framer holds zero pool bytes (invariant 5) and a closed or
-failed framer has given everything back (invariant 4).
+complete, so an idle framer holds zero pool bytes (docs/design.md invariant 5)
+and a closed or failed framer has given everything back (docs/design.md
+invariant 4). Framers hand frames over as views, never as buffers.
 
-Limits come first: a length header is checked before any of its payload is
-buffered, and a delimiter framer refuses a frame as soon as ``max_frame`` bytes
-plus a delimiter went by without one. So a peer can make a framer hold at most
-``max_frame`` payload bytes (plus ``len(delimiter) - 1`` bytes of a delimiter
-split across reads), whatever it sends. After any error the framer holds
-nothing and refuses more data: its byte stream can no longer be trusted.
+Limits come first, on the payload (header and delimiter excluded): a length
+header is checked before any of its payload is buffered, and a delimiter
+framer refuses a frame as soon as ``max_frame`` plus a delimiter's worth of
+bytes went by without one. The leftover follows the bytes received, not the
+bytes announced: it starts at the size of the first part received and doubles
+as more arrives, so a peer must send bytes to make a framer hold bytes, and
+never more than ``max_frame`` payload bytes (plus ``len(delimiter) - 1`` bytes
+of a delimiter split across reads). After any error the framer holds nothing
+and refuses more data: its byte stream can no longer be trusted.
 
 Cost model: per frame in one view, a ``struct.unpack_from`` (or one regular
 expression search of the view, which works on the view without copying it) and
-one ``memoryview`` slice. A frame spanning reads is copied once. A length
-framer sizes its leftover from the header; a delimiter framer starts small and
-doubles (amortized O(1) per byte), holding old and new buffer only during the
-copy. A partial length header is kept in a ``bytes`` of at most its size.
-Measured (``benchmarks/test_bench_reader.py``): on 64-byte frames the framer is
-on par with a ``bytearray`` accumulator (a view costs as much as copying 64
-bytes), and ahead from 1 KiB frames on, since it copies nothing.
+one ``memoryview`` slice. A frame spanning reads is copied once, plus the
+doubling copies of its leftover (amortized O(1) per byte), holding the old and
+the new buffer only during a copy. A partial length header is kept in a
+``bytes`` of at most its size. Figures: docs/reference/framing.md.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
-from typing import final
+from typing import NoReturn, final
 
 from bufkit._framer_base import _Framer, _OnFrame
 from bufkit._pool import BufferPool
@@ -52,9 +53,9 @@ class LengthPrefixedFramer(_Framer):
     Args:
         pool: Lends the buffer of a frame that spans reads.
         on_frame: Called with each payload.
-        max_frame: The largest payload accepted, in bytes; a header announcing
-            more raises :class:`~bufkit.FrameTooLarge` before anything of the
-            frame is buffered.
+        max_frame: The largest payload accepted, in bytes, header excluded; a
+            header announcing more raises :class:`~bufkit.FrameTooLarge`
+            before anything of the frame is buffered.
         header: A :mod:`struct` format of one integer, such as ``"!I"``
             (4 bytes, big-endian) or ``"<H"``.
         includes_header: Whether the length counts the header's own bytes.
@@ -172,6 +173,8 @@ class LengthPrefixedFramer(_Framer):
         assert buf is not None
         filled = self._filled
         take = min(self._need - filled, len(view))
+        if filled + take > buf.size:
+            buf = self._grow(filled + take, self._need)
         buf.view[filled : filled + take] = view[:take]
         self._filled = filled + take
         if self._filled < self._need:
@@ -180,13 +183,18 @@ class LengthPrefixedFramer(_Framer):
         return take
 
     def _keep(self, view: memoryview, start: int, size: int) -> None:
-        """Copy the start of a ``size``-byte payload into a pool buffer."""
+        """Copy the start of a ``size``-byte payload into a pool buffer.
+
+        The buffer holds what arrived, not what the header announced: it
+        doubles as the payload comes in (:meth:`_fill`), so a peer has to send
+        bytes to make the framer hold bytes.
+        """
         got = len(view) - start
-        buf = self._pool.acquire(size)
-        buf.view[:got] = view[start:]
-        self._buf = buf
-        self._filled = got
         self._need = size
+        self._filled = 0
+        buf = self._grow(max(got, 1), size)
+        buf.view[:got] = view[start:]
+        self._filled = got
 
     def _payload_size(self, length: int) -> int:
         """Check a header's length; return the payload size it announces."""
@@ -228,9 +236,10 @@ class DelimiterFramer(_Framer):
     Args:
         pool: Lends the buffer of a frame that spans reads.
         on_frame: Called with each frame.
-        max_frame: The longest frame accepted, in bytes, delimiter excluded;
-            once ``max_frame + len(delimiter)`` bytes went by without a
-            delimiter, :class:`~bufkit.FrameTooLarge` is raised.
+        max_frame: The longest frame accepted, in bytes, delimiter excluded:
+            ``max_frame`` bytes then the delimiter pass. Once
+            ``max_frame + len(delimiter)`` bytes of a frame went by with no
+            delimiter among them, :class:`~bufkit.FrameTooLarge` is raised.
         delimiter: The bytes that end a frame.
         on_eof: Called by :meth:`eof_received` after a clean end of stream.
 
@@ -291,7 +300,8 @@ class DelimiterFramer(_Framer):
         while pos < end:
             found = search(view, pos, min(end, pos + width))
             if found is None:
-                self._check_unended(end - pos)
+                if end - pos >= width:
+                    self._refuse(view, pos)
                 self._append(view[pos:])
                 return
             on_frame(view[pos : found.start()])
@@ -306,9 +316,11 @@ class DelimiterFramer(_Framer):
             self._check_length(split)
             self._emit_leftover(split)
             return split + width - have
-        found = self._search(view, 0, min(len(view), self._max_frame + width - have))
+        limit = self._max_frame + width - have
+        found = self._search(view, 0, min(len(view), limit))
         if found is None:
-            self._check_unended(have + len(view))
+            if len(view) >= limit:
+                self._refuse(view, 0, have)
             self._append(view)
             return -1
         self._append(view[: found.start()])
@@ -328,14 +340,27 @@ class DelimiterFramer(_Framer):
         return -1 if at < 0 else first + at
 
     def _check_length(self, size: int) -> None:
+        """Refuse a frame whose payload, delimiter excluded, is ``size`` bytes."""
         if size > self._max_frame:
             raise FrameTooLarge(
                 f"frame of {size} bytes exceeds max_frame {self._max_frame}"
             )
 
-    def _check_unended(self, size: int) -> None:
-        """``size`` bytes without a delimiter: refuse if the frame is too long."""
-        self._check_length(size - len(self._delimiter) + 1)
+    def _refuse(self, view: memoryview, pos: int, have: int = 0) -> NoReturn:
+        """Refuse the frame that ``have`` leftover bytes and ``view[pos:]`` start.
+
+        No delimiter ends within ``max_frame + len(delimiter)`` bytes of the
+        frame's start, so its payload exceeds ``max_frame``. Its exact size is
+        named when the delimiter is further on in this view.
+        """
+        later = self._search(view, pos)
+        if later is not None:
+            self._check_length(have + later.start() - pos)
+        raise FrameTooLarge(
+            f"frame of more than {self._max_frame} bytes exceeds max_frame "
+            f"{self._max_frame}: no delimiter in its first "
+            f"{self._max_frame + len(self._delimiter)} bytes"
+        )
 
     def _append(self, part: memoryview) -> None:
         """Copy ``part`` to the end of the leftover, growing it if needed."""
@@ -343,12 +368,6 @@ class DelimiterFramer(_Framer):
         need = have + len(part)
         buf = self._buf
         if buf is None or need > buf.size:
-            limit = self._max_frame + len(self._delimiter) - 1
-            size = need if buf is None else min(max(need, 2 * buf.size), limit)
-            grown = self._pool.acquire(size)
-            if buf is not None:
-                grown.view[:have] = buf.view[:have]
-                buf.release()
-            self._buf = buf = grown
+            buf = self._grow(need, self._max_frame + len(self._delimiter) - 1)
         buf.view[have:need] = part
         self._filled = need

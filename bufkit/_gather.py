@@ -25,7 +25,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, cast
 
-from bufkit._pool_slabs import require_int
+from bufkit._checks import require_int
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer

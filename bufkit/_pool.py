@@ -3,77 +3,432 @@
 # Theory of operation
 # -------------------
 # Memory comes in slabs, one bytearray (or anonymous mmap) each, made lazily
-# when a size class runs dry and never past max_bytes, and carved into equal
-# chunks. Each chunk gets one PooledBuffer when its slab is carved (its
-# "carrier", holding the chunk's one memoryview), kept on LIFO stacks of its
-# class (_pool_slabs): the chunk given back last, still cache-hot, goes first.
+# when a size class runs dry and never past max_bytes, and cut into equal
+# chunks. Each chunk gets one PooledBuffer when its slab is cut (its
+# "carrier", holding the chunk's one memoryview). Free carriers wait on a LIFO
+# list per class: the chunk given back last, still cache-hot, is lent first.
 #
-# Hot path (plain pool, GIL build): no lock, no allocation. acquire() tests
-# min_size by identity against the last int it mapped to the last class used
-# (an int never changes, so that object is already validated), pops a
-# carrier with next(cls.take), sets its `_lent` slot and returns the carrier
-# itself; release() deletes `_lent` and pushes the carrier back with
-# deque.append. Each step is one C call, atomic under the GIL; `del _lent`
-# fails for every release but the first, so racing releases give a chunk back
-# once. Anything else (another int, an empty stack, a debug mode, no GIL)
-# takes the lock; debug and no-GIL pools lend a fresh PooledBuffer per lease.
+# Every lend and every return happens under the pool's one lock, so each
+# state change below is atomic on every build, free-threaded included:
+#  - acquire() validates the size, picks the class by bisection, pops a free
+#    carrier and marks it lent; an empty list cuts a slab, which may first
+#    reclaim idle slabs of other classes; past max_bytes it refuses or lends
+#    a counted heap buffer.
+#  - release() tests and clears the buffer's `_lent` flag and pushes the
+#    carrier back. The test and the clear happen under the lock, so of two
+#    racing releases exactly one gives the chunk back.
+# A plain pool lends a chunk's carrier itself: a round trip allocates
+# nothing. A debug pool (poison, scrub, track) lends a fresh PooledBuffer per
+# lease pointing at the carrier, so a stale reference is told apart from the
+# next borrower.
 #
-# Guarantees, by DESIGN.md invariant:
-#  4. A chunk is on one stack of its class or lent to one owner; every move
-#     is one atomic deque operation or happens under the lock. Chunks are
-#     disjoint slices of their slab, so lent chunks never overlap. In-use is
-#     chunks minus both stacks: releasing everything brings it to zero.
+# Guarantees, by docs/design.md invariant:
+#  4. A chunk is on its class's free list or lent to one owner, never both:
+#     both moves happen under the lock. Chunks are disjoint slices of their
+#     slab, so lent chunks never overlap. Releasing everything brings the
+#     in-use counters back to zero.
 #     Limit: a plain pool re-lends the same carrier, so a reference kept past
 #     release() to a chunk lent again is the new lease (its release() ends
 #     the new lease). Debug pools lend per-lease handles and catch that.
 #  5. A chunk is in use only between acquire() and release().
 #  6. bytes_reserved never exceeds max_bytes: a new slab is cut down to the
-#     chunks that still fit; a request that cannot fit is refused
-#     (PoolExhausted) or served by a counted heap buffer outside max_bytes.
+#     chunks that still fit, after idle slabs of other classes are given
+#     back; a request that still cannot fit is refused (PoolExhausted) or
+#     served by a counted heap buffer outside max_bytes.
 #
-# Exact counters, none on the hot path: acquires are counted by the repeat
-# inside `take`; in-use is derived. For the peak the pool keeps `_active`,
-# the bytes of chunks not in a reserve (lent, or on a fast stack) plus heap
-# bytes in use. It changes only under the lock (a release pushes to `free`,
-# leaving it unchanged), and `_active <= _peak` is kept by moving fast chunks
-# back to the reserve before raising the peak. As bytes in use <= _active,
-# no lock-free acquire passes the peak, and a raised peak is the bytes in use
-# at that acquire: exact with one thread, never low with several.
-#
-# Cost model: a warm round trip is two Python calls and a few C calls (1/5 of
-# bytearray(65536) on CPython 3.11; docs/reference/pool.md). The slow path is
-# O(classes + chunks moved); carving O(chunks per slab), trim() O(chunks +
-# slabs), stats() O(classes).
+# Cost model: a warm round trip is two Python calls, two lock round trips and
+# a few attribute updates; nothing is allocated. Cutting a slab is
+# O(chunks per slab); trim() and a reclaim are O(chunks + slabs); stats() is
+# O(classes). Release callbacks cost a release one truth test when none wait.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import mmap
+import os
 import sys
 import threading
+import traceback
+import warnings
+import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import Final, Literal, final
 
-from bufkit._pool_buffer import PooledBuffer, Returns, carrier_maker, new_lease
-from bufkit._pool_debug import _Debug, release_quietly
-from bufkit._pool_slabs import SizeClass, positive_int
-from bufkit._pool_stats import PoolStats
-from bufkit.errors import BufferTooLarge, ForeignBufferError, PoolExhausted
+from bufkit._checks import positive_int
+from bufkit._pool_stats import ClassStats, PoolStats
+from bufkit.errors import (
+    BufferLeakWarning,
+    BufferReleasedError,
+    BufferTooLarge,
+    ForeignBufferError,
+    PoolExhausted,
+)
 
-__all__ = ["BufferPool", "PooledBuffer"]  # PooledBuffer: re-exported
-
-# Default classes: 2 KiB (an Ethernet frame), 16 KiB (a TLS record), 64 KiB
-# (a bulk read); 1 MiB slabs hold 512, 64 or 16 of them (docs/why.md).
+__all__ = ["POISON_BYTE", "TRACK_DEPTH", "BufferPool", "PooledBuffer"]
 
 LOGGER: Final = logging.getLogger("bufkit.pool")
 
+POISON_BYTE: Final = 0xDB
+"""The byte a poisoning pool fills released chunks with."""
+
+TRACK_DEPTH: Final = 24
+"""How many frames of the acquiring stack a tracking pool keeps."""
+
+# Default classes: 2 KiB (an Ethernet frame), 16 KiB (a TLS record), 64 KiB
+# (a bulk read); 1 MiB slabs hold 512, 64 or 16 of them (docs/why.md).
 _FALLBACKS: Final = ("raise", "heap")
 _BACKINGS: Final = ("bytearray", "mmap")
+_PRIVATE: Final = object()  # the key to PooledBuffer's constructor
 
 
-def _gil_enabled() -> bool:
-    """Whether this interpreter runs with a GIL (False on free-threaded builds)."""
-    return bool(getattr(sys, "_is_gil_enabled", lambda: True)())
+def _normpath(path: str) -> str:
+    """``path`` absolute and in the platform's case, to compare file names."""
+    return os.path.normcase(os.path.abspath(path))
+
+
+_THIS_FILE: Final = _normpath(__file__)  # left out of the stacks `track` keeps
+
+
+def _release_quietly(view: memoryview) -> None:
+    """Release ``view``, unless something still holds an export of it."""
+    with contextlib.suppress(BufferError):  # exported: it dies with its users
+        view.release()
+
+
+# --- slabs and size classes ----------------------------------------------------
+
+
+@final
+class _Slab:
+    """One block of memory cut into the chunks of one size class."""
+
+    __slots__ = ("chunks", "memory", "nbytes", "whole")
+
+    def __init__(self, memory: bytearray | mmap.mmap, chunks: int) -> None:
+        self.memory = memory
+        self.whole = memoryview(memory)
+        self.chunks = chunks
+        self.nbytes = len(self.whole)
+
+    def close(self) -> None:
+        """Give the memory back (an mmap still exported is left to the GC)."""
+        _release_quietly(self.whole)
+        if isinstance(self.memory, mmap.mmap):
+            with contextlib.suppress(BufferError):  # a stale slice is still alive
+                self.memory.close()
+
+
+@final
+class _SizeClass:
+    """The slabs, free carriers and counters of one size class (lock held)."""
+
+    __slots__ = ("acquires", "chunks", "free", "lent", "per_slab", "size", "slabs")
+
+    def __init__(self, size: int, per_slab: int) -> None:
+        self.size = size
+        self.per_slab = per_slab
+        self.free: list[PooledBuffer] = []  # LIFO: the last one given back on top
+        self.slabs: list[_Slab] = []
+        self.chunks = 0
+        self.lent = 0
+        self.acquires = 0
+
+    def stats(self) -> ClassStats:
+        """This class's counters as a frozen snapshot."""
+        return ClassStats(
+            size=self.size,
+            slabs=len(self.slabs),
+            chunks=self.chunks,
+            buffers_in_use=self.lent,
+            acquires=self.acquires,
+            releases=self.acquires - self.lent,
+        )
+
+    def cut(self, pool: BufferPool, count: int, use_mmap: bool) -> int:
+        """Cut a slab of ``count`` chunks onto the free list; return its bytes."""
+        size = self.size
+        nbytes = count * size
+        slab = _Slab(mmap.mmap(-1, nbytes) if use_mmap else bytearray(nbytes), count)
+        whole = slab.whole
+        # Highest address pushed first, so the lowest is lent first.
+        for start in range(nbytes - size, -1, -size):
+            self.free.append(_new_buffer(pool, whole[start : start + size], self, slab))
+        self.slabs.append(slab)
+        self.chunks += count
+        return nbytes
+
+    def idle_slabs(self) -> list[_Slab]:
+        """The slabs with no chunk lent, oldest first."""
+        free_chunks: dict[_Slab, int] = {}
+        for carrier in self.free:
+            slab = carrier._slab
+            if slab is not None:
+                free_chunks[slab] = free_chunks.get(slab, 0) + 1
+        return [s for s in self.slabs if free_chunks.get(s, 0) == s.chunks]
+
+    def drop(self, slabs: list[_Slab]) -> int:
+        """Give back ``slabs`` (idle slabs of this class); return their bytes."""
+        if not slabs:
+            return 0
+        gone = set(slabs)
+        keep = []
+        for carrier in self.free:
+            if carrier._slab in gone:
+                _release_quietly(carrier._mem)
+            else:
+                keep.append(carrier)
+        self.free = keep
+        self.slabs = [s for s in self.slabs if s not in gone]
+        freed = 0
+        for slab in slabs:
+            self.chunks -= slab.chunks
+            freed += slab.nbytes
+            slab.close()
+        return freed
+
+
+# --- the buffer -------------------------------------------------------------------
+
+
+@final
+class PooledBuffer:
+    """A chunk of memory lent by a :class:`BufferPool`, until :meth:`release`.
+
+    Get one from :meth:`BufferPool.acquire`; never construct it yourself. Use it
+    as a context manager to release it on exit::
+
+        with pool.acquire(2048) as buf:
+            n = sock.recv_into(buf.view)
+
+    Whoever holds a ``PooledBuffer`` owns the chunk: hand the buffer itself
+    (not a slice of its view) to a new owner, such as a write queue, and let
+    that owner release it. Drop it once released: a plain pool lends the same
+    ``PooledBuffer`` object again for the same chunk (debug pools never do).
+    """
+
+    __module__ = "bufkit"
+    __slots__ = (
+        "__weakref__",
+        "_carrier",
+        "_cls",
+        "_filled",
+        "_lent",
+        "_mem",
+        "_pool",
+        "_size",
+        "_slab",
+        "_tracker",
+    )
+
+    _pool: BufferPool
+    _mem: memoryview
+    _size: int
+    _cls: _SizeClass | None  # None: a heap fallback
+    _slab: _Slab | None  # the slab of a carrier; None for leases and heap buffers
+    _carrier: PooledBuffer | None  # a lease's carrier; None otherwise
+    _tracker: weakref.ref[PooledBuffer] | None  # set by a tracking pool
+
+    def __init__(self, key: object = None, /) -> None:
+        if key is not _PRIVATE:
+            raise TypeError("PooledBuffer is lent by BufferPool.acquire(), not built")
+        self._lent = False  # True from acquire() to release(); under the lock
+        self._filled = 0  # valid bytes from the start; 0 whenever lent afresh
+        self._carrier = None
+        self._slab = None
+        self._tracker = None
+
+    @property
+    def view(self) -> memoryview:
+        """A writable memoryview (format ``'B'``) of exactly the chunk.
+
+        Raises:
+            BufferReleasedError: The buffer was already released.
+        """
+        if not self._lent:
+            raise BufferReleasedError(f"{self!r}: view of a released buffer")
+        return self._mem
+
+    @property
+    def filled(self) -> int:
+        """How many bytes from the start of :attr:`view` hold data.
+
+        Set by whoever fills the buffer: the reader (and so
+        :meth:`~bufkit.ReadinessReader.take_buffer`), the framers, or you after
+        writing into :attr:`view` yourself. Writing a pooled buffer to a
+        :class:`~bufkit.WriteQueue` sends its filled bytes by default, so bytes
+        past them (which may hold another connection's data) never reach the
+        wire unless asked for. It is 0 when the buffer is lent.
+
+        Raises:
+            BufferReleasedError: Set on a released buffer.
+            TypeError: Set to something other than an ``int``.
+            ValueError: Set below 0 or above :attr:`size`.
+        """
+        return self._filled
+
+    @filled.setter
+    def filled(self, nbytes: int) -> None:
+        if not self._lent:
+            raise BufferReleasedError(f"{self!r}: filled set on a released buffer")
+        if type(nbytes) is not int:
+            raise TypeError(f"filled must be an int, not {type(nbytes).__name__}")
+        if not 0 <= nbytes <= self._size:
+            raise ValueError(f"filled {nbytes} is outside 0..{self._size} of {self!r}")
+        self._filled = nbytes
+
+    @property
+    def size(self) -> int:
+        """The size of the chunk in bytes, at least what was asked for."""
+        return self._size
+
+    @property
+    def pool(self) -> BufferPool:
+        """The pool that lent this buffer."""
+        return self._pool
+
+    @property
+    def released(self) -> bool:
+        """Whether :meth:`release` was called."""
+        return not self._lent
+
+    @property
+    def is_heap(self) -> bool:
+        """Whether this is a heap fallback rather than a chunk of a slab."""
+        return self._cls is None
+
+    def release(self) -> None:
+        """Give the chunk back to its pool; ``view`` is unusable afterwards.
+
+        Raises:
+            BufferReleasedError: The buffer was already released.
+        """
+        pool = self._pool
+        lock = pool._lock
+        lock.acquire()  # not `with`: measurably cheaper on this hot path
+        try:
+            if not self._lent:
+                raise BufferReleasedError(f"{self!r} was already released")
+            self._lent = False
+            self._filled = 0
+            pool._bytes_in_use -= self._size
+            cls = self._cls
+            if cls is not None and self._carrier is None:  # a plain pool's carrier
+                cls.lent -= 1
+                cls.free.append(self)
+            else:
+                pool._take_back(cls, self)
+        finally:
+            lock.release()
+        if pool._release_callbacks:
+            pool._run_release_callbacks()
+
+    def __enter__(self) -> PooledBuffer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        cls = self._cls
+        kind = "heap" if cls is None else f"class {cls.size}"
+        state = "lent" if self._lent else "released"
+        return f"<PooledBuffer {self._size} bytes ({kind}) {state} at {id(self):#x}>"
+
+
+def _new_buffer(
+    pool: BufferPool, mem: memoryview, cls: _SizeClass | None, slab: _Slab | None
+) -> PooledBuffer:
+    """A PooledBuffer of ``mem``, not lent yet."""
+    buf = PooledBuffer(_PRIVATE)
+    buf._pool = pool
+    buf._mem = mem
+    buf._size = len(mem)
+    buf._cls = cls
+    buf._slab = slab
+    return buf
+
+
+# --- debug modes -------------------------------------------------------------------
+#
+# - poison: a released chunk is filled with POISON_BYTE, so code that reads a
+#   chunk after giving it back sees 0xDB bytes instead of plausible data. Each
+#   lease also gets its own memoryview of the chunk, released with the buffer,
+#   so a `view` kept past release() raises ValueError when touched (slices
+#   taken from it stay valid: memoryview cannot revoke them).
+# - scrub: a released chunk is zeroed, so one connection's bytes never reach
+#   the next borrower. With poison too, the chunk is poisoned (which erases it
+#   just as well).
+# - track: acquire() records its caller's stack and a weak reference to the
+#   buffer; a buffer garbage-collected unreleased is reported as a
+#   BufferLeakWarning naming that stack. Its chunk stays counted as in use:
+#   slices of its view may still be alive, so it cannot be lent again safely.
+# Cost: filling is one slice assignment per release; tracking is a stack
+# capture per acquire (a debugging aid only).
+
+
+@final
+class _Debug:
+    """What a debugging pool does besides lending (lock held)."""
+
+    __slots__ = ("live", "poison", "scrub", "track")
+
+    def __init__(self, *, poison: bool, scrub: bool, track: bool) -> None:
+        self.poison = poison
+        self.scrub = scrub
+        self.track = track
+        self.live: dict[weakref.ref[PooledBuffer], tuple[str, str]] = {}
+
+    def on_acquire(self, buf: PooledBuffer) -> None:
+        """Give ``buf`` its own view (poison) and watch it (track)."""
+        if self.poison and buf._carrier is not None:
+            buf._mem = buf._carrier._mem[:]
+        if self.track:
+            ref = weakref.ref(buf, self._lost)
+            self.live[ref] = (repr(buf), _acquiring_stack())
+            buf._tracker = ref
+
+    def on_release(self, buf: PooledBuffer) -> None:
+        """Forget ``buf``, wipe its chunk, and revoke its own view."""
+        if buf._tracker is not None:
+            self.live.pop(buf._tracker, None)
+        view = buf._mem
+        chunk = view if buf._carrier is None else buf._carrier._mem
+        if self.poison:
+            chunk[:] = bytes((POISON_BYTE,)) * buf._size
+        elif self.scrub:
+            chunk[:] = bytes(buf._size)
+        if view is not chunk:
+            _release_quietly(view)
+
+    def _lost(self, ref: weakref.ref[PooledBuffer]) -> None:
+        """Report a buffer that was garbage-collected unreleased."""
+        entry = self.live.pop(ref, None)
+        if entry is not None:
+            what, stack = entry
+            warnings.warn(
+                f"{what} was garbage-collected without release(); "
+                f"it was acquired at (most recent call last):\n{stack}",
+                BufferLeakWarning,
+                stacklevel=2,
+            )
+
+
+def _acquiring_stack() -> str:
+    """The caller's stack, without this module's frames, formatted."""
+    stack = traceback.extract_stack(sys._getframe(1), limit=TRACK_DEPTH + 4)
+    mine = [f for f in stack if _normpath(f.filename) != _THIS_FILE]
+    return "".join(traceback.format_list(mine[-TRACK_DEPTH:]))
+
+
+# --- the pool -----------------------------------------------------------------------
 
 
 @final
@@ -111,7 +466,7 @@ class BufferPool:
     __module__ = "bufkit"
     __slots__ = (
         "__weakref__",
-        "_active",
+        "_bytes_in_use",
         "_classes",
         "_debug",
         "_exhausted",
@@ -119,15 +474,13 @@ class BufferPool:
         "_heap_bytes",
         "_heap_fallbacks",
         "_heap_in_use",
-        "_hot",
-        "_leases",
         "_lock",
         "_max_bytes",
         "_mmap",
         "_peak",
+        "_reclaimed",
         "_release_callbacks",
         "_reserved",
-        "_returns",
         "_sizes",
         "_slab_size",
     )
@@ -157,7 +510,9 @@ class BufferPool:
         if backing not in _BACKINGS:
             raise ValueError(f"backing must be 'bytearray' or 'mmap', got {backing!r}")
         self._sizes = tuple(sizes)
-        self._classes = tuple(SizeClass(s, max(1, slab_size // s)) for s in sizes)
+        self._classes = tuple(
+            _SizeClass(s, max(1, self._slab_size // s)) for s in sizes
+        )
         self._max_bytes = max_bytes
         self._fallback = fallback
         self._mmap = backing == "mmap"
@@ -166,18 +521,13 @@ class BufferPool:
             if poison or scrub or track
             else None
         )
-        # Leases (a fresh PooledBuffer per lend, all under the lock) for debug
-        # modes and where list operations are not atomic (no GIL).
-        self._leases = self._debug is not None or not _gil_enabled()
-        self._returns = Returns(self)
         # Reentrant: Python runs signal handlers (and GC callbacks) between
         # any two bytecodes of the main thread, maybe inside a locked region;
         # stats() from there must not deadlock on a lock its thread holds.
         self._lock = threading.RLock()
-        self._hot = self._classes[0]  # the class acquire() used last
-        self._reserved = self._active = self._peak = 0
+        self._reserved = self._bytes_in_use = self._peak = 0
         self._heap_fallbacks = self._heap_in_use = self._heap_bytes = 0
-        self._exhausted = 0
+        self._exhausted = self._reclaimed = 0
         # One-shot callbacks for the next release, in registration order.
         self._release_callbacks: dict[Callable[[], object], None] = {}
 
@@ -223,18 +573,39 @@ class BufferPool:
                 (:meth:`add_release_callback`).
             BufferTooLarge: With ``fallback="raise"``: ``min_size`` is larger
                 than the largest class. The pool is left unchanged.
-            TypeError: ``min_size`` is not an int.
+            TypeError: ``min_size`` is not an int (``bool`` is refused too).
             ValueError: ``min_size`` is zero or negative.
         """
-        cls = self._hot
-        if min_size is cls.key:  # the very int object validated last time
-            try:
-                buf = next(cls.take)
-            except IndexError:
-                return self._restock(cls, min_size)
-            buf._lent = True
-            return buf
-        return self._acquire_cold(min_size)
+        if type(min_size) is not int or min_size <= 0:
+            min_size = positive_int("min_size", min_size)
+        index = bisect_left(self._sizes, min_size)
+        if index == len(self._sizes):
+            return self._lend_oversize(min_size)
+        cls = self._classes[index]
+        lock = self._lock
+        lock.acquire()  # not `with`: measurably cheaper on this hot path
+        try:
+            free = cls.free
+            if free and self._debug is None:
+                buf = free.pop()
+                buf._lent = True
+                cls.lent += 1
+                cls.acquires += 1
+                in_use = self._bytes_in_use + cls.size
+                self._bytes_in_use = in_use
+                if in_use > self._peak:
+                    self._peak = in_use
+                return buf
+            carrier = self._take_carrier(cls)
+            if carrier is not None:
+                return self._lend(cls, carrier)
+        finally:
+            lock.release()
+        return self._lend_heap(
+            cls.size,
+            f"size {min_size} (class {cls.size}) would take the pool past "
+            f"max_bytes={self._max_bytes}",
+        )
 
     def release(self, buffer: PooledBuffer) -> None:
         """Give ``buffer`` back: the same as ``buffer.release()``, checked.
@@ -296,13 +667,12 @@ class BufferPool:
     def stats(self) -> PoolStats:
         """A frozen snapshot of the pool's counters.
 
-        With one thread every field is exact. While other threads acquire and
-        release, each field is still consistent (never negative, in-use never
-        above reserved plus heap), taken within the call. It is safe to call
-        from a signal handler: it never waits for a lock the interrupted code
-        holds, though a snapshot taken in the middle of a lend may count that
-        one buffer in some fields and not yet in others. Other pool methods
-        belong in the code a handler defers to, such as the selectors loop's
+        Every field describes the same instant, taken under the pool's lock.
+        It is safe to call from a signal handler: the lock is reentrant, so
+        it never waits for a lock the interrupted code holds, though a
+        snapshot taken in the middle of a lend may count that one buffer in
+        some fields and not yet in others. Other pool methods belong in the
+        code a handler defers to, such as the selectors loop's
         :meth:`~bufkit.adapters.selectors.Loop.add_signal_handler`.
 
         Returns:
@@ -314,7 +684,7 @@ class BufferPool:
             acquires = sum(c.acquires for c in per_class) + self._heap_fallbacks
             return PoolStats(
                 buffers_in_use=in_use,
-                bytes_in_use=sum(c.bytes_in_use for c in per_class) + self._heap_bytes,
+                bytes_in_use=self._bytes_in_use,
                 peak_bytes_in_use=self._peak,
                 bytes_reserved=self._reserved,
                 slabs=sum(c.slabs for c in per_class),
@@ -324,6 +694,7 @@ class BufferPool:
                 heap_buffers_in_use=self._heap_in_use,
                 heap_bytes_in_use=self._heap_bytes,
                 exhausted=self._exhausted,
+                slabs_reclaimed=self._reclaimed,
                 per_class=per_class,
             )
 
@@ -334,19 +705,114 @@ class BufferPool:
             The bytes given back (the slabs' sizes).
         """
         with self._lock:
-            freed = 0
-            for cls in self._classes:
-                self._active -= cls.to_reserve(cls.chunks) * cls.size
-                freed += cls.trim()
+            freed = sum(cls.drop(cls.idle_slabs()) for cls in self._classes)
             self._reserved -= freed
         return freed
 
     def __repr__(self) -> str:
-        in_use = self._heap_bytes + sum(c.size * c.in_use for c in self._classes)
         return (
-            f"<BufferPool classes={self._sizes} in use={in_use} "
+            f"<BufferPool classes={self._sizes} in use={self._bytes_in_use} "
             f"reserved={self._reserved} max_bytes={self._max_bytes} at {id(self):#x}>"
         )
+
+    # --- lending (lock held unless said otherwise) ---------------------------------
+
+    def _count_in_use(self, nbytes: int) -> None:
+        """Count ``nbytes`` more in use, and raise the peak with them."""
+        in_use = self._bytes_in_use + nbytes
+        self._bytes_in_use = in_use
+        if in_use > self._peak:
+            self._peak = in_use
+
+    def _take_carrier(self, cls: _SizeClass) -> PooledBuffer | None:
+        """Pop a free carrier of ``cls``, cutting a slab if needed; None if full."""
+        if not cls.free and not self._cut(cls):
+            return None
+        return cls.free.pop()
+
+    def _cut(self, cls: _SizeClass) -> bool:
+        """Cut a slab for ``cls``; False when max_bytes leaves no room."""
+        count = cls.per_slab
+        if self._max_bytes is not None:
+            if self._max_bytes - self._reserved < cls.size:
+                self._reclaim(cls, self._max_bytes - cls.per_slab * cls.size)
+            count = min(count, (self._max_bytes - self._reserved) // cls.size)
+            if count <= 0:
+                return False
+        self._reserved += cls.cut(self, count, self._mmap)
+        return True
+
+    def _reclaim(self, cls: _SizeClass, reserved_goal: int) -> None:
+        """Give back idle slabs of other classes until ``reserved_goal`` is met.
+
+        Smallest class first, oldest slab first; slabs with a chunk lent stay.
+        """
+        for other in self._classes:
+            if other is cls or self._reserved <= reserved_goal:
+                continue
+            victims = []
+            for slab in other.idle_slabs():
+                if self._reserved <= reserved_goal:
+                    break
+                victims.append(slab)
+                self._reserved -= slab.nbytes
+            other.drop(victims)
+            self._reclaimed += len(victims)
+
+    def _lend(self, cls: _SizeClass, carrier: PooledBuffer) -> PooledBuffer:
+        """Lend ``carrier``, or a fresh lease of its chunk in a debug pool."""
+        cls.lent += 1
+        cls.acquires += 1
+        self._count_in_use(cls.size)
+        if self._debug is None:
+            carrier._lent = True
+            return carrier
+        lease = _new_buffer(self, carrier._mem, cls, None)
+        lease._carrier = carrier
+        lease._lent = True
+        self._debug.on_acquire(lease)
+        return lease
+
+    def _lend_oversize(self, min_size: int) -> PooledBuffer:
+        """A request past the largest class (lock not held)."""
+        why = f"size {min_size} exceeds the largest class {self._sizes[-1]}"
+        if self._fallback == "raise":
+            raise BufferTooLarge(why)
+        return self._lend_heap(min_size, why)
+
+    def _lend_heap(self, size: int, why: str) -> PooledBuffer:
+        """Refuse with PoolExhausted, or lend a counted heap buffer (lock not held)."""
+        if self._fallback == "raise":
+            with self._lock:
+                self._exhausted += 1
+            raise PoolExhausted(why)
+        buf = _new_buffer(self, memoryview(bytearray(size)), None, None)
+        buf._lent = True
+        with self._lock:
+            self._heap_fallbacks += 1
+            self._heap_in_use += 1
+            self._heap_bytes += size
+            self._count_in_use(size)
+            if self._debug is not None:
+                self._debug.on_acquire(buf)
+        return buf
+
+    # --- giving back (PooledBuffer.release() takes plain carriers back) -----------
+
+    def _take_back(self, cls: _SizeClass | None, buf: PooledBuffer) -> None:
+        """Take back a lease or a heap buffer (lock held)."""
+        if self._debug is not None:
+            self._debug.on_release(buf)
+        if cls is None:
+            self._heap_in_use -= 1
+            self._heap_bytes -= buf._size
+            _release_quietly(buf._mem)
+            return
+        cls.lent -= 1
+        carrier = buf._carrier
+        if carrier is not None:
+            buf._carrier = None
+            cls.free.append(carrier)
 
     def _run_release_callbacks(self) -> None:
         """Call, outside the lock, the callbacks waiting for a release."""
@@ -358,118 +824,3 @@ class BufferPool:
                 callback()
             except Exception:
                 LOGGER.exception("release callback %r raised", callback)
-
-    def _acquire_cold(self, min_size: int) -> PooledBuffer:
-        """acquire() for an int not seen last: validate, find the class, lend."""
-        if min_size.__class__ is not int or min_size <= 0:
-            min_size = positive_int("min_size", min_size)
-        try:
-            cls = self._classes[bisect_left(self._sizes, min_size)]
-        except IndexError:
-            why = f"size {min_size} exceeds the largest class {self._sizes[-1]}"
-            if self._fallback == "raise":
-                raise BufferTooLarge(why) from None
-            return self._lend_heap(min_size, why)
-        if self._leases:
-            return self._lend_lease(cls, min_size)
-        cls.key = min_size  # validated for this class: any reader may trust it
-        self._hot = cls
-        try:
-            buf = next(cls.take)
-        except IndexError:
-            return self._restock(cls, min_size)
-        buf._lent = True
-        return buf
-
-    def _restock(self, cls: SizeClass, min_size: int) -> PooledBuffer:
-        """Lend a carrier when ``cls``'s fast stack was empty (plain pools)."""
-        with self._lock:
-            cls.misses += 1  # the failed next(take) counted an attempt
-            buf = self._lend_chunk(cls)
-        if buf is None:
-            return self._lend_heap(cls.size, self._too_full(cls, min_size))
-        buf._lent = True
-        return buf
-
-    def _lend_lease(self, cls: SizeClass, min_size: int) -> PooledBuffer:
-        """Lend a chunk through a fresh PooledBuffer (debug and no-GIL pools)."""
-        with self._lock:
-            carrier = self._lend_chunk(cls)
-        if carrier is None:
-            return self._lend_heap(cls.size, self._too_full(cls, min_size))
-        lease = new_lease(self, carrier._mem, cls)
-        lease._carrier = carrier
-        if self._debug is not None:
-            self._debug.on_acquire(lease)
-        return lease
-
-    def _lend_chunk(self, cls: SizeClass) -> PooledBuffer | None:
-        """Pop a carrier of ``cls``, or None at max_bytes (lock held)."""
-        try:
-            return next(cls.take)
-        except IndexError:
-            cls.misses += 1
-        if not cls.reserve and not self._carve(cls):
-            return None
-        carrier = cls.reserve.pop()
-        cls.slow += 1
-        self._grow_active(cls.size)
-        self._active += cls.to_free((self._peak - self._active) // cls.size) * cls.size
-        return carrier
-
-    def _grow_active(self, nbytes: int) -> None:
-        """Count ``nbytes`` more as active; keep ``_active <= _peak`` (lock held)."""
-        self._active += nbytes
-        for cls in self._classes:
-            if self._active <= self._peak:
-                return
-            excess = self._active - self._peak
-            moved = cls.to_reserve(-(-excess // cls.size))
-            self._active -= moved * cls.size
-        self._peak = max(self._peak, self._active)
-
-    def _take_back(self, buf: PooledBuffer) -> None:
-        """Account for a lease or heap buffer given back (lock held)."""
-        if self._debug is not None:
-            self._debug.on_release(buf)
-        carrier = buf._carrier
-        if carrier is not None:
-            buf._carrier = None
-            carrier._free.append(carrier)
-        else:
-            self._heap_in_use -= 1
-            self._heap_bytes -= buf._size
-            self._active -= buf._size
-            release_quietly(buf._mem)
-
-    def _too_full(self, cls: SizeClass, min_size: int) -> str:
-        return (
-            f"size {min_size} (class {cls.size}) would take the pool past "
-            f"max_bytes={self._max_bytes}"
-        )
-
-    def _carve(self, cls: SizeClass) -> bool:
-        """Add a slab to ``cls``'s reserve; False at max_bytes (lock held)."""
-        count = cls.per_slab
-        if self._max_bytes is not None:
-            count = min(count, (self._max_bytes - self._reserved) // cls.size)
-            if count <= 0:
-                return False
-        self._reserved += cls.grow(count, self._mmap, carrier_maker(self, cls))
-        return True
-
-    def _lend_heap(self, size: int, why: str) -> PooledBuffer:
-        """Refuse with PoolExhausted, or lend a counted heap buffer."""
-        if self._fallback == "raise":
-            with self._lock:
-                self._exhausted += 1
-            raise PoolExhausted(why)
-        lease = new_lease(self, memoryview(bytearray(size)), None)
-        with self._lock:
-            self._heap_fallbacks += 1
-            self._heap_in_use += 1
-            self._heap_bytes += size
-            self._grow_active(size)
-        if self._debug is not None:
-            self._debug.on_acquire(lease)
-        return lease

@@ -70,6 +70,9 @@ class PoolStats:
         heap_buffers_in_use: Heap buffers lent now.
         heap_bytes_in_use: Their total size in bytes.
         exhausted: Requests refused with :class:`~bufkit.PoolExhausted` so far.
+        slabs_reclaimed: Idle slabs of one class given back so far to make
+            room under ``max_bytes`` for a slab of another class
+            (:meth:`~bufkit.BufferPool.trim` is not counted).
         per_class: One :class:`~bufkit.ClassStats` per size class, smallest first.
     """
 
@@ -86,4 +89,5 @@ class PoolStats:
     heap_buffers_in_use: int
     heap_bytes_in_use: int
     exhausted: int
+    slabs_reclaimed: int
     per_class: tuple[ClassStats, ...]

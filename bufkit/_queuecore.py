@@ -44,9 +44,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
+from bufkit._checks import positive_int
 from bufkit._gather import TAIL_LIMIT, Errors, check_nbytes, raise_all, send_once
 from bufkit._pool import PooledBuffer
-from bufkit._pool_slabs import positive_int
 from bufkit._queuestate import TRANSITIONS, Event, QueueState
 from bufkit.errors import QueueClosedError, QueueFailedError
 

@@ -6,11 +6,11 @@ Theory of operation
 socket readable. Each read borrows one chunk from the :class:`~bufkit.BufferPool`,
 ``recv_into``\\ s it, hands exactly the filled slice to the handler and gives the
 chunk back in a ``finally`` clause, so the buffer returns to the pool whatever
-the handler or the socket raises (invariant 4). Between events the reader holds
-no buffer at all: an idle connection costs zero pool bytes (invariant 5). The
-one exception is :meth:`ReadinessReader.take_buffer`, by which the handler
-takes the chunk and the duty to release it (a zero-copy forward to a
-:class:`~bufkit.WriteQueue`).
+the handler or the socket raises (docs/design.md invariant 4). Between events
+the reader holds no buffer at all: an idle connection costs zero pool bytes
+(docs/design.md invariant 5). The one exception is
+:meth:`ReadinessReader.take_buffer`, by which the handler takes the chunk and
+the duty to release it (a zero-copy forward to a :class:`~bufkit.WriteQueue`).
 
 The reader reads again only while the last read filled its buffer (more data is
 likely waiting) and the per-event budget lasts; a short read ends the event
@@ -35,9 +35,9 @@ from __future__ import annotations
 
 from typing import Final, final
 
+from bufkit._checks import require_int
 from bufkit._gather import would_block
 from bufkit._pool import BufferPool, PooledBuffer
-from bufkit._pool_slabs import require_int
 from bufkit._protocols import ReadHandler, SupportsRecvInto
 
 __all__ = [

@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, cast, final
 
+from bufkit._checks import require_int
 from bufkit._gather import (
     COALESCE_BELOW,
     GATHER_BYTES,
@@ -61,7 +62,6 @@ from bufkit._gather import (
     would_block,
 )
 from bufkit._pool import PooledBuffer
-from bufkit._pool_slabs import require_int
 from bufkit._queuecore import QueueCore
 from bufkit._queuestate import Event, QueueState
 

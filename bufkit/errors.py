@@ -94,11 +94,15 @@ class FramingError(BufkitError, ValueError):
 
 
 class FrameTooLarge(FramingError):
-    """Raised by a framer when a frame would exceed its ``max_frame``.
+    """Raised by a framer when a frame's payload would exceed its ``max_frame``.
 
-    It is raised as soon as the header (or ``max_frame`` bytes without a
-    delimiter) shows it, before the oversized data is buffered, so a hostile
-    peer cannot make the process hold more than ``max_frame`` bytes.
+    The payload is what ``on_frame`` would receive: the length header and the
+    delimiter are not counted. A length framer raises it on reading a header
+    that announces more; a delimiter framer once ``max_frame + len(delimiter)``
+    bytes of a frame went by with no delimiter among them. Either way before
+    the oversized data is buffered, so a hostile peer cannot make the process
+    hold more than the limit. The message names the payload size when it is
+    known, and the limit.
     """
 
 

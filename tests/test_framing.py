@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
-from collections.abc import Iterable
+import tracemalloc
+from collections.abc import Callable, Iterable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import bufkit.framing
 from bufkit import (
@@ -515,3 +519,185 @@ def test_dl_as_reader_handler() -> None:
     assert out.frames == LINES
     assert eofs == [1]
     assert in_use(pool) == 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda pool, out: LengthPrefixedFramer(pool, out, max_frame=100),
+        lambda pool, out: LengthPrefixedFramer(pool, out, max_frame=100, header="!B"),
+        lambda pool, out: DelimiterFramer(pool, out, max_frame=100),
+    ],
+    ids=["four-byte header", "one-byte header", "delimiter"],
+)
+def test_eof_one_byte_into_a_frame_is_reported_through_the_reader(
+    make: Callable[[BufferPool, Frames], LengthPrefixedFramer | DelimiterFramer],
+) -> None:
+    """One byte of a frame, then EOF: on_readable raises FramingError, holds nothing."""
+    pool = make_pool()
+    out = Frames()
+    framer = make(pool, out)
+    reader = ReadinessReader(pool, framer)
+    sock = FakeSocket(recv=[Deliver(b"\x05"), Eof()])
+    assert reader.on_readable(sock) is True  # a short read ends the event
+    assert framer.pending_bytes == 1
+    with pytest.raises(FramingError, match="end of file inside a frame, after 1 bytes"):
+        reader.on_readable(sock)
+    assert (reader.at_eof, out.frames, pool.stats().buffers_in_use) == (True, [], 0)
+    assert reader.on_readable(sock) is False  # EOF is not reported twice
+
+
+# -- limits on the payload, and memory that follows the bytes received -----------
+
+
+def test_dl_too_large_names_the_payload_not_the_delimiter() -> None:
+    """FrameTooLarge counts the frame's bytes only, however the stream is cut."""
+    data = b"x" * 6 + b"\r\n"
+    whole = DelimiterFramer(make_pool(), Frames(), max_frame=5)
+    with pytest.raises(FrameTooLarge, match=r"^frame of 6 bytes exceeds max_frame 5$"):
+        whole.data_received(memoryview(data))
+    split = DelimiterFramer(make_pool(), Frames(), max_frame=5)
+    with pytest.raises(
+        FrameTooLarge,
+        match=r"^frame of more than 5 bytes exceeds max_frame 5: "
+        r"no delimiter in its first 7 bytes$",
+    ):
+        feed(split, byte_by_byte(data))
+
+
+def test_dl_frame_of_max_frame_then_delimiter_passes_at_every_split() -> None:
+    """max_frame payload bytes and a two-byte delimiter are accepted, cut anywhere."""
+    data = b"x" * 5 + b"\r\n" + b"y" * 5 + b"\r\n"
+    for cut in range(len(data) + 1):
+        out = Frames()
+        framer = DelimiterFramer(make_pool(), out, max_frame=5)
+        feed(framer, [data[:cut], data[cut:]])
+        assert out.frames == [b"x" * 5, b"y" * 5], cut
+    out = Frames()
+    feed(DelimiterFramer(make_pool(), out, max_frame=5), byte_by_byte(data))
+    assert out.frames == [b"x" * 5, b"y" * 5]
+
+
+def test_lp_header_alone_holds_a_small_chunk_not_the_announced_frame() -> None:
+    """Five bytes announcing 16 MiB make the framer hold one small chunk."""
+    max_frame = 16 * 1024 * 1024
+    pool = BufferPool(fallback="heap")
+    pool.acquire(1).release()  # cut the small class's slab beforehand
+    out = Frames()
+    framer = LengthPrefixedFramer(pool, out, max_frame=max_frame)
+    tracemalloc.start()
+    try:
+        framer.data_received(memoryview(struct.pack("!I", max_frame) + b"x"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024
+    stats = pool.stats()
+    assert (stats.bytes_in_use, stats.heap_fallbacks) == (2048, 0)
+    assert framer.pending_bytes == 5
+    framer.close()
+    assert pool.stats().bytes_in_use == 0
+
+
+def test_lp_leftover_grows_with_the_payload_received() -> None:
+    """The leftover doubles as payload arrives, holding at most twice what came."""
+    pool = make_pool("heap")
+    out = Frames()
+    framer = LengthPrefixedFramer(pool, out, max_frame=1000)
+    payload = bytes(range(256)) * 3 + b"end"
+    data = lp(payload)
+    received = 0
+    for start in range(0, len(data), 37):
+        chunk = data[start : start + 37]
+        framer.data_received(memoryview(chunk))
+        received += len(chunk)
+        held = pool.stats().bytes_in_use
+        twice = 2 * (received - 4)  # twice the payload received so far
+        if out.frames:
+            assert held == 0
+        else:  # the class that holds twice as much, or that much from the heap
+            assert held <= next((c for c in CLASSES if c >= twice), twice), received
+    assert out.frames == [payload]
+    assert pool.stats().buffers_in_use == 0
+
+
+@st.composite
+def lp_case(draw: st.DrawFn) -> tuple[list[bytes], bytes]:
+    """Whole frames and a cut-off tail of one more."""
+    messages = draw(st.lists(st.binary(max_size=256), max_size=5))
+    extra = lp(draw(st.binary(min_size=1, max_size=256)))
+    return messages, extra[: draw(st.integers(0, len(extra) - 1))]
+
+
+@st.composite
+def dl_case(draw: st.DrawFn) -> tuple[list[bytes], bytes]:
+    """Whole lines and an unterminated tail (no delimiter byte in either)."""
+    line = st.binary(max_size=200).map(
+        lambda b: b.replace(b"\r", b"").replace(b"\n", b"")
+    )
+    return draw(st.lists(line, max_size=5)), draw(line)
+
+
+def cut(stream: bytes, points: list[int]) -> list[bytes]:
+    """``stream`` cut at ``points`` (any order, repeats allowed)."""
+    edges = [0, *sorted(p % (len(stream) + 1) for p in points), len(stream)]
+    return [stream[a:b] for a, b in itertools.pairwise(edges)]
+
+
+@given(case=lp_case(), points=st.lists(st.integers(0, 2000), max_size=12))
+def test_lp_frames_are_the_same_whole_byte_by_byte_and_cut_anywhere(
+    case: tuple[list[bytes], bytes], points: list[int]
+) -> None:
+    """Whole, byte by byte, or at drawn cuts: the same frames and the same tail."""
+    messages, tail = case
+    stream = lp(*messages) + tail
+    for chunks in ([stream], byte_by_byte(stream), cut(stream, points)):
+        pool = make_pool()
+        out = Frames()
+        framer = LengthPrefixedFramer(pool, out, max_frame=256)
+        feed(framer, chunks)
+        assert out.frames == messages
+        assert framer.pending_bytes == len(tail)
+        assert in_use(pool) == (1 if len(tail) >= 4 else 0)
+        framer.close()
+        assert in_use(pool) == 0
+
+
+@given(case=dl_case(), points=st.lists(st.integers(0, 2000), max_size=12))
+def test_dl_frames_are_the_same_whole_byte_by_byte_and_cut_anywhere(
+    case: tuple[list[bytes], bytes], points: list[int]
+) -> None:
+    """Whole, byte by byte, or at drawn cuts: the same lines and the same tail."""
+    lines, tail = case
+    stream = dl(*lines) + tail
+    for chunks in ([stream], byte_by_byte(stream), cut(stream, points)):
+        pool = make_pool()
+        out = Frames()
+        framer = DelimiterFramer(pool, out, max_frame=200)
+        feed(framer, chunks)
+        assert out.frames == lines
+        assert framer.pending_bytes == len(tail)
+        assert in_use(pool) == (1 if tail else 0)
+        framer.close()
+        assert in_use(pool) == 0
+
+
+@given(
+    size=st.integers(6, 40),
+    delimiter=st.sampled_from([b"\n", b"\r\n", b"XYZ"]),
+    points=st.lists(st.integers(0, 100), max_size=6),
+)
+def test_dl_too_large_counts_only_the_payload_at_drawn_cuts(
+    size: int, delimiter: bytes, points: list[int]
+) -> None:
+    """A frame past max_frame is refused wherever cut; a named size is the payload."""
+    stream = b"a" * size + delimiter + b"b" + delimiter
+    framer = DelimiterFramer(make_pool(), Frames(), max_frame=5, delimiter=delimiter)
+    with pytest.raises(FrameTooLarge) as info:
+        feed(framer, cut(stream, points))
+    message = str(info.value)
+    assert message in (
+        f"frame of {size} bytes exceeds max_frame 5",
+        f"frame of more than 5 bytes exceeds max_frame 5: "
+        f"no delimiter in its first {5 + len(delimiter)} bytes",
+    )

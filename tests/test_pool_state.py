@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from bisect import bisect_left
 
 import attrs
 import pytest
@@ -35,6 +34,27 @@ class Lent:
     slab: int | None
 
 
+# Chunks per slab for each (class, slab_size) the machine draws, by hand:
+# as many chunks as fit whole in the slab, and at least one.
+PER_SLAB = {
+    (16, 16): 1, (16, 64): 4, (16, 200): 12, (16, 512): 32,
+    (32, 16): 1, (32, 64): 2, (32, 200): 6, (32, 512): 16,
+    (64, 16): 1, (64, 64): 1, (64, 200): 3, (64, 512): 8,
+    (100, 16): 1, (100, 64): 1, (100, 200): 2, (100, 512): 5,
+    (256, 16): 1, (256, 64): 1, (256, 200): 1, (256, 512): 2,
+}  # fmt: skip
+
+
+@attrs.frozen
+class Plan:
+    """What the model expects acquire() to do."""
+
+    kind: str  # "too large", "pooled", "cut" or "fallback"
+    cls: int  # the class, or the size asked for when too large
+    reclaim: tuple[int, ...] = ()  # idle slabs given back first, in order
+    chunks: int = 0  # for "cut": the chunks of the new slab
+
+
 def pattern_for(serial: int, size: int) -> bytes:
     """A byte pattern no other lease of the run writes."""
     unit = serial.to_bytes(4, "little")
@@ -52,6 +72,7 @@ class PoolMachine(RuleBasedStateMachine):
         self.slabs: dict[int, tuple[int, int]] = {}  # id(memory) -> (class, chunks)
         self.reserved = self.in_use = self.peak = 0
         self.acquires = self.releases = self.heap = self.exhausted = 0
+        self.reclaimed = 0
 
     @initialize(
         sizes=st.lists(
@@ -95,51 +116,72 @@ class PoolMachine(RuleBasedStateMachine):
         """Chunks the model's slabs of ``cls`` hold."""
         return sum(n for c, n in self.slabs.values() if c == cls)
 
-    def predict(self, size: int) -> tuple[str, int]:
-        """What acquire(size) should do: ('pooled'|'carve'|'fallback', class)."""
-        i = bisect_left(self.sizes, size)
-        if i == len(self.sizes):
-            return "fallback", size
-        cls = self.sizes[i]
+    def idle_slabs(self) -> list[int]:
+        """The model's slabs with no chunk lent, oldest first."""
+        busy = {x.slab for x in self.lent}
+        return [slab for slab in self.slabs if slab not in busy]
+
+    def plan(self, size: int) -> Plan:
+        """What acquire(size) should do, by the rules the docs state."""
+        fits = [c for c in self.sizes if c >= size]
+        if not fits:
+            return Plan("too large", size)
+        cls = fits[0]
         if sum(1 for x in self.lent if x.cls == cls) < self.chunks_of(cls):
-            return "pooled", cls
-        count = max(1, self.slab_size // cls)
-        if self.max_bytes is not None:
-            count = min(count, (self.max_bytes - self.reserved) // cls)
-        return ("carve", cls) if count > 0 else ("fallback", cls)
+            return Plan("pooled", cls)
+        per_slab = PER_SLAB[cls, self.slab_size]
+        if self.max_bytes is None:
+            return Plan("cut", cls, chunks=per_slab)
+        room = self.max_bytes - self.reserved
+        reclaim = []
+        if room < cls:  # give back idle slabs of other classes, smallest first
+            for other in self.sizes:
+                for slab in self.idle_slabs():
+                    owner, chunks = self.slabs[slab]
+                    if owner == other != cls and room < per_slab * cls:
+                        reclaim.append(slab)
+                        room += owner * chunks
+        chunks = 0
+        while chunks < per_slab and (chunks + 1) * cls <= room:
+            chunks += 1
+        return Plan("cut" if chunks else "fallback", cls, tuple(reclaim), chunks)
 
     @rule(size=st.integers(1, 600))
     def acquire(self, size: int) -> None:
         """Acquire, check the outcome against the model, write a fresh pattern."""
-        kind, cls = self.predict(size)
-        if size > self.sizes[-1] and self.pool.fallback == "raise":
+        plan = self.plan(size)
+        for gone in plan.reclaim:
+            owner, chunks = self.slabs.pop(gone)
+            self.reserved -= owner * chunks
+            self.reclaimed += 1
+        if plan.kind == "too large" and self.pool.fallback == "raise":
+            before = self.pool.stats()
             with pytest.raises(BufferTooLarge):
                 self.pool.acquire(size)
+            assert self.pool.stats() == before
             return
-        if kind == "fallback" and self.pool.fallback == "raise":
+        if plan.kind == "fallback" and self.pool.fallback == "raise":
             with pytest.raises(PoolExhausted):
                 self.pool.acquire(size)
             self.exhausted += 1
             return
         buf = self.pool.acquire(size)
-        assert buf.size == cls
-        assert buf.is_heap == (kind == "fallback")
+        heap = plan.kind in ("too large", "fallback")
+        assert buf.size == plan.cls
+        assert buf.is_heap == heap
         slab = None if buf.is_heap else id(buf.view.obj)
-        if kind == "carve":
+        if plan.kind == "cut":
             assert slab is not None
             assert slab not in self.slabs
-            count = max(1, self.slab_size // cls)
-            if self.max_bytes is not None:
-                count = min(count, (self.max_bytes - self.reserved) // cls)
-            self.slabs[slab] = (cls, count)
-            self.reserved += count * cls
-        elif kind == "pooled":
+            self.slabs[slab] = (plan.cls, plan.chunks)
+            self.reserved += plan.chunks * plan.cls
+        elif plan.kind == "pooled":
             assert slab is not None
-            assert self.slabs[slab][0] == cls
-        self.heap += kind == "fallback"
+            assert self.slabs[slab][0] == plan.cls
+        self.heap += heap
         pattern = pattern_for(next(self.serial), buf.size)
         buf.view[:] = pattern
-        self.lent.append(Lent(buf, pattern, None if buf.is_heap else cls, slab))
+        self.lent.append(Lent(buf, pattern, None if heap else plan.cls, slab))
         self.acquires += 1
         self.in_use += buf.size
         self.peak = max(self.peak, self.in_use)
@@ -181,8 +223,7 @@ class PoolMachine(RuleBasedStateMachine):
     @rule()
     def trim(self) -> None:
         """trim() frees exactly the model's slabs that hold no lent chunk."""
-        busy = {x.slab for x in self.lent}
-        idle = [slab for slab in self.slabs if slab not in busy]
+        idle = self.idle_slabs()
         expected = sum(c * n for c, n in (self.slabs.pop(s) for s in idle))
         assert self.pool.trim() == expected
         self.reserved -= expected
@@ -207,6 +248,7 @@ class PoolMachine(RuleBasedStateMachine):
         assert stats.slabs == len(self.slabs)
         assert (stats.acquires, stats.releases) == (self.acquires, self.releases)
         assert (stats.heap_fallbacks, stats.exhausted) == (self.heap, self.exhausted)
+        assert stats.slabs_reclaimed == self.reclaimed
         assert stats.heap_buffers_in_use == len(heap_lent)
         assert stats.heap_bytes_in_use == sum(x.buf.size for x in heap_lent)
         for cs in stats.per_class:

@@ -471,6 +471,48 @@ def test_exhausted_pool_raises_before_reading_and_loses_nothing() -> None:
     assert (handler.data, in_use(pool)) == (b"abc", 0)
 
 
+def test_exhausted_pool_error_is_clean_and_the_reader_reads_again() -> None:
+    """PoolExhausted carries no internal exception; a later call reads again."""
+    pool = BufferPool(size_classes=(64,), slab_size=64, max_bytes=64)
+    handler = Recorder()
+    reader = ReadinessReader(pool, handler)
+    for _ in range(2):  # a cold pool, then a warm one that lent and got back
+        held = pool.acquire(64)
+        sock = ScriptedSocket(b"abc")
+        with pytest.raises(PoolExhausted) as info:
+            reader.on_readable(sock)
+        assert info.value.__cause__ is None
+        assert info.value.__context__ is None
+        held.release()
+        assert reader.on_readable(sock) is True
+    assert (handler.data, in_use(pool), reader.at_eof) == (b"abcabc", 0, False)
+
+
+def test_exhausted_in_the_middle_of_an_event_keeps_what_was_read() -> None:
+    """The pool runs dry after a read the handler kept: nothing read is lost."""
+    pool = BufferPool(size_classes=(16,), slab_size=16, max_bytes=16)
+    kept: list[PooledBuffer] = []
+
+    class Keeper(Recorder):
+        def data_received(self, view: memoryview) -> None:
+            super().data_received(view)
+            kept.append(reader.take_buffer())
+
+    handler = Keeper()
+    reader = ReadinessReader(pool, handler, initial_size=16, adaptive=False)
+    sock = ScriptedSocket(b"x" * 16, b"tail")
+    with pytest.raises(PoolExhausted) as info:
+        reader.on_readable(sock)
+    assert info.value.__context__ is None
+    assert (handler.data, sock.calls) == (b"x" * 16, 1)
+    assert kept[0].filled == 16
+    kept.pop().release()
+    assert reader.on_readable(sock) is True
+    assert handler.data == b"x" * 16 + b"tail"
+    kept.pop().release()
+    assert in_use(pool) == 0
+
+
 def test_repr_shows_state_and_read_size() -> None:
     """The repr names the state and the next read size."""
     reader = ReadinessReader(make_pool(), Recorder(), initial_size=64)

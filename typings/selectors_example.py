@@ -40,7 +40,7 @@ class Upper:
         """Keep writing after the peer's EOF."""
         return True
 
-    def connection_lost(self, exc: BaseException | None, /) -> None:
+    def connection_lost(self, exc: Exception | None, /) -> None:
         """Nothing to clean up."""
 
     def pause_writing(self) -> None:

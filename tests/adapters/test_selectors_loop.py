@@ -7,6 +7,8 @@ import errno
 import logging
 import os
 import socket
+import threading
+from typing import Any
 
 import pytest
 
@@ -180,9 +182,11 @@ def test_connect_reaches_a_listener_and_reports_errors() -> None:
     loop = Loop()
     listener = loop.listen(Echo, "127.0.0.1", 0)
     client = Recorder()
-    loop.connect(lambda: client, *listener.address)
+    connector = loop.connect(lambda: client, *listener.address)
     assert loop.run_until(lambda: client.conn is not None, timeout=5)
     assert client.conn is not None
+    assert connector.done
+    assert connector.connection is client.conn
     client.conn.write(b"ping")
     assert loop.run_until(lambda: bytes(client.data) == b"ping", timeout=5)
     port = listener.address[1]
@@ -191,6 +195,63 @@ def test_connect_reaches_a_listener_and_reports_errors() -> None:
     loop.connect(Recorder, "127.0.0.1", port, on_error=errors.append)
     assert loop.run_until(lambda: bool(errors), timeout=5)
     assert isinstance(errors[0], OSError)
+    loop.close()
+
+
+def test_connect_resolves_a_name_without_blocking_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host name is looked up off the loop: other connections run meanwhile."""
+    lookups: list[int] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def recording_getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+        numeric = kwargs.get("flags", 0) & socket.AI_NUMERICHOST
+        if host == "localhost" and not numeric:  # a lookup that may block
+            lookups.append(threading.get_ident())
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", recording_getaddrinfo)
+    loop = Loop()
+    listener = loop.listen(Echo, "127.0.0.1", 0)
+    a, b = socket.socketpair()
+    echo = Recorder()
+    echo.on_data = lambda conn, view: conn.write(bytes(view))
+    loop.add_socket(a, echo)
+    client = Recorder()
+    connector = loop.connect(lambda: client, "localhost", listener.address[1])
+    # connect() returned before the name was resolved: nothing connected yet,
+    # and the other connection is served in the next iteration.
+    assert (connector.connection, connector.done) == (None, False)
+    b.sendall(b"meanwhile")
+    assert loop.run_until(lambda: bytes(echo.data) == b"meanwhile", timeout=5)
+    assert loop.run_until(lambda: connector.done, timeout=10)
+    assert lookups
+    assert threading.get_ident() not in lookups
+    if connector.error is None:  # "localhost" may not resolve to 127.0.0.1 here
+        assert connector.connection is not None
+        assert client.conn is connector.connection
+    b.close()
+    loop.close()
+
+
+def test_a_cancelled_connect_makes_no_protocol() -> None:
+    """``Connector.cancel`` closes the socket being connected; no protocol is made."""
+    loop = Loop()
+    listener = loop.listen(Echo, "127.0.0.1", 0)
+    made: list[Recorder] = []
+
+    def factory() -> Recorder:
+        made.append(Recorder())
+        return made[-1]
+
+    connector = loop.connect(factory, *listener.address)
+    connector.cancel()
+    assert connector.done
+    for _ in range(5):
+        loop.run_once(0.01)
+    assert made == []
+    assert connector.connection is None
     loop.close()
 
 
@@ -311,3 +372,51 @@ def test_listener_closed_by_an_earlier_handler_accepts_nothing() -> None:
         listener._on_ready(1)
         assert flaky.errors == [errno.EBADF] * 4
     loop.close()
+
+
+class _Subscriber(ConnectionProtocol):
+    """Counts pause_writing calls."""
+
+    def __init__(self) -> None:
+        self.conn: Connection | None = None
+        self.pauses = 0
+
+    def connection_made(self, conn: Connection, /) -> None:
+        """Keep the connection."""
+        self.conn = conn
+
+    def pause_writing(self) -> None:
+        """Count."""
+        self.pauses += 1
+
+
+def test_a_burst_published_to_a_fast_subscriber_does_not_pause_it() -> None:
+    """A write from another connection's event, past high water, is sent first."""
+    loop = Loop()
+    pub_ours, pub_theirs = socket.socketpair()
+    sub_ours, sub_theirs = socket.socketpair()
+    sub_ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    subscriber = _Subscriber()
+    burst = bytes(100_000)  # above the 64 KiB high watermark
+    publisher = Recorder()
+
+    def publish(conn: Connection, view: memoryview) -> None:
+        assert subscriber.conn is not None
+        subscriber.conn.write(burst)
+
+    publisher.on_data = publish
+    try:
+        loop.add_socket(pub_ours, publisher)
+        loop.add_socket(sub_ours, subscriber)
+        pub_theirs.sendall(b"go")
+        loop.run_once(1.0)
+        assert subscriber.pauses == 0
+        sub_theirs.settimeout(5)
+        got = bytearray()
+        while len(got) < len(burst):
+            got += sub_theirs.recv(65536)
+        assert got == burst
+    finally:
+        loop.close()
+        pub_theirs.close()
+        sub_theirs.close()

@@ -302,7 +302,10 @@ class Loop:
             self._registered.discard(conn)
         if conn.closed:
             del self._connections[conn]
-            LOGGER.debug("closed %r after %d bytes in", conn, conn.bytes_received)
+            if LOGGER.isEnabledFor(logging.INFO):  # what `bufkit serve` shows
+                LOGGER.info(
+                    "closed %s after %d bytes in", repr(conn), conn.bytes_received
+                )
 
     # -- callbacks ----------------------------------------------------------
 
@@ -584,8 +587,8 @@ class Listener:
                 return
             self._policy.accepted()
             self._accepted += 1
-            if LOGGER.isEnabledFor(logging.DEBUG):
-                LOGGER.debug("accepted %s on %s", addr, self.address)
+            if LOGGER.isEnabledFor(logging.INFO):
+                LOGGER.info("accepted %s on %s", addr, self.address)
             self._loop._adopt(sock, self._factory)
 
     def _back_off(self, exc: OSError) -> None:
