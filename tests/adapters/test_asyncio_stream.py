@@ -761,3 +761,19 @@ def test_a_peer_reset_is_quiet(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("DEBUG")
     run(body)
     assert [r for r in caplog.records if r.levelno > logging.DEBUG] == []
+
+
+def test_frame_backlog_stops_the_current_read_event() -> None:
+    """Over read_limit, no further read happens in the same readable event."""
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        sock = FakeSocket(recv=[Deliver(b"f" * 2048)] * 4)
+        conn = connect(loop, pool, sock, read_limit=1000)
+        loop.readable(sock.fileno())
+        assert len([c for c in sock.calls if c.op == "recv_into"]) == 1
+        assert sock.fileno() not in loop.readers
+        assert await conn.read_frame() == b"f" * 2048
+        assert sock.fileno() in loop.readers
+        conn.abort()
+
+    run(body)

@@ -175,8 +175,8 @@ async def start_server(
             waits).
         low_water: Queued bytes at which writing resumes.
         read_limit: Received frame bytes buffered before reading pauses
-            (checked after each frame, so a readable event may finish its
-            read budget first).
+            (checked after each frame; no further read follows in that
+            event).
         read_budget: Reads per readable event (fairness).
 
     Returns:

@@ -293,7 +293,16 @@ class Connection:
         await asyncio.shield(self._closed)
 
     def get_extra_info(self, name: str, default: object = None) -> object:
-        """``"socket"``, ``"sockname"`` or ``"peername"``, as in asyncio."""
+        """``"socket"``, ``"sockname"`` or ``"peername"``, as in asyncio.
+
+        Args:
+            name: What to return.
+            default: Returned for other names, or when the socket cannot
+                say any more (closed).
+
+        Returns:
+            The socket, its address, the peer's address, or ``default``.
+        """
         try:
             if name == "socket":
                 return self._sock
@@ -345,6 +354,9 @@ class Connection:
     def writelines(self, chunks: Iterable[Buffer | PooledBuffer]) -> None:
         """Queue several chunks; same rules as :meth:`write`.
 
+        Args:
+            chunks: The bytes to send, in order.
+
         Raises:
             QueueClosedError: After :meth:`close` or :meth:`write_eof`.
             QueueFailedError: After the connection broke or was aborted.
@@ -358,6 +370,10 @@ class Connection:
         itself, so sends keep the order of the calls even when their futures
         are awaited later or never. Cancelling the future (or the task that
         awaits it) does not withdraw the data: it is still sent.
+
+        Args:
+            data: The bytes to send (a :class:`bufkit.PooledBuffer` is handed
+                over, as with :meth:`write`).
 
         Returns:
             A future: ``None`` once the last byte was accepted by the kernel,
