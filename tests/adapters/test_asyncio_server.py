@@ -17,6 +17,7 @@ import bufkit
 from bufkit.adapters.asyncio import (
     Connection,
     StreamProtocol,
+    open_connection,
     open_protocol_connection,
     start_protocol_server,
     start_server,
@@ -89,10 +90,14 @@ def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 
 
 class Held(StreamProtocol):
-    """Remembers whether it was told the connection is gone."""
+    """Keeps its connection, as protocols do; remembers being told it is gone."""
 
     def __init__(self) -> None:
         self.lost = False
+
+    def connection_made(self, conn: Connection) -> None:
+        """Keep the connection: a cycle until the connection is lost."""
+        self.conn = conn
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Record."""
@@ -124,6 +129,47 @@ def test_a_finished_connection_is_freed_without_the_cyclic_gc(
         for _ in range(3):
             await asyncio.sleep(0)
         assert [ref() for ref in refs] == [None, None]
+
+    gc.collect()
+    gc.disable()
+    try:
+        with tcp_pair() as (ours, peer):
+            run_on(loop_factory, body(ours, peer))
+    finally:
+        gc.enable()
+    assert in_use(pool) == 0
+
+
+@pytest.mark.parametrize("end", ["close", "reset"])
+def test_a_finished_framed_connection_is_freed_without_the_cyclic_gc(
+    loop_factory: LoopFactory, end: str
+) -> None:
+    """Callback mode with a framer holding a partial frame: freed by refcounting."""
+    pool = bufkit.BufferPool()
+
+    async def body(ours: socket.socket, peer: socket.socket) -> None:
+        conn = await open_connection(
+            pool=pool,
+            sock=ours.dup(),
+            framer=lambda f: bufkit.LengthPrefixedFramer(pool, f, max_frame=5000),
+        )
+        peer.sendall(struct.pack("!I", 3) + b"abc" + struct.pack("!I", 1000) + b"x")
+        assert await asyncio.wait_for(conn.read_frame(), 10) == b"abc"
+        while in_use(pool) == 0:  # the framer holds the partial frame
+            await asyncio.sleep(0.01)
+        if end == "reset":
+            peer.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            peer.close()
+        else:
+            conn.close()
+        await asyncio.wait_for(conn.wait_closed(), 10)
+        ref = weakref.ref(conn)
+        del conn
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert ref() is None
 
     gc.collect()
     gc.disable()
