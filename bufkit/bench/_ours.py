@@ -79,7 +79,7 @@ def serve_selectors(host: str) -> Served:
 
 def serve_stream(host: str, *, use_uvloop: bool) -> Served:
     """Start the asyncio readiness stream (protocol mode) on a new loop."""
-    from bufkit.adapters.asyncio import StreamProtocol, start_server
+    from bufkit.adapters.asyncio import StreamProtocol, start_protocol_server
 
     class Echo(StreamProtocol):
         write: Callable[..., None]
@@ -102,7 +102,7 @@ def serve_stream(host: str, *, use_uvloop: bool) -> Served:
 
     def listen(factory: type[StreamProtocol]) -> int:
         server = loop.run_until_complete(
-            start_server(factory, host, 0, pool=pool, backlog=BACKLOG)
+            start_protocol_server(factory, host, 0, pool=pool, backlog=BACKLOG)
         )
         port: int = server.sockets[0].getsockname()[1]
         return port

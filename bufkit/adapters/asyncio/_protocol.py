@@ -128,6 +128,12 @@ class PooledProtocol(asyncio.BufferedProtocol):
         ValueError: ``read_size`` is not positive.
     """
 
+    transport: asyncio.BaseTransport | None
+    """The transport, from :meth:`connection_made` until the end.
+
+    A plain attribute, as in asyncio code: a subclass may assign it.
+    """
+
     def __init__(
         self,
         pool: BufferPool,
@@ -145,17 +151,12 @@ class PooledProtocol(asyncio.BufferedProtocol):
         self._lent_view: memoryview | None = None
         self._sweeper: _Sweeper | None = None
         self._watched = False  # on the sweeper's list for this iteration
-        self._transport: asyncio.BaseTransport | None = None
+        self.transport = None
 
     @property
     def pool(self) -> BufferPool:
         """The pool this protocol borrows its receive chunks from."""
         return self._pool
-
-    @property
-    def transport(self) -> asyncio.BaseTransport | None:
-        """The transport, from :meth:`connection_made` until the end."""
-        return self._transport
 
     @property
     def lent_bytes(self) -> int:
@@ -164,8 +165,12 @@ class PooledProtocol(asyncio.BufferedProtocol):
         return 0 if lent is None else lent.size
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Remember the transport; subclasses must call this first."""
-        self._transport = transport
+        """Remember the transport; subclasses must call this first.
+
+        Code ported from :class:`asyncio.Protocol` may go on assigning
+        ``self.transport = transport`` after the call.
+        """
+        self.transport = transport
         self._sweeper = _sweeper_for(transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
