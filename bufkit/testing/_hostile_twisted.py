@@ -23,7 +23,7 @@ from typing import Any, Final, final
 from twisted.internet import address, error, interfaces
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
-from zope.interface import implementer  # type: ignore[import-untyped]
+from zope.interface import implementer
 
 from bufkit.testing._hostile_core import (
     Outcome,

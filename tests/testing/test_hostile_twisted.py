@@ -11,7 +11,7 @@ from twisted.internet import error, interfaces
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
-from zope.interface import implementer  # type: ignore[import-untyped]
+from zope.interface import implementer
 
 import bufkit.testing
 from bufkit.testing import (
