@@ -169,7 +169,7 @@ def _factory(name: str, loop: Loop) -> Callable[[], ConnectionProtocol]:
     if name == "discard":
         return servers.Discard
     if name == "fanout":
-        return servers.Fanout
+        return lambda: servers.Fanout(schedule=loop.call_soon)
     return lambda: servers.LineEcho(loop.pool)
 
 

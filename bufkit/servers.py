@@ -20,6 +20,7 @@ traceback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, final
 
 from bufkit import DelimiterFramer, FramingError
@@ -106,14 +107,30 @@ class Fanout(_Backpressure):
     much and reads slowly costs one watermark of memory, not 3200 times what
     it sent. After the peer's end of file the connection stays open until
     every reply owed was written, then closes.
+
+    ``resume_writing`` is called while the connection flushes: what it writes
+    joins that flush, which goes on while the kernel takes the bytes, so one
+    event may write the socket's whole send buffer. Pass ``schedule`` (the
+    loop's ``call_soon``) to write from a loop callback, after the flush,
+    instead: then each connection writes at most one high watermark per
+    callback (two per loop iteration: the read event's and one scheduled), and
+    the loop stays responsive whatever the peers do.
+
+    Args:
+        schedule: Runs a callable soon, outside the current event
+            (:meth:`bufkit.adapters.selectors.Loop.call_soon`); ``None``
+            writes from ``resume_writing`` itself.
     """
 
-    __slots__ = ("_eof", "_owed", "_paused")
+    __slots__ = ("_eof", "_owed", "_paused", "_schedule")
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, schedule: Callable[[Callable[[], None]], object] | None = None
+    ) -> None:
         self._owed = 0  # writes owed to the peer
         self._paused = False
         self._eof = False
+        self._schedule = schedule
 
     @property
     def owed(self) -> int:
@@ -131,10 +148,16 @@ class Fanout(_Backpressure):
         super().pause_writing()
 
     def resume_writing(self) -> None:
-        """Write on what is owed, up to the high watermark again."""
+        """Write on what is owed, up to the high watermark again.
+
+        With ``schedule``, the writing is scheduled instead (see the class).
+        """
         self._paused = False
         super().resume_writing()
-        self._produce()
+        if self._schedule is None:
+            self._produce()
+        elif self._owed:
+            self._schedule(self._produce)
 
     def eof_received(self) -> bool | None:
         """Keep the sending side open while replies are owed.
@@ -147,6 +170,8 @@ class Fanout(_Backpressure):
         return True if self._owed else None
 
     def _produce(self) -> None:
+        if self.conn.closed:
+            return
         write = self.conn.write
         chunk = _FANOUT_CHUNK
         owed = self._owed

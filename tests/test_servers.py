@@ -146,10 +146,27 @@ def test_line_echo_aborts_on_a_line_too_long_in_one_quiet_line(
 _HIGH = 65536
 
 
-def _fanout_pair(loop: Loop) -> tuple[socket.socket, Connection]:
+def _fanout_pair(
+    loop: Loop, *, scheduled: bool = False
+) -> tuple[socket.socket, Connection]:
     server, client = socket.socketpair()
     client.setblocking(False)
-    return client, loop.add_socket(server, Fanout())
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    protocol = Fanout(schedule=loop.call_soon if scheduled else None)
+    return client, loop.add_socket(server, protocol)
+
+
+def _drain(client: socket.socket) -> tuple[bytes, bool]:
+    """Read what is there; return it and whether the peer's end of file came."""
+    got = bytearray()
+    while True:
+        try:
+            data = client.recv(1 << 20)
+        except BlockingIOError:
+            return bytes(got), False
+        if not data:
+            return bytes(got), True
+        got += data
 
 
 def test_fanout_holds_a_bounded_backlog_for_a_peer_that_never_reads() -> None:
@@ -215,3 +232,32 @@ def test_echo_owns_large_reads_and_the_queue_copies_small_ones(size: int) -> Non
     assert sock.wire == data
     assert pool.stats().buffers_in_use == 0
     driver.conn.abort()
+
+
+@pytest.mark.parametrize("scheduled", [True, False])
+def test_scheduled_fanout_writes_one_watermark_per_loop_iteration(
+    scheduled: bool,
+) -> None:
+    """With ``schedule``, an iteration writes two high watermarks at most."""
+    loop = Loop(high_water=_HIGH, low_water=_HIGH // 4)
+    client, conn = _fanout_pair(loop, scheduled=scheduled)
+    try:
+        client.send(b"?" * 300)
+        client.shutdown(socket.SHUT_WR)
+        got = bytearray()
+        most = 0
+        for _ in range(100_000):
+            before = conn.bytes_written
+            loop.run_once(0.001)
+            most = max(most, conn.bytes_written - before)
+            data, eof = _drain(client)
+            got += data
+            if eof:
+                break
+        assert len(got) == 300 * FANOUT_REPLIES * FANOUT_REPLY_SIZE
+        # Scheduled: the read event's watermark and one scheduled callback's.
+        bounded = most <= 2 * (_HIGH + FANOUT_REPLY_SIZE)
+        assert bounded is scheduled  # inline, a flush writes what the kernel takes
+    finally:
+        client.close()
+        loop.close()
