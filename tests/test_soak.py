@@ -223,3 +223,14 @@ def test_a_very_short_soak_end_to_end() -> None:
         "sigint-under-load",
     ):
         assert f"PASS serve-line-echo {scenario}:" in out.stdout
+
+
+def test_a_known_problem_is_reported_but_does_not_fail() -> None:
+    """A problem listed as known reads KNOWN with its reason; any other is FAIL."""
+    known = Result("t", "fd-flood", problems=["spun"], known="a stdlib bug")
+    other = Result("t", "churn", problems=["spun"])
+    assert known.ok
+    assert known.line().startswith("KNOWN t fd-flood:")
+    assert "known: a stdlib bug" in known.line()
+    assert not other.ok
+    assert other.line().startswith("FAIL t churn:")
