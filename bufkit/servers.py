@@ -5,7 +5,7 @@ the three ways to handle received bytes: own the buffer (:class:`Echo`), drop
 it (:class:`Discard`), react with many small writes (:class:`Fanout`), or frame
 it (:class:`LineEcho`). Every one stops reading while its connection's write
 queue is above the high watermark, so a slow reader bounds its memory
-(invariant 6).
+(docs/design.md invariant 6).
 
 A protocol whose output is a multiple of its input (:class:`Fanout`) keeps a
 count of what it owes instead of queueing it: it writes only while writing is

@@ -7,8 +7,9 @@ asyncio calls ``get_buffer(sizehint)`` just before it reads and
 on uvloop (libuv's alloc and read callbacks) and inside ``SSLProtocol`` (CPython's
 and uvloop's) both calls happen in the same loop callback, and only once the
 socket is readable, so a chunk borrowed in ``get_buffer`` and given back in
-``buffer_updated`` keeps an idle connection at zero pool bytes (invariant 5)
-and the whole loop at one lent chunk, reused hot from the pool's LIFO free list.
+``buffer_updated`` keeps an idle connection at zero pool bytes (docs/design.md
+invariant 5) and the whole loop at one lent chunk, reused hot from the pool's
+LIFO free list.
 
 The corner case is a ``get_buffer`` that no ``buffer_updated`` follows: the read
 hit EAGAIN, EOF or an error, or ``SSLProtocol`` found only a partial TLS record
@@ -17,7 +18,7 @@ completes). The chunk then comes back at the first of: the next
 ``get_buffer``, ``eof_received``, ``connection_lost``, or the end of the
 current loop iteration, through a per-loop sweeper that runs at most once per
 iteration (one ``call_soon`` however many connections read). No chunk is lent
-twice and every lent chunk comes back (invariant 4).
+twice and every lent chunk comes back (docs/design.md invariant 4).
 
 The Windows proactor loop is different: it calls ``get_buffer`` when it
 *posts* an overlapped read and ``buffer_updated`` when the read completes, one
