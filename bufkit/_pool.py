@@ -17,8 +17,8 @@
 #  - release() tests and clears the buffer's `_lent` flag and pushes the
 #    carrier back. The test and the clear happen under the lock, so of two
 #    racing releases exactly one gives the chunk back.
-# A plain pool lends a chunk's carrier itself: a round trip allocates
-# nothing. A debug pool (poison, scrub, track) lends a fresh PooledBuffer per
+# A plain pool lends a chunk's carrier itself: a round trip allocates no
+# handle. A debug pool (poison, scrub, track) lends a fresh PooledBuffer per
 # lease pointing at the carrier, so a stale reference is told apart from the
 # next borrower.
 #
@@ -37,7 +37,7 @@
 #     served by a counted heap buffer outside max_bytes.
 #
 # Cost model: a warm round trip is two Python calls, two lock round trips and
-# a few attribute updates; nothing is allocated. Cutting a slab is
+# a few counter updates; no handle or buffer is allocated. Cutting a slab is
 # O(chunks per slab); trim() and a reclaim are O(chunks + slabs); stats() is
 # O(classes). Release callbacks cost a release one truth test when none wait.
 
