@@ -48,6 +48,7 @@ LINE_MAX: Final = 65536
 """The longest line :class:`LineEcho` accepts, without its newline."""
 
 _FANOUT_CHUNK: Final = b"x" * (FANOUT_REPLY_SIZE - 1) + b"\n"
+_FANOUT_BATCH: Final = 65536 // FANOUT_REPLY_SIZE  # writes per scheduled call
 LOGGER: Final = logging.getLogger("bufkit.servers")
 
 
@@ -111,10 +112,10 @@ class Fanout(_Backpressure):
     ``resume_writing`` is called while the connection flushes: what it writes
     joins that flush, which goes on while the kernel takes the bytes, so one
     event may write the socket's whole send buffer. Pass ``schedule`` (the
-    loop's ``call_soon``) to write from a loop callback, after the flush,
-    instead: then each connection writes at most one high watermark per
-    callback (two per loop iteration: the read event's and one scheduled), and
-    the loop stays responsive whatever the peers do.
+    loop's ``call_soon``) to write from loop callbacks instead, 64 KiB (the
+    default high watermark) per callback at most: the connection pauses its
+    protocol only once the kernel refuses bytes, so the batch bounds each
+    callback, and the loop stays responsive whatever the peers do.
 
     Args:
         schedule: Runs a callable soon, outside the current event
@@ -122,13 +123,14 @@ class Fanout(_Backpressure):
             writes from ``resume_writing`` itself.
     """
 
-    __slots__ = ("_eof", "_owed", "_paused", "_schedule")
+    __slots__ = ("_due", "_eof", "_owed", "_paused", "_schedule")
 
     def __init__(
         self, *, schedule: Callable[[Callable[[], None]], object] | None = None
     ) -> None:
         self._owed = 0  # writes owed to the peer
         self._paused = False
+        self._due = False  # a scheduled _produce is pending
         self._eof = False
         self._schedule = schedule
 
@@ -157,7 +159,7 @@ class Fanout(_Backpressure):
         if self._schedule is None:
             self._produce()
         elif self._owed:
-            self._schedule(self._produce)
+            self._later()
 
     def eof_received(self) -> bool | None:
         """Keep the sending side open while replies are owed.
@@ -175,13 +177,29 @@ class Fanout(_Backpressure):
         write = self.conn.write
         chunk = _FANOUT_CHUNK
         owed = self._owed
+        # With a schedule, one call writes one batch at most and schedules the
+        # next: the connection pauses only once the kernel refuses bytes, and
+        # a fast reader's kernel may take megabytes first.
+        batch = owed if self._schedule is None else _FANOUT_BATCH
         # pause_writing runs inside the write that crosses the high watermark.
-        while owed and not self._paused:
+        while batch and owed and not self._paused:
             write(chunk)
             owed -= 1
+            batch -= 1
         self._owed = owed
-        if not owed and self._eof:
+        if owed and not self._paused and self._schedule is not None:
+            self._later()
+        elif not owed and self._eof:
             self.conn.close()
+
+    def _later(self) -> None:
+        if not self._due and self._schedule is not None:
+            self._due = True
+            self._schedule(self._scheduled)
+
+    def _scheduled(self) -> None:
+        self._due = False
+        self._produce()
 
 
 @final
