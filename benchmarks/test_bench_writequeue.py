@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from bufkit import WriteQueue
+from bufkit import BufferPool, WriteQueue
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -305,3 +305,53 @@ def test_coalescing(
 
     benchmark(batch)
     benchmark.extra_info["writes per call"] = count
+
+
+# -- 4. write + flush, the per-event path --------------------------------------------
+class NullSink:
+    """A socket that accepts everything at once and copies nothing."""
+
+    def sendmsg(self, buffers: Iterable[Buffer], /) -> int:
+        """Accept the whole gather list."""
+        return sum(memoryview(b).nbytes for b in buffers)
+
+    def send(self, data: Buffer, /) -> int:
+        """Accept the whole buffer."""
+        return memoryview(data).nbytes
+
+
+@pytest.mark.benchmark_suite
+@pytest.mark.benchmark(group="write+flush, 1000 pairs per call")
+@pytest.mark.parametrize("size", [100, 4096])
+@pytest.mark.parametrize("kind", ["bytes", "pooled"])
+@pytest.mark.parametrize("sink", ["socketpair", "null sink"])
+def test_write_flush(
+    benchmark: BenchmarkFixture,
+    pair: tuple[socket.socket, socket.socket],
+    size: int,
+    kind: str,
+    sink: str,
+) -> None:
+    """``write`` then ``flush``: one send per pair, as an echo server makes."""
+    queue, pool = WriteQueue(), BufferPool()
+    chunk = b"f" * size
+    real = sink == "socketpair"
+    target: socket.socket | NullSink = pair[0] if real else NullSink()
+    peer, room = pair[1], memoryview(bytearray(size))
+    write, flush, acquire = queue.write, queue.flush, pool.acquire
+
+    def pairs() -> None:
+        for _ in range(OPS):
+            if kind == "pooled":
+                buf = acquire(size)
+                buf.view[:size] = chunk
+                write(buf, nbytes=size)
+            else:
+                write(chunk)
+            flush(target)
+            if real:
+                peer.recv_into(room)
+
+    benchmark(pairs)
+    assert not queue
+    assert pool.stats().buffers_in_use == 0

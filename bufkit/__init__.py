@@ -31,10 +31,9 @@ from bufkit._protocols import (
     SupportsSend,
     SupportsSendmsg,
 )
-from bufkit._queuestate import QueueState
 from bufkit._reader import ReadinessReader
 from bufkit._version import __version__
-from bufkit._writequeue import WriteQueue
+from bufkit._writequeue import QueueState, WriteQueue
 from bufkit.errors import (
     BufferLeakWarning,
     BufferReleasedError,

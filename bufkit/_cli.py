@@ -29,9 +29,11 @@ def _add_subcommands(
     """Let each tool add its subcommand; each sets ``handler`` on its args."""
     from bufkit import _serve
     from bufkit.bench import _command as bench
+    from bufkit.soak import _command as soak
 
     bench.add_parser(subparsers)
     _serve.add_parser(subparsers)
+    soak.add_parser(subparsers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

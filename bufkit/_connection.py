@@ -89,7 +89,7 @@ from bufkit._pool import PooledBuffer
 from bufkit._reader import ReadinessReader
 from bufkit._sockets import is_peer_error
 from bufkit._writequeue import WriteQueue
-from bufkit.errors import FramingError, PoolExhausted
+from bufkit.errors import FramingError, PoolExhausted, QueueFailedError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -1117,7 +1117,16 @@ class Connection:
         exc, self._error = self._error, None
         if exc is None:  # pragma: no cover - callers check
             return
-        if self._state is _CLOSED:
+        if (
+            self._state is _CLOSED
+            and isinstance(exc, QueueFailedError)
+            and exc.__cause__ is not None
+            and is_peer_error(exc.__cause__)
+        ):
+            # A write met a queue the peer's reset had just failed, in the
+            # same callback (an early send found the reset): not a bug.
+            LOGGER.debug("%s: write after the peer left: %s", repr(self), exc)
+        elif self._state is _CLOSED:
             LOGGER.error("protocol error after %s closed", repr(self), exc_info=exc)
         else:
             LOGGER.error("protocol error; aborting %s", repr(self), exc_info=exc)

@@ -9,10 +9,9 @@ comes first and never looks at a view past the last one it returns, so a
 long queue costs no more per call than a short one. :func:`send_once` makes
 the one send call: ``sendmsg`` where it works, else ``send`` of a single
 buffer, joining small leading buffers (up to :data:`SEND_COALESCE` bytes) so
-that a TLS socket does not emit one record per tiny write. :func:`would_block`
-sorts the errors a send raises into "try again when writable" and fatal
-(invariant 1 of DESIGN.md relies on never treating a would-block as a loss,
-nor a loss as a would-block).
+that a TLS socket does not emit one record per tiny write. Nothing here
+changes the queue: docs/design.md invariant 1 holds because the queue moves
+its cursor by exactly the count a send returns.
 Cost: O(entries returned) for the list (one C-level list slice when the byte
 cap cannot bind, else a walk that stops at the cap), plus one slice when the
 head was partly sent or the last view is cut; the send fallback joins at most
@@ -22,10 +21,8 @@ SEND_COALESCE bytes.
 from __future__ import annotations
 
 import os
-import sys
-from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, cast
-
-from bufkit._checks import require_int
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, TypeGuard
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -33,20 +30,12 @@ if TYPE_CHECKING:
     from bufkit._protocols import SupportsSend, SupportsSendmsg
 
 __all__ = [
-    "COALESCE_BELOW",
-    "Errors",
     "GATHER_BYTES",
     "IOV_MAX",
     "SEND_COALESCE",
-    "TAIL_LIMIT",
-    "byte_view",
-    "check_nbytes",
     "gather",
-    "group",
-    "not_callable",
-    "raise_all",
+    "is_plain_socket",
     "send_once",
-    "would_block",
 ]
 
 
@@ -60,12 +49,6 @@ def _iov_max() -> int:
 
 IOV_MAX: Final = _iov_max()
 """The most buffers one ``sendmsg`` takes (``SC_IOV_MAX``, 1024 where unknown)."""
-
-COALESCE_BELOW: Final = 2048
-"""Writes shorter than this are copied into a shared tail buffer (measured)."""
-
-TAIL_LIMIT: Final = 65536
-"""The shared tail buffer is sealed into its own entry once this large."""
 
 GATHER_BYTES: Final = 1 << 20
 """Default byte cap of one gather list: above a loopback socket's usual take."""
@@ -163,97 +146,24 @@ def _send_joined(
     cap = min(max(head, SEND_COALESCE), max_bytes)
     views, offered = gather(segs, first, offset, total, IOV_MAX, cap)
     data = views[0] if len(views) == 1 else b"".join(views)
-    sent: int = cast("SupportsSend", sock).send(data)
-    return sent, offered
+    send: Callable[[Buffer], int] | None = getattr(sock, "send", None)
+    if send is None:
+        raise TypeError(f"{sock!r} has neither a working sendmsg nor send")
+    return send(data), offered
 
 
-PLAIN: Final[dict[type, bool]] = {}  # class -> is_plain_socket(class)
+PLAIN: Final[dict[type, bool]] = {}  # class -> whether it is socket.socket
 
 
-def is_plain_socket(cls: type) -> bool:
-    """Whether ``cls`` is exactly :class:`socket.socket` (remembered per class).
+def is_plain_socket(sock: SupportsSendmsg | SupportsSend) -> TypeGuard[SupportsSend]:
+    """Whether ``sock`` is exactly a :class:`socket.socket` (remembered per class).
 
     Its ``send`` is one syscall, so a single pending buffer goes out with it
     rather than a one-entry ``sendmsg``. Subclasses (TLS) and fakes keep the
     general path. Read by name: the core does not import :mod:`socket`.
     """
+    cls = sock.__class__
     plain = PLAIN.get(cls)
     if plain is None:
         plain = PLAIN[cls] = cls.__module__ == "socket" and cls.__name__ == "socket"
     return plain
-
-
-def would_block(exc: OSError) -> bool:
-    """Whether ``exc`` means "try again once writable" rather than a loss.
-
-    :class:`BlockingIOError` (``EAGAIN``), and the TLS layer's
-    ``SSLWantWriteError``/``SSLWantReadError``. :mod:`ssl` is looked up only if
-    something already imported it: an SSL socket cannot exist otherwise.
-    """
-    if isinstance(exc, BlockingIOError):
-        return True
-    ssl = sys.modules.get("ssl")
-    return ssl is not None and isinstance(
-        exc, (ssl.SSLWantWriteError, ssl.SSLWantReadError)
-    )
-
-
-Errors: TypeAlias = list[Exception] | None
-"""Exceptions raised by callbacks during one queue call, collected in order."""
-
-
-def group(errors: list[Exception]) -> Exception:
-    """The one error, or an :class:`ExceptionGroup` of several."""
-    if len(errors) == 1:
-        return errors[0]
-    return ExceptionGroup("WriteQueue callbacks raised", errors)
-
-
-def raise_all(errors: list[Exception]) -> NoReturn:
-    """Raise what :func:`group` makes of ``errors``."""
-    raise group(errors)
-
-
-def byte_view(data: Buffer, copy: bool, coalesce: int) -> memoryview:
-    """A one-dimensional ``'B'`` view of ``data``'s raw bytes, copied if needed.
-
-    Copied when not C-contiguous, or when ``copy`` is true, the view is at
-    least ``coalesce`` bytes (shorter ones are copied into the tail anyway)
-    and its exporter is not ``bytes``.
-
-    Raises:
-        TypeError: ``data`` does not support the buffer protocol.
-    """
-    try:
-        view = memoryview(data)
-    except TypeError:
-        raise TypeError(
-            f"write() needs a bytes-like object or a PooledBuffer, "
-            f"not {type(data).__name__!r}"
-        ) from None
-    if not view.c_contiguous:
-        return memoryview(view.tobytes())
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    if copy and len(view) >= coalesce and not isinstance(view.obj, bytes):
-        return memoryview(view.tobytes())
-    return view
-
-
-def not_callable(on_done: object) -> TypeError:
-    """The error for a completion callback that cannot be called."""
-    return TypeError(f"on_done must be callable or None, not {on_done!r}")
-
-
-def check_nbytes(nbytes: int, size: int) -> int:
-    """Return ``nbytes`` if it is an int within ``0..size``.
-
-    Raises:
-        TypeError: it is not an int.
-        ValueError: it is outside ``0..size``.
-    """
-    if nbytes.__class__ is not int:
-        require_int("nbytes", nbytes)
-    if not 0 <= nbytes <= size:
-        raise ValueError(f"nbytes {nbytes} is outside 0..{size}")
-    return nbytes

@@ -8,8 +8,14 @@
 # "carrier", holding the chunk's one memoryview). Free carriers wait on a LIFO
 # list per class: the chunk given back last, still cache-hot, is lent first.
 #
-# Every lend and every return happens under the pool's one lock, so each
-# state change below is atomic on every build, free-threaded included:
+# On a build with a GIL, a plain pool lends and takes back a warm chunk
+# without the lock: between the test of the free list (or of the `_lent`
+# flag) and the pop (or the append) the code makes no call, and CPython
+# switches threads and runs signal handlers only at calls and backward jumps,
+# so the test and the change are atomic. Anything that reshapes the free
+# lists (cutting a slab, reclaiming, trim) first turns that path off, under
+# the lock. Debug pools and free-threaded builds take the lock every time.
+# Under the lock, each state change below is atomic on every build:
 #  - acquire() validates the size, picks the class by bisection, pops a free
 #    carrier and marks it lent; an empty list cuts a slab, which may first
 #    reclaim idle slabs of other classes; past max_bytes it refuses or lends
@@ -17,8 +23,8 @@
 #  - release() tests and clears the buffer's `_lent` flag and pushes the
 #    carrier back. The test and the clear happen under the lock, so of two
 #    racing releases exactly one gives the chunk back.
-# A plain pool lends a chunk's carrier itself: a round trip allocates
-# nothing. A debug pool (poison, scrub, track) lends a fresh PooledBuffer per
+# A plain pool lends a chunk's carrier itself: a round trip allocates no
+# handle. A debug pool (poison, scrub, track) lends a fresh PooledBuffer per
 # lease pointing at the carrier, so a stale reference is told apart from the
 # next borrower.
 #
@@ -36,8 +42,9 @@
 #     back; a request that still cannot fit is refused (PoolExhausted) or
 #     served by a counted heap buffer outside max_bytes.
 #
-# Cost model: a warm round trip is two Python calls, two lock round trips and
-# a few attribute updates; nothing is allocated. Cutting a slab is
+# Cost model: a warm round trip is two Python calls and a few counter updates
+# (two lock round trips on a debug pool or a free-threaded build); no handle
+# or buffer is allocated. Cutting a slab is
 # O(chunks per slab); trim() and a reclaim are O(chunks + slabs); stats() is
 # O(classes). Release callbacks cost a release one truth test when none wait.
 
@@ -88,6 +95,11 @@ def _normpath(path: str) -> str:
     """``path`` absolute and in the platform's case, to compare file names."""
     return os.path.normcase(os.path.abspath(path))
 
+
+_CLASS_CACHE: Final = 64  # distinct request sizes remembered per pool
+
+_GIL_ENABLED: Final = getattr(sys, "_is_gil_enabled", lambda: True)()
+"""Whether this build has a GIL (free-threaded builds run without one)."""
 
 _THIS_FILE: Final = _normpath(__file__)  # left out of the stacks `track` keeps
 
@@ -306,6 +318,21 @@ class PooledBuffer:
             BufferReleasedError: The buffer was already released.
         """
         pool = self._pool
+        cls = self._cls
+        if pool._fast and self._carrier is None and cls is not None:
+            # The warm path: from the test of _lent to the append there is no
+            # call, so under the GIL no other thread runs in between and of
+            # two racing releases exactly one passes the test.
+            if not self._lent:
+                raise BufferReleasedError(f"{self!r} was already released")
+            self._lent = False
+            self._filled = 0
+            cls.free.append(self)
+            cls.lent -= 1
+            pool._bytes_in_use -= self._size
+            if pool._release_callbacks:
+                pool._run_release_callbacks()
+            return
         lock = pool._lock
         lock.acquire()  # not `with`: measurably cheaper on this hot path
         try:
@@ -467,10 +494,13 @@ class BufferPool:
     __slots__ = (
         "__weakref__",
         "_bytes_in_use",
+        "_class_of",
         "_classes",
         "_debug",
         "_exhausted",
         "_fallback",
+        "_fast",
+        "_fast_ok",
         "_heap_bytes",
         "_heap_fallbacks",
         "_heap_in_use",
@@ -513,6 +543,9 @@ class BufferPool:
         self._classes = tuple(
             _SizeClass(s, max(1, self._slab_size // s)) for s in sizes
         )
+        # Sizes asked for before, by value (validated ints only): most callers
+        # ask for a few sizes again and again, and a dict hit beats bisecting.
+        self._class_of: dict[int, _SizeClass] = {}
         self._max_bytes = max_bytes
         self._fallback = fallback
         self._mmap = backing == "mmap"
@@ -525,6 +558,11 @@ class BufferPool:
         # any two bytecodes of the main thread, maybe inside a locked region;
         # stats() from there must not deadlock on a lock its thread holds.
         self._lock = threading.RLock()
+        # The warm path lends and takes back without the lock where the GIL
+        # makes it atomic (see the module notes); debug pools and
+        # free-threaded builds always take the lock.
+        self._fast_ok = self._debug is None and _GIL_ENABLED
+        self._fast = self._fast_ok
         self._reserved = self._bytes_in_use = self._peak = 0
         self._heap_fallbacks = self._heap_in_use = self._heap_bytes = 0
         self._exhausted = self._reclaimed = 0
@@ -578,12 +616,29 @@ class BufferPool:
         """
         if type(min_size) is not int or min_size <= 0:
             min_size = positive_int("min_size", min_size)
-        index = bisect_left(self._sizes, min_size)
-        if index == len(self._sizes):
-            return self._lend_oversize(min_size)
-        cls = self._classes[index]
+        cls = self._class_of.get(min_size)
+        if cls is None:
+            index = bisect_left(self._sizes, min_size)
+            if index == len(self._sizes):
+                return self._lend_oversize(min_size)
+            cls = self._classes[index]
+            if len(self._class_of) < _CLASS_CACHE:
+                self._class_of[min_size] = cls
+        # The warm path: no call between the test and the pop, so no other
+        # thread (nor a signal handler) can run between them under the GIL.
+        if self._fast and cls.free:
+            buf = cls.free.pop()
+            buf._lent = True
+            cls.lent += 1
+            cls.acquires += 1
+            in_use = self._bytes_in_use + cls.size
+            self._bytes_in_use = in_use
+            if in_use > self._peak:
+                self._peak = in_use
+            return buf
         lock = self._lock
         lock.acquire()  # not `with`: measurably cheaper on this hot path
+        self._fast = False  # other threads wait while slabs are cut or dropped
         try:
             free = cls.free
             if free and self._debug is None:
@@ -600,6 +655,7 @@ class BufferPool:
             if carrier is not None:
                 return self._lend(cls, carrier)
         finally:
+            self._fast = self._fast_ok
             lock.release()
         return self._lend_heap(
             cls.size,
@@ -705,8 +761,12 @@ class BufferPool:
             The bytes given back (the slabs' sizes).
         """
         with self._lock:
-            freed = sum(cls.drop(cls.idle_slabs()) for cls in self._classes)
-            self._reserved -= freed
+            self._fast = False  # no lock-free lend or return while slabs go
+            try:
+                freed = sum(cls.drop(cls.idle_slabs()) for cls in self._classes)
+                self._reserved -= freed
+            finally:
+                self._fast = self._fast_ok
         return freed
 
     def __repr__(self) -> str:

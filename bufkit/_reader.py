@@ -35,8 +35,7 @@ from __future__ import annotations
 
 from typing import Final, final
 
-from bufkit._checks import require_int
-from bufkit._gather import would_block
+from bufkit._checks import require_int, would_block
 from bufkit._pool import BufferPool, PooledBuffer
 from bufkit._protocols import ReadHandler, SupportsRecvInto
 

@@ -1,10 +1,36 @@
 """``bufkit serve``: run a reference protocol on the selectors :class:`Loop`.
 
-With ``--workers N`` (N > 1) the parent binds the port once (so ``--port 0``
-picks one port for all), forks N workers that listen on it with
-``SO_REUSEPORT`` (the kernel spreads connections across them), forwards
-SIGINT, SIGTERM and SIGUSR1 to them and reaps them. SIGUSR1 makes a worker
-print its pool and queue statistics; every worker prints them when it exits.
+Theory of operation
+-------------------
+The command checks its arguments first (a port in 0-65535, a host that
+resolves, ``os.fork`` for ``--workers``) and binds the listening socket
+itself, before it serves or forks, so a mistake is one line on stderr: status 2
+for a bad argument (argparse's convention), 1 for an address that cannot be
+bound (in use, not local).
+
+One worker serves in the command's own process. With ``--workers N`` the
+supervisor binds and listens once, then forks N workers that accept on that
+one socket (each connection goes to one of them). No ``SO_REUSEPORT``: a
+second server on the same port is refused exactly like a single-worker one,
+and ``--port 0`` picks one port for all.
+
+Stopping is state, not a signal edge. The supervisor holds one end of a socket
+pair (the *lifeline*) and every worker watches the other end as a connection
+of its loop: the supervisor stops the workers by closing its end, and when the
+supervisor dies, even by ``SIGKILL``, the kernel closes it for it. A signal is
+only recorded by its handler (a counter), and the supervisor's wait loop
+sleeps in ``select`` on a socket that :func:`signal.set_wakeup_fd` writes to,
+so a signal that comes at any moment (before the fork, while a worker is
+still starting) is seen and never lost. Stop signals: SIGINT, SIGTERM, SIGHUP,
+SIGQUIT (a second one sends SIGTERM to the workers still running). SIGUSR1 is
+forwarded to the workers, each of which prints its pool and queue statistics
+(every worker prints them when it exits). The supervisor signals only workers
+it has not reaped: the pid of a reaped one may belong to another process.
+
+A worker ignores SIGINT (a terminal's Ctrl-C reaches the whole process group;
+the supervisor stops the workers) and SIGUSR1 until its loop handles it. A
+worker that exits by itself stops the others; the command then exits with 1.
+Signals and ``fork`` that the platform lacks are skipped where they are used.
 """
 
 from __future__ import annotations
@@ -13,21 +39,46 @@ import argparse
 import contextlib
 import logging
 import os
+import select
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from bufkit.adapters.selectors import ConnectionProtocol, Loop
+    from bufkit.adapters.selectors import (
+        Connection,
+        ConnectionProtocol,
+        Loop,
+    )
 
 __all__ = ["add_parser", "run"]
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_SIGNALS = (*_STOP_SIGNALS, signal.SIGUSR1)
-PROTOCOLS = ("echo", "discard", "fanout", "line-echo")
+PROTOCOLS: Final = ("echo", "discard", "fanout", "line-echo")
+MAX_WORKERS: Final = 256
+"""The most workers ``--workers`` accepts."""
+BACKLOG: Final = 1024
+
+
+def _signals(*names: str) -> tuple[int, ...]:
+    """The signal numbers of ``names`` that this platform has."""
+    found = (getattr(signal, name, None) for name in names)
+    return tuple(int(sig) for sig in found if sig is not None)
+
+
+_STOP_SIGNALS: Final = _signals("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+_WORKER_STOP_SIGNALS: Final = _signals("SIGTERM", "SIGHUP", "SIGQUIT")
+_STATS_SIGNALS: Final = _signals("SIGUSR1")
+_CHILD_SIGNALS: Final = _signals("SIGCHLD")
+
+
+_Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+class UsageError(Exception):
+    """A bad argument: the message is the one line the command prints."""
 
 
 def add_parser(
@@ -37,8 +88,9 @@ def add_parser(
     parser = subparsers.add_parser(
         "serve",
         help="run a reference server on the selectors loop",
-        description="Run a reference protocol until Ctrl-C. SIGUSR1 prints "
-        "pool and queue statistics (so does exit).",
+        description="Run a reference protocol until SIGINT (Ctrl-C), SIGTERM, "
+        "SIGHUP or SIGQUIT. SIGUSR1 prints pool and queue statistics (so does "
+        "exit).",
     )
     parser.add_argument("protocol", choices=PROTOCOLS)
     parser.add_argument("--host", default="127.0.0.1")
@@ -58,12 +110,54 @@ def run(args: argparse.Namespace) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
-    if args.workers < 1:
-        print("bufkit serve: --workers must be at least 1", file=sys.stderr)
+    try:
+        _check(args)
+        sock = _bind(args.host, args.port)
+    except UsageError as exc:
+        print(f"bufkit serve: {exc}", file=sys.stderr)
         return 2
-    if args.workers == 1:
-        return _worker(args.protocol, args.host, args.port, reuse_port=False)
-    return _supervise(args)
+    except OSError as exc:
+        where = f"{args.host}:{args.port}"
+        print(f"bufkit serve: cannot listen on {where}: {exc}", file=sys.stderr)
+        return 1
+    with sock:
+        if args.workers == 1:
+            return _worker(args.protocol, sock, lifeline=None, stops=_Counter())
+        return _supervise(args, sock)
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Raise :class:`UsageError` for an argument out of range."""
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a port number (0 to 65535)")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise UsageError(f"--workers {args.workers} is not in 1 to {MAX_WORKERS}")
+    if args.workers > 1 and not hasattr(os, "fork"):
+        raise UsageError(
+            f"--workers {args.workers} needs os.fork, which this platform lacks"
+        )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Return a non-blocking socket listening on ``host``:``port``."""
+    try:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (OSError, UnicodeError) as exc:
+        raise UsageError(f"cannot resolve --host {host!r}: {exc}") from None
+    family, kind, proto, _name, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name == "posix":  # elsewhere SO_REUSEADDR lets a port be shared
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _factory(name: str, loop: Loop) -> Callable[[], ConnectionProtocol]:
@@ -74,28 +168,72 @@ def _factory(name: str, loop: Loop) -> Callable[[], ConnectionProtocol]:
     if name == "discard":
         return servers.Discard
     if name == "fanout":
-        return servers.Fanout
+        return lambda: servers.Fanout(schedule=loop.call_soon)
     return lambda: servers.LineEcho(loop.pool)
 
 
-def _worker(name: str, host: str, port: int, *, reuse_port: bool) -> int:
+class _Counter:
+    """How many times a signal came; the handler only counts."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+
+
+class _Lifeline:
+    """The worker's end of the supervisor's socket pair: its end of file stops."""
+
+    __slots__ = ("_stop",)
+
+    def __init__(self, stop: Callable[[], object]) -> None:
+        self._stop = stop
+
+    def connection_made(self, conn: Connection, /) -> None:
+        """Nothing to keep."""
+
+    def data_received(self, view: memoryview, /) -> None:
+        """The supervisor sends nothing."""
+
+    def eof_received(self) -> bool | None:
+        """The supervisor closed its end or died: stop."""
+        self._stop()
+        return None
+
+    def connection_lost(self, exc: BaseException | None, /) -> None:
+        """Stop, whatever closed the pair."""
+        self._stop()
+
+    def pause_writing(self) -> None:
+        """Nothing is written."""
+
+    def resume_writing(self) -> None:
+        """Nothing is written."""
+
+
+def _worker(
+    name: str, sock: socket.socket, *, lifeline: socket.socket | None, stops: _Counter
+) -> int:
+    """Serve on ``sock`` until a stop signal or the lifeline's end of file."""
     from bufkit.adapters.selectors import Loop
 
     loop = Loop()
     try:
-        listener = loop.listen(_factory(name, loop), host, port, reuse_port=reuse_port)
-    except OSError as exc:
-        loop.close()
-        print(f"bufkit serve: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
-        return 1
-    try:
+        listener = loop.listen_socket(_factory(name, loop), sock.dup())
         # The loop runs these as callbacks, never inside the signal handler,
         # which could interrupt a read, a write or a lend of the pool.
-        for sig in _STOP_SIGNALS:
+        for sig in _WORKER_STOP_SIGNALS if lifeline else _STOP_SIGNALS:
             loop.add_signal_handler(sig, loop.stop)
-        loop.add_signal_handler(signal.SIGUSR1, _print_stats, loop)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # see _supervise
-        where = "{}:{}".format(*listener.address)
+        for sig in _STATS_SIGNALS:
+            loop.add_signal_handler(sig, _print_stats, loop)
+        if lifeline is not None:
+            loop.add_socket(lifeline, _Lifeline(loop.stop))
+        if stops.count:  # a stop signal came before the loop handled them
+            loop.stop()
+        where = "{}:{}".format(*listener.address[:2])
         _say(f"bufkit serve {name}: pid {os.getpid()} listening on {where}")
         loop.run_forever()
     finally:
@@ -106,7 +244,7 @@ def _worker(name: str, host: str, port: int, *, reuse_port: bool) -> int:
 
 def _print_stats(loop: Loop) -> None:
     stats = loop.pool.stats()
-    conns = loop.connections
+    conns = [c for c in loop.connections if not isinstance(c.protocol, _Lifeline)]
     pending = sum(c.pending_bytes for c in conns)
     paused = sum(1 for c in conns if c.writing_paused)
     _say(
@@ -126,63 +264,119 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-def _supervise(args: argparse.Namespace) -> int:
-    """Fork the workers, forward signals to them, reap them."""
-    # Hold the port (bound, not listening) so that every worker, and --port 0,
-    # share one port; a bound socket that is not listening gets no connections.
-    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    holder.bind((args.host, args.port))
-    port = holder.getsockname()[1]
-    sys.stdout.flush()
-    children: list[int] = []
-    # Until the parent forwards and each worker has its own handlers, a
-    # signal waits (blocked) rather than kill a process by default action.
-    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    saved = {sig: signal.signal(sig, _forwarder(children)) for sig in _SIGNALS}
+def _install(sigs: Iterable[int], handler: _Handler) -> dict[int, _Handler]:
+    return {sig: signal.signal(sig, handler) for sig in sigs}
+
+
+def _supervise(args: argparse.Namespace, sock: socket.socket) -> int:
+    """Fork the workers, stop them on a stop signal, reap them."""
+    stops, stats = _Counter(), _Counter()
+    wake_r, wake_w = socket.socketpair()
+    keep, give = socket.socketpair()  # the lifeline
+    for end in (wake_r, wake_w):
+        end.setblocking(False)
+    saved = _install(_STOP_SIGNALS, stops)
+    saved |= _install(_STATS_SIGNALS, stats)
+    saved |= _install(_CHILD_SIGNALS, _Counter())  # only to wake the wait
+    old_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+    alive: set[int] = set()
     try:
+        sys.stdout.flush()
         for _ in range(args.workers):
+            if stops.count:
+                break
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child
-                holder.close()
-                # Not the parent's forwarder: the worker's loop handles these
-                # while it runs and gives back SIG_IGN, so a signal that comes
-                # late (a terminal's Ctrl-C reaches the whole group besides the
-                # forwarded one) cannot cut the exit short.
-                for sig in _SIGNALS:
-                    signal.signal(sig, signal.SIG_IGN)
-                status = 1
-                try:
-                    status = _worker(args.protocol, args.host, port, reuse_port=True)
-                finally:
-                    sys.stdout.flush()
-                    os._exit(status)
-            children.append(pid)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-        return _reap(children)
+                _child(args.protocol, sock, give, (keep, wake_r, wake_w), stops)
+            alive.add(pid)
+        give.close()
+        host, port = sock.getsockname()[:2]
+        _say(
+            f"bufkit serve: pid {os.getpid()} supervising {len(alive)} workers "
+            f"on {host}:{port}"
+        )
+        return _wait(alive, keep, wake_r, stops, stats)
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+        signal.set_wakeup_fd(old_fd)
         for sig, handler in saved.items():
             signal.signal(sig, handler)
-        holder.close()
-
-
-def _forwarder(children: list[int]) -> Callable[[int, FrameType | None], None]:
-    def forward(signum: int, frame: FrameType | None) -> None:
-        for pid in children:
+        for end in (wake_r, wake_w, keep, give):
+            end.close()
+        for pid in alive:  # only if the wait itself failed
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    return forward
+                os.kill(pid, signal.SIGKILL)
 
 
-def _reap(children: list[int]) -> int:
+def _child(
+    name: str,
+    sock: socket.socket,
+    lifeline: socket.socket,
+    parents: tuple[socket.socket, ...],
+    stops: _Counter,
+) -> None:  # pragma: no cover - runs in the child
+    """Become a worker; never returns."""
+    status = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        for end in parents:
+            end.close()
+        stops.count = 0
+        if hasattr(signal, "SIGINT"):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for sig in _STATS_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)  # its default action would kill
+        for sig in _CHILD_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        status = _worker(name, sock, lifeline=lifeline, stops=stops)
+    finally:
+        sys.stdout.flush()
+        os._exit(status)
+
+
+def _wait(
+    alive: set[int],
+    lifeline: socket.socket,
+    wake: socket.socket,
+    stops: _Counter,
+    stats: _Counter,
+) -> int:
+    """Reap the workers; act on the signals counted, woken by the wakeup fd."""
     status = 0
-    alive = set(children)
+    stops_seen = stats_seen = 0
     while alive:
-        pid, code = os.wait()
-        alive.discard(pid)
-        if os.waitstatus_to_exitcode(code) != 0:
+        if _reap(alive):
             status = 1
+            stops.count = max(stops.count, 1)  # a worker ended: stop the rest
+        if stops.count > stops_seen:
+            if stops_seen == 0:
+                lifeline.close()  # every worker sees its end of file
+            else:
+                _kill(alive, signal.SIGTERM)
+            stops_seen = stops.count
+        if stats.count > stats_seen:
+            stats_seen = stats.count
+            for sig in _STATS_SIGNALS:
+                _kill(alive, sig)
+        if alive:
+            select.select([wake], [], [])
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                wake.recv(4096)
     return status
+
+
+def _reap(alive: set[int]) -> bool:
+    """Reap the workers that ended; return whether one failed or ended alone."""
+    failed = False
+    for pid in list(alive):
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done:
+            alive.discard(pid)
+            failed |= os.waitstatus_to_exitcode(code) != 0
+    return failed
+
+
+def _kill(alive: set[int], sig: int) -> None:
+    """Signal the workers not reaped yet (their pids are still theirs)."""
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)

@@ -2,93 +2,262 @@
 
 Theory of operation. The user enqueues bytes with ``write``/``writelines``
 and an optional completion; ``flush(sock)`` (or ``buffers`` + ``advance``
-for callers that send themselves) moves them to the kernel. The bookkeeping
-(cursor, coalescing tail, completion and ownership ledgers, the non-reentrant
-dispatch loop) is ``QueueCore`` in ``_queuecore.py``; building gather lists
-and the send call are in ``_gather.py``; the lifecycle table is in
-``_queuestate.py``. This module holds the public contract (``QueueCore``
-also carries the read-only views: ``pending``, ``state``, ``len()``...).
+for callers that send themselves) moves them to the kernel.
 
-Guarantees (DESIGN.md invariants): 1. every byte reaches the wire once, in
-order: a send that raises moves nothing, and ``advance`` moves the cursor by
-exactly what was accepted. 2. each ``on_done`` fires exactly once, in write
-order (``None``, or the failing exception: the very ``OSError`` object the
-socket raised). 3. ``flush`` returns ``False`` exactly when bytes remain after
-a would-block, so an adapter arms writable interest iff the queue is
-non-empty. 6. ``on_pause`` fires when ``pending`` rises above ``high_water``
-(``writelines`` included), ``on_resume`` when it falls to ``low_water``.
+Pending bytes live in a list of ``'B'`` memoryviews (``_segs``) from index
+``_first`` on, with an offset into that one (``_head_off``), plus an open
+``bytearray`` tail that absorbs writes shorter than ``coalesce_below``. A
+sent view's slot is overwritten with an empty view (so its memory goes at
+once) and the dead prefix is cut off once it is at least ``_CUT_AFTER``
+slots and as long as the live part (amortized O(1) per view). The tail is
+sealed into ``_segs`` (one view) before a long write, at ``TAIL_LIMIT``
+bytes, and when a gather list is built, so it is never resized while a view
+of it exists. Positions are absolute stream offsets: ``_written`` counts
+every byte enqueued, ``_sent`` every byte accepted, so ``pending`` is one
+subtraction. Two ledgers (deques) hold entries in write order: ``_comps``
+the callbacks, ``_owned`` the pooled buffers to release; an entry is due
+once ``_sent`` reaches its end. Writes with neither cost no entry.
 
-Coalescing (measured by ``benchmarks/test_bench_writequeue.py::
-test_coalescing``: 64 KiB of equal writes flushed to a socketpair): a write
-shorter than ``COALESCE_BELOW`` (2 KiB) bytes is copied into a shared tail
-buffer. Copying won 1.75x at 64 B, 1.40x at 1 KiB, 1.00-1.16x at 2 KiB,
-0.88-1.06x at 4 KiB (two runs) and lost 0.91x at 16 KiB: below 2 KiB the copy
-is cheaper than the view object, the ledger entry and the iovec it replaces.
-The 1 MiB gather byte cap: caps of 128 KiB-4 MiB drained 128 MiB over TCP
-loopback within noise of each other; 1 MiB keeps each call far above the
-per-call overhead and below what the kernel takes at most (4 MiB).
+Pinned memory: an owned pooled buffer keeps its whole chunk lent until its
+last byte is sent, however few bytes it sends. The slack (what the owned
+chunks hold beyond their unsent bytes) plus ``pending`` is ``held_bytes``,
+the memory the queue keeps from the pool and the heap, and it is what the
+watermarks count (docs/design.md invariant 6). The queue stores
+``_pause_at``, ``high_water`` minus the slack, so that the write hot path
+compares ``pending`` with one attribute, as it would without pooled
+buffers; the slack changes only when an owned buffer comes or goes.
 
-Cost model: ``write`` of a short ``bytes`` is a tail append and two integer
+Guarantees (docs/design.md invariants): 1. ``_consume`` only drops views
+whose bytes were all accepted and moves the offset; it never copies or
+re-slices data, a send that raises moves nothing, and a pooled buffer sends
+its filled bytes unless told otherwise, so exactly the bytes written leave,
+once, in order. 2. ``_dispatch`` is the only caller of ``on_done``; it is
+not re-entrant (a callback's own writes, advances or ``fail`` only append or
+change state; the running loop picks them up), pops an entry before calling
+it, and passes ``None`` when the entry's bytes were accepted, else the very
+exception that failed the queue, so each fires exactly once and in order.
+3. ``flush`` returns ``False`` exactly when bytes remain: after a
+would-block, a short send, or ``write_spin`` send calls. 4. Owned buffers
+are released exactly once: when their last byte is sent, on failure (all at
+once, before the callbacks learn of it), or at once when a write refuses
+them. 6. Pause and resume are decided right after each change of
+``held_bytes``; a failed queue keeps no cycle through its error, so its
+memory goes by reference counting. Callbacks' exceptions are collected and
+raised by the public call once its work is done, so one failing callback
+never starves another.
+
+Cost model: a short ``bytes`` write is a tail append and two integer
 updates; a long one adds one view, never a copy of immutable data.
-``pending`` is O(1). ``advance(n)`` is O(entries completed). ``flush`` makes
-one ``sendmsg`` per round (at most IOV_MAX views and ``max_gather_bytes``
-bytes) and stops at the first short send instead of paying for an EAGAIN.
-When one buffer is pending on a plain :class:`socket.socket` (the usual case
-of a small reply or a forwarded read), the round is one ``send`` of it: no
-gather list, and the coalescing tail is sent without being sealed (about 8%
-less time per 64-byte echo round trip on the selectors loop).
+``pending`` is O(1). ``advance(n)`` is O(entries completed); a failure is
+O(entries pending). ``flush`` makes one ``sendmsg`` per round (at most
+IOV_MAX views and ``max_gather_bytes`` bytes), stops at the first short send
+instead of paying for an EAGAIN, and makes at most ``write_spin`` rounds.
+When one buffer is pending on a plain :class:`socket.socket` the round is
+one ``send`` of it: no gather list, and the tail goes unsealed. An idle
+queue holds no containers: ``_segs``, ``_comps`` and ``_owned`` are ``None``
+until a write needs them and again once they empty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, cast, final
+import contextlib
+import enum
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, final
 
-from bufkit._checks import require_int
-from bufkit._gather import (
-    COALESCE_BELOW,
-    GATHER_BYTES,
-    IOV_MAX,
-    PLAIN,
-    TAIL_LIMIT,
-    Errors,
-    byte_view,
+from bufkit._checks import (
     check_nbytes,
-    gather,
-    group,
-    is_plain_socket,
     not_callable,
-    raise_all,
-    would_block,
+    positive_int,
+    require_int,
+    send_would_block,
 )
+from bufkit._gather import GATHER_BYTES, IOV_MAX, gather, is_plain_socket, send_once
 from bufkit._pool import PooledBuffer
-from bufkit._queuecore import QueueCore
-from bufkit._queuestate import Event, QueueState
+from bufkit.errors import QueueClosedError, QueueFailedError
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from typing_extensions import Buffer
 
     from bufkit._protocols import CompletionCallback, SupportsSend, SupportsSendmsg
 
-__all__ = ["QueueState", "WriteQueue"]
+__all__ = [
+    "COALESCE_BELOW",
+    "TAIL_LIMIT",
+    "TRANSITIONS",
+    "WRITE_SPIN",
+    "Event",
+    "QueueState",
+    "WriteQueue",
+    "next_state",
+]
 
-_OPEN = QueueState.OPEN
-_CLOSING = QueueState.CLOSING
+COALESCE_BELOW: Final = 2048
+"""Writes shorter than this are copied into a shared tail buffer (measured)."""
+
+TAIL_LIMIT: Final = 65536
+"""The shared tail buffer is sealed into its own entry once this large."""
+
+WRITE_SPIN: Final = 16
+"""Send calls one :meth:`WriteQueue.flush` makes at most (Netty's writeSpinCount)."""
 
 
+# -- the lifecycle, as data ------------------------------------------------------
+class QueueState(enum.Enum):
+    """Where a :class:`~bufkit.WriteQueue` is in its life.
+
+    ``OPEN`` accepts writes. ``CLOSING`` was closed with data pending: it takes
+    no writes but still flushes. ``CLOSED`` was closed and has drained.
+    ``FAILED`` broke (a socket error or :meth:`~bufkit.WriteQueue.fail`): its
+    pending data was dropped and its completions got the exception.
+    """
+
+    __module__ = "bufkit"
+
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+class Event(enum.Enum):
+    """What can happen to a queue."""
+
+    CLOSE = "close()"
+    DRAIN = "pending reaches 0"
+    FAIL = "fail() or a fatal socket error"
+
+
+_OPEN, _CLOSING, _CLOSED, _FAILED = QueueState
+
+TRANSITIONS: Final[Mapping[tuple[QueueState, Event], QueueState]] = {
+    (_OPEN, Event.CLOSE): _CLOSING,
+    (_OPEN, Event.DRAIN): _OPEN,
+    (_OPEN, Event.FAIL): _FAILED,
+    (_CLOSING, Event.CLOSE): _CLOSING,
+    (_CLOSING, Event.DRAIN): _CLOSED,
+    (_CLOSING, Event.FAIL): _FAILED,
+    (_CLOSED, Event.CLOSE): _CLOSED,
+    (_CLOSED, Event.DRAIN): _CLOSED,
+    (_CLOSED, Event.FAIL): _CLOSED,
+    (_FAILED, Event.CLOSE): _FAILED,
+    (_FAILED, Event.DRAIN): _FAILED,
+    (_FAILED, Event.FAIL): _FAILED,
+}
+"""Every (state, event) pair and the state it leads to."""
+
+
+def next_state(
+    table: Mapping[tuple[QueueState, Event], QueueState],
+    state: QueueState,
+    event: Event,
+) -> QueueState:
+    """The state ``event`` leads to from ``state``; raise if ``table`` forbids it.
+
+    Raises:
+        RuntimeError: ``(state, event)`` is not in ``table``.
+    """
+    try:
+        return table[state, event]
+    except KeyError:
+        raise RuntimeError(f"no transition for {event.name} in {state.name}") from None
+
+
+# -- small helpers ---------------------------------------------------------------
+Errors: TypeAlias = list[Exception] | None
+"""Exceptions raised by callbacks during one queue call, collected in order."""
+
+_SENT = memoryview(b"")  # fills the slot of a sent view until the list is cut
+_CUT_AFTER: Final = 32  # dead slots tolerated before cutting the sent prefix
+
+
+def _group(errors: list[Exception]) -> Exception:
+    """The one error, or an :class:`ExceptionGroup` of several."""
+    if len(errors) == 1:
+        return errors[0]
+    return ExceptionGroup("WriteQueue callbacks raised", errors)
+
+
+def _byte_view(data: Buffer, copy: bool, coalesce: int) -> memoryview:
+    """A one-dimensional ``'B'`` view of ``data``'s raw bytes, copied if needed.
+
+    Copied when not C-contiguous, or when ``copy`` is true, the view is at
+    least ``coalesce`` bytes (shorter ones are copied into the tail anyway)
+    and its exporter is not ``bytes``. An empty buffer of any shape is
+    ``b""``.
+
+    Raises:
+        TypeError: ``data`` does not support the buffer protocol.
+    """
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(
+            f"write() needs a bytes-like object or a PooledBuffer, "
+            f"not {type(data).__name__!r}"
+        ) from None
+    if not view.nbytes:
+        return _SENT
+    if not view.c_contiguous:
+        return memoryview(view.tobytes())
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    if copy and len(view) >= coalesce and not isinstance(view.obj, bytes):
+        return memoryview(view.tobytes())
+    return view
+
+
+def _release_all(items: Iterable[object]) -> None:
+    """Release every lent :class:`PooledBuffer` in ``items``: ownership is consumed."""
+    for item in items:
+        if type(item) is PooledBuffer and not item.released:
+            item.release()
+
+
+def _drop_locals(exc: BaseException) -> None:
+    """Clear the local variables of the finished frames ``exc`` still reaches.
+
+    Those are the frames of its traceback, and the finished callers of the
+    frame that caught it (a frame keeps its caller once it outlives its
+    call). The frames stay, so the traceback still prints; their locals,
+    which hold the queue and its views, go. Running frames are left alone.
+    """
+    tb: TracebackType | None = exc.__traceback__
+    if tb is None:
+        return
+    caller = tb.tb_frame.f_back
+    while caller is not None:
+        try:
+            caller.clear()
+        except RuntimeError:  # still running: so are its callers
+            break
+        caller = caller.f_back
+    while tb is not None:
+        with contextlib.suppress(RuntimeError):  # a frame still running stays
+            tb.tb_frame.clear()
+        tb = tb.tb_next
+
+
+# -- the queue ---------------------------------------------------------------------
 @final
-class WriteQueue(QueueCore):
+class WriteQueue:
     """A queue of pending bytes with a partial-write cursor and completions.
 
     Args:
-        high_water: ``on_pause`` is called when :attr:`pending` rises above it.
-        low_water: ``on_resume`` is called when :attr:`pending` falls back to it
-            or below, after a pause.
+        high_water: ``on_pause`` is called when :attr:`held_bytes` rises
+            above it.
+        low_water: ``on_resume`` is called when :attr:`held_bytes` falls back
+            to it or below, after a pause.
         on_pause: called with no arguments at each pause.
         on_resume: called with no arguments at each resume.
         max_gather_bytes: byte cap of one gather list (and one send call).
         coalesce_below: writes shorter than this are copied into a shared tail
             buffer instead of taking an entry of their own; 0 turns it off.
+        write_spin: the most send calls one :meth:`flush` makes before it
+            returns ``False`` to let the event loop serve other connections.
         name: shown in the queue's repr and error messages.
 
     Callbacks (completions, ``on_pause``, ``on_resume``) may call back into
@@ -97,15 +266,44 @@ class WriteQueue(QueueCore):
     exception (an :class:`ExceptionGroup` if several raised). A queue is not
     thread-safe: use it from one thread, such as its event loop's.
 
+    ``bool(queue)`` is whether bytes are pending (whether a flush is needed);
+    a queue has no ``len()``: use :attr:`pending` or :attr:`held_bytes`.
+
     Raises:
-        TypeError: A watermark, ``max_gather_bytes`` or ``coalesce_below`` is
-            not an int, or ``on_pause``/``on_resume`` is not callable.
+        TypeError: A watermark, ``max_gather_bytes``, ``coalesce_below`` or
+            ``write_spin`` is not an int, or ``on_pause``/``on_resume`` is not
+            callable.
         ValueError: A watermark is negative, ``low_water > high_water``,
-            ``max_gather_bytes < 1`` or ``coalesce_below < 0``.
+            ``max_gather_bytes < 1``, ``coalesce_below < 0`` or
+            ``write_spin < 1``.
     """
 
     __module__ = "bufkit"
-    __slots__ = ()
+    __slots__ = (
+        "__weakref__",
+        "_base",
+        "_coalesce",
+        "_comps",
+        "_dispatching",
+        "_exc",
+        "_first",
+        "_head_off",
+        "_high",
+        "_low",
+        "_max_gather",
+        "_name",
+        "_on_pause",
+        "_on_resume",
+        "_owned",
+        "_pause_at",
+        "_paused",
+        "_segs",
+        "_sent",
+        "_spin",
+        "_state",
+        "_tail",
+        "_written",
+    )
 
     def __init__(
         self,
@@ -116,12 +314,93 @@ class WriteQueue(QueueCore):
         on_resume: Callable[[], object] | None = None,
         max_gather_bytes: int = GATHER_BYTES,
         coalesce_below: int = COALESCE_BELOW,
+        write_spin: int = WRITE_SPIN,
         name: str | None = None,
     ) -> None:
-        super().__init__(
-            high_water, low_water, on_pause, on_resume, max_gather_bytes, coalesce_below
-        )
+        positive_int("high_water", high_water, minimum=0)
+        positive_int("low_water", low_water, minimum=0)
+        if low_water > high_water:
+            raise ValueError(
+                f"watermarks need 0 <= low_water <= high_water, "
+                f"got low_water={low_water}, high_water={high_water}"
+            )
+        positive_int("max_gather_bytes", max_gather_bytes)
+        positive_int("coalesce_below", coalesce_below, minimum=0)
+        positive_int("write_spin", write_spin)
+        for what, callback in (("on_pause", on_pause), ("on_resume", on_resume)):
+            if callback is not None and not callable(callback):
+                raise TypeError(f"{what} must be callable or None, not {callback!r}")
+        self._high, self._low = high_water, low_water
+        self._on_pause, self._on_resume = on_pause, on_resume
+        self._max_gather, self._coalesce = max_gather_bytes, coalesce_below
+        self._spin = write_spin
         self._name = name
+        self._segs: list[memoryview] | None = None
+        self._tail = bytearray()
+        self._first = self._head_off = self._written = self._sent = 0
+        self._pause_at = high_water  # high_water - (held_bytes - pending)
+        self._base = 0  # the owned chunks' bytes that were never to be sent
+        self._comps: deque[tuple[int, CompletionCallback]] | None = None
+        # (end, start, chunk size - bytes sent from it, buffer)
+        self._owned: deque[tuple[int, int, int, PooledBuffer]] | None = None
+        self._state = _OPEN
+        self._exc: BaseException | None = None
+        self._paused = self._dispatching = False
+
+    # -- read-only views -----------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Bytes written but not yet accepted by the socket (O(1))."""
+        return self._written - self._sent
+
+    @property
+    def held_bytes(self) -> int:
+        """The memory the queue holds for pending data, in bytes (O(1)).
+
+        :attr:`pending`, plus the rest of every pooled chunk the queue owns:
+        a chunk stays lent until its last byte is sent, so 3,000 bytes
+        written from a 64 KiB chunk hold 64 KiB. The watermarks count this.
+        """
+        return self._written - self._sent + self._high - self._pause_at
+
+    @property
+    def paused(self) -> bool:
+        """Whether writers should hold off.
+
+        True from a pause (``on_pause``) until the matching resume
+        (``on_resume``), and for good once the queue has failed: writes are
+        refused then, and no ``on_resume`` will come (the failure reaches
+        the completions instead).
+        """
+        return self._paused or self._state is _FAILED
+
+    @property
+    def state(self) -> QueueState:
+        """The lifecycle state (see :class:`~bufkit.QueueState`)."""
+        return self._state
+
+    @property
+    def high_water(self) -> int:
+        """The pause threshold in bytes of :attr:`held_bytes`."""
+        return self._high
+
+    @property
+    def low_water(self) -> int:
+        """The resume threshold in bytes of :attr:`held_bytes`."""
+        return self._low
+
+    def __bool__(self) -> bool:
+        """Whether bytes are pending, i.e. whether a flush is needed."""
+        return self._written != self._sent
+
+    def __repr__(self) -> str:
+        name = "" if self._name is None else f" {self._name!r}"
+        paused = " paused" if self._paused else ""
+        held = self._written - self._sent + self._high - self._pause_at
+        return (
+            f"<WriteQueue{name} {self._state.value} pending={self.pending} "
+            f"held={held}{paused}>"
+        )
 
     # -- writing -------------------------------------------------------------
     def write(
@@ -136,11 +415,13 @@ class WriteQueue(QueueCore):
 
         ``bytes`` (and views of ``bytes``) are kept by reference; other buffers
         are copied unless ``copy=False`` hands them over (do not change them
-        afterwards). A :class:`~bufkit.PooledBuffer` is owned by the queue once
-        this returns and released when sent or when the queue fails. Writes
-        shorter than ``coalesce_below`` are copied into a shared tail buffer.
-        An empty write completes once everything before it has: at once, from
-        inside this call, if nothing is pending.
+        afterwards). A :class:`~bufkit.PooledBuffer` sends its
+        :attr:`~bufkit.PooledBuffer.filled` bytes (``nbytes`` asks for another
+        count, up to its size), and is the queue's from this call on: it is
+        released once sent, when the queue fails, or before this call raises.
+        Writes shorter than ``coalesce_below`` are copied into a shared tail
+        buffer. An empty write (of any shape) completes once everything
+        before it has: at once, from inside this call, if nothing is pending.
 
         Args:
             data: a bytes-like object (any format, sent as its raw bytes) or a
@@ -156,14 +437,14 @@ class WriteQueue(QueueCore):
             BufferReleasedError: ``data`` is a released pooled buffer.
             TypeError: ``data`` is not bytes-like (``str``, for instance),
                 ``nbytes`` is not an int or ``on_done`` is not callable.
-            ValueError: ``nbytes`` is negative or larger than ``data``.
+            ValueError: ``nbytes`` is negative or larger than ``data``, or
+                ``data`` is a pooled buffer with nothing filled and no
+                ``nbytes``.
             Exception: whatever a callback raised, after every due
                 completion fired (see the class notes).
         """
-        if self._state is not _OPEN:
-            self._refuse()
-        if on_done is not None and not callable(on_done):
-            raise not_callable(on_done)
+        if self._state is not _OPEN or (on_done is not None and not callable(on_done)):
+            self._refuse((data,), on_done)
         if type(data) is bytes and nbytes is None:  # the hot path: locals only
             size = len(data)
             if size < self._coalesce:
@@ -173,17 +454,17 @@ class WriteQueue(QueueCore):
                     self._seal()
             elif size:
                 self._push(memoryview(data))
-        elif isinstance(data, PooledBuffer):
+        elif type(data) is PooledBuffer:
             size = self._add_pooled(data, nbytes)
         else:
-            view = byte_view(data, copy, self._coalesce)
+            view = _byte_view(data, copy, self._coalesce)
             if nbytes is not None:
                 view = view[: check_nbytes(nbytes, len(view))]
             size = self._add(view)
         written = self._written + size
         self._written = written
         if on_done is not None or (
-            written - self._sent > self._high and not self._paused
+            written - self._sent > self._pause_at and not self._paused
         ):
             self._after_write(on_done)
 
@@ -196,8 +477,10 @@ class WriteQueue(QueueCore):
     ) -> None:
         """Enqueue each buffer of ``iterable``, as one write.
 
-        All or nothing: every item is checked before any is enqueued. The
-        watermarks are checked once, after the last item.
+        All or nothing: every item is checked before any is enqueued, and a
+        refused call releases every pooled buffer among the items. Each
+        pooled buffer sends its :attr:`~bufkit.PooledBuffer.filled` bytes.
+        The watermarks are checked once, after the last item.
 
         Args:
             iterable: bytes-like objects and :class:`~bufkit.PooledBuffer` s.
@@ -210,26 +493,127 @@ class WriteQueue(QueueCore):
             BufferReleasedError: an item is a released pooled buffer.
             TypeError: an item is not bytes-like, or ``on_done`` is not
                 callable.
+            ValueError: a pooled item has nothing filled, or appears twice.
             Exception: whatever a callback raised, after every due
                 completion fired (see the class notes).
         """
-        if self._state is not _OPEN:
-            self._refuse()
-        if on_done is not None and not callable(on_done):
-            raise not_callable(on_done)
-        items: list[memoryview | PooledBuffer] = []
-        for item in iterable:
-            if isinstance(item, PooledBuffer):
-                item.view  # noqa: B018 - raises BufferReleasedError if released
-                items.append(item)
+        items = list(iterable)
+        if self._state is not _OPEN or (on_done is not None and not callable(on_done)):
+            self._refuse(items, on_done)
+        try:
+            parts = [self._check_item(item, copy) for item in items]
+            owned = [item for item in items if type(item) is PooledBuffer]
+            if len(set(map(id, owned))) != len(owned):
+                raise ValueError("writelines() got the same PooledBuffer twice")
+        except BaseException:
+            _release_all(items)
+            raise
+        written = self._written
+        for part in parts:
+            if type(part) is memoryview:
+                written += self._add(part)
             else:
-                items.append(byte_view(item, copy, self._coalesce))
-        for item in items:
-            if isinstance(item, PooledBuffer):
-                self._written += self._add_pooled(item, None)
-            else:
-                self._written += self._add(item)
+                buf, size = part
+                self._written = written  # owned entries end at absolute offsets
+                written += self._add_pooled(buf, size)
+        self._written = written
         self._after_write(on_done)
+
+    def _check_item(
+        self, item: Buffer | PooledBuffer, copy: bool
+    ) -> memoryview | tuple[PooledBuffer, int]:
+        if type(item) is PooledBuffer:
+            filled = item.filled
+            if not filled or item.released:
+                item.view  # noqa: B018 - raises BufferReleasedError if released
+                raise ValueError(f"writelines() of {item!r}: filled is 0")
+            return item, filled
+        return _byte_view(item, copy, self._coalesce)
+
+    def _refuse(self, items: Iterable[object], on_done: object) -> NoReturn:
+        """Consume the pooled buffers among ``items``, then raise why."""
+        _release_all(items)
+        if self._state is _FAILED:
+            raise QueueFailedError(
+                f"{self!r} failed ({self._exc!r}): no more writes"
+            ) from self._exc
+        if self._state is not _OPEN:
+            raise QueueClosedError(f"{self!r} is closed: no more writes")
+        raise not_callable(on_done)
+
+    def _add(self, view: memoryview) -> int:
+        size = len(view)
+        if size < self._coalesce:
+            self._tail += view
+            if len(self._tail) >= TAIL_LIMIT:
+                self._seal()
+        elif size:
+            self._push(view)
+        return size
+
+    def _add_pooled(self, buf: PooledBuffer, nbytes: int | None) -> int:
+        """Enqueue ``buf``'s first ``nbytes`` (default: its fill); own or release it."""
+        view = buf.view  # BufferReleasedError if released: nothing to consume
+        chunk = len(view)
+        if nbytes is None:
+            size = buf.filled
+            if not size:
+                error = ValueError(
+                    f"write() of {buf!r}: filled is 0 and no nbytes given "
+                    f"(set filled to the bytes written into its view)"
+                )
+                buf.release()
+                raise error
+        elif nbytes.__class__ is int and 0 <= nbytes <= chunk:
+            size = nbytes
+        else:
+            try:
+                size = check_nbytes(nbytes, chunk)
+            except (TypeError, ValueError):
+                buf.release()
+                raise
+        if size < self._coalesce or not size:  # an empty entry would never be due
+            self._add(view[:size])
+            buf.release()
+            return size
+        self._push(view[:size] if size < chunk else view)
+        if self._owned is None:
+            self._owned = deque()
+        start = self._written
+        self._owned.append((start + size, start, chunk - size, buf))
+        self._base += chunk - size
+        self._pause_at -= chunk - size
+        return size
+
+    def _push(self, view: memoryview) -> None:
+        if self._tail:
+            self._seal()
+        if self._segs is None:
+            self._segs = [view]
+        else:
+            self._segs.append(view)
+
+    def _seal(self) -> None:
+        view = memoryview(self._tail)
+        self._tail = bytearray()
+        if self._segs is None:
+            self._segs = [view]
+        else:
+            self._segs.append(view)
+
+    def _after_write(self, on_done: CompletionCallback | None) -> None:
+        errors: Errors = None
+        if on_done is not None:
+            if self._comps is None:
+                self._comps = deque()
+            self._comps.append((self._written, on_done))
+            if self._written == self._sent:
+                errors = self._dispatch(errors)
+        if not self._paused and self._written - self._sent > self._pause_at:
+            self._paused = True
+            errors = self._call(self._on_pause, errors)
+        if errors:
+            raise _group(errors)
 
     # -- sending -------------------------------------------------------------
     def buffers(self, max_count: int | None = None) -> list[memoryview]:
@@ -270,7 +654,9 @@ class WriteQueue(QueueCore):
         """Consume ``n`` bytes that were sent, firing completed ``on_done`` s.
 
         The cost is O(number of entries completed); data is never re-sliced.
-        Every due completion fires even if one raises (see the class notes).
+        Pooled buffers whose last byte this sends are released before it
+        returns. Every due completion fires even if one raises (see the
+        class notes).
 
         Args:
             n: How many bytes of the last :meth:`buffers` list were accepted.
@@ -292,27 +678,30 @@ class WriteQueue(QueueCore):
             )
         errors = self._consume(n, None)
         if errors:
-            raise_all(errors)
+            raise _group(errors)
 
     def flush(self, sock: SupportsSendmsg | SupportsSend) -> bool:
-        """Send until drained or the socket would block; return whether drained.
+        """Send until drained, the socket would block, or ``write_spin`` calls.
 
         One ``sendmsg`` per round (a plain ``send`` when a lone buffer is
         pending on a :class:`socket.socket`; ``send`` of joined small buffers
         where ``sendmsg`` is missing or raises :class:`NotImplementedError`,
         as on :class:`ssl.SSLSocket`); a short send ends the loop without
-        another call. :class:`BlockingIOError` and ``ssl.SSLWantWriteError`` /
-        ``SSLWantReadError`` mean "would block"; :class:`InterruptedError` is
-        retried. Any other :class:`OSError` fails the queue (every pending
-        ``on_done`` gets that very object, owned buffers are released) and is
-        re-raised.
+        another call, and so does the ``write_spin``-th call (completions that
+        keep writing cannot hold the event loop). :class:`BlockingIOError`,
+        ``ENOBUFS`` and ``ssl.SSLWantWriteError`` / ``SSLWantReadError`` mean
+        "would block"; :class:`InterruptedError` is retried (it counts as a
+        call). Any other :class:`OSError` fails the queue (every pending
+        ``on_done`` gets that very object, owned buffers are released first)
+        and is re-raised; its traceback keeps its frames but not their local
+        variables, so the failed queue holds no cycle.
 
         Args:
             sock: Anything with ``sendmsg`` (a gather list) or ``send``.
 
         Returns:
-            ``True`` if nothing is pending any more, ``False`` if the socket
-            would block first (arm writable interest and flush again then).
+            ``True`` if nothing is pending any more, ``False`` if bytes remain
+            (arm writable interest and flush again once writable).
 
         Raises:
             OSError: the socket's fatal error, unchanged (callback errors
@@ -324,14 +713,24 @@ class WriteQueue(QueueCore):
             Exception: whatever a callback raised, after every due
                 completion fired (see the class notes).
         """
+        fatal = self._send_rounds(sock)
+        if fatal is None:
+            return self._written == self._sent
+        _drop_locals(fatal)
+        try:
+            raise fatal
+        finally:
+            del self, fatal  # this frame joins the traceback: no cycle through it
+
+    def _send_rounds(self, sock: SupportsSendmsg | SupportsSend) -> OSError | None:
+        """Make up to ``write_spin`` send calls; return the fatal error, if any."""
         errors: Errors = None
-        while self._written != self._sent:
+        spins = self._spin
+        while self._written != self._sent and spins:
+            spins -= 1
             try:
                 segs = self._segs
-                plain = PLAIN.get(sock.__class__)
-                if plain is None:
-                    plain = is_plain_socket(sock.__class__)
-                if plain and (
+                if is_plain_socket(sock) and (
                     segs is None or (not self._tail and len(segs) == self._first + 1)
                 ):
                     # One buffer pending: one plain send, no gather list. The
@@ -342,33 +741,162 @@ class WriteQueue(QueueCore):
                     if head or offered > self._max_gather:
                         offered = min(offered, self._max_gather)
                         one = memoryview(one)[head : head + offered]
-                    sent = cast("SupportsSend", sock).send(one)
+                    sent = sock.send(one)
                 else:
                     sent, offered = self._send_gathered(sock)
             except InterruptedError:
                 continue
             except OSError as exc:
-                if would_block(exc):
+                if send_would_block(exc):
                     break
-                fatal = exc
-            else:
-                if not 0 <= sent <= offered:
-                    raise ValueError(
-                        f"{sock!r} reported {sent!r} bytes sent of {offered} offered"
-                    )
-                errors = self._consume(sent, errors)
-                if sent < offered:
-                    break
-                continue
-            errors = self._break(fatal, errors)
-            if errors:
-                fatal.__context__ = group(errors)
-            raise fatal
+                errors = self._break(exc, errors)
+                if errors:
+                    for error in errors:  # their frames hold the queue too
+                        _drop_locals(error)
+                    exc.__context__ = _group(errors)
+                return exc
+            if not 0 <= sent <= offered:
+                raise ValueError(
+                    f"{sock!r} reported {sent!r} bytes sent of {offered} offered"
+                )
+            errors = self._consume(sent, errors)
+            if sent < offered:
+                break
         if self._comps:
             errors = self._dispatch(errors)
         if errors:
-            raise_all(errors)
-        return self._written == self._sent
+            raise _group(errors)
+        return None
+
+    def _send_gathered(self, sock: SupportsSendmsg | SupportsSend) -> tuple[int, int]:
+        """One send call of the gather list; return (accepted, offered)."""
+        if self._tail:
+            self._seal()
+        segs = self._segs
+        assert segs is not None  # bytes pending, the tail sealed
+        return send_once(
+            sock,
+            segs,
+            self._first,
+            self._head_off,
+            self._written - self._sent,
+            self._max_gather,
+        )
+
+    def _consume(self, n: int, errors: Errors) -> Errors:
+        if n and n == self._written - self._sent:  # all of it: drop everything
+            self._sent = self._written
+            self._segs = None
+            self._first = self._head_off = 0
+            if self._tail:
+                self._tail.clear()  # never exported while unsealed: reuse it
+            if self._owned:
+                errors = self._release(errors, None)
+            if self._state is _CLOSING:
+                self._move(Event.DRAIN)  # the only DRAIN that changes state
+            if self._paused:
+                self._paused = False
+                errors = self._call(self._on_resume, errors)
+        elif n:
+            rest = self._head_off + n
+            tail = self._tail
+            if tail and n > self._written - self._sent - len(tail):  # no buffers()
+                self._seal()  # part of the tail went: it becomes an entry
+            self._sent += n
+            segs = self._segs
+            if segs is not None:  # inline: this is the hot path
+                i, end = self._first, len(segs)
+                while i < end and rest >= len(segs[i]):
+                    rest -= len(segs[i])
+                    segs[i] = _SENT  # let go of the sent bytes now
+                    i += 1
+                if i == end:
+                    self._segs = None
+                    i = 0
+                elif i >= _CUT_AFTER and i + i >= end:  # costs at most what was sent
+                    del segs[:i]
+                    i = 0
+                self._first = i
+            self._head_off = rest
+            if self._owned:
+                errors = self._release(errors, self._sent)
+            if (
+                self._paused
+                and self._written - self._sent + self._high - self._pause_at
+                <= self._low
+            ):
+                self._paused = False
+                errors = self._call(self._on_resume, errors)
+        if self._comps:
+            errors = self._dispatch(errors)
+        return errors
+
+    def _release(self, errors: Errors, upto: int | None) -> Errors:
+        """Release the owned buffers sent by ``upto`` (all if None); recount."""
+        owned = self._owned
+        assert owned is not None
+        while owned and (upto is None or owned[0][0] <= upto):
+            _, _, extra, buf = owned.popleft()
+            self._base -= extra
+            try:
+                buf.release()
+            except Exception as exc:
+                errors = [*(errors or ()), exc]
+        if owned:  # the first one may be partly sent: that part stays held
+            self._pause_at = self._high - self._base - max(0, self._sent - owned[0][1])
+        else:
+            self._owned = None
+            self._base = 0
+            self._pause_at = self._high
+        return errors
+
+    def _break(self, exc: BaseException, errors: Errors) -> Errors:
+        self._exc = exc
+        self._move(Event.FAIL)
+        self._segs = None
+        self._tail = bytearray()
+        self._first = self._head_off = 0
+        self._written = self._sent
+        if self._owned:
+            errors = self._release(errors, None)
+        return self._dispatch(errors)
+
+    def _dispatch(self, errors: Errors) -> Errors:
+        comps = self._comps
+        if self._dispatching or comps is None:
+            return errors
+        self._dispatching = True
+        try:
+            while comps:
+                end, on_done = comps[0]
+                if end <= self._sent:
+                    arg = None
+                elif self._state is _FAILED:
+                    arg = self._exc
+                else:
+                    break
+                comps.popleft()
+                try:
+                    on_done(arg)
+                except Exception as exc:
+                    errors = [*(errors or ()), exc]
+        finally:
+            self._dispatching = False
+            if not comps:
+                self._comps = None
+        return errors
+
+    def _move(self, event: Event) -> None:
+        self._state = next_state(TRANSITIONS, self._state, event)
+
+    @staticmethod
+    def _call(callback: Callable[[], object] | None, errors: Errors) -> Errors:
+        if callback is not None:
+            try:
+                callback()
+            except Exception as exc:
+                errors = [*(errors or ()), exc]
+        return errors
 
     # -- ending --------------------------------------------------------------
     def close(self) -> None:
@@ -407,4 +935,4 @@ class WriteQueue(QueueCore):
         elif self._comps:
             errors = self._dispatch(errors)
         if errors:
-            raise_all(errors)
+            raise _group(errors)

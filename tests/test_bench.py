@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,18 +21,23 @@ import pytest
 from rich.console import Console
 
 from bufkit._cli import main
-from bufkit.bench import _contenders
+from bufkit.bench import _contenders, _native
 from bufkit.bench._config import BenchConfig, echo_window
 from bufkit.bench._markdown import to_markdown
 from bufkit.bench._plot import plot
+from bufkit.bench._procs import BenchError, cpu_seconds
 from bufkit.bench._report import NOT_MEASURED, grid, render, targets_grid
 from bufkit.bench._runner import run
-from bufkit.bench._scenarios import parse_strace, saturation
+from bufkit.bench._scenarios import parse_strace, saturation, summarise
+from bufkit.bench._stats import judge, paired_ratios, spread
 from bufkit.bench._targets import evaluate
+from bufkit.bench._wire import ContenderUnavailable
 
 pytestmark = pytest.mark.timeout(60)
 
-SMOKE_CONTENDERS = ("asyncio", "bufkit-selectors")
+SMOKE_CONTENDERS = ("asyncio", "bufkit-selectors", "c-epoll")
+#: The progress calls of the smoke run: (scenario, description).
+PROGRESS: list[tuple[str, str]] = []
 
 
 def _quiet(*args: object) -> None:
@@ -63,11 +69,17 @@ def _bench_children() -> list[psutil.Process]:
     return found
 
 
+def _record(scenario: str, description: str, done: int, total: int) -> None:
+    """Keep the progress calls of the smoke run."""
+    PROGRESS.append((scenario, description))
+
+
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     """One smoke run of every scenario (2 connections, fractions of a second)."""
     config = attrs.evolve(BenchConfig.smoke(), contenders=SMOKE_CONTENDERS)
-    return run(config, _quiet)
+    PROGRESS.clear()
+    return run(config, _record)
 
 
 def test_every_scenario_has_rows(report: dict[str, Any]) -> None:
@@ -86,6 +98,66 @@ def test_every_scenario_has_rows(report: dict[str, Any]) -> None:
     fanout = next(r for r in scenarios["fanout"] if r["contender"] == "asyncio")
     assert fanout["responses_per_s"] > 0
     assert "syscall_note" in fanout
+
+
+def test_throughput_cells_carry_cpu_per_message_and_rounds(
+    report: dict[str, Any],
+) -> None:
+    """Echo and fanout rows have server CPU per message/GB: median, range, rounds."""
+    echo = next(r for r in report["scenarios"]["echo"] if r["contender"] == "asyncio")
+    fanout = next(
+        r for r in report["scenarios"]["fanout"] if r["contender"] == "asyncio"
+    )
+    for row, per_unit in (
+        (echo, "server_cpu_us_per_msg"),
+        (fanout, "server_cpu_us_per_response"),
+    ):
+        assert row["rounds"] == 3
+        assert len(row["samples"]) == 3
+        for key in (per_unit, "server_cpu_s_per_gb"):
+            low, high = row[f"{key}_range"]
+            assert 0 < low <= row[key] <= high
+        assert all(s["bytes"] > 0 and s["server_cpu"] > 0 for s in row["samples"])
+
+
+def test_rounds_are_interleaved_round_robin(report: dict[str, Any]) -> None:
+    """Each round measures every contender once; the next round starts one later."""
+    ran = [c["name"] for c in report["contenders"] if c["status"] == "ran"]
+    assert len(ran) >= 2
+    echo = [d for scenario, d in PROGRESS if scenario == "echo" and d != "done"]
+    order = [d.split(":")[0] for d in echo]
+    rounds = [d.rsplit("(", 1)[1].rstrip(")") for d in echo]
+    n = len(ran)
+    assert order[:n] == ran
+    assert order[n : 2 * n] == ran[1:] + ran[:1]
+    assert rounds == [f"{r}/3" for r in (1, 2, 3) for _ in range(n)]
+
+
+def test_c_server_is_built_or_skipped_with_a_reason(report: dict[str, Any]) -> None:
+    """With ``cc`` the C server runs and serves every cell; without, a reason."""
+    status = next(c for c in report["contenders"] if c["name"] == "c-epoll")
+    if shutil.which("cc") is None:
+        assert status["status"] == "skipped"
+        assert "cc" in status["reason"]
+        return
+    assert status["status"] == "ran", status
+    for scenario in ("idle", "echo", "fanout"):
+        rows = [r for r in report["scenarios"][scenario] if r["contender"] == "c-epoll"]
+        assert rows
+        assert all("error" not in r for r in rows), rows
+    headers, _ = grid("echo", report["scenarios"]["echo"])
+    assert headers.count("x C") == 2
+
+
+def test_c_server_skip_names_the_missing_compiler(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without ``cc`` on PATH the C contender is skipped, and the reason says so."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    reason = _contenders.skip_reason(_contenders.by_name("c-epoll"))
+    assert reason == "no C compiler (cc) on PATH"
+    with pytest.raises(ContenderUnavailable, match="no C compiler"):
+        _native.build()
 
 
 def test_report_is_json(report: dict[str, Any]) -> None:
@@ -113,9 +185,10 @@ def test_render_and_targets(report: dict[str, Any]) -> None:
     """The tables print, with ratios to asyncio, and targets evaluate."""
     report = report | {"targets": evaluate(report["scenarios"])}
     out = io.StringIO()
-    render(report, Console(file=out, width=200))
+    render(report, Console(file=out, width=250))
     text = out.getvalue()
-    assert "Echo throughput" in text
+    assert "Echo: server CPU per message" in text
+    assert "srv µs/msg" in text
     assert "1.00x" in text
     assert "ratios" in text.lower()
 
@@ -126,6 +199,8 @@ def test_markdown(report: dict[str, Any]) -> None:
     assert text.startswith("Command: `bufkit bench --smoke`")
     assert text.count("| contender |") == 3
     assert "| benchmark |" in text
+    assert "| srv µs/msg | x aio | x C | range |" in text
+    assert "3 rounds of 0.1 s" in text
 
 
 def test_plot(report: dict[str, Any], tmp_path: Path) -> None:
@@ -285,9 +360,11 @@ def test_a_missing_figure_says_not_measured() -> None:
             "contender": "asyncio",
             "connections": 10,
             "size": 64,
+            "server_cpu_us_per_msg": 4.0,
+            "server_cpu_us_per_msg_range": [3.5, 4.5],
+            "server_cpu_s_per_gb": 62.5,
             "mb_per_s": None,
             "msgs_per_s": 1000.0,
-            "server_cpu_s_per_gb": 0.5,
             "saturated": None,
             "server_util": 0.5,
             "client_util": None,
@@ -296,9 +373,10 @@ def test_a_missing_figure_says_not_measured() -> None:
             "contender": "bufkit",
             "connections": 10,
             "size": 64,
+            "server_cpu_us_per_msg": None,
+            "server_cpu_s_per_gb": None,
             "mb_per_s": 8.0,
             "msgs_per_s": 2000.0,
-            "server_cpu_s_per_gb": None,
             "saturated": "server",
             "server_util": 0.97,
             "client_util": 0.4,
@@ -307,16 +385,44 @@ def test_a_missing_figure_says_not_measured() -> None:
     headers, cells = grid("echo", rows)
     base, ours = (dict(zip(headers, line, strict=False)) for line in cells)
     assert headers.count("x aio") == 2
+    assert "x C" not in headers  # no C server among the rows
+    assert base["srv µs/msg"] == "4.00"
+    assert base["range"] == "3.50-4.50"
     assert base["MB/s"] == NOT_MEASURED
     assert base["saturated"] == NOT_MEASURED
     assert base["CPU srv/cli"] == NOT_MEASURED
     assert ours["MB/s"] == "8"
     assert ours["saturated"] == "server"
     assert ours["CPU srv/cli"] == "97%/40%"
-    assert ours["srv CPU s/GB"] == NOT_MEASURED
+    assert ours["srv µs/msg"] == NOT_MEASURED
+    assert ours["range"] == NOT_MEASURED
+    assert ours["srv s/GB"] == NOT_MEASURED
     ratios = [c for h, c in zip(headers, cells[1], strict=True) if h == "x aio"]
     assert ratios == [NOT_MEASURED, NOT_MEASURED]
     assert not any(c in ("-", "None") for line in cells for c in line)
+
+
+def test_ratios_to_the_c_server() -> None:
+    """With the C server in the rows, each judged figure reads as a multiple of C's."""
+    rows = [
+        {"contender": name, "connections": 1, "size": 64, "mb_per_s": mb}
+        | {"server_cpu_us_per_msg": us, "msgs_per_s": 1.0}
+        for name, us, mb in (
+            ("asyncio", 8.0, 10.0),
+            ("c-epoll", 2.0, 40.0),
+            ("bufkit", 6.0, 20.0),
+        )
+    ]
+    headers, cells = grid("echo", rows)
+    ours = cells[2]
+    pairs = [(h, c) for h, c in zip(headers, ours, strict=True) if h.startswith("x ")]
+    # srv µs/msg: 6/8 and 6/2; MB/s: 20/10 and 20/40.
+    assert pairs == [
+        ("x aio", "0.75x"),
+        ("x C", "3.00x"),
+        ("x aio", "2.00x"),
+        ("x C", "0.50x"),
+    ]
 
 
 def test_targets_skip_what_was_not_measured_and_state_the_judged_budget() -> None:
@@ -329,13 +435,8 @@ def test_targets_skip_what_was_not_measured_and_state_the_judged_budget() -> Non
         "syscalls_per_response": 3.5,
     }
     echo = [
-        {
-            "contender": "bufkit-selectors",
-            "connections": 1,
-            "size": 64,
-            "mb_per_s": None,
-        },
-        {"contender": "asyncio", "connections": 1, "size": 64, "mb_per_s": 5.0},
+        {"contender": "bufkit-selectors", "connections": 1, "size": 64},
+        {"contender": "asyncio", "connections": 1, "size": 64, "samples": []},
     ]
     targets = evaluate({"fanout": [fanout], "echo": echo})
     syscalls = [t for t in targets if "syscalls" in t["target"]]
@@ -346,19 +447,185 @@ def test_targets_skip_what_was_not_measured_and_state_the_judged_budget() -> Non
 def test_plot_leaves_an_unmeasured_echo_cell_empty(tmp_path: Path) -> None:
     """An echo cell without a figure draws no bar instead of a made-up zero."""
     echo = [
-        {"contender": "asyncio", "connections": 1, "size": 64, "mb_per_s": 5.0},
-        {"contender": "asyncio", "connections": 1, "size": 4096, "mb_per_s": None},
-        {
-            "contender": "bufkit-selectors",
-            "connections": 1,
-            "size": 64,
-            "mb_per_s": 9.0,
-        },
+        {"contender": "asyncio", "connections": 1, "size": 64}
+        | {"server_cpu_us_per_msg": 5.0, "server_cpu_us_per_msg_range": [4.0, 6.0]},
+        {"contender": "asyncio", "connections": 1, "size": 4096}
+        | {"server_cpu_us_per_msg": None},
+        {"contender": "bufkit-selectors", "connections": 1, "size": 64}
+        | {"server_cpu_us_per_msg": 9.0},
     ]
     report = {"scenarios": {"echo": echo}, "environment": {"date": "today"}}
     path = tmp_path / "echo.png"
     plot(report, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_spread_is_median_and_range() -> None:
+    """A spread is the median of the rounds and their min and max."""
+    assert spread([3.0, 1.0, 2.0]) == spread([1.0, 2.0, 3.0])
+    s = spread([3.0, 1.0, 2.0])
+    assert (s.median, s.low, s.high, s.width) == (2.0, 1.0, 3.0, 2.0)
+    assert spread([4.0, 1.0, 2.0, 3.0]).median == 2.5
+    with pytest.raises(ValueError, match="no rounds"):
+        spread([])
+
+
+def test_paired_ratios_divide_round_by_round() -> None:
+    """Round i of one contender is divided by round i of the other."""
+    # Round 2 ran on a busier machine for both: the ratio stays put.
+    assert paired_ratios([0.9, 1.8, 0.95], [1.0, 2.0, 1.0]) == [0.9, 0.9, 0.95]
+    assert paired_ratios([1.0, 2.0], [0.0, 4.0]) == [0.5]
+
+
+@pytest.mark.parametrize(
+    ("values", "threshold", "better", "verdict", "margin"),
+    [
+        # Every round below 1.0, close together: hit.
+        ([0.80, 0.82, 0.85], 1.0, "lower", "hit", 0.18),
+        # Every round above, close together: missed.
+        ([1.30, 1.25, 1.35], 1.0, "lower", "missed", 0.30),
+        # Three runs of one cell that read 0.59x, 1.12x and 1.82x: the range
+        # (1.23) dwarfs the median's margin (0.12).
+        ([0.59, 1.12, 1.82], 1.0, "lower", "unsettled", 0.12),
+        # Below the target in every round, but the rounds lie further apart
+        # (0.45) than the median lies from the target (0.10).
+        ([0.50, 0.90, 0.95], 1.0, "lower", "unsettled", 0.10),
+        # Higher is better: 4.0 against 3.5, rounds 0.3 apart.
+        ([4.0, 4.2, 3.9], 3.5, "higher", "hit", 0.5),
+        ([3.0, 3.1, 2.9], 3.5, "higher", "missed", 0.5),
+        # One round exactly on the target: met, and nothing to disagree.
+        ([1.0], 1.0, "lower", "hit", 0.0),
+    ],
+)
+def test_judge_hit_missed_unsettled(
+    values: list[float], threshold: float, better: Any, verdict: str, margin: float
+) -> None:
+    """A target is hit or missed on its median unless the range outgrows the margin."""
+    judged = judge(values, threshold, better)
+    assert judged.verdict == verdict
+    assert judged.margin == pytest.approx(margin)
+
+
+def _rounds(*cpu: float) -> list[dict[str, float]]:
+    """Rounds moving 1 MB in 1 s each, with the given server CPU seconds."""
+    return [
+        {"seconds": 1.0, "bytes": 1e6, "server_cpu": c, "client_cpu": 0.5} for c in cpu
+    ]
+
+
+def test_echo_targets_judge_cpu_per_message_round_by_round() -> None:
+    """Echo targets compare server CPU per message in paired rounds, with verdicts."""
+
+    def row(name: str, size: int, *cpu: float) -> dict[str, Any]:
+        base = {"contender": name, "connections": 1, "size": size}
+        return base | {"samples": _rounds(*cpu)}
+
+    cells = [
+        # Round 2 is slower for both: the paired ratios are 0.9, 0.9, 0.95.
+        row("asyncio", 64, 1.0, 2.0, 1.0),
+        row("bufkit-selectors", 64, 0.9, 1.8, 0.95),
+        # Ratios 1.2, 1.25, 1.3: missed.
+        row("asyncio", 4096, 1.0, 1.0, 1.0),
+        row("bufkit-selectors", 4096, 1.2, 1.25, 1.3),
+        # Ratios 0.6, 1.1, 1.8: unsettled.
+        row("asyncio", 65536, 1.0, 1.0, 1.0),
+        row("bufkit-selectors", 65536, 0.6, 1.1, 1.8),
+    ]
+    targets = evaluate({"echo": cells})
+    found = {t["target"]: (t["verdict"], t["hit"], t["measured"]) for t in targets}
+    assert found == {
+        "echo server CPU per message <= asyncio (1 conn x 64 B)": (
+            "hit",
+            True,
+            "0.90x asyncio (0.90-0.95)",
+        ),
+        "echo server CPU per message <= asyncio (1 conn x 4 KiB)": (
+            "missed",
+            False,
+            "1.25x asyncio (1.20-1.30)",
+        ),
+        "echo server CPU per message <= asyncio (1 conn x 64 KiB)": (
+            "unsettled",
+            None,
+            "1.10x asyncio (0.60-1.80)",
+        ),
+    }
+    _headers, lines = targets_grid(targets)
+    assert [line[3] for line in lines] == ["hit", "MISSED", "unsettled"]
+
+
+def test_fanout_targets_judge_cpu_per_response() -> None:
+    """Fanout CPU targets: at or below Twisted's, and asyncio's at least 3.5x ours."""
+    rows = [
+        {"contender": name, "connections": 16, "samples": _rounds(*cpu)}
+        for name, cpu in (
+            ("asyncio", (1.0, 1.0, 1.0)),
+            ("twisted", (0.2, 0.2, 0.2)),
+            ("bufkit-stream", (0.16, 0.17, 0.18)),
+        )
+    ]
+    targets = {t["target"]: t["verdict"] for t in evaluate({"fanout": rows})}
+    # Ours / Twisted: 0.80, 0.85, 0.90 (margin 0.15, width 0.10): hit.
+    # Asyncio / ours: 6.25, 5.88, 5.56 (margin 2.38, width 0.69): hit.
+    assert targets == {
+        "fanout server CPU per response <= Twisted (16 conns)": "hit",
+        "fanout: asyncio's server CPU per response >= 3.5x ours (16 conns)": "hit",
+    }
+
+
+def test_fanout_targets_are_judged_at_every_connection_count() -> None:
+    """With several fanout cells (``--full``), each connection count is judged."""
+    rows = [
+        {"contender": name, "connections": conns, "samples": _rounds(*cpu)}
+        for conns in (1, 256)
+        for name, cpu in (
+            ("asyncio", (1.0, 1.0, 1.0)),
+            # 1 conn: asyncio / ours = 2.0 each round; 256 conns: 4.0.
+            ("bufkit-selectors", (0.5, 0.5, 0.5) if conns == 1 else (0.25,) * 3),
+        )
+    ]
+    targets = {t["target"]: t["verdict"] for t in evaluate({"fanout": rows})}
+    assert targets == {
+        "fanout: asyncio's server CPU per response >= 3.5x ours (1 conns)": "missed",
+        "fanout: asyncio's server CPU per response >= 3.5x ours (256 conns)": "hit",
+    }
+
+
+def test_summarise_takes_the_median_and_range_of_each_figure() -> None:
+    """A cell's figures are the medians of its rounds, with min-max ranges."""
+    samples = [
+        {"seconds": 1.0, "bytes": 1_000_000, "server_cpu": 0.5, "client_cpu": 0.4},
+        {"seconds": 1.0, "bytes": 2_000_000, "server_cpu": 0.6, "client_cpu": 0.5},
+        {"seconds": 2.0, "bytes": 2_000_000, "server_cpu": 1.0, "client_cpu": 0.8},
+    ]
+    row = summarise("echo", {"contender": "x", "size": 1000, "samples": samples})
+    # Per round: 1,000 / 2,000 / 2,000 messages; 500 / 300 / 500 µs each.
+    assert row["rounds"] == 3
+    assert row["server_cpu_us_per_msg"] == pytest.approx(500.0)
+    assert row["server_cpu_us_per_msg_range"] == pytest.approx([300.0, 500.0])
+    assert row["server_cpu_s_per_gb"] == pytest.approx(500.0)
+    assert row["mb_per_s"] == pytest.approx(1.0)
+    assert row["mb_per_s_range"] == pytest.approx([1.0, 2.0])
+    assert row["msgs_per_s"] == pytest.approx(1000.0)
+    assert row["server_util"] == pytest.approx(0.5)
+    assert row["client_util"] == pytest.approx(0.4)
+    assert row["saturated"] == "neither"
+    fanout = summarise("fanout", {"contender": "x", "samples": samples[:1]})
+    # 1,000,000 bytes are 312.5 responses of 3,200 bytes: 1,600 µs each.
+    assert fanout["server_cpu_us_per_response"] == pytest.approx(1600.0)
+    assert fanout["responses_per_s"] == pytest.approx(312.5)
+
+
+def test_cpu_seconds_reads_a_process_from_outside() -> None:
+    """The CPU clock of a process read by pid agrees with its own; a gone one raises."""
+    before = time.process_time()
+    measured = cpu_seconds(os.getpid())
+    after = time.process_time()
+    assert before <= measured <= after
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    with pytest.raises(BenchError, match=str(child.pid)):
+        cpu_seconds(child.pid)
 
 
 def test_a_reported_ratio_is_neither_hit_nor_missed() -> None:

@@ -699,3 +699,38 @@ def test_a_mid_event_flush_that_would_block_pauses_and_arms_write() -> None:
     driver.check_interest()  # resumed: reading again, write disarmed
     driver.conn.abort()
     assert pool.stats().buffers_in_use == 0
+
+
+class _Chain(Recorder):
+    """Writes a chunk whose completion writes the next one, ``left`` times."""
+
+    def __init__(self, left: int) -> None:
+        super().__init__()
+        self.left = left
+
+    def connection_made(self, conn: Connection, /) -> None:
+        super().connection_made(conn)
+        self._next(None)
+
+    def _next(self, exc: BaseException | None) -> None:
+        conn = self.conn
+        if exc is None and self.left and conn is not None:
+            self.left -= 1
+            conn.write(b"c" * 4096, self._next)
+
+
+def test_a_completion_chain_cannot_hold_the_loop() -> None:
+    """One flush makes at most 16 sends, then waits for writability with data left."""
+    pool = BufferPool()
+    sock = FakeSocket()  # takes everything, every time
+    driver = Driver(sock, _Chain(10_000), pool)
+    driver.conn.start()
+    driver.end_iteration()
+    assert _sendmsgs(sock) == 16
+    assert driver.conn.interest & Interest.WRITE
+    assert driver.conn.pending_bytes > 0
+    driver.conn.on_writable()  # writable: another bounded flush
+    assert _sendmsgs(sock) == 32
+    assert driver.conn.interest & Interest.WRITE
+    driver.conn.abort()
+    assert pool.stats().buffers_in_use == 0

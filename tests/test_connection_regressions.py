@@ -387,3 +387,28 @@ def test_peer_lines_are_rate_limited_with_a_count_of_the_rest(
     assert messages[10] == "20 similar lines suppressed"
     assert len(messages) == 12
     assert pool.stats().buffers_in_use == 0
+
+
+def test_a_reset_found_by_an_early_send_mid_callback_is_quiet(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Writes that meet a reset in the middle of data_received log no traceback.
+
+    Fanout's many writes cross the high watermark; the early send meets a
+    reset, and the next write finds the queue failed. That is the peer
+    leaving, not a bug: the connection ends with the reset, quietly.
+    """
+    from bufkit.servers import Fanout
+
+    pool = BufferPool()
+    sock = FakeSocket(
+        recv=[Deliver(b"?" * 3000)], send=[Accept(70000), Fail(errno.ECONNRESET)]
+    )
+    driver = Driver(sock, Fanout(), pool)
+    driver.conn.start()
+    with caplog.at_level(logging.DEBUG, logger="bufkit.connection"):
+        driver.step()
+    assert driver.conn.closed
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert all(r.exc_info is None for r in caplog.records)
+    assert pool.stats().buffers_in_use == 0

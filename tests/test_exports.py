@@ -15,6 +15,7 @@ PUBLIC_MODULES = [
     "bufkit",
     "bufkit.adapters.asyncio",
     "bufkit.adapters.selectors",
+    "bufkit.adapters.twisted",
     "bufkit.errors",
     "bufkit.framing",
     "bufkit.servers",

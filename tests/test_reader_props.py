@@ -372,8 +372,8 @@ def test_zero_copy_echo_sends_every_byte_once_and_returns_every_buffer(
 
     def after_event() -> None:
         queue.flush(sock)
-        in_use = pool.stats().buffers_in_use
-        assert in_use <= len(queue)  # a buffer is held only while it is queued
+        in_use = pool.stats().bytes_in_use
+        assert in_use <= queue.held_bytes  # a chunk is lent only while it is queued
         # A chunk lent again while still queued would be overwritten by a
         # later read: the wire would differ from the payload.
         assert sock.wire == payload[: len(sock.wire)]

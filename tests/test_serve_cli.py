@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -155,3 +156,191 @@ def test_serve_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None
         port = taken.getsockname()[1]
         assert main(["serve", "echo", "--port", str(port), "--quiet"]) == 1
     assert "cannot listen" in capsys.readouterr().err
+
+
+def _bufkit(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bufkit", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+        start_new_session=True,
+    )
+
+
+def _group(pgid: int) -> list[int]:
+    """Pids of the live (not zombie) processes of process group ``pgid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _wait_gone(pgid: int, timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (left := _group(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return left
+
+
+def _finish(proc: subprocess.Popen[bytes], timeout: float = 15) -> tuple[bytes, bytes]:
+    """Wait for ``proc``; on a hang, kill its whole group and fail."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"bufkit serve did not exit within {timeout} s")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_right_after_start_never_hangs() -> None:
+    """A SIGTERM at any moment of a --workers start ends every process cleanly."""
+    for attempt in range(20):
+        proc = _bufkit("serve", "discard", "--workers", "3", "--port", "0", "-q")
+        time.sleep(attempt * 0.015)  # sweeps the start: before, during, after forks
+        proc.send_signal(signal.SIGTERM)
+        _out, err = _finish(proc)
+        assert proc.returncode in (0, -signal.SIGTERM), err
+        assert b"Traceback" not in err
+        assert _wait_gone(proc.pid) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_exit_when_the_supervisor_is_killed() -> None:
+    """SIGKILL to the supervisor: its workers see the lifeline close and exit."""
+    proc = _bufkit("serve", "echo", "--workers", "2", "--port", "0", "-q")
+    try:
+        lines = _wait_for(proc, b"listening on", 2)
+        workers = {int(m.group(1)) for ln in lines if (m := _LISTENING.search(ln))}
+        assert len(workers) == 2
+        proc.kill()
+        proc.wait(timeout=10)
+        assert _wait_gone(proc.pid) == []
+    finally:
+        if _group(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM])
+@pytest.mark.parametrize("serve", [["echo", "--workers", "2"]], indirect=True)
+def test_stop_signals_end_the_workers_cleanly(
+    serve: tuple[subprocess.Popen[bytes], int], sig: signal.Signals
+) -> None:
+    """SIGHUP, SIGQUIT and SIGTERM each stop a supervisor and its workers, status 0."""
+    proc, port = serve
+    assert _exchange(port, b"ping", 4) == b"ping"
+    proc.send_signal(sig)
+    out, err = _finish(proc)
+    assert proc.returncode == 0, err
+    assert out.count(b"pool_buffers_in_use=0") == 2
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_out_of_range_is_a_usage_error(workers: str) -> None:
+    """``--port 99999`` is refused in one line with status 2, never wrapped."""
+    proc = _bufkit("serve", "echo", "--port", "99999", "--workers", workers)
+    out, err = _finish(proc)
+    assert proc.returncode == 2
+    assert err.decode().splitlines() == [
+        "bufkit serve: --port 99999 is not a port number (0 to 65535)"
+    ]
+    assert out == b""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_unresolvable_host_is_a_usage_error(workers: str) -> None:
+    """A host name that does not resolve is one line naming it, status 2."""
+    proc = _bufkit(
+        "serve", "echo", "--host", "nonexistent.invalid", "--workers", workers
+    )
+    _out, err = _finish(proc)
+    assert proc.returncode == 2
+    lines = err.decode().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        "bufkit serve: cannot resolve --host 'nonexistent.invalid'"
+    )
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+def test_workers_serve_ipv6() -> None:
+    """``--workers 2 --host ::1`` listens on the IPv6 loopback and echoes."""
+    proc = _bufkit("serve", "echo", "--workers", "2", "--host", "::1", "--port", "0")
+    try:
+        line = _wait_for(proc, b"listening on", 1)[-1]
+        port = int(line.rsplit(b":", 1)[1])
+        with socket.create_connection(("::1", port), timeout=10) as client:
+            client.sendall(b"six")
+            assert client.recv(16) == b"six"
+        proc.send_signal(signal.SIGTERM)
+        _out, err = _finish(proc)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("serve", [["discard", "--workers", "2"]], indirect=True)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_second_server_on_the_same_port_is_refused(
+    serve: tuple[subprocess.Popen[bytes], int], workers: str
+) -> None:
+    """A second server on a port that a --workers server holds gets EADDRINUSE."""
+    _proc, port = serve
+    second = _bufkit("serve", "echo", "--port", str(port), "--workers", workers)
+    out, err = _finish(second)
+    assert second.returncode == 1, out
+    assert err.decode().splitlines() == [
+        f"bufkit serve: cannot listen on 127.0.0.1:{port}: "
+        "[Errno 98] Address already in use"
+    ]
+
+
+def test_serve_rejects_too_many_workers() -> None:
+    """``--workers`` above the limit is refused with status 2 before any fork."""
+    proc = _bufkit("serve", "echo", "--workers", "257", "--port", "0")
+    _out, err = _finish(proc)
+    assert proc.returncode == 2
+    assert err.decode().splitlines() == [
+        "bufkit serve: --workers 257 is not in 1 to 256"
+    ]
+
+
+@pytest.mark.parametrize("serve", [["line-echo", "-q"]], indirect=True)
+def test_quiet_line_echo_stays_quiet_on_a_line_too_long(
+    serve: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    """A peer's over-long line closes its connection; ``-q`` prints nothing."""
+    proc, port = serve
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as client,
+        contextlib.suppress(ConnectionResetError, BrokenPipeError),
+    ):
+        client.sendall(b"a" * 70_000)
+        while client.recv(65536):
+            pass
+    assert _exchange(port, b"still serving\n", 14) == b"still serving\n"
+    proc.send_signal(signal.SIGTERM)
+    _out, err = _finish(proc)
+    assert proc.returncode == 0
+    assert err == b""

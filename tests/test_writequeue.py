@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import ctypes
 import errno
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -18,7 +19,8 @@ from bufkit import (
     QueueState,
     WriteQueue,
 )
-from bufkit._gather import COALESCE_BELOW, IOV_MAX, TAIL_LIMIT
+from bufkit._gather import IOV_MAX
+from bufkit._writequeue import COALESCE_BELOW, TAIL_LIMIT
 from bufkit.testing import Accept, AcceptAll, Fail, FakeSocket, Interrupt, WouldBlock
 
 if TYPE_CHECKING:
@@ -50,6 +52,12 @@ class Recorder:
 def state_of(queue: WriteQueue) -> QueueState:
     """The queue's state, read afresh (defeats mypy's narrowing)."""
     return queue.state
+
+
+def entries(queue: WriteQueue) -> int:
+    """The buffers pending: what a full gather list would hold."""
+    segs = queue._segs
+    return (0 if segs is None else len(segs) - queue._first) + (1 if queue._tail else 0)
 
 
 def drain(queue: WriteQueue, sock: FakeSocket | None = None) -> bytes:
@@ -100,13 +108,13 @@ def test_defaults_and_repr() -> None:
     queue = WriteQueue(name="conn-1")
     assert (queue.high_water, queue.low_water) == (65536, 16384)
     assert queue.state is QueueState.OPEN
-    assert (queue.pending, len(queue), bool(queue), queue.paused) == (
+    assert (queue.pending, entries(queue), bool(queue), queue.paused) == (
         0,
         0,
         False,
         False,
     )
-    assert repr(queue) == "<WriteQueue 'conn-1' open pending=0 buffers=0>"
+    assert repr(queue) == "<WriteQueue 'conn-1' open pending=0 held=0>"
 
 
 # -- what write() accepts ---------------------------------------------------
@@ -179,7 +187,7 @@ def test_short_writes_share_one_buffer() -> None:
     queue = WriteQueue()
     for i in range(100):
         queue.write(bytes([i]) * 10)
-    assert len(queue) == 1
+    assert entries(queue) == 1
     assert len(queue.buffers()) == 1
     assert queue.pending == 1000
 
@@ -200,7 +208,7 @@ def test_tail_is_sealed_at_its_limit() -> None:
     chunk = b"q" * (BIG - 1)
     for _ in range(TAIL_LIMIT // len(chunk) + 2):
         queue.write(chunk)
-    assert len(queue) >= 2
+    assert entries(queue) >= 2
     assert drain(queue) == chunk * (TAIL_LIMIT // len(chunk) + 2)
 
 
@@ -266,7 +274,7 @@ def test_buffer_released_behind_the_queue_surfaces_from_flush() -> None:
     pool = BufferPool()
     buf = pool.acquire(BIG)
     queue = WriteQueue()
-    queue.write(buf)
+    queue.write(buf, nbytes=BIG)
     buf.release()  # misuse: the queue owns it
     with pytest.raises(BufferReleasedError):
         queue.flush(FakeSocket())
@@ -392,13 +400,13 @@ def test_non_callable_on_done_is_rejected_unchanged() -> None:
         queue.write(b"abc", 5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="on_done must be callable"):
         queue.writelines([b"abc"], "later")  # type: ignore[arg-type]
-    assert (queue.pending, len(queue)) == (0, 0)
+    assert (queue.pending, entries(queue)) == (0, 0)
     assert drain(queue) == b""
 
 
 @pytest.mark.parametrize("nbytes", [1.0, "2", True])
 def test_nbytes_of_the_wrong_type_is_rejected_unchanged(nbytes: object) -> None:
-    """A non-int nbytes is a TypeError; nothing is enqueued or released."""
+    """A non-int nbytes is a TypeError; nothing is enqueued, the buffer consumed."""
     pool = BufferPool()
     buf = pool.acquire(BIG)
     queue = WriteQueue()
@@ -406,8 +414,7 @@ def test_nbytes_of_the_wrong_type_is_rejected_unchanged(nbytes: object) -> None:
         queue.write(buf, nbytes=nbytes)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="nbytes must be an int"):
         queue.write(b"x" * BIG, nbytes=nbytes)  # type: ignore[arg-type]
-    assert (queue.pending, buf.released) == (0, False)
-    buf.release()
+    assert (queue.pending, buf.released) == (0, True)
 
 
 @pytest.mark.parametrize("coalesce_below", [0, COALESCE_BELOW])
@@ -417,7 +424,7 @@ def test_empty_pooled_write_is_released_at_once(coalesce_below: int) -> None:
     queue = WriteQueue(coalesce_below=coalesce_below)
     done = Recorder()
     queue.write(pool.acquire(BIG), done.cb("empty"), nbytes=0)
-    assert (len(queue), queue.buffers(), done.tags) == (0, [], ["empty"])
+    assert (entries(queue), queue.buffers(), done.tags) == (0, [], ["empty"])
     assert pool.stats().buffers_in_use == 0
     queue.close()
     assert queue.state is QueueState.CLOSED
@@ -473,7 +480,7 @@ def test_pending_does_not_walk_the_queue() -> None:
     queue._segs = NoWalk(queue._segs[queue._first :])
     queue._first = 0
     assert queue.pending == 16000
-    assert len(queue) == 1000
+    assert entries(queue) == 1000
 
 
 # -- flush() ----------------------------------------------------------------
@@ -631,7 +638,7 @@ def test_fatal_error_fails_everything_with_the_same_object() -> None:
     queue = WriteQueue()
     queue.write(b"a" * 10, rec.cb("a"))
     buf = pool.acquire(BIG)
-    queue.write(buf, rec.cb("pooled"))
+    queue.write(buf, rec.cb("pooled"), nbytes=BIG)
     queue.write(b"c" * 10, rec.cb("c"))
     sock = FakeSocket(send=[Accept(10), Fail(errno.ECONNRESET)])
     assert not queue.flush(sock)
@@ -641,7 +648,7 @@ def test_fatal_error_fails_everything_with_the_same_object() -> None:
     assert [exc for _, exc in rec.seen[1:]] == [info.value, info.value]
     assert pool.stats().buffers_in_use == 0
     assert queue.state is QueueState.FAILED
-    assert (queue.pending, len(queue), bool(queue)) == (0, 0, False)
+    assert (queue.pending, entries(queue), bool(queue)) == (0, 0, False)
     assert queue.flush(sock)  # nothing left to do
     assert queue.buffers() == []
 
@@ -668,7 +675,7 @@ def test_fail_needs_an_exception() -> None:
     pool = BufferPool()
     queue = WriteQueue()
     done = Recorder()
-    queue.write(pool.acquire(BIG), done.cb("a"))
+    queue.write(pool.acquire(BIG), done.cb("a"), nbytes=BIG)
     with pytest.raises(TypeError, match="'str'"):
         queue.fail("boom")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="'type'"):
@@ -971,6 +978,7 @@ def test_writelines_is_one_write() -> None:
     pool = BufferPool()
     buf = pool.acquire(BIG)
     buf.view[:] = b"P" * buf.size
+    buf.filled = buf.size
     rec = Recorder()
     queue = WriteQueue(high_water=1 << 30)
     items: list[Buffer | PooledBuffer] = [
@@ -1004,7 +1012,7 @@ def test_writelines_coalesces_and_seals_like_write() -> None:
     item = memoryview(b"m" * (BIG - 1))
     count = TAIL_LIMIT // len(item) + 2
     queue.writelines([item] * count)
-    assert 2 <= len(queue) < count
+    assert 2 <= entries(queue) < count
     assert drain(queue) == bytes(item) * count
 
 
@@ -1041,7 +1049,7 @@ def test_gh146507_many_small_writes_keep_pending_cheap() -> None:
     for i in range(40_000):
         queue.write(b"0123456789abcdef")
         assert queue.pending == 16 * (i + 1)
-    assert len(queue) <= 16
+    assert entries(queue) <= 16
     assert len(drain(queue)) == 640_000
 
 
@@ -1076,7 +1084,7 @@ def test_gh155888_empty_writes_do_not_hang_close() -> None:
     queue.write(memoryview(b""))
     queue.write(b"", lambda exc: None)
     queue.close()
-    assert len(queue) == 1
+    assert entries(queue) == 1
     assert drain(queue) == b"data"
     assert queue.state is QueueState.CLOSED
 
@@ -1130,3 +1138,98 @@ def test_bytearray_changed_after_write_is_sent_as_written() -> None:
     small[:] = b"XXXXX"
     large[:1] = b"X"
     assert drain(queue) == b"small" + b"L" * BIG * 2
+
+
+# -- the write-spin limit -------------------------------------------------------
+def endless_writer(queue: WriteQueue, limit: int) -> list[int]:
+    """Write a chunk whose completion writes the next, ``limit`` times."""
+    count = [0]
+
+    def more(exc: BaseException | None) -> None:
+        if exc is None and count[0] < limit:
+            count[0] += 1
+            queue.write(b"m" * 100, more)
+
+    queue.write(b"m" * 100, more)
+    return count
+
+
+def test_flush_makes_at_most_write_spin_sends() -> None:
+    """A completion that always writes more cannot hold flush: 16 sends, then False."""
+    queue = WriteQueue()
+    count = endless_writer(queue, 10_000)
+    sock = FakeSocket()
+    assert queue.flush(sock) is False
+    assert len(sock.calls) == 16
+    assert (queue.pending, count[0]) == (100, 16)
+    assert queue.flush(sock) is False
+    assert len(sock.calls) == 32
+
+
+@pytest.mark.parametrize("spin", [1, 3])
+def test_write_spin_is_a_constructor_keyword(spin: int) -> None:
+    """``write_spin=n`` bounds each flush to n send calls, interrupts included."""
+    queue = WriteQueue(write_spin=spin)
+    endless_writer(queue, 10_000)
+    sock = FakeSocket(send=[Interrupt(), AcceptAll(), AcceptAll()])
+    assert queue.flush(sock) is False
+    assert len(sock.calls) == spin
+
+
+@pytest.mark.parametrize(("spin", "match"), [(0, "write_spin"), (-1, "write_spin")])
+def test_bad_write_spin_is_refused(spin: int, match: str) -> None:
+    """write_spin must be a positive int, named in the error."""
+    with pytest.raises(ValueError, match=match):
+        WriteQueue(write_spin=spin)
+    with pytest.raises(TypeError, match="write_spin must be an int"):
+        WriteQueue(write_spin=1.0)  # type: ignore[arg-type]
+
+
+def test_spin_limit_leaves_a_drainable_queue() -> None:
+    """More data than 16 sends take: later flushes finish it, intact and in order."""
+    queue = WriteQueue(coalesce_below=0, max_gather_bytes=3000)
+    data = [bytes([i]) * 3000 for i in range(40)]
+    for chunk in data:
+        queue.write(chunk)
+    sock = FakeSocket(send=[Accept(3000)] * 40)
+    assert [queue.flush(sock) for _ in range(3)] == [False, False, True]
+    assert sock.wire == b"".join(data)
+
+
+# -- ENOBUFS ------------------------------------------------------------------
+def test_enobufs_on_send_is_would_block() -> None:
+    """ENOBUFS leaves the queue open with its data: flush returns False."""
+    rec = Recorder()
+    queue = WriteQueue()
+    queue.write(b"keep me", rec.cb("w"))
+    sock = FakeSocket(send=[Fail(errno.ENOBUFS)])
+    assert queue.flush(sock) is False
+    assert (queue.state, queue.pending, rec.seen) == (QueueState.OPEN, 7, [])
+    assert queue.flush(sock) is True
+    assert (sock.wire, rec.seen) == (b"keep me", [("w", None)])
+
+
+# -- a failed queue, odd shapes ----------------------------------------------------
+def test_failed_queue_reports_paused() -> None:
+    """A failed queue tells producers to hold off: paused, and no resume ever."""
+    calls: list[str] = []
+    queue = WriteQueue(
+        on_pause=lambda: calls.append("p"), on_resume=lambda: calls.append("r")
+    )
+    queue.write(b"abc")
+    assert queue.paused is False
+    queue.fail(ConnectionResetError())
+    assert (queue.paused, calls) == (True, [])
+
+
+def test_zero_size_multidimensional_view_is_an_empty_write() -> None:
+    """A (0, 3)-shaped view is written like b"": nothing sent, completes at once."""
+    rec = Recorder()
+    queue = WriteQueue()
+    empty = memoryview((ctypes.c_uint8 * 3 * 0)())
+    assert empty.shape == (0, 3)
+    queue.write(empty, rec.cb("empty"))
+    queue.writelines([empty, b"x"], rec.cb("lines"))
+    assert rec.tags == ["empty"]
+    assert drain(queue) == b"x"
+    assert rec.tags == ["empty", "lines"]

@@ -7,6 +7,7 @@ from typing import SupportsIndex, overload
 
 from bufkit import BufferPool, WriteQueue
 from bufkit._gather import gather
+from tests.test_writequeue import entries
 
 CHUNK = 1 << 16  # 64 KiB: a write that takes an entry of its own
 
@@ -26,7 +27,7 @@ def test_drained_queue_drops_its_containers() -> None:
     pool = BufferPool()
     queue = WriteQueue(high_water=1 << 30)
     buf = pool.acquire(CHUNK)
-    queue.write(buf)
+    queue.write(buf, nbytes=CHUNK)
     queue.write(b"x" * CHUNK, lambda exc: None)
     queue.write(b"tiny")
     assert all(c is not None for c in containers(queue))
@@ -39,7 +40,7 @@ def test_failed_queue_drops_its_containers() -> None:
     """A failure lets go of every container too."""
     pool = BufferPool()
     queue = WriteQueue()
-    queue.write(pool.acquire(CHUNK), lambda exc: None)
+    queue.write(pool.acquire(CHUNK), lambda exc: None, nbytes=CHUNK)
     queue.fail(ConnectionResetError())
     assert containers(queue) == (None, None, None)
     assert pool.stats().buffers_in_use == 0
@@ -79,8 +80,8 @@ def test_sent_prefix_is_cut_from_the_list() -> None:
         queue.advance(CHUNK)
         segs = queue._segs
         assert segs is not None
-        assert len(segs) <= 2 * len(queue) + 32
-    assert len(queue) == 100
+        assert len(segs) <= 2 * entries(queue) + 32
+    assert entries(queue) == 100
 
 
 class Recording(list[memoryview]):

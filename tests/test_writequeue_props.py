@@ -1,10 +1,14 @@
 """WriteQueue properties under random writes and hostile send schedules.
 
-Invariants 1, 2, 4 and 6 of DESIGN.md, checked after every operation against
-:class:`bufkit.testing.FakeSocket`: the wire is a prefix of the concatenated
-writes, completions fire once and in order, ``pending`` is written minus
-accepted, a fault fails every pending completion with the one exception and
-gives pooled buffers back, and pause/resume match the watermark crossings.
+Invariants 1, 2, 3, 4 and 6 of docs/design.md, checked after every operation
+against :class:`bufkit.testing.FakeSocket`: the wire is a prefix of the
+concatenated writes (pooled buffers contribute their fill), completions fire
+once and in order, ``pending`` is written minus accepted, ``held_bytes`` adds
+the rest of every owned chunk not yet released, a flush makes at most
+``write_spin`` send calls and returns whether the queue drained, a fault
+fails every pending completion with the one exception and gives pooled
+buffers back, and pause/resume fire exactly where ``held_bytes`` crosses the
+watermarks.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from hypothesis import strategies as st
 
 from bufkit import BufferPool, QueueFailedError, QueueState, WriteQueue
 from bufkit.testing import Accept, AcceptAll, Fail, FakeSocket, SendStep, WouldBlock
+from tests.test_writequeue import entries
 
 KINDS = ("bytes", "bytearray", "view", "array-i", "pooled", "pooled-big", "handover")
 
@@ -49,6 +54,17 @@ class Model:
     paused: bool = False
     pending: int = 0
     calls_seen: int = 0
+    owned: list[tuple[int, int, int]] = field(default_factory=list)  # start, end, chunk
+
+    def held(self) -> int:
+        """Pending bytes plus the unsendable rest of each chunk still lent."""
+        accepted = len(self.data) - self.pending
+        extra = sum(
+            chunk - (end - max(start, accepted))
+            for start, end, chunk in self.owned
+            if end > accepted
+        )
+        return self.pending + extra
 
 
 sizes = st.one_of(
@@ -70,7 +86,11 @@ faults = st.sampled_from([errno.ECONNRESET, errno.EPIPE, errno.ENOBUFS])
 
 
 def make_item(kind: str, size: int, pool: BufferPool, fill: int) -> bytes | object:
-    """Build one buffer of ``kind`` holding ``size`` bytes of ``fill``."""
+    """Build one buffer of ``kind`` holding ``size`` bytes of ``fill``.
+
+    A pooled buffer comes as ``(buffer, size)``, its fill set to ``size``;
+    the rest of its chunk holds a marker that must never reach the wire.
+    """
     raw = bytes([fill]) * size
     if kind in ("bytearray", "handover"):
         return bytearray(raw)
@@ -82,12 +102,16 @@ def make_item(kind: str, size: int, pool: BufferPool, fill: int) -> bytes | obje
         size = min(size + 2048, 65536) if kind == "pooled-big" else size
         raw = bytes([fill]) * size
         buf = pool.acquire(max(size, 1))
+        buf.view[:] = b"\xee" * buf.size
         buf.view[:size] = raw
+        buf.filled = size
         return (buf, size)
     return raw
 
 
-def apply_write(queue: WriteQueue, op: Write, model: Model, pool: BufferPool) -> None:
+def apply_write(
+    queue: WriteQueue, op: Write, model: Model, pool: BufferPool, coalesce: int
+) -> None:
     """Make ``op`` on the queue and record what the model expects."""
     fill = len(model.ends) % 251
     items = [make_item(op.kind, size, pool, fill) for size in op.sizes]
@@ -96,63 +120,80 @@ def apply_write(queue: WriteQueue, op: Write, model: Model, pool: BufferPool) ->
     def on_done(exc: BaseException | None) -> None:
         model.fired.append((index, exc))
 
+    def add(data: bytes | memoryview, chunk: int = 0) -> None:
+        start = len(model.data)
+        model.data += data
+        if chunk and len(data) >= max(coalesce, 1):
+            model.owned.append((start, len(model.data), chunk))
+
     callback = on_done if op.callback else None
     before = len(model.data)
     if len(items) == 1:
         item = items[0]
         if isinstance(item, tuple):
-            queue.write(item[0], callback, nbytes=item[1])
-            model.data += bytes([fill]) * item[1]
+            buf, size = item
+            chunk = buf.size
+            if size and op.callback:  # its fill, by default
+                queue.write(buf, callback)
+            else:
+                queue.write(buf, callback, nbytes=size)
+            add(bytes([fill]) * size, chunk)
         else:
             queue.write(item, callback, copy=op.kind != "handover")  # type: ignore[arg-type]
-            model.data += memoryview(item).cast("B")  # type: ignore[arg-type]
+            add(memoryview(item).cast("B"))  # type: ignore[arg-type]
     else:
         plain: list[object] = []
         for item in items:
             if isinstance(item, tuple):
                 buf, size = item
-                if size < buf.size:  # writelines sends whole buffers
-                    buf.view[size:] = bytes([fill]) * (buf.size - size)
+                if not size:  # writelines refuses an unfilled buffer
+                    buf.view[0] = fill
+                    buf.filled = size = 1
                 plain.append(buf)
-                model.data += bytes([fill]) * buf.size
+                add(bytes([fill]) * size, buf.size)
             else:
                 plain.append(item)
-                model.data += memoryview(item).cast("B")  # type: ignore[arg-type]
+                add(memoryview(item).cast("B"))  # type: ignore[arg-type]
         queue.writelines(plain, callback)  # type: ignore[arg-type]
     model.ends.append(len(model.data) if op.callback else -1)
     model.pending += len(model.data) - before
-    if not model.paused and model.pending > queue.high_water:
+    if not model.paused and model.held() > queue.high_water:
         model.paused = True
         model.expected_events.append("pause")
 
 
-def follow_sends(queue: WriteQueue, sock: FakeSocket, model: Model) -> None:
-    """Replay the socket's new calls into the model's pending trajectory."""
-    calls = sock.calls
-    for call in calls[model.calls_seen :]:
+def follow_sends(queue: WriteQueue, sock: FakeSocket, model: Model, spin: int) -> None:
+    """Replay one flush's send calls into the model's held trajectory."""
+    calls = sock.calls[model.calls_seen :]
+    assert len(calls) <= spin  # the write-spin limit
+    for call in calls:
         if call.result:
             model.pending -= call.result
-            if model.paused and model.pending <= queue.low_water:
+            if model.paused and model.held() <= queue.low_water:
                 model.paused = False
                 model.expected_events.append("resume")
-    model.calls_seen = len(calls)
+    model.calls_seen += len(calls)
 
 
 def check(queue: WriteQueue, sock: FakeSocket, model: Model, pool: BufferPool) -> None:
     """Every invariant that holds between operations."""
     wire = sock.wire
     assert bytes(model.data[: len(wire)]) == wire
-    if queue.state is not QueueState.FAILED:
+    failed = queue.state is QueueState.FAILED
+    if not failed:
         assert queue.pending == len(model.data) - len(wire) == model.pending
+        assert queue.held_bytes == model.held()
         due = [i for i, end in enumerate(model.ends) if 0 <= end <= len(wire)]
         assert model.fired == [(i, None) for i in due]
+        in_use = pool.stats().bytes_in_use
+        assert in_use == sum(c for _, end, c in model.owned if end > len(wire))
     assert [name for name, _ in model.events] == model.expected_events
-    assert queue.paused is model.paused
-    for name, pending in model.events:
+    assert queue.paused is (model.paused or failed)
+    for name, held in model.events:
         if name == "pause":
-            assert pending > queue.high_water
+            assert held > queue.high_water
         else:
-            assert pending <= queue.low_water
+            assert held <= queue.low_water
     assert bool(queue) is (queue.pending > 0)
 
 
@@ -163,6 +204,7 @@ def check(queue: WriteQueue, sock: FakeSocket, model: Model, pool: BufferPool) -
     high=st.integers(0, 100_000),
     low=st.one_of(st.just(0), st.integers(0, 100_000)),
     coalesce=st.sampled_from([0, 64, 2048]),
+    spin=st.sampled_from([1, 2, 16]),
 )
 def test_queue_against_a_hostile_socket(
     ops: list[Write | Flush],
@@ -171,6 +213,7 @@ def test_queue_against_a_hostile_socket(
     high: int,
     low: int,
     coalesce: int,
+    spin: int,
 ) -> None:
     """Writes and flushes under partial sends, EAGAIN and faults keep invariants."""
     if fault is not None:
@@ -182,19 +225,21 @@ def test_queue_against_a_hostile_socket(
     queue = WriteQueue(
         high_water=high,
         low_water=low,
-        on_pause=lambda: model.events.append(("pause", queue.pending)),
-        on_resume=lambda: model.events.append(("resume", queue.pending)),
+        on_pause=lambda: model.events.append(("pause", queue.held_bytes)),
+        on_resume=lambda: model.events.append(("resume", queue.held_bytes)),
         coalesce_below=coalesce,
+        write_spin=spin,
     )
     error: OSError | None = None
-    for op in [*ops, *[Flush()] * (len(schedule) + 2)]:
+    # Enough flushes to finish the schedule, then drain at `spin` calls each.
+    for op in [*ops, *[Flush()] * (len(schedule) + 2 + 60 // spin)]:
         if isinstance(op, Write):
             if error is not None:
                 with pytest.raises(QueueFailedError) as refused:
                     queue.write(b"late")
                 assert refused.value.__cause__ is error
                 continue
-            apply_write(queue, op, model, pool)
+            apply_write(queue, op, model, pool, coalesce)
         elif error is None:
             try:
                 drained = queue.flush(sock)
@@ -202,9 +247,9 @@ def test_queue_against_a_hostile_socket(
                 error = exc
             else:
                 assert drained is (queue.pending == 0)
-            follow_sends(queue, sock, model)
+            follow_sends(queue, sock, model, spin)
         check(queue, sock, model, pool)
-        assert (len(queue) == 0) is (queue.pending == 0)  # no empty entries
+        assert (entries(queue) == 0) is (queue.pending == 0)  # no empty entries
     if error is None:
         assert sock.wire == bytes(model.data)
         assert [i for i, _ in model.fired] == [

@@ -1,9 +1,11 @@
 """The WriteQueue lifecycle and watermarks, checked by a Hypothesis state machine.
 
-A hand-written model of the queue (state, pending bytes, paused flag,
-outstanding completions) runs beside the real one; after every step they must
-agree, every state change must be the one ``TRANSITIONS`` gives for the
-event, and pause/resume must alternate exactly at the watermark crossings.
+A hand-written model of the queue (state, pending and held bytes, paused
+flag, outstanding completions, lent chunks) runs beside the real one; after
+every step they must agree, every state change must be the one
+``TRANSITIONS`` gives for the event, pause/resume must alternate exactly where
+``held_bytes`` crosses the watermarks, and no flush makes more than
+``write_spin`` send calls.
 """
 
 from __future__ import annotations
@@ -20,9 +22,15 @@ from hypothesis.stateful import (
     rule,
 )
 
-from bufkit import QueueClosedError, QueueFailedError, QueueState, WriteQueue
-from bufkit._queuestate import TRANSITIONS, Event
-from bufkit.testing import Accept, Fail, FakeSocket, SendStep, WouldBlock
+from bufkit import (
+    BufferPool,
+    QueueClosedError,
+    QueueFailedError,
+    QueueState,
+    WriteQueue,
+)
+from bufkit._writequeue import TRANSITIONS, Event, next_state
+from bufkit.testing import Accept, AcceptAll, Fail, FakeSocket, SendStep, WouldBlock
 
 OPEN, CLOSING, CLOSED, FAILED = (
     QueueState.OPEN,
@@ -41,6 +49,14 @@ def test_closed_and_failed_are_terminal() -> None:
     """No event leads out of CLOSED or FAILED."""
     for state in (CLOSED, FAILED):
         assert {TRANSITIONS[state, event] for event in Event} == {state}
+
+
+def test_next_state_follows_the_table_and_refuses_a_missing_pair() -> None:
+    """next_state applies the table; a pair it lacks is a RuntimeError naming it."""
+    assert next_state(TRANSITIONS, OPEN, Event.CLOSE) is CLOSING
+    partial = {(OPEN, Event.CLOSE): CLOSING}
+    with pytest.raises(RuntimeError, match="no transition for DRAIN in OPEN"):
+        next_state(partial, OPEN, Event.DRAIN)
 
 
 def test_only_these_edges_exist() -> None:
@@ -90,11 +106,20 @@ class QueueMachine(RuleBasedStateMachine):
         self.expected_fired: list[tuple[int, BaseException | None]] = []
         self.error: BaseException | None = None
         self.next_id = 0
+        self.pool = BufferPool()
+        self.owned: list[tuple[int, int, int]] = []  # (start, end, chunk size)
+        self.spin = 16
 
-    @initialize(high=st.integers(0, 3000), low_part=st.integers(0, 3000))
-    def make_queue(self, high: int, low_part: int) -> None:
-        """Build the queue with random watermarks."""
+    @initialize(
+        high=st.integers(0, 3000),
+        low_part=st.integers(0, 3000),
+        spin=st.integers(1, 4),
+    )
+    def make_queue(self, high: int, low_part: int, spin: int) -> None:
+        """Build the queue with random watermarks and write-spin limit."""
+        self.spin = spin
         self.queue = WriteQueue(
+            write_spin=spin,
             high_water=high,
             low_water=min(low_part, high),
             on_pause=lambda: self.events.append("pause"),
@@ -102,6 +127,15 @@ class QueueMachine(RuleBasedStateMachine):
         )
 
     # -- the model's bookkeeping ------------------------------------------------
+    def held(self) -> int:
+        """Pending bytes plus the rest of each chunk still lent to the queue."""
+        accepted = self.written - self.pending
+        return self.pending + sum(
+            chunk - (end - max(start, accepted))
+            for start, end, chunk in self.owned
+            if end > accepted
+        )
+
     def sent(self, n: int) -> None:
         """``n`` bytes were accepted: move the model like the queue should."""
         if not n:
@@ -109,7 +143,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.pending -= n
         if self.pending == 0:
             self.expect_transition(Event.DRAIN)
-        if self.paused and self.pending <= self.queue.low_water:
+        if self.paused and self.held() <= self.queue.low_water:
             self.paused = False
             self.expected.append("resume")
         accepted = self.written - self.pending
@@ -135,6 +169,7 @@ class QueueMachine(RuleBasedStateMachine):
             self.pending = 0
             self.expected_fired += [(i, exc) for _, i in self.outstanding]
             self.outstanding.clear()
+            self.owned.clear()
 
     # -- rules ----------------------------------------------------------------
     @rule(size=st.integers(0, 2500), callback=st.booleans())
@@ -155,12 +190,31 @@ class QueueMachine(RuleBasedStateMachine):
             self.outstanding.append((self.written + size, ident))
         self.written += size
         self.pending += size
-        if not self.paused and self.pending > self.queue.high_water:
+        if not self.paused and self.held() > self.queue.high_water:
             self.paused = True
             self.expected.append("pause")
         if callback and self.pending == 0:
             self.expected_fired.append((self.outstanding.pop()[1], None))
         self.queue.write(b"w" * size, on_done if callback else None)
+
+    @rule(size=st.integers(1, 5000))
+    def write_pooled(self, size: int) -> None:
+        """Write a pooled buffer's fill; from 2 KiB on, the queue owns the chunk."""
+        buf = self.pool.acquire(size)
+        buf.filled = size
+        if self.state is not OPEN:
+            with pytest.raises((QueueClosedError, QueueFailedError)):
+                self.queue.write(buf)
+            assert buf.released
+            return
+        if size >= 2048:
+            self.owned.append((self.written, self.written + size, buf.size))
+        self.written += size
+        self.pending += size
+        if not self.paused and self.held() > self.queue.high_water:
+            self.paused = True
+            self.expected.append("pause")
+        self.queue.write(buf)
 
     @rule(part=st.integers(0, 100))
     def advance(self, part: int) -> None:
@@ -178,19 +232,21 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(
         step=st.one_of(
             st.builds(Accept, st.integers(1, 4000)),
+            st.just(AcceptAll()),
             st.just(WouldBlock()),
             st.sampled_from([Fail(errno.ECONNRESET), Fail(errno.EPIPE)]),
         )
     )
     def flush(self, step: SendStep) -> None:
         """Flush into a socket that takes one step, then blocks."""
-        sock = FakeSocket(send=[step], after_send="block")
+        sock = FakeSocket(send=[step] * self.spin * 2, after_send="block")
         try:
             drained = self.queue.flush(sock)
         except OSError as exc:
             assert isinstance(step, Fail)
             self.broke(exc)
         else:
+            assert len(sock.calls) <= self.spin
             for call in sock.calls:
                 self.sent(call.result or 0)
             assert drained is (self.pending == 0)
@@ -217,7 +273,12 @@ class QueueMachine(RuleBasedStateMachine):
         assert self.queue.state is self.state
         assert self.queue.pending == self.pending
         assert bool(self.queue) is (self.pending > 0)
-        assert self.queue.paused is self.paused
+        assert self.queue.paused is (self.paused or self.state is FAILED)
+        if self.state is not FAILED:
+            assert self.queue.held_bytes == self.held()
+        lent = self.pool.stats().bytes_in_use
+        accepted = self.written - self.pending
+        assert lent == sum(c for _, end, c in self.owned if end > accepted)
         assert self.fired == self.expected_fired
 
     @invariant()

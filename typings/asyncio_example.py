@@ -14,6 +14,8 @@ from bufkit.adapters.asyncio import (
     StreamProtocol,
     StreamServer,
     open_connection,
+    open_protocol_connection,
+    start_protocol_server,
     start_server,
 )
 
@@ -44,11 +46,28 @@ def protocols() -> None:
     PooledProtocol(pool, read_size="big")  # type: ignore[arg-type]
 
 
+class LineServer(PooledProtocol):
+    """Code ported from asyncio.Protocol: it keeps its transport itself."""
+
+    transport: asyncio.Transport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+
+
 class Greeter(StreamProtocol):
-    """Level 2, protocol mode."""
+    """Level 2, protocol mode, with asyncio's callback signatures."""
 
     def connection_made(self, conn: Connection) -> None:
         conn.write(b"hello\n")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        assert_type(exc, Exception | None)
 
 
 async def handle(conn: Connection) -> None:
@@ -64,17 +83,29 @@ async def handle(conn: Connection) -> None:
     conn.write("text")  # type: ignore[arg-type]
 
 
+async def handle_with(conn: Connection, greeting: bytes) -> None:
+    """A handler taking more than the connection, bound with a lambda."""
+    await conn.send(greeting)
+
+
 async def servers() -> None:
-    """Both kinds of handler are accepted; the results are typed."""
+    """Each mode has its entry point; the results are typed."""
     framer: FramerFactory = functools.partial(
         bufkit.LengthPrefixedFramer, pool, max_frame=4096
     )
     server = await start_server(handle, "127.0.0.1", 0, pool=pool, framer=framer)
     assert_type(server, StreamServer)
-    other = await start_server(Greeter, "127.0.0.1", 0, pool=pool)
+    await start_server(lambda conn: handle_with(conn, b"hi"), "127.0.0.1", 0, pool=pool)
+    other = await start_protocol_server(Greeter, "127.0.0.1", 0, pool=pool)
     assert_type(other.connections, frozenset[Connection])
-    conn = await open_connection("127.0.0.1", 8888, pool=pool, protocol=Greeter())
+    conn = await open_connection("127.0.0.1", 8888, pool=pool)
     assert_type(conn, Connection)
-    assert_type(conn.pending, int)
+    assert_type(conn.pending_bytes, int)
+    pair = await open_protocol_connection(Greeter, "127.0.0.1", 8888, pool=pool)
+    assert_type(pair, tuple[Connection, Greeter])
+    await start_server(Greeter, "127.0.0.1", 0, pool=pool)  # type: ignore[arg-type]
+    await start_server(lambda conn: Greeter(), "127.0.0.1", 0, pool=pool)  # type: ignore[arg-type, return-value]
+    await start_protocol_server(handle, "127.0.0.1", 0, pool=pool)  # type: ignore[arg-type]
     await start_server(handle, "127.0.0.1", 0)  # type: ignore[call-arg]
     await open_connection("127.0.0.1", "80", pool=pool)  # type: ignore[arg-type]
+    conn.pending  # type: ignore[attr-defined]  # noqa: B018

@@ -32,6 +32,7 @@ def describe(pool: bufkit.BufferPool) -> None:
     assert_type(stats, bufkit.PoolStats)
     assert_type(stats.bytes_in_use, int)
     assert_type(stats.per_class, tuple[bufkit.ClassStats, ...])
+    assert_type(stats.slabs_reclaimed, int)
     assert_type(stats.per_class[0].bytes_reserved, int)
     assert_type(pool.trim(), int)
     buf = pool.acquire(10)

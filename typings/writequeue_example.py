@@ -26,6 +26,7 @@ def use(sock: socket.socket, tls: ssl.SSLSocket, pool: bufkit.BufferPool) -> Non
         low_water=16384,
         on_pause=lambda: None,
         on_resume=lambda: None,
+        write_spin=16,
         name="conn",
     )
     queue.write(b"bytes", done)
@@ -46,7 +47,8 @@ def use(sock: socket.socket, tls: ssl.SSLSocket, pool: bufkit.BufferPool) -> Non
     assert_type(queue.state is bufkit.QueueState.CLOSING, bool)
     assert_type(queue.high_water, int)
     assert_type(queue.low_water, int)
-    assert_type(len(queue), int)
+    assert_type(queue.held_bytes, int)
+    len(queue)  # type: ignore[arg-type]
     assert_type(bool(queue), bool)
     queue.close()
     queue.fail(ConnectionResetError())
@@ -66,3 +68,4 @@ def rejected(queue: bufkit.WriteQueue) -> None:
     bufkit.WriteQueue(on_pause=done)  # type: ignore[arg-type]
     queue.pending = 3  # type: ignore[misc]
     bufkit.WriteQueue(64)  # type: ignore[call-arg]
+    bufkit.WriteQueue(write_spin=1.5)  # type: ignore[arg-type]

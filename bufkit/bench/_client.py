@@ -18,6 +18,12 @@ at a time, so the server's backlog never drops a SYN) and prints
   ``stop`` or end of input prints ``RESULT`` and closes all.
 
 Any socket error or unexpected EOF prints ``ERROR {message}`` and exits 1.
+
+``python -m bufkit.bench._client serve`` runs one job after another in the
+same process, so the bench pays for no interpreter start between rounds:
+each ``job {json}`` line on stdin runs as above, ending with ``RESULT`` or
+``ERROR`` (its sockets closed either way), and the client then waits for the
+next job; ``quit`` or the end of input ends it.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from bufkit.bench._wire import FANOUT_RESPONSE, dump_line, raise_nofile_limit
 
@@ -112,16 +118,27 @@ class _Commands:
 
     def __init__(self) -> None:
         self._partial = b""
+        self._queued: list[str] = []
         self.closed = False
 
     def read(self) -> list[str]:
+        """Return the lines read before and the whole lines of one ``read``."""
+        if self._queued:
+            lines, self._queued = self._queued, []
+            return lines
         data = os.read(_STDIN, 4096)
         if not data:
             self.closed = True
             return []
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        return [line.decode().strip() for line in lines]
+        parts = (self._partial + data).split(b"\n")
+        self._partial = parts.pop()
+        return [part.decode().strip() for part in parts]
+
+    def next_line(self) -> str | None:
+        """Block for the next line; None at the end of input."""
+        while not self._queued and not self.closed:
+            self._queued = self.read()
+        return self._queued.pop(0) if self._queued else None
 
 
 def _roundtrip(socks: dict[int, socket.socket]) -> float:
@@ -144,8 +161,7 @@ def _roundtrip(socks: dict[int, socket.socket]) -> float:
     return time.monotonic() - start
 
 
-def _run_idle(socks: dict[int, socket.socket]) -> None:
-    commands = _Commands()
+def _run_idle(socks: dict[int, socket.socket], commands: _Commands) -> None:
     while not commands.closed:
         for command in commands.read():
             if command == "roundtrip":
@@ -155,10 +171,13 @@ def _run_idle(socks: dict[int, socket.socket]) -> None:
 
 
 def _run_load(
-    socks: dict[int, socket.socket], mode: str, size: int, window: int
+    socks: dict[int, socket.socket],
+    job: dict[str, Any],
+    commands: _Commands,
 ) -> int:
     """Keep ``window`` messages in flight on every connection until ``stop``."""
-    fanout = mode == "fanout"
+    fanout = job["mode"] == "fanout"
+    size, window = job.get("size", 1), job["window"]
     limit = window if fanout else window * size
     payload = memoryview(b"r" * limit)
     sent = dict.fromkeys(socks, 0)
@@ -170,7 +189,6 @@ def _run_load(
         poller.register(fd, _IN)
     buf = memoryview(bytearray(1 << 18))
     total = 0
-    commands = _Commands()
 
     def top_up(fd: int, sock: socket.socket) -> None:
         if fanout:
@@ -216,10 +234,8 @@ def _run_load(
             top_up(fd, sock)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the job given as JSON in ``argv[0]``; return the exit status."""
-    job = json.loads((sys.argv[1:] if argv is None else argv)[0])
-    raise_nofile_limit()
+def _run_job(job: dict[str, Any], commands: _Commands) -> bool:
+    """Run one job; return whether it ended with ``RESULT`` (not ``ERROR``)."""
     socks: dict[int, socket.socket] = {}
     try:
         socks = _connect_all(
@@ -227,18 +243,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         _emit("CONNECTED", {"n": len(socks), "t": time.monotonic()})
         if job["mode"] == "idle":
-            _run_idle(socks)
+            _run_idle(socks, commands)
             total = 0
         else:
-            total = _run_load(socks, job["mode"], job.get("size", 1), job["window"])
+            total = _run_load(socks, job, commands)
     except (_Fatal, OSError) as exc:
         _emit("ERROR", {"message": f"{type(exc).__name__}: {exc}"})
-        return 1
+        return False
     finally:
         for sock in socks.values():
             sock.close()
     _emit("RESULT", {"bytes": total, "cpu": time.process_time(), "t": time.monotonic()})
-    return 0
+    return True
+
+
+def _serve(commands: _Commands) -> int:
+    """Run each ``job {json}`` line in turn until ``quit`` or the end of input."""
+    while True:
+        line = commands.next_line()
+        if line is None or line == "quit":
+            return 0
+        tag, _, rest = line.partition(" ")
+        if tag == "job":  # anything else is a leftover of a failed job
+            _run_job(json.loads(rest), commands)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the job given as JSON in ``argv[0]`` (or ``serve``); return the status."""
+    arg = (sys.argv[1:] if argv is None else argv)[0]
+    raise_nofile_limit()
+    commands = _Commands()
+    if arg == "serve":
+        return _serve(commands)
+    return 0 if _run_job(json.loads(arg), commands) else 1
 
 
 if __name__ == "__main__":

@@ -13,8 +13,11 @@ __all__ = ["add_parser", "run_command"]
 
 _EPILOG = """\
 Each contender is a server in its own process; a load client runs in another.
-Contenders whose module or optional dependency is missing are skipped with a
-reason. Install everything with: pip install 'bufkit[bench]'.
+Throughput cells run in interleaved rounds and report the median and range of
+the server's CPU per message; targets whose rounds disagree by more than their
+margin are "unsettled". Contenders whose module, optional dependency or C
+compiler is missing are skipped with a reason. Install everything with:
+pip install 'bufkit[bench]'.
 """
 
 
@@ -25,12 +28,15 @@ def add_parser(
     parser = subparsers.add_parser(
         "bench",
         help="run the side-by-side benchmark suite (quick by default)",
-        description="Measure bufkit against asyncio, uvloop and Twisted, side by side.",
+        description="Measure bufkit against asyncio, uvloop, Twisted and a C epoll "
+        "server, side by side.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--full", action="store_true", help="1k and 10k idle, the whole echo grid"
+        "--full",
+        action="store_true",
+        help="1k and 10k idle, 3 fanout cells, longer windows, 5 rounds",
     )
     parser.add_argument(
         "--smoke",
@@ -59,7 +65,16 @@ def add_parser(
         "--markdown", metavar="FILE", help="write the tables as Markdown"
     )
     parser.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="measuring window per cell"
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="measuring window of each round of a throughput cell",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help="interleaved rounds per throughput cell (default 3, with --full 5)",
     )
     parser.add_argument(
         "--connections",
@@ -93,6 +108,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         changes["contenders"] = tuple(args.contender)
     if args.duration is not None:
         changes["duration"] = args.duration
+    if args.rounds is not None:
+        changes["rounds"] = max(1, args.rounds)
     if args.connections:
         changes["idle_connections"] = tuple(args.connections)
     if args.no_strace:

@@ -6,9 +6,12 @@ from typing import Final
 
 import attrs
 
-__all__ = ["SCENARIOS", "BenchConfig", "echo_window"]
+__all__ = ["ECHO_GRID", "SCENARIOS", "BenchConfig", "echo_window"]
 
 SCENARIOS: Final = ("idle", "echo", "fanout", "micro")
+#: Echo cells (connections, message size): 1, 64 and 1,000 connections, each
+#: at 64 B, 4 KiB and 64 KiB.
+ECHO_GRID: Final = tuple((c, s) for c in (1, 64, 1000) for s in (64, 4096, 65536))
 
 _KIB: Final = 1024
 _MAX_IN_FLIGHT_PER_CONN: Final = 256 * _KIB
@@ -37,19 +40,19 @@ class BenchConfig:
     scenarios: tuple[str, ...] = SCENARIOS
     contenders: tuple[str, ...] | None = None  #: None: every contender
     idle_connections: tuple[int, ...] = (1000,)
-    echo_cells: tuple[tuple[int, int], ...] = ((1, 64), (1, 4096), (1, 65536))
+    echo_cells: tuple[tuple[int, int], ...] = ECHO_GRID
     fanout_connections: tuple[int, ...] = (16,)
     fanout_window: int = 1
-    warmup: float = 0.25
-    duration: float = 0.8
-    samples: int = 4  #: sub-windows of ``duration``; the fastest one counts
+    warmup: float = 0.1  #: load before each round's window, not measured
+    duration: float = 0.25  #: each round's measuring window, in seconds
+    rounds: int = 3  #: interleaved rounds per throughput cell
     strace: bool = True
     strace_duration: float = 0.6
     micro_scale: float = 1.0  #: fraction of the micro-benchmarks' default sizes
 
     @classmethod
     def quick(cls) -> BenchConfig:
-        """The default: every scenario, under two minutes on two cores."""
+        """The default: every scenario, about three minutes on two cores."""
         return cls()
 
     @classmethod
@@ -60,22 +63,20 @@ class BenchConfig:
             echo_cells=((2, 4096),),
             fanout_connections=(2,),
             warmup=0.05,
-            duration=0.2,
-            samples=2,
+            duration=0.1,
             strace_duration=0.2,
             micro_scale=0.0,
         )
 
     @classmethod
     def full(cls) -> BenchConfig:
-        """``--full``: 1k and 10k idle, the whole echo grid, longer windows."""
-        grid = tuple((c, s) for c in (1, 64, 1000) for s in (64, 4096, 65536))
+        """``--full``: 1k and 10k idle, more fanout cells, longer windows, 5 rounds."""
         return cls(
             idle_connections=(1000, 10000),
-            echo_cells=grid,
             fanout_connections=(1, 16, 256),
-            warmup=0.5,
-            duration=3.0,
+            warmup=0.3,
+            duration=1.0,
+            rounds=5,
             strace_duration=2.0,
             micro_scale=4.0,
         )

@@ -1,11 +1,14 @@
-"""The contenders: which servers the bench runs, and why one is skipped.
+"""The contenders: which servers the bench runs, why one is skipped, and how
+each one is started (:func:`launch`, the one place that starts a server).
 
-A contender is a name the server process (:mod:`bufkit.bench._server`)
+A Python contender is a name the server process (:mod:`bufkit.bench._server`)
 knows how to start, plus the modules it needs. The check here is cheap
 (``importlib.util.find_spec``, no import), so the bench can list every
 contender with a one-line reason for each one it skips; the server process
 does the real import and reports a skip of its own if the module is there
-but lacks the API the contender needs.
+but lacks the API the contender needs. The native contender is the C epoll
+server (:mod:`bufkit.bench._native`), built by the bench when ``cc`` is
+there: the machine's limit that every figure is also compared with.
 """
 
 from __future__ import annotations
@@ -15,9 +18,20 @@ from typing import Final, Literal
 
 import attrs
 
-__all__ = ["BASELINE", "CONTENDERS", "Contender", "by_name", "skip_reason"]
+from bufkit.bench import _native
+from bufkit.bench._procs import Child, Children
 
-Family = Literal["peer", "bufkit"]
+__all__ = [
+    "BASELINE",
+    "CONTENDERS",
+    "LIMIT",
+    "Contender",
+    "by_name",
+    "launch",
+    "skip_reason",
+]
+
+Family = Literal["peer", "bufkit", "native"]
 
 
 @attrs.frozen
@@ -31,6 +45,9 @@ class Contender:
 
 
 BASELINE: Final = "asyncio"
+#: The C server: the machine's limit for the bench's protocols.
+LIMIT: Final = "c-epoll"
+_SERVER: Final = "bufkit.bench._server"
 
 CONTENDERS: Final[tuple[Contender, ...]] = (
     Contender("asyncio", "asyncio Protocol", "peer"),
@@ -73,6 +90,7 @@ CONTENDERS: Final[tuple[Contender, ...]] = (
         "bufkit",
         ("bufkit.adapters.twisted", "twisted"),
     ),
+    Contender(LIMIT, "C epoll server (the machine's limit)", "native"),
 )
 
 
@@ -86,10 +104,24 @@ def by_name(name: str) -> Contender:
 
 def skip_reason(contender: Contender) -> str | None:
     """Return why ``contender`` cannot run here, or ``None`` if it can."""
+    if contender.family == "native":
+        return _native.unavailable()
     for module in contender.requires:
         if not _module_exists(module):
             return f"{module} is not available (module not found)"
     return None
+
+
+def launch(children: Children, contender: Contender, host: str) -> Child:
+    """Start ``contender``'s server process; it prints ``READY`` or ``SKIP``.
+
+    Raises:
+        ContenderUnavailable: the C server could not be built (with the reason).
+    """
+    name = f"{contender.name} server"
+    if contender.family == "native":
+        return children.start([_native.build(), host], name=name)
+    return children.start_python(_SERVER, contender.name, "--host", host, name=name)
 
 
 def _module_exists(module: str) -> bool:

@@ -47,6 +47,19 @@ def _strace_version() -> str | None:
     return words[3] if len(words) > 3 else None
 
 
+def _cc_version() -> str | None:
+    cc = shutil.which("cc")
+    if cc is None:
+        return None
+    try:
+        out = subprocess.run(
+            [cc, "--version"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.splitlines()[0].strip() if out.strip() else None
+
+
 def describe() -> dict[str, Any]:
     """Return the machine, OS, Python and package versions (JSON-ready)."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -58,6 +71,7 @@ def describe() -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "packages": {name: _version(name) for name in _PACKAGES},
         "strace": _strace_version(),
+        "cc": _cc_version(),
         "load_average": list(load) if load else None,
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bufkit.bench._environment import summary_line
-from bufkit.bench._report import TITLES, grid, targets_grid
+from bufkit.bench._report import CAPTION, TITLES, grid, targets_grid
 
 __all__ = ["to_markdown"]
 
@@ -27,9 +27,20 @@ def to_markdown(report: dict[str, Any], command: str = "bufkit bench") -> str:
         f"Machine: {summary_line(report['environment'])}.",
         "",
     ]
+    config = report.get("config") or {}
+    if "rounds" in config:
+        out += [
+            f"Each echo and fanout cell: {config['rounds']} rounds of "
+            f"{config['duration']} s (after {config['warmup']} s of warm-up), "
+            "round-robin across the contenders.",
+            "",
+        ]
     for scenario, rows in report["scenarios"].items():
-        if rows:
-            out += [f"**{TITLES[scenario]}**", "", *_table(*grid(scenario, rows)), ""]
+        if not rows:
+            continue
+        out += [f"**{TITLES[scenario]}**", "", *_table(*grid(scenario, rows)), ""]
+        if scenario != "micro":
+            out += [f"{CAPTION}.", ""]
     skipped = [c for c in report["contenders"] if c["status"] != "ran"]
     for contender in skipped:
         out.append(

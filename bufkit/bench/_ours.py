@@ -12,6 +12,8 @@
 * ``bufkit-pooled`` (and ``-uvloop``): :class:`PooledProtocol`, reads into
   pooled chunks, writes through the loop's own transport (``bytes(view)``,
   as its docs require).
+* ``bufkit-twisted``: the very Twisted protocols of the ``twisted`` peer,
+  unmodified, on :mod:`bufkit.adapters.twisted` transports (epoll reactor).
 
 Each imports its adapter only when started, so a missing adapter makes that
 contender skip (the server process reports the ``ImportError``).
@@ -77,7 +79,7 @@ def serve_selectors(host: str) -> Served:
 
 def serve_stream(host: str, *, use_uvloop: bool) -> Served:
     """Start the asyncio readiness stream (protocol mode) on a new loop."""
-    from bufkit.adapters.asyncio import StreamProtocol, start_server
+    from bufkit.adapters.asyncio import StreamProtocol, start_protocol_server
 
     class Echo(StreamProtocol):
         write: Callable[..., None]
@@ -100,7 +102,7 @@ def serve_stream(host: str, *, use_uvloop: bool) -> Served:
 
     def listen(factory: type[StreamProtocol]) -> int:
         server = loop.run_until_complete(
-            start_server(factory, host, 0, pool=pool, backlog=BACKLOG)
+            start_protocol_server(factory, host, 0, pool=pool, backlog=BACKLOG)
         )
         port: int = server.sockets[0].getsockname()[1]
         return port
@@ -150,6 +152,29 @@ def serve_pooled(host: str, *, use_uvloop: bool) -> Served:
     )
 
 
+def serve_twisted_adapter(host: str) -> Served:
+    """Start the Twisted peer's protocols on bufkit's Twisted transports."""
+    from bufkit.adapters.twisted import listen_tcp
+    from bufkit.bench._peers import twisted_peer
+
+    pool = _pool()
+    reactor, echo, fanout = twisted_peer()
+
+    def listen(factory: object) -> int:
+        port = listen_tcp(
+            reactor, 0, factory, interface=host, backlog=BACKLOG, pool=pool
+        )
+        number: int = port.getHost().port
+        return number
+
+    return Served(
+        echo_port=listen(echo),
+        fanout_port=listen(fanout),
+        run_forever=reactor.run,
+        pool_bytes=_in_use(pool),
+    )
+
+
 def serve(name: str, host: str) -> Served:
     """Start bufkit contender ``name`` on ``host``.
 
@@ -163,4 +188,6 @@ def serve(name: str, host: str) -> Served:
         return serve_stream(host, use_uvloop=name.endswith("-uvloop"))
     if name in ("bufkit-pooled", "bufkit-pooled-uvloop"):
         return serve_pooled(host, use_uvloop=name.endswith("-uvloop"))
+    if name == "bufkit-twisted":
+        return serve_twisted_adapter(host)
     raise ContenderUnavailable(f"{name} has no server in this version of bufkit")

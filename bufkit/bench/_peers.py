@@ -22,7 +22,14 @@ from bufkit.bench._wire import (
     Served,
 )
 
-__all__ = ["READ_BUFFER", "listen_port", "new_loop", "serve_asyncio", "serve_twisted"]
+__all__ = [
+    "READ_BUFFER",
+    "listen_port",
+    "new_loop",
+    "serve_asyncio",
+    "serve_twisted",
+    "twisted_peer",
+]
 
 READ_BUFFER: Final = 65536
 _CHUNK: Final = b"x" * FANOUT_CHUNK
@@ -121,8 +128,16 @@ def _zero() -> int | None:
     return 0
 
 
-def serve_twisted(host: str) -> Served:
-    """Start the Twisted peer (epoll reactor) on ``host``."""
+def twisted_peer() -> tuple[Any, Any, Any]:
+    """Install the epoll reactor; return it with the echo and fanout factories.
+
+    The same two protocols serve the ``twisted`` peer (Twisted's own TCP
+    transport) and the ``bufkit-twisted`` contender (bufkit's transport), so
+    the two differ only in the transport.
+
+    Raises:
+        ContenderUnavailable: Twisted cannot be imported.
+    """
     try:
         from twisted.internet import epollreactor
 
@@ -144,14 +159,22 @@ def serve_twisted(host: str) -> Served:
             for _ in range(len(data) * FANOUT_WRITES):
                 write(_CHUNK)
 
-    def listen(proto: type[protocol.Protocol]) -> int:
-        factory = protocol.Factory.forProtocol(proto)
+    echo = protocol.Factory.forProtocol(Echo)
+    fanout = protocol.Factory.forProtocol(Fanout)
+    return reactor, echo, fanout
+
+
+def serve_twisted(host: str) -> Served:
+    """Start the Twisted peer (epoll reactor) on ``host``."""
+    reactor, echo, fanout = twisted_peer()
+
+    def listen(factory: Any) -> int:
         port = reactor.listenTCP(0, factory, backlog=BACKLOG, interface=host)
         number: int = port.getHost().port
         return number
 
     return Served(
-        echo_port=listen(Echo),
-        fanout_port=listen(Fanout),
+        echo_port=listen(echo),
+        fanout_port=listen(fanout),
         run_forever=reactor.run,
     )

@@ -43,23 +43,42 @@ def _idle(ax: Any, rows: list[Row]) -> None:
     ax.legend(fontsize="x-small")
 
 
+def _cell_label(row: Row) -> str:
+    size = row["size"]
+    text = f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
+    return f"{row['connections']} x {text}"
+
+
 def _echo(ax: Any, rows: list[Row]) -> None:
-    conns = min((r["connections"] for r in rows), default=1)
-    rows = [r for r in rows if r["connections"] == conns]
-    sizes = sorted({r["size"] for r in rows})
+    """Server CPU per message in every cell, with the range of the rounds."""
+    key = "server_cpu_us_per_msg"
+    cells = sorted({(r["connections"], r["size"]) for r in rows})
     names = _contenders(rows)
     width = 0.8 / max(1, len(names))
     for i, name in enumerate(names):
-        values = {r["size"]: r["mb_per_s"] for r in rows if r["contender"] == name}
-        xs = [j + i * width for j in range(len(sizes))]
-        heights = [values.get(s) for s in sizes]  # no bar for an unmeasured cell
-        ax.bar(xs, [math.nan if h is None else h for h in heights], width, label=name)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sizes))])
-    ax.set_xticklabels([f"{s // 1024} KiB" if s >= 1024 else f"{s} B" for s in sizes])
+        found = {
+            (r["connections"], r["size"]): r for r in rows if r["contender"] == name
+        }
+        xs = [j + i * width for j in range(len(cells))]
+        mids: list[float] = []
+        errors: list[list[float]] = [[], []]
+        for cell in cells:
+            row = found.get(cell)
+            value = row.get(key) if row else None
+            bounds = (row.get(f"{key}_range") if row else None) or [value, value]
+            # No bar for an unmeasured cell, never a made-up zero.
+            mid = math.nan if value is None else value
+            mids.append(mid)
+            errors[0].append(0.0 if value is None else value - bounds[0])
+            errors[1].append(0.0 if value is None else bounds[1] - value)
+        ax.bar(xs, mids, width, yerr=errors, capsize=1, label=name)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(cells))])
+    labels = [_cell_label({"connections": c, "size": s}) for c, s in cells]
+    ax.set_xticklabels(labels, rotation=30, fontsize="small")
     ax.set_yscale("log")
-    ax.set_ylabel("MB/s (log)")
-    ax.set_title(f"Echo throughput, {conns} connection(s)")
-    ax.legend(fontsize="x-small")
+    ax.set_ylabel("server CPU µs per message (log; bars: range)")
+    ax.set_title("Echo: server CPU per message (conns x size)")
+    ax.legend(fontsize="x-small", ncols=2)
 
 
 def _fanout(ax: Any, rows: list[Row]) -> None:
@@ -74,7 +93,7 @@ def _fanout(ax: Any, rows: list[Row]) -> None:
 
 
 def plot(report: dict[str, Any], path: str) -> None:
-    """Draw idle memory, echo throughput and syscalls per response to ``path``."""
+    """Draw idle memory, echo CPU per message and syscalls per response to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,8 +105,12 @@ def plot(report: dict[str, Any], path: str) -> None:
         for name, draw in (("idle", _idle), ("echo", _echo), ("fanout", _fanout))
     ]
     panels = [(draw, rows) for draw, rows in panels if rows]
+    widths = [2 if draw is _echo else 1 for draw, _ in panels] or [1]
     fig, axes = plt.subplots(
-        1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 5)
+        1,
+        max(1, len(panels)),
+        figsize=(6 * sum(widths), 5.5),
+        gridspec_kw={"width_ratios": widths},
     )
     axes_list = list(axes) if len(panels) > 1 else [axes]
     for ax, (draw, rows) in zip(axes_list, panels, strict=False):

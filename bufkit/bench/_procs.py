@@ -24,9 +24,54 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any, Final
 
-__all__ = ["BenchError", "Child", "Children"]
+__all__ = ["BenchError", "Child", "Children", "cpu_seconds", "open_fds"]
 
 _TERM_GRACE: Final = 2.0
+#: The Linux clock id of a process's CPU clock is built from its pid (the
+#: kernel's MAKE_PROCESS_CPUCLOCK with CPUCLOCK_SCHED): user + system time in
+#: nanoseconds, where ``/proc/PID/stat`` counts in 10 ms ticks.
+_CPUCLOCK_SCHED: Final = 2
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU seconds of process ``pid`` (all threads).
+
+    Read from the process's CPU clock where Linux offers it (nanoseconds),
+    else from ``/proc/PID/stat`` (clock ticks), else from psutil.
+
+    Raises:
+        BenchError: there is no process ``pid``.
+    """
+    try:
+        return time.clock_gettime((~pid << 3) | _CPUCLOCK_SCHED)
+    except (OSError, OverflowError, AttributeError):
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except FileNotFoundError as exc:
+        raise BenchError(f"process {pid} is gone") from exc
+    except OSError:
+        return _psutil_cpu(pid)
+
+
+def _psutil_cpu(pid: int) -> float:
+    import psutil
+
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error as exc:
+        raise BenchError(f"process {pid} is gone ({exc})") from exc
+    return float(times.user + times.system)
+
+
+def open_fds(pid: int) -> int | None:
+    """Return how many descriptors process ``pid`` has open (None: unknown)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
 
 
 class BenchError(Exception):

@@ -1,9 +1,11 @@
-"""The bench's output: a rich table per scenario, ratios to plain asyncio.
+"""The bench's output: a rich table per scenario, ratios to asyncio and to C.
 
-Every figure of a contender is shown beside its ratio to plain asyncio's
-figure in the same cell (same connections, same message size), measured in
-the same run: on a shared machine the ratios are what to read, the absolute
-figures drift.
+The headline of every echo and fanout cell is the server's CPU per message
+(per response), the median of the cell's rounds with their range. Each
+judged figure of a contender is shown beside its ratio to plain asyncio's
+figure and to the C server's in the same cell (same connections, same
+message size), measured in the same run: on a shared machine the ratios are
+what to read, the absolute figures drift.
 """
 
 from __future__ import annotations
@@ -11,21 +13,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+import attrs
 from rich.console import Console
 from rich.table import Table
 
-from bufkit.bench._contenders import BASELINE
+from bufkit.bench._contenders import BASELINE, LIMIT
 from bufkit.bench._environment import summary_line
 
-__all__ = ["GUIDANCE", "NOT_MEASURED", "TITLES", "grid", "render", "targets_grid"]
+__all__ = [
+    "CAPTION",
+    "GUIDANCE",
+    "NOT_MEASURED",
+    "TITLES",
+    "grid",
+    "render",
+    "targets_grid",
+]
 
 Row = dict[str, Any]
 Format = Callable[[Any], str]
 
 GUIDANCE: Final = (
-    "Ratios to plain asyncio count; absolute figures drift with the machine's load. "
-    "On a shared or noisy machine, close other work, run twice (or --full) and "
-    "compare ratios, not MB/s."
+    "Server CPU per message is the figure to read, with its ratios to asyncio and "
+    "to the C server; MB/s drifts with the machine's load (one connection is "
+    "bound by latency: its MB/s measures the scheduler). A target whose rounds "
+    "disagree by more than its margin is unsettled: run again, or with --full."
 )
 
 
@@ -71,61 +83,78 @@ def _value(row: Row, key: str) -> Any:
     return row.get(key)
 
 
-#: Per scenario: the row keys naming a cell, then (key, header, format, ratio?).
-_COLUMNS: Final[
-    dict[str, tuple[tuple[str, ...], list[tuple[str, str, Format, bool]]]]
-] = {
+@attrs.frozen
+class _Column:
+    key: str
+    header: str
+    fmt: Format
+    ratio: bool = False  #: followed by "x aio" and "x C" columns
+    spread: bool = False  #: followed by the range of its rounds
+
+
+#: Per scenario: the row keys naming a cell, then its columns.
+_COLUMNS: Final[dict[str, tuple[tuple[str, ...], list[_Column]]]] = {
     "idle": (
         ("connections",),
         [
-            ("connections", "conns", _num(","), False),
-            ("rss_per_conn", "RSS/conn idle", _kb, True),
-            ("rss_per_conn_after_rt", "after 1 B each", _kb, True),
-            ("pool_bytes_idle", "pool idle", _bytes, False),
-            ("pool_bytes_after_rt", "pool after", _bytes, False),
-            ("buffer_bytes_after_rt", "buffers held", _bytes, False),
+            _Column("connections", "conns", _num(",")),
+            _Column("rss_per_conn", "RSS/conn idle", _kb, ratio=True),
+            _Column("rss_per_conn_after_rt", "after 1 B each", _kb, ratio=True),
+            _Column("pool_bytes_idle", "pool idle", _bytes),
+            _Column("pool_bytes_after_rt", "pool after", _bytes),
+            _Column("buffer_bytes_after_rt", "buffers held", _bytes),
         ],
     ),
     "echo": (
         ("connections", "size"),
         [
-            ("connections", "conns", _num(","), False),
-            ("size", "size", _size, False),
-            ("mb_per_s", "MB/s", _num(",.0f"), True),
-            ("msgs_per_s", "msg/s", _num(",.0f"), False),
-            ("server_cpu_s_per_gb", "srv CPU s/GB", _num(".3f"), True),
-            ("saturated", "saturated", _text, False),
-            ("cpu_utils", "CPU srv/cli", _utils, False),
+            _Column("connections", "conns", _num(",")),
+            _Column("size", "size", _size),
+            _Column("server_cpu_us_per_msg", "srv µs/msg", _num(".2f"), True, True),
+            _Column("server_cpu_s_per_gb", "srv s/GB", _num(".3f")),
+            _Column("mb_per_s", "MB/s", _num(",.0f"), ratio=True),
+            _Column("msgs_per_s", "msg/s", _num(",.0f")),
+            _Column("saturated", "saturated", _text),
+            _Column("cpu_utils", "CPU srv/cli", _utils),
         ],
     ),
     "fanout": (
         ("connections",),
         [
-            ("connections", "conns", _num(","), False),
-            ("responses_per_s", "responses/s", _num(",.0f"), True),
-            ("server_cpu_us_per_response", "CPU µs/resp", _num(".1f"), True),
-            ("send_calls_per_response", "sends/resp", _num(".2f"), False),
-            ("syscalls_per_response", "syscalls/resp", _num(".2f"), False),
-            ("saturated", "saturated", _text, False),
-            ("cpu_utils", "CPU srv/cli", _utils, False),
+            _Column("connections", "conns", _num(",")),
+            _Column(
+                "server_cpu_us_per_response", "srv µs/resp", _num(".1f"), True, True
+            ),
+            _Column("server_cpu_s_per_gb", "srv s/GB", _num(".3f")),
+            _Column("responses_per_s", "responses/s", _num(",.0f"), ratio=True),
+            _Column("send_calls_per_response", "sends/resp", _num(".2f")),
+            _Column("syscalls_per_response", "syscalls/resp", _num(".2f")),
+            _Column("saturated", "saturated", _text),
+            _Column("cpu_utils", "CPU srv/cli", _utils),
         ],
     ),
 }
 
-_CAPTION: Final = f"x aio: ratio to plain {BASELINE} in the same cell, same run"
+CAPTION: Final = (
+    f"x aio, x C: ratio to plain {BASELINE} and to the C server ({LIMIT}) in the "
+    "same cell, same run; srv: server CPU (user + system) over the measuring "
+    "window, median of the rounds; range: min-max over the rounds"
+)
 
 TITLES: Final = {
     "idle": "Idle memory: RSS growth per connection, pool bytes in use",
-    "echo": "Echo throughput (pipelined; server and client one core each)",
-    "fanout": "Fanout: 1-byte request -> 32 writes of 100 B",
+    "echo": "Echo: server CPU per message (pipelined; median of interleaved rounds)",
+    "fanout": "Fanout: 1-byte request -> 32 writes of 100 B; server CPU per response",
     "micro": "Queue and pool micro-benchmarks (best of repeats)",
 }
 
 
-def _baseline(rows: list[Row], row: Row, keys: tuple[str, ...]) -> Row | None:
+def _reference(
+    rows: list[Row], row: Row, keys: tuple[str, ...], name: str
+) -> Row | None:
     for other in rows:
         same = all(other.get(k) == row.get(k) for k in keys)
-        if same and other["contender"] == BASELINE and "error" not in other:
+        if same and other["contender"] == name and "error" not in other:
             return other
     return None
 
@@ -136,29 +165,53 @@ def _ratio(value: Any, base: Any) -> str:
     return f"{value / base:.2f}x"
 
 
+def _range(row: Row, column: _Column) -> str:
+    bounds = row.get(f"{column.key}_range")
+    if not bounds or None in bounds:
+        return NOT_MEASURED
+    return f"{column.fmt(bounds[0])}-{column.fmt(bounds[1])}"
+
+
+def _headers(columns: list[_Column], with_limit: bool) -> list[str]:
+    headers = ["contender"]
+    for column in columns:
+        headers.append(column.header)
+        if column.ratio:
+            headers += ["x aio", "x C"] if with_limit else ["x aio"]
+        if column.spread:
+            headers.append("range")
+    return headers
+
+
 def grid(scenario: str, rows: list[Row]) -> tuple[list[str], list[list[str]]]:
-    """Return a scenario's headers and cell texts (an error row has 2 cells)."""
+    """Return a scenario's headers and cell texts (an error row has 2 cells).
+
+    The "x C" columns appear when the C server is among the rows.
+    """
     if scenario == "micro":
         return _micro_grid(rows)
     keys, columns = _COLUMNS[scenario]
-    headers = ["contender"]
-    for _, header, _, ratio in columns:
-        headers.append(header)
-        if ratio:
-            headers.append("x aio")
+    with_limit = any(r["contender"] == LIMIT and "error" not in r for r in rows)
     cells: list[list[str]] = []
     for row in rows:
         if "error" in row:
             cells.append([row["contender"], f"error: {row['error'][:100]}"])
             continue
-        base = _baseline(rows, row, keys)
+        refs = [_reference(rows, row, keys, BASELINE)]
+        if with_limit:
+            refs.append(_reference(rows, row, keys, LIMIT))
         line = [row["contender"]]
-        for key, _, fmt, ratio in columns:
-            line.append(fmt(_value(row, key)))
-            if ratio:
-                line.append(_ratio(row.get(key), base.get(key) if base else None))
+        for column in columns:
+            line.append(column.fmt(_value(row, column.key)))
+            if column.ratio:
+                line += [
+                    _ratio(row.get(column.key), ref.get(column.key) if ref else None)
+                    for ref in refs
+                ]
+            if column.spread:
+                line.append(_range(row, column))
         cells.append(line)
-    return headers, cells
+    return _headers(columns, with_limit), cells
 
 
 def _micro_grid(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
@@ -185,32 +238,38 @@ def targets_grid(targets: list[Row]) -> tuple[list[str], list[list[str]]]:
     """Return the targets' headers and cell texts."""
     headers = ["target", "contender", "measured", "result", "margin"]
     cells = [
-        [t["target"], t["contender"], t["measured"], _hit(t["hit"]), t["margin"]]
+        [t["target"], t["contender"], t["measured"], _verdict(t), t["margin"]]
         for t in targets
     ]
     return headers, cells
 
 
-def _hit(hit: bool | None) -> str:
-    if hit is None:
-        return "reported"
-    return "hit" if hit else "MISSED"
+def _verdict(target: Row) -> str:
+    verdict = target.get("verdict")
+    if verdict is None:  # a report written before verdicts had names
+        hit = target["hit"]
+        verdict = "reported" if hit is None else ("hit" if hit else "missed")
+    return "MISSED" if verdict == "missed" else str(verdict)
+
+
+_COLOURED: Final = {
+    "hit": "[green]hit[/green]",
+    "MISSED": "[red]MISSED[/red]",
+    "unsettled": "[yellow]unsettled[/yellow]",
+}
 
 
 def _table(title: str, grid: tuple[list[str], list[list[str]]], caption: str) -> Table:
     headers, cells = grid
     table = Table(title=title, title_justify="left", caption=caption or None)
     for i, header in enumerate(headers):
-        style = "cyan" if header == "x aio" else None
+        style = "cyan" if header in ("x aio", "x C") else None
         table.add_column(header, justify="left" if i == 0 else "right", style=style)
     for line in cells:
         text = [c.replace("[", "\\[") for c in line]
         if len(line) == 2 and len(headers) > 2:
             text[1] = f"[red]{text[1]}[/red]"
-        text = [
-            {"hit": "[green]hit[/green]", "MISSED": "[red]MISSED[/red]"}.get(c, c)
-            for c in text
-        ]
+        text = [_COLOURED.get(c, c) for c in text]
         table.add_row(*text)
     return table
 
@@ -221,7 +280,7 @@ def render(report: dict[str, Any], console: Console) -> None:
         if not rows:
             continue
         console.print()
-        caption = "" if scenario == "micro" else _CAPTION
+        caption = "" if scenario == "micro" else CAPTION
         console.print(_table(TITLES[scenario], grid(scenario, rows), caption))
     for row in report["scenarios"].get("idle", []):
         left, pool = row.get("fds_left_open"), row.get("pool_bytes_closed")

@@ -1,10 +1,11 @@
 """A whole bench run: start the contenders, run every cell, end everything.
 
 Servers for all contenders are started at once and stay up for the run;
-each cell (one scenario at one setting) then runs for every contender back
-to back, so that a machine getting noisier mid-run shifts all contenders of
-a cell alike and the ratios stay meaningful. Idle memory runs first, while
-the servers are fresh. A contender that fails (its server crashed, a client
+each throughput cell (one scenario at one setting) then runs in several
+rounds, and each round measures every contender once, round-robin, so that
+a machine getting noisier mid-run shifts all contenders of a cell alike and
+the per-round ratios stay meaningful. Idle memory runs first, while the
+servers are fresh. A contender that fails (its server crashed, a client
 reported an error) gets an error row for that cell and the run goes on; a
 contender whose server is gone is marked failed for the rest of the run.
 """
@@ -18,36 +19,43 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
+import attrs
+
 from bufkit.bench import _contenders, _environment
 from bufkit.bench._config import BenchConfig
-from bufkit.bench._procs import BenchError, Children
+from bufkit.bench._procs import BenchError, Child, Children
 from bufkit.bench._scenarios import (
+    Loader,
     Row,
     Server,
     echo_cell,
     fanout_cell,
     idle_cell,
+    summarise,
     syscall_cell,
 )
+from bufkit.bench._wire import ContenderUnavailable
 
 __all__ = ["Progress", "run"]
 
-_SERVER: Final = "bufkit.bench._server"
+_HOST: Final = "127.0.0.1"
 _READY_TIMEOUT: Final = 60.0
 
 #: Progress callback: (scenario, description, steps done, steps in all).
 Progress = Callable[[str, str, int, int], object]
 
-Cell = Callable[[Server], Row]
-
 
 def _start_servers(
     children: Children, names: list[str], statuses: dict[str, dict[str, Any]]
 ) -> dict[str, Server]:
-    started = {
-        name: children.start_python(_SERVER, name, name=f"{name} server")
-        for name in names
-    }
+    started: dict[str, Child] = {}
+    for name in names:
+        try:
+            started[name] = _contenders.launch(
+                children, _contenders.by_name(name), _HOST
+            )
+        except ContenderUnavailable as exc:
+            statuses[name] |= {"status": "skipped", "reason": str(exc)}
     servers: dict[str, Server] = {}
     for name, child in started.items():
         try:
@@ -66,28 +74,45 @@ def _start_servers(
     return servers
 
 
+@attrs.frozen
+class _Cell:
+    """One setting of a scenario, measured in ``rounds`` interleaved rounds."""
+
+    description: str
+    measure: Callable[[Server], Row]
+    rounds: int = 1
+
+
 def _cells(
-    config: BenchConfig, children: Children
-) -> dict[str, list[tuple[str, Cell]]]:
-    """Return each scenario's cells as (description, function of a server)."""
+    config: BenchConfig, children: Children, loader: Loader
+) -> dict[str, list[_Cell]]:
+    """Return each scenario's cells."""
 
-    def idle(n: int) -> Cell:
-        return lambda server: idle_cell(server, children, n)
+    def idle(n: int) -> _Cell:
+        return _Cell(f"{n} idle connections", lambda s: idle_cell(s, children, n))
 
-    def echo(c: int, s: int) -> Cell:
-        return lambda server: echo_cell(server, children, config, c, s)
+    def echo(c: int, size: int) -> _Cell:
+        return _Cell(
+            f"{c} conn x {_size(size)}",
+            lambda s: echo_cell(s, loader, config, c, size),
+            config.rounds,
+        )
 
-    def fanout(c: int) -> Cell:
-        return lambda server: fanout_cell(server, children, config, c)
+    def fanout(c: int) -> _Cell:
+        return _Cell(
+            f"{c} conn",
+            lambda s: fanout_cell(s, loader, config, c),
+            config.rounds,
+        )
 
     def syscalls(server: Server) -> Row:
         return syscall_cell(server, children, config)
 
     return {
-        "idle": [(f"{n} idle connections", idle(n)) for n in config.idle_connections],
-        "echo": [(f"{c} conn x {_size(s)}", echo(c, s)) for c, s in config.echo_cells],
-        "fanout": [(f"{c} conn", fanout(c)) for c in config.fanout_connections]
-        + [("syscalls (strace)", syscalls)],
+        "idle": [idle(n) for n in config.idle_connections],
+        "echo": [echo(c, s) for c, s in config.echo_cells],
+        "fanout": [fanout(c) for c in config.fanout_connections]
+        + [_Cell("syscalls (strace)", syscalls)],
     }
 
 
@@ -97,44 +122,56 @@ def _size(size: int) -> str:
 
 def _run_cells(
     scenario: str,
-    cells: list[tuple[str, Cell]],
+    cells: list[_Cell],
     servers: dict[str, Server],
     statuses: dict[str, dict[str, Any]],
     progress: Progress,
 ) -> list[Row]:
     rows: list[Row] = []
-    total = len(cells) * len(servers)
-    done = 0
     names = list(servers)
-    for index, (description, cell) in enumerate(cells):
-        # Alternate the order from cell to cell, so that a machine getting
-        # busier during a run does not always penalise the same contenders.
-        order = names[::-1] if index % 2 else names
-        cell_rows: dict[str, Row] = {}
-        for name in order:
-            progress(scenario, f"{name}: {description}", done, total)
-            cell_rows[name] = _one(name, description, cell, servers[name], statuses)
-            done += 1
-        rows.extend(cell_rows[name] for name in names)
+    total = sum(cell.rounds for cell in cells) * len(names)
+    done = 0
+    for cell in cells:
+        results: dict[str, list[Row]] = {name: [] for name in names}
+        for turn in range(cell.rounds):
+            # Round-robin, starting one contender later each round, so that
+            # drift during a cell reaches every contender alike.
+            start = turn % len(names) if names else 0
+            for name in names[start:] + names[:start]:
+                label = f"{name}: {cell.description} ({turn + 1}/{cell.rounds})"
+                progress(scenario, label, done, total)
+                done += 1
+                if any("error" in r for r in results[name]):
+                    continue
+                row = _one(name, cell, servers[name], statuses)
+                results[name].append(row)
+        rows.extend(_combine(scenario, results[name]) for name in names)
     progress(scenario, "done", done, total)
     return rows
 
 
 def _one(
-    name: str,
-    description: str,
-    cell: Cell,
-    server: Server,
-    statuses: dict[str, dict[str, Any]],
+    name: str, cell: _Cell, server: Server, statuses: dict[str, dict[str, Any]]
 ) -> Row:
     if not server.child.alive():
         reason = f"server exited ({server.child.proc.returncode})"
         statuses[name] |= {"status": "failed", "reason": reason}
-        return {"contender": name, "cell": description, "error": reason}
+        return {"contender": name, "cell": cell.description, "error": reason}
     try:
-        return cell(server) | {"cell": description}
+        return cell.measure(server) | {"cell": cell.description}
     except BenchError as exc:
-        return {"contender": name, "cell": description, "error": str(exc)}
+        return {"contender": name, "cell": cell.description, "error": str(exc)}
+
+
+def _combine(scenario: str, rounds: list[Row]) -> Row:
+    """Merge one contender's rounds of a cell into its row (an error wins)."""
+    errors = [r for r in rounds if "error" in r]
+    if errors:
+        return errors[0]
+    if "samples" not in rounds[0]:
+        return rounds[0]
+    samples = [sample for r in rounds for sample in r["samples"]]
+    return summarise(scenario, rounds[0] | {"samples": samples})
 
 
 def _merge_syscalls(rows: list[Row]) -> list[Row]:
@@ -202,7 +239,8 @@ def run(config: BenchConfig, progress: Progress) -> dict[str, Any]:
             else {}
         )
         progress("setup", "servers ready", 1, 1)
-        cells = _cells(config, children)
+        loader = Loader(children)
+        cells = _cells(config, children, loader)
         for scenario in config.scenarios:
             if scenario == "micro":
                 report["scenarios"]["micro"] = _micro(children, config, progress)
@@ -211,6 +249,7 @@ def run(config: BenchConfig, progress: Progress) -> dict[str, Any]:
             report["scenarios"][scenario] = (
                 _merge_syscalls(rows) if scenario == "fanout" else rows
             )
+        loader.reset()
         report["server_pids"] = [s.child.pid for s in servers.values()]
     for status in statuses.values():
         if status["status"] == "pending":  # only micro-benchmarks ran

@@ -1,17 +1,19 @@
 """One measurement of one contender: the idle, echo and fanout cells.
 
 Each function drives a load client (:mod:`bufkit.bench._client`) against a
-running contender server and reads the server's own figures over its
-control line, and returns one result row (a JSON-ready dict). Rates are
-computed from each side's own clock and CPU counters over its own window
-(server CPU per second against client bytes per second), so the small skew
-between the two windows does not bias them.
+running contender server and returns one result row (a JSON-ready dict).
+The echo and fanout cells measure one *round*: the client's bytes over its
+measuring window, and the server's CPU time (user + system, read from
+outside the server) over the same window, bounded by the same two marks.
+The runner interleaves several rounds across the contenders and
+:func:`summarise` turns them into medians and ranges. The headline figure is
+the server's CPU per message (and per GB): on loopback, the bytes per second
+of a latency-bound cell measure the scheduler as much as the server.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import shutil
@@ -25,10 +27,22 @@ from typing import Any, Final
 import attrs
 
 from bufkit.bench._config import BenchConfig, echo_window
-from bufkit.bench._procs import BenchError, Child, Children
+from bufkit.bench._procs import BenchError, Child, Children, cpu_seconds, open_fds
+from bufkit.bench._stats import spread
 from bufkit.bench._wire import FANOUT_RESPONSE, ServerStats
 
-__all__ = ["Server", "fanout_cell", "echo_cell", "idle_cell", "parse_strace"]
+__all__ = [
+    "Loader",
+    "Server",
+    "echo_cell",
+    "fanout_cell",
+    "idle_cell",
+    "measure_round",
+    "parse_strace",
+    "saturation",
+    "summarise",
+    "syscall_cell",
+]
 
 _CLIENT: Final = "bufkit.bench._client"
 SATURATED: Final = 0.85
@@ -110,29 +124,76 @@ def idle_cell(server: Server, children: Children, connections: int) -> Row:
     }
 
 
-def _measure(
-    server: Server, client: Child, config: BenchConfig
-) -> tuple[float, float, float]:
-    """Return (bytes/s, server CPU/s, client CPU/s) of the best sub-window.
+class Loader:
+    """The run's load client: one process that runs one job after another.
 
-    The window is cut into ``config.samples`` parts and the fastest one is
-    kept (with its own CPU figures): on a shared machine it is the one least
-    disturbed by other work, as in :mod:`timeit`'s best of repeats.
+    A failed job ends the process (a reply to the failed job could still be
+    on its way); the next job starts a fresh one.
     """
-    client.expect("CONNECTED", timeout=60)
-    time.sleep(config.warmup)
-    marks = [(server.stats(), client.request("mark", "MARK"))]
-    for _ in range(config.samples):
-        time.sleep(config.duration / config.samples)
-        marks.append((server.stats(), client.request("mark", "MARK")))
-    best = (0.0, 0.0, 0.0)
-    for (s0, m0), (s1, m1) in itertools.pairwise(marks):
-        seconds = m1["t"] - m0["t"]
-        rate = (m1["bytes"] - m0["bytes"]) / seconds
-        if rate >= best[0]:
-            server_util = (s1.cpu - s0.cpu) / (s1.t - s0.t)
-            best = (rate, server_util, (m1["cpu"] - m0["cpu"]) / seconds)
-    return best
+
+    def __init__(self, children: Children) -> None:
+        self._children = children
+        self._child: Child | None = None
+
+    def start(self, job: dict[str, Any]) -> Child:
+        """Send ``job`` to the client (started if needed); return the client."""
+        if self._child is None or not self._child.alive():
+            self.reset()
+            self._child = self._children.start_python(
+                _CLIENT, "serve", name="load client"
+            )
+        self._child.send(f"job {json.dumps(job)}")
+        return self._child
+
+    def reset(self) -> None:
+        """End the client process, if any; the next job starts another."""
+        if self._child is not None:
+            self._children.end(self._child, quit_line="quit")
+            self._child = None
+
+
+def _quiesce(server: Server, fds: int | None, timeout: float = 10.0) -> None:
+    """Wait until the server has closed the round's connections."""
+    deadline = time.monotonic() + timeout
+    while fds is not None and time.monotonic() < deadline:
+        now = open_fds(server.child.pid)
+        if now is None or now <= fds:
+            return
+        time.sleep(0.01)
+
+
+def measure_round(
+    server: Server, loader: Loader, config: BenchConfig, job: dict[str, Any]
+) -> Row:
+    """Run ``job`` against ``server`` for one round; return its raw sample.
+
+    The server's CPU time is read from outside the server
+    (:func:`~bufkit.bench._procs.cpu_seconds`) at the two marks that bound
+    the client's measuring window, so it covers exactly that window.
+    """
+    pid = server.child.pid
+    fds = open_fds(pid)
+    client = loader.start(job)
+    try:
+        client.expect("CONNECTED", timeout=60 + job["connections"] / 100)
+        time.sleep(config.warmup)
+        cpu0, mark0 = cpu_seconds(pid), client.request("mark", "MARK")
+        time.sleep(config.duration)
+        cpu1, mark1 = cpu_seconds(pid), client.request("mark", "MARK")
+        client.request("stop", "RESULT", timeout=30)
+    except BenchError:
+        loader.reset()
+        raise
+    _quiesce(server, fds)
+    moved = mark1["bytes"] - mark0["bytes"]
+    if moved <= 0:
+        raise BenchError(f"{server.name} moved no bytes in {config.duration} s")
+    return {
+        "seconds": mark1["t"] - mark0["t"],
+        "bytes": moved,
+        "server_cpu": cpu1 - cpu0,
+        "client_cpu": mark1["cpu"] - mark0["cpu"],
+    }
 
 
 def saturation(server_util: float, client_util: float) -> str:
@@ -146,10 +207,54 @@ def saturation(server_util: float, client_util: float) -> str:
     return "neither"
 
 
+def _figures(sample: Row, unit_bytes: int) -> dict[str, float]:
+    """One round's figures; ``unit_bytes`` is a message's or a response's size."""
+    seconds, moved, cpu = sample["seconds"], sample["bytes"], sample["server_cpu"]
+    units = moved / unit_bytes
+    return {
+        "server_cpu_us_per_unit": cpu / units * 1e6,
+        "server_cpu_s_per_gb": cpu / moved * 1e9,
+        "mb_per_s": moved / seconds / 1e6,
+        "units_per_s": units / seconds,
+        "server_util": cpu / seconds,
+        "client_util": sample["client_cpu"] / seconds,
+    }
+
+
+#: How the generic figures of :func:`_figures` are named in each scenario.
+_NAMES: Final = {
+    "echo": {
+        "server_cpu_us_per_unit": "server_cpu_us_per_msg",
+        "units_per_s": "msgs_per_s",
+    },
+    "fanout": {
+        "server_cpu_us_per_unit": "server_cpu_us_per_response",
+        "units_per_s": "responses_per_s",
+    },
+}
+
+
+def summarise(scenario: str, row: Row) -> Row:
+    """Add the median and range (min-max) of every figure over ``row["samples"]``.
+
+    Each figure ``f`` gets ``f`` (the median) and ``f_range`` ([min, max]).
+    """
+    unit = row["size"] if scenario == "echo" else FANOUT_RESPONSE
+    per_round = [_figures(sample, unit) for sample in row["samples"]]
+    out = dict(row, rounds=len(per_round))
+    for key in per_round[0]:
+        name = _NAMES[scenario].get(key, key)
+        summary = spread([figures[key] for figures in per_round])
+        out[name] = summary.median
+        out[f"{name}_range"] = [summary.low, summary.high]
+    out["saturated"] = saturation(out["server_util"], out["client_util"])
+    return out
+
+
 def echo_cell(
-    server: Server, children: Children, config: BenchConfig, connections: int, size: int
+    server: Server, loader: Loader, config: BenchConfig, connections: int, size: int
 ) -> Row:
-    """Stream ``size``-byte messages over ``connections`` connections."""
+    """One round of ``size``-byte messages streamed over ``connections``."""
     window = echo_window(connections, size)
     job = {
         "mode": "echo",
@@ -158,52 +263,30 @@ def echo_cell(
         "size": size,
         "window": window,
     }
-    client = _client(children, job, server.name)
-    try:
-        rate, server_util, client_util = _measure(server, client, config)
-    finally:
-        children.end(client, quit_line="stop")
     return {
         "contender": server.name,
         "connections": connections,
         "size": size,
         "window": window,
-        "mb_per_s": rate / 1e6,
-        "msgs_per_s": rate / size,
-        "server_cpu_s_per_gb": server_util / rate * 1e9 if rate else None,
-        "server_util": server_util,
-        "client_util": client_util,
-        "saturated": saturation(server_util, client_util),
+        "samples": [measure_round(server, loader, config, job)],
     }
 
 
 def fanout_cell(
-    server: Server, children: Children, config: BenchConfig, connections: int
+    server: Server, loader: Loader, config: BenchConfig, connections: int
 ) -> Row:
-    """Request fanout responses (32 writes of 100 bytes each) over connections."""
+    """One round of fanout requests (32 writes of 100 bytes each answer one)."""
     job = {
         "mode": "fanout",
         "port": server.fanout_port,
         "connections": connections,
         "window": config.fanout_window,
     }
-    client = _client(children, job, server.name)
-    try:
-        rate, server_util, client_util = _measure(server, client, config)
-    finally:
-        children.end(client, quit_line="stop")
-    responses = rate / FANOUT_RESPONSE
     return {
         "contender": server.name,
         "connections": connections,
         "window": config.fanout_window,
-        "responses_per_s": responses,
-        "server_cpu_us_per_response": server_util / responses * 1e6
-        if responses
-        else None,
-        "server_util": server_util,
-        "client_util": client_util,
-        "saturated": saturation(server_util, client_util),
+        "samples": [measure_round(server, loader, config, job)],
     }
 
 

@@ -6,7 +6,9 @@ and the pytest plugin do.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+from typing import TYPE_CHECKING
 
 from bufkit.testing._errors import (
     BusyLoopError,
@@ -16,6 +18,26 @@ from bufkit.testing._errors import (
 )
 from bufkit.testing._fakebase import IOV_MAX
 from bufkit.testing._fakesocket import FakeSocket
+from bufkit.testing._hostile_asyncio import (
+    HostileTransport,
+    check_protocol,
+    check_protocol_example,
+    run_protocol,
+)
+from bufkit.testing._hostile_core import Outcome
+from bufkit.testing._hostile_cuts import (
+    Cutting,
+    CuttingError,
+    Pause,
+    backpressure_schedules,
+    cuttings,
+)
+from bufkit.testing._hostile_streams import (
+    HostileStreamWriter,
+    check_stream_handler,
+    check_stream_handler_example,
+    run_stream_handler,
+)
 from bufkit.testing._hybrid import HybridSocket, hybrid_socketpair
 from bufkit.testing._ledger import Ledger
 from bufkit.testing._pair import fake_socketpair
@@ -47,6 +69,24 @@ from bufkit.testing._selector import FakeSelector
 from bufkit.testing._sendcheck import Sender, check_sender, check_sender_example
 from bufkit.testing._tls_fake import FakeTLSSocket, MemorySocket, memory_socketpair
 
+if TYPE_CHECKING:
+    from bufkit.testing._hostile_twisted import (
+        HostileTwistedTransport,
+        check_twisted_protocol,
+        check_twisted_protocol_example,
+        run_twisted_protocol,
+    )
+
+# Twisted is optional: its names load on first use (see __getattr__).
+_TWISTED = frozenset(
+    {
+        "HostileTwistedTransport",
+        "check_twisted_protocol",
+        "check_twisted_protocol_example",
+        "run_twisted_protocol",
+    }
+)
+
 __all__ = [
     "ERRNO_CATALOGUE",
     "IOV_MAX",
@@ -57,6 +97,8 @@ __all__ = [
     "BusyLoopError",
     "Call",
     "CheckFailed",
+    "Cutting",
+    "CuttingError",
     "DeadlockError",
     "Deliver",
     "Eof",
@@ -64,10 +106,15 @@ __all__ = [
     "FakeSelector",
     "FakeSocket",
     "FakeTLSSocket",
+    "HostileStreamWriter",
+    "HostileTransport",
+    "HostileTwistedTransport",
     "HybridSocket",
     "Interrupt",
     "Ledger",
     "MemorySocket",
+    "Outcome",
+    "Pause",
     "Receiver",
     "RecvStep",
     "SendStep",
@@ -76,10 +123,18 @@ __all__ = [
     "Spurious",
     "StepBudgetExceeded",
     "WouldBlock",
+    "backpressure_schedules",
+    "check_protocol",
+    "check_protocol_example",
     "check_receiver",
     "check_receiver_example",
     "check_sender",
     "check_sender_example",
+    "check_stream_handler",
+    "check_stream_handler_example",
+    "check_twisted_protocol",
+    "check_twisted_protocol_example",
+    "cuttings",
     "fake_socketpair",
     "format_schedule",
     "format_transcript",
@@ -88,6 +143,9 @@ __all__ = [
     "random_cuts",
     "random_recv_schedule",
     "random_send_schedule",
+    "run_protocol",
+    "run_stream_handler",
+    "run_twisted_protocol",
 ]
 
 
@@ -95,6 +153,8 @@ def _publish() -> None:
     """Document every class and function under its public path."""
     namespace = globals()
     for name in __all__:
+        if name in _TWISTED:
+            continue
         obj = namespace[name]
         if isinstance(obj, type) or inspect.isfunction(obj):
             obj.__module__ = __name__
@@ -102,3 +162,19 @@ def _publish() -> None:
 
 _publish()
 del _publish
+
+
+def __getattr__(name: str) -> object:
+    """Load the Twisted names on first use (Twisted is an optional dependency)."""
+    if name not in _TWISTED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        module = importlib.import_module("bufkit.testing._hostile_twisted")
+    except ImportError as exc:
+        raise ImportError(
+            f"bufkit.testing.{name} needs Twisted: pip install 'bufkit[twisted]'"
+        ) from exc
+    value = getattr(module, name)
+    value.__module__ = __name__
+    globals()[name] = value
+    return value

@@ -20,6 +20,7 @@ import pytest
 
 from bufkit.testing import _config
 from bufkit.testing._fakesocket import FakeSocket
+from bufkit.testing._hostile_asyncio import HostileTransport
 from bufkit.testing._hybrid import HybridSocket, hybrid_socketpair
 from bufkit.testing._pair import fake_socketpair
 from bufkit.testing._selector import FakeSelector
@@ -30,6 +31,8 @@ __all__ = [
     "make_fake_selector",
     "make_fake_socket",
     "make_fake_socketpair",
+    "make_hostile_transport",
+    "make_hostile_twisted_transport",
     "make_hybrid_socketpair",
 ]
 
@@ -155,6 +158,20 @@ def make_hybrid_socketpair() -> Callable[..., tuple[HybridSocket, HybridSocket]]
 def make_fake_selector() -> Callable[..., FakeSelector]:
     """A factory of :class:`~bufkit.testing.FakeSelector` (same arguments)."""
     return FakeSelector
+
+
+@pytest.fixture(scope="session")
+def make_hostile_transport() -> Callable[..., HostileTransport]:
+    """A factory of :class:`~bufkit.testing.HostileTransport` (same arguments)."""
+    return HostileTransport
+
+
+@pytest.fixture(scope="session")
+def make_hostile_twisted_transport() -> Callable[..., Any]:
+    """A factory of :class:`~bufkit.testing.HostileTwistedTransport` (needs Twisted)."""
+    from bufkit.testing._hostile_twisted import HostileTwistedTransport
+
+    return HostileTwistedTransport
 
 
 @pytest.fixture

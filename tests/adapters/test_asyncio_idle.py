@@ -20,7 +20,7 @@ import bufkit
 from bufkit.adapters.asyncio import (
     PooledProtocol,
     StreamProtocol,
-    start_server,
+    start_protocol_server,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -81,7 +81,9 @@ async def _serve_idle(level: str, pool: bufkit.BufferPool) -> tuple[int, int]:
     Count.seen = 0
     close: Callable[[], object]
     if level == "stream":
-        server = await start_server(Count, "127.0.0.1", 0, pool=pool, backlog=4096)
+        server = await start_protocol_server(
+            Count, "127.0.0.1", 0, pool=pool, backlog=4096
+        )
         port = server.sockets[0].getsockname()[1]
         close = server.close
     else:

@@ -384,3 +384,48 @@ def test_framed_tls_server(
     run_on(loop_factory, body())
     assert frames == [bytes([i]) * (i * 1200) for i in range(50)]
     assert in_use(pool) == 0
+
+
+class LineServer(PooledProtocol):
+    """The how-to's migration step 1: asyncio code that assigns self.transport."""
+
+    transport: asyncio.Transport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport the asyncio way."""
+        super().connection_made(transport)
+        self.transport = cast(asyncio.Transport, transport)
+        self.pending = b""
+
+    def data_received(self, view: memoryview) -> None:
+        """Answer each line in upper case."""
+        self.pending += view
+        *lines, self.pending = self.pending.split(b"\n")
+        for line in lines:
+            self.transport.write(line.upper() + b"\n")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The typeshed signature, as in a ported asyncio protocol."""
+        super().connection_lost(exc)
+
+
+def test_a_ported_protocol_may_assign_its_transport(loop_factory: LoopFactory) -> None:
+    """``self.transport = transport`` in connection_made works on both loops."""
+    pool = bufkit.BufferPool()
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: LineServer(pool), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"one\ntw")
+        writer.write(b"o\n")
+        got = await asyncio.wait_for(reader.readexactly(8), 10)
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        assert got == b"ONE\nTWO\n"
+
+    run_on(loop_factory, body())
+    assert in_use(pool) == 0

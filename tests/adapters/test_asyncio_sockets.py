@@ -21,6 +21,7 @@ from bufkit.adapters.asyncio import (
     StreamProtocol,
     StreamServer,
     open_connection,
+    start_protocol_server,
     start_server,
 )
 
@@ -146,7 +147,7 @@ def test_protocol_mode_with_framers_on_both_sides(loop_factory: LoopFactory) -> 
     frames = [bytes([i % 251]) * (i * 397 % 50_000) for i in range(200)]
 
     async def body() -> None:
-        async with await start_server(
+        async with await start_protocol_server(
             lambda: FramedEcho(pool), "127.0.0.1", 0, pool=pool
         ) as server:
             conn = await open_connection(
@@ -182,7 +183,7 @@ def test_slow_reader_blocks_drain_and_bounds_memory(loop_factory: LoopFactory) -
         while written < total:
             conn.write(chunk)
             written += len(chunk)
-            peak = max(peak, conn.pending)
+            peak = max(peak, conn.pending_bytes)
             await conn.drain()
         await conn.send(b"")
         conn.write_eof()
@@ -202,13 +203,17 @@ def test_slow_reader_blocks_drain_and_bounds_memory(loop_factory: LoopFactory) -
                 while True:
                     await asyncio.sleep(0.1)
                     conns = server.connections
-                    if written == last and conns and next(iter(conns)).pending > high:
+                    if (
+                        written == last
+                        and conns
+                        and next(iter(conns)).pending_bytes > high
+                    ):
                         break
                     assert time.monotonic() < deadline, "drain() never blocked"
                     last = written
                 assert written < total  # drain() is blocking
                 conn = next(iter(server.connections))
-                assert high < conn.pending <= high + len(chunk)
+                assert high < conn.pending_bytes <= high + len(chunk)
                 sock.setblocking(False)
                 loop = asyncio.get_running_loop()
                 received = 0
@@ -265,7 +270,9 @@ def test_peer_reset_mid_write_fails_awaitables_with_the_oserror(
             protocols.append(Flood())
             return protocols[-1]
 
-        async with await start_server(factory, "127.0.0.1", 0, pool=pool) as server:
+        async with await start_protocol_server(
+            factory, "127.0.0.1", 0, pool=pool
+        ) as server:
             sock = socket.create_connection(("127.0.0.1", port_of(server)))
             await asyncio.wait_for(started[0].wait(), 10)
             await asyncio.sleep(0.1)

@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVarTuple
 
 import pytest
 
 import bufkit
-from bufkit.adapters._aio_stream import Connection
 from bufkit.adapters.asyncio import (
     StreamProtocol,
     StreamServer,
     open_connection,
-    start_server,
+    start_protocol_server,
 )
+from bufkit.adapters.asyncio._stream import Connection
 from bufkit.testing import Accept, Deliver, Eof, Fail, FakeSocket, WouldBlock
 
 pytestmark = pytest.mark.timeout(30)
@@ -122,7 +123,7 @@ def connect(
     **options: Any,
 ) -> Connection:
     """A started connection over ``sock``."""
-    conn = Connection(loop, sock, pool, protocol=protocol, **options)
+    conn = Connection(pool, sock, protocol, loop=loop, **options)
     conn._start()
     return conn
 
@@ -256,7 +257,7 @@ def test_blocked_flush_arms_the_writer_until_drained() -> None:
         conn.write(b"x" * 40)
         await tick()
         assert fd in loop.writers
-        assert conn.pending == 30
+        assert conn.pending_bytes == 30
         conn.write(b"y" * 10)  # armed: no extra flush is scheduled
         await tick()
         assert sock.wire == b"x" * 10
@@ -305,7 +306,7 @@ def test_cancelled_send_still_sends_and_queue_stays_usable() -> None:
         loop.writable(sock.fileno())
         await second
         assert sock.wire == b"firstsecond"
-        assert conn.pending == 0
+        assert conn.pending_bytes == 0
         conn.abort()
 
     run(body)
@@ -399,7 +400,8 @@ def test_keep_open_at_eof_lets_the_protocol_answer() -> None:
         await conn.send(b"answer")
         conn.write_eof()
         await tick()
-        assert sock.calls[-1].op == "shutdown"
+        # Both directions are done: the connection closes after the shutdown.
+        assert [call.op for call in sock.calls[-2:]] == ["shutdown", "close"]
         conn.close()
         await conn.wait_closed()
         assert sock.wire == b"answer"
@@ -536,7 +538,7 @@ def test_loops_without_add_reader_are_refused_by_name() -> None:
     async def body() -> None:
         pool = bufkit.BufferPool()
         with pytest.raises(bufkit.UnsupportedLoopError, match="NoReaderLoop"):
-            await start_server(Recorder, "127.0.0.1", 0, pool=pool)
+            await start_protocol_server(Recorder, "127.0.0.1", 0, pool=pool)
         with pytest.raises(bufkit.UnsupportedLoopError, match="NoReaderLoop"):
             await open_connection("127.0.0.1", 1, pool=pool)
 
@@ -563,7 +565,9 @@ def test_framing_error_fails_read_frame_without_logging() -> None:
     run(body)
 
 
-def test_a_bug_in_the_protocol_is_reported_and_closes() -> None:
+def test_a_bug_in_the_protocol_is_reported_and_closes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """An exception from data_received reaches the loop's exception handler."""
 
     class Buggy(Recorder):
@@ -582,6 +586,7 @@ def test_a_bug_in_the_protocol_is_reported_and_closes() -> None:
         assert [type(ctx["exception"]) for ctx in reported] == [KeyError]
 
     run(body)
+    assert caplog.records == []  # reported once: to the loop, not logged again
 
 
 def test_pause_and_resume_reading() -> None:
@@ -654,7 +659,7 @@ def test_accept_pauses_when_out_of_descriptors() -> None:
         reported: list[dict[str, Any]] = []
         loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx))
         listener = FullListener()
-        server = StreamServer(loop, [listener], Recorder, None, 10)  # type: ignore[list-item, arg-type]
+        server = StreamServer(loop, [listener], None, factory=Recorder, backlog=10)  # type: ignore[list-item, arg-type]
         server._start()
         loop.readable(listener.fileno())
         assert listener.accepts == 1
@@ -691,6 +696,84 @@ def test_take_buffer_echoes_without_a_copy() -> None:
         assert pool.stats().buffers_in_use == 0
         with pytest.raises(RuntimeError):
             conn.take_buffer()
+        conn.abort()
+
+    run(body)
+
+
+def test_writes_after_write_eof_are_refused_and_change_nothing() -> None:
+    """write, writelines and send after write_eof raise QueueClosedError."""
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        sock = FakeSocket()
+        conn = connect(loop, pool, sock, Recorder())
+        conn.write(b"last")
+        conn.write_eof()
+        with pytest.raises(bufkit.QueueClosedError):
+            conn.write(b"more")
+        with pytest.raises(bufkit.QueueClosedError):
+            conn.writelines([b"more"])
+        with pytest.raises(bufkit.QueueClosedError):
+            conn.send(b"more")
+        assert conn.pending_bytes == 4
+        await tick()
+        assert sock.wire == b"last"
+        assert sock.calls[-1].op == "shutdown"
+        assert sock.fileno() in loop.readers  # still reading
+        conn.abort()
+
+    run(body)
+
+
+def test_close_removes_the_reader_at_once() -> None:
+    """close stops reading immediately, even with data still to send."""
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        sock = FakeSocket(send=[WouldBlock()])
+        conn = connect(loop, pool, sock, Recorder())
+        conn.write(b"queued")
+        await tick()
+        assert sock.fileno() in loop.readers
+        conn.close()
+        assert sock.fileno() not in loop.readers
+        assert sock.fileno() in loop.writers
+        loop.writable(sock.fileno())
+        await conn.wait_closed()
+        assert sock.wire == b"queued"
+
+    run(body)
+
+
+def test_a_peer_reset_is_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    """A reset reaches connection_lost; nothing above DEBUG is logged or reported."""
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+        sock = FakeSocket(recv=[Fail(errno.ECONNRESET)])
+        proto = Recorder()
+        conn = connect(loop, pool, sock, proto)
+        loop.readable(sock.fileno())
+        await conn.wait_closed()
+        assert isinstance(proto.lost, ConnectionResetError)
+        assert reported == []
+
+    caplog.set_level("DEBUG")
+    run(body)
+    assert [r for r in caplog.records if r.levelno > logging.DEBUG] == []
+
+
+def test_frame_backlog_stops_the_current_read_event() -> None:
+    """Over read_limit, no further read happens in the same readable event."""
+
+    async def body(loop: ReadinessFake, pool: bufkit.BufferPool) -> None:
+        sock = FakeSocket(recv=[Deliver(b"f" * 2048)] * 4)
+        conn = connect(loop, pool, sock, read_limit=1000)
+        loop.readable(sock.fileno())
+        assert len([c for c in sock.calls if c.op == "recv_into"]) == 1
+        assert sock.fileno() not in loop.readers
+        assert await conn.read_frame() == b"f" * 2048
+        assert sock.fileno() in loop.readers
         conn.abort()
 
     run(body)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import bufkit
-from bufkit.adapters._aio_stream import Connection
+from bufkit.adapters.asyncio._stream import Connection
 from bufkit.testing import FakeSocket
 from bufkit.testing.strategies import fault_schedules
 
@@ -67,7 +67,7 @@ class Run:
     def check_interest(self) -> None:
         """Invariant 3: writable interest only with data left to send."""
         if self.fd in self.loop.writers:
-            assert self.conn.pending > 0
+            assert self.conn.pending_bytes > 0
 
 
 async def scenario(run: Run, steps: list[Op]) -> None:
@@ -90,7 +90,7 @@ async def scenario(run: Run, steps: list[Op]) -> None:
         run.check_interest()
         if run.fd in run.loop.writers:
             run.loop.writable(run.fd)
-        elif not run.conn.pending:
+        elif not run.conn.pending_bytes:
             break
     run.conn.abort()
     await run.conn.wait_closed()
@@ -107,7 +107,7 @@ def test_stream_invariants(schedule: list[Any], steps: list[Op]) -> None:
         assert isinstance(loop, ReadinessFake)
         sock = FakeSocket(send=schedule)
         conn = Connection(
-            loop, sock, pool, protocol=Recorder(), high_water=6000, low_water=2000
+            pool, sock, Recorder(), loop=loop, high_water=6000, low_water=2000
         )
         conn._start()
         run = Run(loop, sock, conn)

@@ -155,6 +155,41 @@ def test_listener_accepts_several_connections_per_event() -> None:
     assert listener.closed
 
 
+def test_listen_socket_accepts_on_a_socket_made_elsewhere() -> None:
+    """listen_socket serves a socket bound outside the loop, and closes it with it."""
+    made = socket.create_server(("127.0.0.1", 0))
+    loop = Loop()
+    listener = loop.listen_socket(Echo, made)
+    assert not made.getblocking()
+    try:
+        with socket.create_connection(made.getsockname()) as client:
+            client.sendall(b"shared")
+            client.setblocking(False)
+            got = bytearray()
+
+            def echoed() -> bool:
+                with contextlib.suppress(BlockingIOError):
+                    got.extend(client.recv(100))
+                return len(got) >= 6
+
+            assert loop.run_until(echoed, timeout=5)
+            assert got == b"shared"
+    finally:
+        loop.close()
+    assert listener.closed
+    assert made.fileno() == -1
+
+
+def test_listen_socket_refuses_a_datagram_socket() -> None:
+    """A UDP socket is refused with ValueError, and nothing is registered."""
+    loop = Loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        with pytest.raises(ValueError, match="stream socket"):
+            loop.listen_socket(Echo, udp)
+        assert loop.listeners == frozenset()
+    loop.close()
+
+
 def test_factory_that_raises_is_logged_and_socket_closed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

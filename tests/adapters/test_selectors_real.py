@@ -143,6 +143,7 @@ class _Flood(ConnectionProtocol):
     def connection_made(self, conn: Connection, /) -> None:
         for _ in range(64):
             buf: PooledBuffer = self.loop.pool.acquire(65536)
+            buf.filled = 65536
             conn.write(buf, self.done.append)
 
     def connection_lost(self, exc: BaseException | None, /) -> None:

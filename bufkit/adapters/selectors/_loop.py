@@ -263,6 +263,36 @@ class Loop:
         listener._register()
         return listener
 
+    def listen_socket(
+        self, protocol_factory: ProtocolFactory, sock: socket.socket
+    ) -> Listener:
+        """Accept on ``sock``, a socket already bound and listening.
+
+        For a socket made elsewhere: inherited, shared by worker processes
+        (``bufkit serve --workers`` hands one to each), or set up with options
+        :meth:`listen` does not offer. The loop makes it non-blocking, owns it
+        from now on and closes it with the listener.
+
+        Args:
+            protocol_factory: Called with no argument per accepted connection.
+            sock: A bound, listening stream socket.
+
+        Returns:
+            The listener; close it alone or with the loop.
+
+        Raises:
+            RuntimeError: If the loop is closed.
+            ValueError: ``sock`` is not a stream socket.
+        """
+        self._check_open()
+        if sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"listen_socket needs a stream socket, not {sock!r}")
+        sock.setblocking(False)
+        listener = Listener(self, sock, protocol_factory)
+        self._listeners.add(listener)
+        listener._register()
+        return listener
+
     def connect(
         self,
         protocol_factory: ProtocolFactory,

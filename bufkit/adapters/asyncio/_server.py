@@ -1,34 +1,42 @@
-"""``StreamServer``: accept loop, client callbacks, and cleanup at loop shutdown.
+"""``StreamServer``: accept loop, handlers or protocols, and cleanup at loop shutdown.
 
 Theory of operation
 -------------------
 Listening sockets are registered with ``add_reader``; each readable event
 accepts up to ``backlog`` connections, makes each a
-:class:`~bufkit.adapters.asyncio.Connection` and either calls its
-:class:`~bufkit.adapters.asyncio.StreamProtocol` or runs the client callback
-in a task. ``EMFILE`` and its kin pause accepting for a second, as asyncio
-does. Every server, and every connection of ``open_connection``, is also
-recorded in a per-loop registry whose guard task is cancelled by
-``asyncio.run`` (and ``uvloop.run``, ``asyncio.Runner``) at shutdown: it
-aborts whatever is still open (a server aborts its own connections), so
-closing the loop leaves no registration, socket or pool buffer behind
-(invariant 4).
+:class:`~bufkit.adapters.asyncio.Connection` and either runs the handler's
+awaitable in a task (``start_server``) or hands the connection to a new
+protocol (``start_protocol_server``). What an ``accept`` error means is the
+shared policy of ``bufkit._sockets`` (back off with growing delays when out
+of descriptors or memory, skip a connection that died in the backlog). A
+factory that raises, or a handler that raises or returns no awaitable, is
+reported to the loop's exception handler and its socket closed at once;
+a protocol whose ``connection_made`` raises is aborted by the connection
+itself. Either way nothing stays in :attr:`StreamServer.connections`.
 
-Cost model: per accepted connection, one ``accept`` and one object; nothing
-per idle connection beyond the socket and its registration.
+Every server, and every connection of ``open_connection``, is also recorded
+in a per-loop registry whose guard task is cancelled by ``asyncio.run`` (and
+``uvloop.run``, ``asyncio.Runner``) at shutdown: it aborts whatever is still
+open (a server aborts its own connections), so closing the loop leaves no
+registration, socket or pool buffer behind (docs/design.md invariant 4).
+
+Cost model: per accepted connection, one ``accept``, one ``setsockopt`` and
+one connection; nothing per idle connection beyond the socket and its
+registration.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import inspect
+import logging
 import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final, TypeAlias, final
 
-from bufkit.adapters._aio_handlers import StreamProtocol
-from bufkit.adapters._aio_stream import Connection
+from bufkit._sockets import AcceptAction, AcceptBackoff, set_nodelay
+from bufkit.adapters.asyncio._handlers import StreamProtocol
+from bufkit.adapters.asyncio._stream import Connection
 from bufkit.errors import UnsupportedLoopError
 
 if TYPE_CHECKING:
@@ -40,15 +48,10 @@ __all__ = ["StreamServer"]
 _MakeConnection: TypeAlias = Callable[
     [socket.socket, StreamProtocol | None], Connection
 ]
-ClientCallback: TypeAlias = Callable[[Connection], Awaitable[None]]
+ClientCallback: TypeAlias = Callable[[Connection], Awaitable[object]]
 ProtocolFactory: TypeAlias = Callable[[], StreamProtocol]
 
-ACCEPT_RETRY_DELAY: Final = 1.0
-"""Seconds accepting pauses after ``EMFILE``/``ENFILE``/``ENOBUFS``/``ENOMEM``."""
-
-_OUT_OF_RESOURCES: Final = frozenset(
-    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-)
+LOGGER: Final = logging.getLogger("bufkit.adapters.asyncio")
 
 
 def _check_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -117,7 +120,8 @@ def _registry(loop: asyncio.AbstractEventLoop) -> _Registry:
 class StreamServer:
     """Listening sockets that turn accepted sockets into connections.
 
-    Made by :func:`bufkit.adapters.asyncio.start_server`. ``async with``
+    Made by :func:`bufkit.adapters.asyncio.start_server` and
+    :func:`bufkit.adapters.asyncio.start_protocol_server`. ``async with``
     closes it and waits.
     """
 
@@ -125,16 +129,19 @@ class StreamServer:
         self,
         loop: asyncio.AbstractEventLoop,
         sockets: list[socket.socket],
-        handler: ClientCallback | ProtocolFactory,
         make: _MakeConnection,
-        backlog: int,
+        *,
+        handler: ClientCallback | None = None,
+        factory: ProtocolFactory | None = None,
+        backlog: int = 100,
     ) -> None:
         self._loop = loop
         self._sockets = sockets
-        self._handler = handler
-        self._is_callback = inspect.iscoroutinefunction(handler)
         self._make = make
+        self._handler = handler
+        self._factory = factory
         self._backlog = backlog
+        self._backoffs = {sock: AcceptBackoff() for sock in sockets}
         self._connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._serving = False
@@ -166,7 +173,7 @@ class StreamServer:
             self._loop.add_reader(sock.fileno(), self._accept, sock)
 
     def close(self) -> None:
-        """Stop listening and abort every connection and callback task.
+        """Stop listening and abort every connection and handler task.
 
         Queued data of the connections is dropped, their pending sends fail
         and their buffers go back to the pool. Use each connection's
@@ -185,7 +192,7 @@ class StreamServer:
         self._maybe_closed()
 
     async def wait_closed(self) -> None:
-        """Wait until closed and every connection and callback is done."""
+        """Wait until closed and every connection and handler is done."""
         await asyncio.shield(self._closed)
 
     async def serve_forever(self) -> None:
@@ -213,26 +220,40 @@ class StreamServer:
         for conn in list(self._connections):
             conn.abort()
 
+    # -- accepting ---------------------------------------------------------
+
     def _accept(self, listener: socket.socket) -> None:
+        backoff = self._backoffs[listener]
         for _ in range(self._backlog):
             if not self._serving:
                 return
             try:
                 sock, _addr = listener.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                self._accept_failed(listener, exc)
+                if self._accept_failed(listener, backoff, exc):
+                    continue
                 return
+            backoff.accepted()
             self._serve(sock)
 
-    def _accept_failed(self, listener: socket.socket, exc: OSError) -> None:
+    def _accept_failed(
+        self, listener: socket.socket, backoff: AcceptBackoff, exc: OSError
+    ) -> bool:
+        """Apply the shared accept policy; whether to accept the next one."""
+        action = backoff.failed(exc)
+        if action is AcceptAction.SKIP:
+            LOGGER.debug("accept() skipped a dead connection: %s", exc)
+            return True
         self._loop.call_exception_handler(
             {"message": "accept() failed", "exception": exc, "socket": listener}
         )
-        if exc.errno in _OUT_OF_RESOURCES:
+        exc.__traceback__ = None
+        if action is AcceptAction.BACK_OFF:
             self._loop.remove_reader(listener.fileno())
-            self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume_accepting, listener)
+            self._loop.call_later(backoff.delay, self._resume_accepting, listener)
+        return False
 
     def _resume_accepting(self, listener: socket.socket) -> None:
         if self._serving:
@@ -240,36 +261,55 @@ class StreamServer:
 
     def _serve(self, sock: socket.socket) -> None:
         sock.setblocking(False)
-        _nodelay(sock)
-        if self._is_callback:
-            conn = self._make(sock, None)
-        else:
-            factory: ProtocolFactory = self._handler  # type: ignore[assignment]
-            conn = self._make(sock, factory())
+        set_nodelay(sock)
+        factory = self._factory
+        try:
+            conn = self._make(sock, None if factory is None else factory())
+        except Exception as exc:
+            sock.close()
+            self._report(f"Exception in the protocol factory {factory!r}", exc)
+            return
         self._connections.add(conn)
         conn._owner = self
-        conn._start()
-        if self._is_callback:
-            callback: ClientCallback = self._handler  # type: ignore[assignment]
-            task = self._loop.create_task(self._run(callback, conn))
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+        conn._start()  # a connection_made that raises aborts it: _connection_closed
+        if self._handler is not None and not conn.is_closing():
+            self._run_handler(self._handler, conn)
 
-    async def _run(self, callback: ClientCallback, conn: Connection) -> None:
+    def _run_handler(self, handler: ClientCallback, conn: Connection) -> None:
         try:
-            await callback(conn)
+            awaitable = handler(conn)
+            if not inspect.isawaitable(awaitable):
+                raise TypeError(
+                    f"the connection handler {handler!r} returned {awaitable!r}, "
+                    "not an awaitable: start_server() awaits handler(conn); "
+                    "serve a protocol factory with start_protocol_server()"
+                )
+        except Exception as exc:
+            self._report("Exception in the connection handler", exc, conn)
+            conn.abort()
+            return
+        task = self._loop.create_task(self._run(awaitable, conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    async def _run(self, awaitable: Awaitable[object], conn: Connection) -> None:
+        try:
+            await awaitable
         except Exception as exc:
             if exc is not conn._exc:
-                self._loop.call_exception_handler(
-                    {
-                        "message": "Unhandled exception in a client callback",
-                        "exception": exc,
-                        "connection": conn,
-                    }
-                )
+                self._report("Unhandled exception in a connection handler", exc, conn)
             conn.abort()
         finally:
             conn.close()
+
+    def _report(
+        self, message: str, exc: Exception, conn: Connection | None = None
+    ) -> None:
+        context: dict[str, object] = {"message": message, "exception": exc}
+        if conn is not None:
+            context["connection"] = conn
+        self._loop.call_exception_handler(context)
+        exc.__traceback__ = None  # reported; its frames would hold the connection
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -283,8 +323,3 @@ class StreamServer:
         idle = not (self._serving or self._connections or self._tasks)
         if idle and not self._closed.done():
             self._closed.set_result(None)
-
-
-def _nodelay(sock: socket.socket) -> None:
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -6,22 +6,28 @@ transport (TCP, Unix sockets, TLS, any loop) and keeps idle connections at
 zero pool bytes, while writes stay the transport's.
 
 The readiness stream (:func:`start_server`, :func:`open_connection`,
+:func:`start_protocol_server`, :func:`open_protocol_connection`,
 :class:`Connection`) goes further on loops with ``add_reader`` (selector loops
-and uvloop): it owns the raw socket, reads with a
-:class:`bufkit.ReadinessReader` and writes with a :class:`bufkit.WriteQueue`,
-so the writes of one loop iteration leave in one ``sendmsg`` and
-:meth:`Connection.send` resolves when the kernel accepted the data.
+and uvloop): it runs :class:`bufkit.Connection`, the connection core, on the
+raw socket, so the writes of one event or loop iteration leave in one
+``sendmsg`` and :meth:`Connection.send` resolves when the kernel accepted
+the data.
 
 Importing this module imports :mod:`asyncio` but not uvloop.
 """
 
 from __future__ import annotations
 
-from bufkit.adapters._aio_connect import open_connection, start_server
-from bufkit.adapters._aio_handlers import FramerFactory, StreamProtocol
-from bufkit.adapters._aio_protocol import PooledProtocol
-from bufkit.adapters._aio_server import StreamServer
-from bufkit.adapters._aio_stream import Connection
+from bufkit.adapters.asyncio._connect import (
+    open_connection,
+    open_protocol_connection,
+    start_protocol_server,
+    start_server,
+)
+from bufkit.adapters.asyncio._handlers import FramerFactory, StreamProtocol
+from bufkit.adapters.asyncio._protocol import PooledProtocol
+from bufkit.adapters.asyncio._server import StreamServer
+from bufkit.adapters.asyncio._stream import Connection
 
 __all__ = [
     "Connection",
@@ -30,6 +36,8 @@ __all__ = [
     "StreamProtocol",
     "StreamServer",
     "open_connection",
+    "open_protocol_connection",
+    "start_protocol_server",
     "start_server",
 ]
 
@@ -46,5 +54,7 @@ _publish(
     StreamProtocol,
     StreamServer,
     open_connection,
+    open_protocol_connection,
+    start_protocol_server,
     start_server,
 )

@@ -7,8 +7,9 @@ asyncio calls ``get_buffer(sizehint)`` just before it reads and
 on uvloop (libuv's alloc and read callbacks) and inside ``SSLProtocol`` (CPython's
 and uvloop's) both calls happen in the same loop callback, and only once the
 socket is readable, so a chunk borrowed in ``get_buffer`` and given back in
-``buffer_updated`` keeps an idle connection at zero pool bytes (invariant 5)
-and the whole loop at one lent chunk, reused hot from the pool's LIFO free list.
+``buffer_updated`` keeps an idle connection at zero pool bytes (docs/design.md
+invariant 5) and the whole loop at one lent chunk, reused hot from the pool's
+LIFO free list.
 
 The corner case is a ``get_buffer`` that no ``buffer_updated`` follows: the read
 hit EAGAIN, EOF or an error, or ``SSLProtocol`` found only a partial TLS record
@@ -17,7 +18,7 @@ completes). The chunk then comes back at the first of: the next
 ``get_buffer``, ``eof_received``, ``connection_lost``, or the end of the
 current loop iteration, through a per-loop sweeper that runs at most once per
 iteration (one ``call_soon`` however many connections read). No chunk is lent
-twice and every lent chunk comes back (invariant 4).
+twice and every lent chunk comes back (docs/design.md invariant 4).
 
 The Windows proactor loop is different: it calls ``get_buffer`` when it
 *posts* an overlapped read and ``buffer_updated`` when the read completes, one
@@ -128,6 +129,12 @@ class PooledProtocol(asyncio.BufferedProtocol):
         ValueError: ``read_size`` is not positive.
     """
 
+    transport: asyncio.BaseTransport | None
+    """The transport, from :meth:`connection_made` until the end.
+
+    A plain attribute, as in asyncio code: a subclass may assign it.
+    """
+
     def __init__(
         self,
         pool: BufferPool,
@@ -145,17 +152,12 @@ class PooledProtocol(asyncio.BufferedProtocol):
         self._lent_view: memoryview | None = None
         self._sweeper: _Sweeper | None = None
         self._watched = False  # on the sweeper's list for this iteration
-        self._transport: asyncio.BaseTransport | None = None
+        self.transport = None
 
     @property
     def pool(self) -> BufferPool:
         """The pool this protocol borrows its receive chunks from."""
         return self._pool
-
-    @property
-    def transport(self) -> asyncio.BaseTransport | None:
-        """The transport, from :meth:`connection_made` until the end."""
-        return self._transport
 
     @property
     def lent_bytes(self) -> int:
@@ -164,8 +166,12 @@ class PooledProtocol(asyncio.BufferedProtocol):
         return 0 if lent is None else lent.size
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Remember the transport; subclasses must call this first."""
-        self._transport = transport
+        """Remember the transport; subclasses must call this first.
+
+        Code ported from :class:`asyncio.Protocol` may go on assigning
+        ``self.transport = transport`` after the call.
+        """
+        self.transport = transport
         self._sweeper = _sweeper_for(transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:

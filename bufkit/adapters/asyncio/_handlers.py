@@ -12,15 +12,11 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from typing_extensions import Buffer
-
     from bufkit import ReadHandler
-    from bufkit.adapters._aio_stream import Connection
+    from bufkit.adapters.asyncio._stream import Connection
 
 __all__ = ["DEFAULT_READ_LIMIT", "FramerFactory", "StreamProtocol"]
 
@@ -31,25 +27,15 @@ DEFAULT_READ_LIMIT: Final = 65536
 """Bytes of received frames buffered before reading pauses (callback mode)."""
 
 
-class _StreamSocket(Protocol):
-    """What a connection needs from its socket (``socket.socket``, fakes)."""
-
-    def fileno(self) -> int: ...
-    def recv_into(self, buffer: memoryview, /) -> int: ...
-    def sendmsg(self, buffers: Iterable[Buffer], /) -> int: ...
-    def shutdown(self, how: int, /) -> None: ...
-    def close(self) -> None: ...
-    def getsockname(self) -> Any: ...
-    def getpeername(self) -> Any: ...
-
-
 class StreamProtocol:
     """Callbacks of a :class:`Connection` in protocol mode; override what you need.
 
-    The names and order are asyncio's: :meth:`connection_made`, then
-    :meth:`data_received` and finally :meth:`eof_received`, then
+    The names, signatures and order are asyncio's: :meth:`connection_made`,
+    then :meth:`data_received` and finally :meth:`eof_received`, then
     :meth:`connection_lost`; :meth:`pause_writing` and
-    :meth:`resume_writing` at the write queue's watermarks.
+    :meth:`resume_writing` at the write queue's watermarks. An exception
+    raised by one of them goes to the loop's exception handler and aborts
+    the connection; ``connection_lost`` then receives it.
     """
 
     def connection_made(self, conn: Connection) -> None:
@@ -62,7 +48,7 @@ class StreamProtocol:
         """The peer stopped sending; return true to keep writing."""
         return None
 
-    def connection_lost(self, exc: BaseException | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         """The connection is closed: ``exc`` broke it, or ``None``."""
 
     def pause_writing(self) -> None:
@@ -73,12 +59,19 @@ class StreamProtocol:
 
 
 class _Frames:
-    """The read handler of callback mode: queues frames for ``read_frame``."""
+    """The read handler of callback mode: queues frames for ``read_frame``.
+
+    It points back at its connection (``on_arrival``) and its framer points
+    back at it: :meth:`close` drops both links, so a closed connection is
+    freed by reference counting while its unread frames stay readable.
+    """
+
+    __slots__ = ("_framer", "_on_arrival", "eof", "frames", "nbytes")
 
     def __init__(
         self, on_arrival: Callable[[], object], framer: FramerFactory | None
     ) -> None:
-        self._on_arrival = on_arrival
+        self._on_arrival: Callable[[], object] | None = on_arrival
         self.frames: collections.deque[bytes] = collections.deque()
         self.nbytes = 0
         self.eof = False
@@ -93,17 +86,21 @@ class _Frames:
     def on_frame(self, view: memoryview) -> None:
         self.frames.append(bytes(view))
         self.nbytes += len(view)
-        self._on_arrival()
+        if self._on_arrival is not None:
+            self._on_arrival()
 
     def eof_received(self) -> bool:
         if self._framer is not None:
             self._framer.eof_received()
         self.eof = True
-        self._on_arrival()
+        if self._on_arrival is not None:
+            self._on_arrival()
         return True
 
     def close(self) -> None:
-        close = getattr(self._framer, "close", None)
+        """Give back a partial frame and drop the links back (idempotent)."""
+        framer, self._framer, self._on_arrival = self._framer, None, None
+        close = getattr(framer, "close", None)
         if callable(close):
             close()
 
@@ -112,16 +109,6 @@ class _Owner(Protocol):
     """Told when a connection is closed (its server, or the loop's registry)."""
 
     def _connection_closed(self, conn: Connection, /) -> None: ...
-
-
-def _hook(protocol: StreamProtocol | None, name: str) -> Callable[[], object] | None:
-    """``protocol``'s bound method ``name``, or ``None`` if it is the no-op base."""
-    if protocol is None or getattr(type(protocol), name, None) is getattr(
-        StreamProtocol, name
-    ):
-        return None
-    hook: Callable[[], object] | None = getattr(protocol, name, None)
-    return hook
 
 
 def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:

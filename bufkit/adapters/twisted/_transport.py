@@ -1,0 +1,519 @@
+"""A Twisted transport over the connection core.
+
+Theory of operation
+-------------------
+:class:`Transport` is what a Twisted protocol sees as ``self.transport``: an
+``ITCPTransport`` that is also the reactor's file descriptor (``fileno``,
+``doRead``, ``doWrite``). Behind it, one :class:`bufkit.Connection` does all
+the work: it reads the readiness way into pooled buffers, gathers every write
+of one event into one ``sendmsg``, closes, half-closes and fails. The
+transport only maps the core's outputs onto the reactor and onto Twisted's
+vocabulary:
+
+* the readiness the core wants becomes ``addReader``/``addWriter``/
+  ``removeReader``/``removeWriter`` (docs/design.md invariant 3 is the core's);
+* the core's request to flush at the end of the loop iteration joins one
+  per-reactor batch that runs from one ``callLater(0)``;
+* ``data_received(view)`` becomes ``dataReceived(bytes(view))``: exactly the
+  bytes read, copied once, since Twisted protocols keep what they receive.
+  A protocol that provides :class:`IViewReceiver` gets the pooled view itself
+  (valid during the call only) and skips the copy (invariants 4 and 5: the
+  buffer goes back to the pool when the call returns);
+* ``pause_writing``/``resume_writing`` pause and resume a registered
+  streaming producer; a pull producer is asked for more each time everything
+  written before was accepted by the kernel;
+* ``connection_lost`` becomes ``connectionLost(Failure(ConnectionDone()))``
+  for a clean close, ``ConnectionAborted`` for ``abortConnection()``, and
+  ``ConnectionLost`` for a socket error, as Twisted's own transports do.
+
+Memory (invariant 6): the transport is the core's protocol; the core lets go
+of it once closed, and the transport drops its Twisted protocol once
+``connectionLost`` ran, so a closed connection is freed by reference
+counting. While open, the transport is held by the reactor (while
+registered) and by :data:`OPEN_TRANSPORTS`, so a paused, idle connection is
+never left to the cyclic garbage collector.
+
+Cost model: per readable event, the core's cost plus one ``bytes`` copy per
+read (none for an :class:`IViewReceiver`); per write, one queue append; one
+reactor call per change of wanted readiness.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from twisted.internet import address, error
+from twisted.internet.interfaces import (
+    IConsumer,
+    IHalfCloseableProtocol,
+    IPushProducer,
+    IReadWriteDescriptor,
+    ISystemHandle,
+    ITCPTransport,
+)
+from twisted.python import failure
+from zope.interface import Interface, implementer
+
+from bufkit import BufferPool, Connection, ConnectionState, Interest
+
+__all__ = ["OPEN_TRANSPORTS", "IViewReceiver", "Transport", "peer_address"]
+
+LOGGER: Final = logging.getLogger("bufkit.adapters.twisted")
+
+_OPEN: Final = ConnectionState.OPEN
+
+OPEN_TRANSPORTS: Final[dict[Connection, Transport]] = {}
+"""Every open transport by its connection.
+
+It keeps an idle transport that no reactor watches alive, and lets one
+interest callback serve every connection. An entry goes when its connection
+has reported that it wants nothing more.
+"""
+
+
+class IViewReceiver(Interface):  # type: ignore[misc]
+    """A protocol that takes received bytes as a pooled :class:`memoryview`.
+
+    Declare it with ``@implementer(IViewReceiver)``. The transport then calls
+    :meth:`viewReceived` instead of ``dataReceived`` and makes no copy: the
+    view is a slice of a pooled buffer, valid only during the call. Copy what
+    you keep (``bytes(view)``), or parse it in place.
+    """
+
+    def viewReceived(view: memoryview) -> None:
+        """Bytes arrived; ``view`` is valid only until this returns."""
+
+
+def peer_address(
+    family: int, sockaddr: Any
+) -> address.IPv4Address | address.IPv6Address | address.UNIXAddress:
+    """Twisted's address object for a socket address of ``family``."""
+    if family == socket.AF_INET:
+        return address.IPv4Address("TCP", sockaddr[0], sockaddr[1])
+    if family == socket.AF_INET6:
+        return address.IPv6Address("TCP", sockaddr[0], sockaddr[1])
+    return address.UNIXAddress(sockaddr)
+
+
+class _FlushBatch:
+    """Deferred flushes of one reactor, run together from one ``callLater(0)``."""
+
+    __slots__ = ("_due", "_reactor")
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+        self._due: list[Callable[[], object]] = []
+
+    def __call__(self, flush: Callable[[], object]) -> None:
+        if not self._due:
+            self._reactor.callLater(0, self._run)
+        self._due.append(flush)
+
+    def _run(self) -> None:
+        due, self._due = self._due, []
+        for flush in due:
+            flush()
+
+
+_BATCHES: Final[weakref.WeakKeyDictionary[object, _FlushBatch]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _batch_for(reactor: Any) -> _FlushBatch:
+    batch = _BATCHES.get(reactor)
+    if batch is None:
+        batch = _BATCHES[reactor] = _FlushBatch(reactor)
+    return batch
+
+
+def _on_interest(conn: Connection, interest: Interest) -> None:
+    """The core's interest output, one function shared by every transport."""
+    transport = OPEN_TRANSPORTS.get(conn)
+    if transport is not None:
+        transport._set_interest(interest)
+
+
+@implementer(
+    ITCPTransport, IConsumer, IPushProducer, IReadWriteDescriptor, ISystemHandle
+)
+class Transport:
+    """A connected TCP socket as a Twisted transport, on a bufkit connection.
+
+    Made by :class:`~bufkit.adapters.twisted.ServerEndpoint` and
+    :class:`~bufkit.adapters.twisted.ClientEndpoint` (or
+    :func:`~bufkit.adapters.twisted.listen_tcp` /
+    :func:`~bufkit.adapters.twisted.connect_tcp`), never directly by users.
+
+    Args:
+        reactor: A reactor that provides ``IReactorFDSet`` and ``IReactorTime``.
+        sock: A connected socket; made non-blocking here, and owned from now on.
+        protocol: The Twisted protocol to drive.
+        pool: Lends the read buffers.
+        high_water: Pending bytes above which a streaming producer is paused.
+        low_water: Pending bytes at which it is resumed.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_aborted",
+        "_conn",
+        "_nodelay",
+        "_producer",
+        "_producer_paused",
+        "_pull_asked",
+        "_reactor",
+        "_reading",
+        "_sock",
+        "_streaming",
+        "_views",
+        "_write_shut",
+        "_write_shut_untold",
+        "_writing",
+        "connected",
+        "disconnected",
+        "disconnecting",
+        "protocol",
+    )
+
+    def __init__(
+        self,
+        reactor: Any,
+        sock: socket.socket,
+        protocol: Any,
+        pool: BufferPool,
+        *,
+        high_water: int = 65536,
+        low_water: int = 16384,
+    ) -> None:
+        sock.setblocking(False)
+        self._reactor: Any = reactor
+        self._sock = sock
+        self.protocol: Any | None = protocol
+        self.connected = False
+        self.disconnecting = False
+        self.disconnected = False
+        self._reading = False
+        self._writing = False
+        self._write_shut = False
+        self._write_shut_untold = False
+        self._aborted = False
+        self._producer: Any = None
+        self._streaming = False
+        self._producer_paused = False
+        self._pull_asked = False
+        self._nodelay = False
+        self._views = False
+        # The transport is the core's protocol: no bridge object per
+        # connection. The core lets go of it once closed, so no cycle remains.
+        self._conn = Connection(
+            pool,
+            sock,
+            self,
+            on_interest=_on_interest,
+            defer=_batch_for(reactor),
+            high_water=high_water,
+            low_water=low_water,
+        )
+
+    def __repr__(self) -> str:
+        return f"<bufkit Transport fd={self._sock.fileno()} {self._conn.state.value}>"
+
+    def start(self) -> None:
+        """Call the protocol's ``makeConnection`` and start reading."""
+        OPEN_TRANSPORTS[self._conn] = self
+        self._conn.start()
+
+    # -- the reactor's side: IReadWriteDescriptor -------------------------
+
+    def fileno(self) -> int:
+        """The socket's descriptor, -1 once closed."""
+        return self._sock.fileno()
+
+    def doRead(self) -> None:
+        """The reactor says readable: the core reads, the protocol is called."""
+        self._conn.on_readable()
+
+    def doWrite(self) -> None:
+        """The reactor says writable: the core sends what is queued."""
+        self._conn.on_writable()
+
+    def connectionLost(self, reason: failure.Failure) -> None:
+        """The reactor dropped this descriptor (shutdown): close at once."""
+        self._conn.abort()
+
+    def logPrefix(self) -> str:
+        """The protocol's class name, as Twisted's transports log it."""
+        protocol = self.protocol
+        return type(protocol).__name__ if protocol is not None else "bufkit"
+
+    # -- ITransport ----------------------------------------------------------
+
+    def write(self, data: bytes | str) -> None:
+        """Queue ``data``; every write of one event leaves in one ``sendmsg``.
+
+        Ignored after :meth:`loseConnection` or :meth:`loseWriteConnection`,
+        as in Twisted.
+
+        Raises:
+            TypeError: ``data`` is a ``str`` or not bytes-like.
+        """
+        if isinstance(data, str):
+            raise TypeError("Data must be bytes, not str")
+        if self._conn.state is not _OPEN:
+            return
+        self._conn.write(data)
+
+    def writeSequence(self, data: Iterable[bytes | str]) -> None:
+        """Queue every item of ``data`` as one gathered write.
+
+        Raises:
+            TypeError: An item is a ``str``.
+        """
+        items: list[bytes] = []
+        for item in data:
+            if isinstance(item, str):
+                raise TypeError("Data must be bytes, not str")
+            items.append(item)
+        if self._conn.state is not _OPEN:
+            return
+        self._conn.writelines(items)
+
+    def loseConnection(self) -> None:
+        """Stop reading, send what is queued, then close (``ConnectionDone``)."""
+        if self.connected and not self.disconnecting:
+            self.disconnecting = True
+            self._conn.close()
+
+    def abortConnection(self) -> None:
+        """Close now, dropping queued data (``ConnectionAborted``)."""
+        if not self.disconnected:
+            self.disconnecting = True
+            self._aborted = True
+            self._conn.abort()
+
+    def loseWriteConnection(self) -> None:
+        """Shut the sending side once everything queued was sent; keep reading."""
+        if not self.connected or self.disconnecting or self._write_shut:
+            return
+        self._write_shut = True
+        self._conn.write(b"", self._write_side_done)
+        self._conn.write_eof()
+
+    def getPeer(
+        self,
+    ) -> address.IPv4Address | address.IPv6Address | address.UNIXAddress:
+        """The remote address."""
+        return peer_address(self._sock.family, self._sock.getpeername())
+
+    def getHost(
+        self,
+    ) -> address.IPv4Address | address.IPv6Address | address.UNIXAddress:
+        """The local address."""
+        return peer_address(self._sock.family, self._sock.getsockname())
+
+    def getHandle(self) -> socket.socket:
+        """The socket itself (``ISystemHandle``)."""
+        return self._sock
+
+    # -- ITCPTransport -------------------------------------------------------
+
+    def getTcpNoDelay(self) -> bool:
+        """Whether Nagle's algorithm is off."""
+        return bool(self._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        """Turn Nagle's algorithm off (true) or on."""
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(enabled))
+
+    def getTcpKeepAlive(self) -> bool:
+        """Whether TCP keep-alive probes are on."""
+        return bool(self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+
+    def setTcpKeepAlive(self, enabled: bool) -> None:
+        """Turn TCP keep-alive probes on or off."""
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(enabled))
+
+    # -- IConsumer -----------------------------------------------------------
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Let ``producer`` feed this transport, paced by the write queue.
+
+        A streaming (push) producer is paused when the queue goes above its
+        high watermark and resumed at its low watermark. A pull producer is
+        asked for more (``resumeProducing``) at once and then each time all
+        it wrote was accepted by the kernel.
+
+        Raises:
+            RuntimeError: Another producer is still registered.
+        """
+        if self._producer is not None:
+            raise RuntimeError(
+                f"Cannot register producer {producer!r}, because producer"
+                f" {self._producer!r} was never unregistered."
+            )
+        if self.disconnected:
+            producer.stopProducing()
+            return
+        self._producer = producer
+        self._streaming = bool(streaming)
+        self._producer_paused = False
+        if not streaming:
+            self._ask_pull_producer()
+        elif self._conn.writing_paused:
+            self.pause_writing()
+
+    def unregisterProducer(self) -> None:
+        """Forget the producer; the connection stays open."""
+        self._producer = None
+        self._pull_asked = False
+
+    # -- IPushProducer (the reading side) --------------------------------------
+
+    def pauseProducing(self) -> None:
+        """Stop reading until :meth:`resumeProducing`."""
+        self._conn.pause_reading()
+
+    def resumeProducing(self) -> None:
+        """Read again."""
+        self._conn.resume_reading()
+
+    def stopProducing(self) -> None:
+        """The consumer is done with us: close the connection."""
+        self.loseConnection()
+
+    # -- bufkit extras -------------------------------------------------------
+
+    @property
+    def connection(self) -> Connection:
+        """The :class:`bufkit.Connection` behind this transport."""
+        return self._conn
+
+    # -- the core's callbacks (ConnectionProtocol) ------------------------------
+
+    def connection_made(self, conn: Connection, /) -> None:
+        """The core started: tell the Twisted protocol (``makeConnection``)."""
+        self.connected = True
+        protocol = self.protocol
+        if protocol is not None:
+            self._views = IViewReceiver.providedBy(protocol)
+            protocol.makeConnection(self)
+
+    def data_received(self, view: memoryview, /) -> None:
+        """Bytes read: ``dataReceived(bytes)``, or ``viewReceived(view)``."""
+        protocol = self.protocol
+        if self._views:
+            protocol.viewReceived(view)  # type: ignore[union-attr]
+        elif protocol is not None:
+            protocol.dataReceived(bytes(view))
+
+    def eof_received(self) -> bool | None:
+        """The peer shut its side: ``readConnectionLost`` if half-closeable."""
+        protocol = self.protocol
+        if protocol is not None and IHalfCloseableProtocol.providedBy(protocol):
+            protocol.readConnectionLost()
+            return True
+        return False
+
+    def connection_lost(self, exc: Exception | None, /) -> None:
+        """The core closed the socket: ``connectionLost`` with Twisted's reason."""
+        self.connected = False
+        self.disconnecting = False
+        self.disconnected = True
+        if exc is None:
+            self._tell_write_shut()
+        producer, self._producer = self._producer, None
+        protocol, self.protocol = self.protocol, None
+        if producer is not None:
+            try:
+                producer.stopProducing()
+            except Exception:
+                LOGGER.exception("stopProducing raised for %r", self)
+        if protocol is not None:
+            if exc is None and self._aborted:
+                protocol.connectionLost(failure.Failure(error.ConnectionAborted()))
+            else:
+                protocol.connectionLost(_reason(exc))
+
+    def pause_writing(self) -> None:
+        """Above high water and the kernel refused bytes: pause a push producer."""
+        producer = self._producer
+        if producer is not None and self._streaming and not self._producer_paused:
+            self._producer_paused = True
+            producer.pauseProducing()
+
+    def resume_writing(self) -> None:
+        """Down to low water: resume a paused push producer."""
+        producer = self._producer
+        if producer is not None and self._streaming and self._producer_paused:
+            self._producer_paused = False
+            producer.resumeProducing()
+
+    def _set_interest(self, interest: Interest) -> None:
+        reactor = self._reactor
+        if self._conn.closed:  # the last report: forget this transport
+            OPEN_TRANSPORTS.pop(self._conn, None)
+        want_read = bool(interest & Interest.READ)
+        want_write = bool(interest & Interest.WRITE)
+        if want_read != self._reading:
+            self._reading = want_read
+            if want_read:
+                reactor.addReader(self)
+            else:
+                reactor.removeReader(self)
+        if want_write != self._writing:
+            self._writing = want_write
+            if want_write:
+                reactor.addWriter(self)
+            else:
+                reactor.removeWriter(self)
+
+    def _ask_pull_producer(self) -> None:
+        producer = self._producer
+        if producer is None or self._streaming or not self.connected:
+            return
+        before = self._conn.bytes_written
+        producer.resumeProducing()
+        if (
+            self._producer is producer
+            and self._conn.bytes_written != before
+            and not (self.disconnecting or self._write_shut)
+        ):
+            # Ask again once all of it was accepted by the kernel.
+            self._conn.write(b"", self._pull_drained)
+
+    def _pull_drained(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self._ask_pull_producer()
+
+    def _write_side_done(self, exc: BaseException | None) -> None:
+        # Everything before write_eof() was sent; the core shuts the sending
+        # side right after this. Tell the protocol once that happened: on the
+        # next iteration, or in _lost if the connection ends first.
+        if exc is None:
+            self._write_shut_untold = True
+            self._reactor.callLater(0, self._tell_write_shut)
+
+    def _tell_write_shut(self) -> None:
+        if not self._write_shut_untold:
+            return
+        self._write_shut_untold = False
+        protocol = self.protocol
+        if protocol is not None and IHalfCloseableProtocol.providedBy(protocol):
+            protocol.writeConnectionLost()
+
+
+def _reason(exc: Exception | None) -> failure.Failure:
+    """The ``connectionLost`` reason Twisted's own transports would give."""
+    if exc is None:
+        return failure.Failure(error.ConnectionDone())
+    if isinstance(exc, ConnectionAbortedError) and exc.errno == errno.ECONNABORTED:
+        return failure.Failure(error.ConnectionAborted())
+    if isinstance(exc, OSError):
+        return failure.Failure(error.ConnectionLost(str(exc)))
+    return failure.Failure(exc)
