@@ -22,6 +22,8 @@ from bufkit.testing._records import Call
 from bufkit.testing._schedule import (
     Accept,
     AcceptAll,
+    AcceptAllBut,
+    AcceptBuffers,
     Deliver,
     Eof,
     Fail,
@@ -36,6 +38,20 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 __all__ = ["FakeSocket", "ScheduledSocket"]
+
+
+_Acceptance = Accept | AcceptAll | AcceptAllBut | AcceptBuffers | None
+
+
+def _accepted(step: _Acceptance, views: list[memoryview], size: int) -> int:
+    """The bytes ``step`` accepts of ``views`` (``size`` bytes in all)."""
+    if isinstance(step, AcceptAll | None):
+        return size
+    if isinstance(step, AcceptBuffers):
+        return step.accepted([view.nbytes for view in views])
+    if isinstance(step, AcceptAllBut):
+        return step.accepted(size)
+    return min(step.n, size)
 
 
 class ScheduledSocket(FakeSocketBase):
@@ -92,7 +108,7 @@ class ScheduledSocket(FakeSocketBase):
             self._calls.append(Call(op, 0, len(views), 0))
             return 0
         step = self._next_send_step(op, size, len(views))
-        n = size if isinstance(step, AcceptAll | None) else min(step.n, size)
+        n = _accepted(step, views, size)
         parts: list[memoryview] = []
         left = n
         for view in views:
@@ -109,9 +125,7 @@ class ScheduledSocket(FakeSocketBase):
         self._eagain["send"] = False
         return n
 
-    def _next_send_step(
-        self, op: str, size: int, count: int
-    ) -> Accept | AcceptAll | None:
+    def _next_send_step(self, op: str, size: int, count: int) -> _Acceptance:
         while True:
             step = self._send_steps.popleft() if self._send_steps else None
             if step is None and self.after_send == "block":
@@ -237,8 +251,8 @@ class FakeSocket(ScheduledSocket):
 
     Args:
         send: steps for successive sends (:class:`Accept`, :class:`AcceptAll`,
-            :class:`WouldBlock`, :class:`Spurious`, :class:`Interrupt`,
-            :class:`Fail`).
+            :class:`AcceptAllBut`, :class:`AcceptBuffers`, :class:`WouldBlock`,
+            :class:`Spurious`, :class:`Interrupt`, :class:`Fail`).
         recv: steps for successive receives (:class:`Deliver`, :class:`Short`,
             :class:`WouldBlock`, :class:`Spurious`, :class:`Interrupt`,
             :class:`Fail`, :class:`Eof`).
