@@ -345,6 +345,8 @@ class FakeSocketBase:
         """Shut down reading (``SHUT_RD``), writing (``SHUT_WR``) or both."""
         if self._closed:
             self._raise("shutdown", 0, errno.EBADF, "socket is closed")
+        if self._broken or self._reset_pending:
+            self._raise("shutdown", 0, errno.ENOTCONN, "connection was reset")
         self._calls.append(Call("shutdown", how))
         self._shut_rd |= how in (socket.SHUT_RD, socket.SHUT_RDWR)
         if how in (socket.SHUT_WR, socket.SHUT_RDWR):

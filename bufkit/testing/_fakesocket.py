@@ -102,8 +102,16 @@ class ScheduledSocket(FakeSocketBase):
         self._begin(op, size, len(views), "send")
         if len(views) > self.iov_max:
             self._raise(op, size, errno.EMSGSIZE, f"{len(views)} > iov_max", len(views))
-        if self._shut_wr or self._broken or (self._peer and self._peer._closed):
+        if self._reset_pending:  # after the peer's FIN, a reset reads as EPIPE
+            self._reset_pending, self._broken = False, True
+            code = errno.EPIPE if self._inbox_eof else errno.ECONNRESET
+            self._raise(op, size, code, "peer reset the connection")
+        if self._shut_wr or self._broken:
             self._raise(op, size, errno.EPIPE, "cannot send", len(views))
+        if self._peer is not None and self._peer._closed:
+            # As over TCP: the first send after the peer closed is accepted
+            # (the peer answers it with a reset); later ones fail with EPIPE.
+            self._broken = True
         if size == 0:
             self._calls.append(Call(op, 0, len(views), 0))
             return 0
@@ -163,10 +171,11 @@ class ScheduledSocket(FakeSocketBase):
             raise ValueError("negative buffersize in recv")
         if nbytes == 0 or self._shut_rd or self._eof_seen:
             return self._received_now(op, nbytes, b"", None)
-        if self._reset_pending:
+        if self._reset_pending and not self._inbox:  # bytes that came first stay
             self._reset_pending, self._broken = False, True
-            self._raise(op, nbytes, errno.ECONNRESET, "peer reset the connection")
-        if self._broken:
+            if not self._inbox_eof:  # after the peer's FIN, a reset reads as EOF
+                self._raise(op, nbytes, errno.ECONNRESET, "peer reset the connection")
+        if self._broken and not self._inbox:
             return self._received_now(op, nbytes, b"", None)
         while True:
             step = self._recv_steps.popleft() if self._recv_steps else None

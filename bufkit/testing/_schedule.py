@@ -274,12 +274,14 @@ ERRNO_CATALOGUE: Final[dict[int, str]] = {
     _errno.EINTR: "a signal interrupted the call (InterruptedError): retry it",
     _errno.ECONNRESET: "the peer reset the connection (ConnectionResetError); "
     "on receive after a RST, on send when the RST arrived first",
-    _errno.EPIPE: "send after the peer closed or after shutdown(SHUT_WR) "
+    _errno.EPIPE: "send after a reset, after shutdown(SHUT_WR), or the second "
+    "send after the peer closed (the first is accepted, as over TCP) "
     "(BrokenPipeError)",
     _errno.ENOBUFS: "sendmsg: the kernel ran out of buffer space; transient",
     _errno.ENOMEM: "the kernel could not allocate memory; transient",
     _errno.EMSGSIZE: "sendmsg was given more than IOV_MAX buffers",
     _errno.ETIMEDOUT: "receive on a connection that timed out (TimeoutError)",
     _errno.EBADF: "any call on a closed socket",
+    _errno.ENOTCONN: "shutdown of a connection that was reset",
 }
 """The faults the fakes reproduce, by errno, with when real kernels give them."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bufkit.testing import (
@@ -76,7 +76,6 @@ def test_recv_schedules_of_drawn_data(schedule: list[RecvStep]) -> None:
     assert all(isinstance(s, Deliver) for s in schedule)
 
 
-@settings(max_examples=30)
 @given(fake_sockets())
 def test_fake_sockets_rebuild_from_their_repr(sock: FakeSocket) -> None:
     """A drawn fake's repr rebuilds an equal fake."""
