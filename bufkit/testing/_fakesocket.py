@@ -274,6 +274,10 @@ class FakeSocket(ScheduledSocket):
         busy_limit: raise :class:`BusyLoopError` once more than this many calls
             were retried right after ``EAGAIN`` without waiting for readiness
             (see :meth:`mark_waited`); ``None`` only counts them.
+        spin_limit: raise :class:`BusyLoopError` ("no progress") after this
+            many calls in a row that moved no byte, used no scheduled step
+            and waited for nothing (such as ``sendmsg`` of empty buffers,
+            which returns 0); ``None`` never does.
 
     The socket starts in non-blocking mode. In blocking mode a
     :class:`WouldBlock` step means "wait" (instantly) instead of raising.

@@ -38,8 +38,9 @@ __all__ = [
     "RECEIVER_BUGS",
     "SENDER_BUGS",
     "Entry",
-    "verdict",
+    "find",
     "run",
+    "verdict",
 ]
 
 OnMessage = Callable[[bytes], object]
@@ -815,6 +816,18 @@ CORRECT: Final[tuple[Entry, ...]] = (
     Entry(PrefixedReceiver, encode=_prefixed),
 )
 """Correct implementations: they pass their checks."""
+
+
+def find(name: str) -> Entry:
+    """Return the entry of the class called ``name``.
+
+    Raises:
+        KeyError: if no entry has that name.
+    """
+    for entry in (*SENDER_BUGS, *RECEIVER_BUGS, *CORRECT):
+        if entry.name == name:
+            return entry
+    raise KeyError(f"no gallery entry named {name!r}")
 
 
 def run(entry: Entry, *, seed: int | None = None) -> None:
