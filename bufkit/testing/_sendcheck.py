@@ -234,25 +234,24 @@ def _loss_hint(sock: FakeSocket, sender: Sender | None, ledger: Ledger) -> str:
             "did not ask for write readiness, yet sent them when woken up anyway: "
             "write interest was never armed)"
         )
+    if last >= 0 and (calls[last].result or 0) < calls[last].size:
+        c = calls[last]
+        armed = " while the sender did not ask for write readiness" if stopped else ""
+        return (
+            f" (call #{last}: {c.op} accepted {c.result} of {c.size} bytes and the "
+            f"rest was never offered again{armed}: is the return value ignored?)"
+        )
     following = calls[last + 1] if last + 1 < len(calls) else None
     if following is not None and following.errno == errno.EAGAIN:
         return (
             f" (bytes went missing at EAGAIN, call #{last + 1}: was a buffer "
             "taken off the queue before it was sent?)"
         )
-    armed = " while the sender did not ask for write readiness" if stopped else ""
-    if last >= 0 and (calls[last].result or 0) < calls[last].size:
-        c = calls[last]
-        question = "is the return value ignored"
-        question += ", or was write interest never armed?" if stopped else "?"
-        return (
-            f" (call #{last}: {c.op} accepted {c.result} of {c.size} bytes and the "
-            f"rest was never offered again{armed}: {question})"
-        )
     if stopped:
         return (
-            f" (the sender stopped with {len(expected) - len(wire)} bytes unsent "
-            "and did not ask for write readiness: write interest was never armed)"
+            f" (the sender stopped with {len(expected) - len(wire)} bytes unsent, "
+            "did not ask for write readiness and sent nothing when woken up "
+            "anyway: were the bytes dropped?)"
         )
     return ""
 

@@ -770,7 +770,7 @@ SENDER_BUGS: Final[tuple[Entry, ...]] = (
     Entry(RetriesAfterReset, "no progress"),
     Entry(SendsNothingOnWritable, "sent nothing: a busy loop on writable"),
     Entry(RequeuesAtTheBackOnEagain, "corrupted|never arrived|lost"),
-    Entry(DropsGatherTailAfterCut, "never arrived|lost"),
+    Entry(DropsGatherTailAfterCut, "were the bytes dropped"),
     Entry(ClearsQueueAtABoundary, "never arrived|lost"),
     Entry(ClosesOnEagain, "never arrived|lost|EBADF"),
 )

@@ -42,7 +42,6 @@ def test_verdict_returns_the_first_line() -> None:
     assert gallery.verdict(gallery.SENDER_BUGS[0]) == (
         "check_sender: message[0] lost its last 1 byte (call #0: send accepted 1 of "
         "2 bytes and the rest was never offered again while the sender did not ask "
-        "for write readiness: is the return value ignored, or was write interest "
-        "never armed?)"
+        "for write readiness: is the return value ignored?)"
     )
     assert gallery.verdict(gallery.CORRECT[2]) == ""

@@ -1,0 +1,399 @@
+"""Verdicts are pinned: each gallery bug gets exactly its sentence, and more cases."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from bufkit.testing import (
+    Accept,
+    AcceptAll,
+    CheckFailed,
+    Deliver,
+    Eof,
+    Fail,
+    FakeSocket,
+    WouldBlock,
+    check_receiver_example,
+    check_sender_example,
+    gallery,
+)
+
+VERDICTS = {
+    "IgnoresReturnValue": (
+        "check_sender: message[0] lost its last 1 byte (call #0: send accepted "
+        "1 of 2 bytes and the rest was never offered again while the sender did"
+        " not ask for write readiness: is the return value ignored?)"
+    ),
+    "IgnoresSendmsgReturnValue": (
+        "check_sender: message[0] lost its last 1 byte (call #0: sendmsg "
+        "accepted 1 of 2 bytes and the rest was never offered again while the "
+        "sender did not ask for write readiness: is the return value ignored?)"
+    ),
+    "ResendsWholeBuffer": (
+        "check_sender: bytes 0-0 (message[0]) were sent twice (call #0: sendmsg"
+        " accepted 1 of 2 bytes and the rest was never offered again: is the "
+        "return value ignored?)"
+    ),
+    "PopsBeforeSending": (
+        "check_sender: message[0] (1 byte) never arrived (bytes went missing at"
+        " EAGAIN, call #0: was a buffer taken off the queue before it was "
+        "sent?)"
+    ),
+    "SwapsQueueBeforeSending": (
+        "check_sender: message[0] (1 byte) never arrived (bytes went missing at"
+        " EAGAIN, call #0: was a buffer taken off the queue before it was "
+        "sent?)"
+    ),
+    "ArmsOnlyAfterEagain": (
+        "check_sender: message[0] lost its last 1 byte (the sender stopped with"
+        " 1 bytes unsent and did not ask for write readiness, yet sent them "
+        "when woken up anyway: write interest was never armed)"
+    ),
+    "NeverArms": (
+        "check_sender: message[0] (1 byte) never arrived (the sender stopped "
+        "with 1 bytes unsent and did not ask for write readiness, yet sent them"
+        " when woken up anyway: write interest was never armed)"
+    ),
+    "StaysArmed": (
+        "check_sender: the sender still asks for write readiness with nothing "
+        "left to send: a busy loop on writable (the loop wakes it forever)"
+    ),
+    "SpinsOnEagain": (
+        "check_sender: the sender retried once right after EAGAIN without "
+        "waiting for readiness: a busy loop"
+    ),
+    "RetriesTwiceAfterEagain": (
+        "check_sender: the sender retried once right after EAGAIN without "
+        "waiting for readiness: a busy loop"
+    ),
+    "SendsWhileWaiting": (
+        "check_sender: the sender retried once right after EAGAIN without "
+        "waiting for readiness: a busy loop"
+    ),
+    "GathersPastIovMax": (
+        "check_sender: call #1 passed 1025 buffers to sendmsg, more than "
+        "IOV_MAX (1024): the kernel refuses that with EMSGSIZE"
+    ),
+    "NoFlowControl": (
+        "check_sender: unbounded buffering: 301 bytes were buffered while the "
+        "peer was clogged, more than max_buffered=300, and the producer was not"
+        " paused: pause it at a high-water mark (and expose it as `paused`)"
+    ),
+    "PausesTooLate": (
+        "check_sender: unbounded buffering: 301 bytes were buffered while the "
+        "peer was clogged, more than max_buffered=300, and the producer was not"
+        " paused: pause it at a high-water mark (and expose it as `paused`)"
+    ),
+    "SwallowsReset": (
+        "check_sender: the sender swallowed ECONNRESET raised by sendmsg (call "
+        "#0): socket errors must reach the caller"
+    ),
+    "SwallowsBrokenPipe": (
+        "check_sender: the sender swallowed EPIPE raised by sendmsg (call #0): "
+        "socket errors must reach the caller"
+    ),
+    "LetsEagainEscape": (
+        "check_sender: BlockingIOError(11, 'Resource temporarily unavailable "
+        "(fake sendmsg: would block)') escaped from the sender: EAGAIN means "
+        "'wait for readiness', not failure"
+    ),
+    "UsesSendall": (
+        "check_sender: BlockingIOError(11, 'Resource temporarily unavailable "
+        "(fake send: would block)') escaped from the sender: EAGAIN means 'wait"
+        " for readiness', not failure"
+    ),
+    "SpinsOnEmptyWrite": (
+        "check_sender: no progress: 1000 calls in a row moved no byte, used no "
+        "scheduled step and waited for nothing (the last: sendmsg([1 buffers, 0"
+        " bytes]) = 0); a loop that retries them spins forever"
+    ),
+    "RetriesAfterReset": (
+        "check_sender: no progress: 1000 calls in a row moved no byte, used no "
+        "scheduled step and waited for nothing (the last: sendmsg([1 buffers, 1"
+        " bytes]) = -1 EPIPE); a loop that retries them spins forever"
+    ),
+    "SendsNothingOnWritable": (
+        "check_sender: on_writable was called 3 times with 1 bytes unsent and "
+        "sent nothing: a busy loop on writable"
+    ),
+    "RequeuesAtTheBackOnEagain": (
+        "check_sender: byte 0 of message[0] (stream offset 0) is 0x64, expected"
+        " 0x61: the data was corrupted (bytes went missing at EAGAIN, call #0: "
+        "was a buffer taken off the queue before it was sent?)"
+    ),
+    "DropsGatherTailAfterCut": (
+        "check_sender: message[1] (1 byte) never arrived (the sender stopped "
+        "with 1 bytes unsent, did not ask for write readiness and sent nothing "
+        "when woken up anyway: were the bytes dropped?)"
+    ),
+    "ClearsQueueAtABoundary": (
+        "check_sender: message[1] (1 byte) never arrived (call #1: sendmsg "
+        "accepted 1 of 2 bytes and the rest was never offered again while the "
+        "sender did not ask for write readiness: is the return value ignored?)"
+    ),
+    "ClosesOnEagain": (
+        "check_sender: message[0] (1 byte) never arrived (bytes went missing at"
+        " EAGAIN, call #0: was a buffer taken off the queue before it was "
+        "sent?)"
+    ),
+    "OneRecvOneMessage": (
+        "check_receiver: message[1] b'' never came out (2 sent, 1 came out); "
+        "one recv is not one message: the stream was cut at other points, so "
+        "buffer until a whole frame has arrived"
+    ),
+    "DropsPartialLine": (
+        "check_receiver: message[0] came out as b'', expected "
+        "b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00' (1 sent, 1 came out); one recv is not "
+        "one message: the stream was cut at other points, so buffer until a "
+        "whole frame has arrived"
+    ),
+    "OneLinePerEvent": (
+        "check_receiver: message[1] b'' never came out (2 sent, 1 came out); "
+        "one recv is not one message: the stream was cut at other points, so "
+        "buffer until a whole frame has arrived"
+    ),
+    "SearchesOnlyTheNewChunk": (
+        "check_receiver: message[1] b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00' never "
+        "came out (2 sent, 1 came out); one recv is not one message: the stream"
+        " was cut at other points, so buffer until a whole frame has arrived"
+    ),
+    "AssumesWholeHeader": (
+        "check_receiver: message[0] came out as b'', expected b'ab' (1 sent, 1 "
+        "came out); one recv is not one message: the stream was cut at other "
+        "points, so buffer until a whole frame has arrived"
+    ),
+    "SwallowsReceiveReset": (
+        "check_receiver: the receiver swallowed ECONNRESET: socket errors must "
+        "reach the caller"
+    ),
+    "ReportsEofTwice": (
+        "check_receiver: recv returned 0 (end of file) but on_eof was called 2 times"
+    ),
+    "NeverReportsEof": (
+        "check_receiver: recv returned 0 (end of file) but on_eof was called 0 times"
+    ),
+    "ShortReadIsEof": (
+        "check_receiver: on_eof was called though recv never returned 0"
+    ),
+    "DropsLastChunk": (
+        "check_receiver: received data: message[0] lost its last 1 byte"
+    ),
+    "EofBeforeLastChunk": (
+        "check_receiver: on_message was called after on_eof: 1 of 2 messages "
+        "came out after end of file was reported"
+    ),
+    "InventsData": (
+        "check_receiver: received data: 3 bytes after the last message were "
+        "never written"
+    ),
+    "IgnoresReadiness": (
+        "check_receiver: on_readable was called 3 times while readable and "
+        "received nothing: the loop would spin forever"
+    ),
+    "LetsRecvEagainEscape": (
+        "check_receiver: BlockingIOError(11, 'Resource temporarily unavailable "
+        "(fake recv: would block)') escaped from the receiver: EAGAIN means "
+        "'wait for readiness', not failure"
+    ),
+    "SpinsOnRecvEagain": (
+        "check_receiver: the receiver retried once right after EAGAIN without "
+        "waiting for readiness: a busy loop"
+    ),
+    "RetriesRecvTwice": (
+        "check_receiver: the receiver retried once right after EAGAIN without "
+        "waiting for readiness: a busy loop"
+    ),
+    "SpinsAtEof": (
+        "check_receiver: no progress: 1000 calls in a row moved no byte, used "
+        "no scheduled step and waited for nothing (the last: recv(7) = 0); a "
+        "loop that retries them spins forever"
+    ),
+    "KeepsTheView": (
+        "check_receiver: received data: byte 0 of message[0] (stream offset 0) "
+        "is 0x62, expected 0x61: the data was corrupted"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VERDICTS))
+def test_each_gallery_verdict_is_pinned(name: str) -> None:
+    """With the seed fixed, the first line of the report is exactly this."""
+    assert gallery.verdict(gallery.find(name)) == VERDICTS[name]
+
+
+def _report(run: object) -> str:
+    with pytest.raises(CheckFailed) as info:
+        run()  # type: ignore[operator]
+    return str(info.value)
+
+
+def test_a_sender_report_in_full() -> None:
+    """Verdict, reproduction and transcript, exactly."""
+    report = _report(
+        lambda: check_sender_example(
+            gallery.IgnoresReturnValue, [b"abc", b"de"], [Accept(2), WouldBlock()]
+        )
+    )
+    assert report == (
+        "check_sender: message[0] lost its last 1 byte; the bytes after it did "
+        "arrive (call #0: send accepted 2 of 3 bytes and the rest was never "
+        "offered again: is the return value ignored?)\n\nreproduce with:\n"
+        "    check_sender_example(make_sender, messages=[b'abc', b'de'], "
+        "schedule=[Accept(2), WouldBlock()], "
+        "writable_after=[], burst=False)\n\nfake socket calls:\n"
+        "   0  send(3) = 2    # Accept(2)\n"
+        "   1  send(2) = -1 EAGAIN    # WouldBlock()\n"
+        "   2  send(2) = 2"
+    )
+
+
+def test_a_receiver_report_in_full() -> None:
+    """Verdict, reproduction and transcript, exactly."""
+    report = _report(
+        lambda: check_receiver_example(
+            gallery.ReportsEofTwice, [b"ab"], [Deliver(b"ab"), Eof()]
+        )
+    )
+    assert report == (
+        "check_receiver: recv returned 0 (end of file) but on_eof was called 2 "
+        "times\n\nreproduce with:\n    check_receiver_example(make_receiver, "
+        "messages=[b'ab'], schedule=[Deliver(b'ab'), Eof()], encode=None)\n\n"
+        "fake socket calls:\n"
+        "   0  recv(7) = 2    # Deliver(b'ab')\n"
+        "   1  recv(7) = 0    # Eof()\n"
+        "   2  recv(7) = 0"
+    )
+
+
+def test_repeated_calls_fold_into_one_line() -> None:
+    """A run of identical calls is one line that counts the others."""
+    report = _report(lambda: check_sender_example(gallery.SpinsOnEmptyWrite, [b""], []))
+    assert report.endswith(
+        "fake socket calls:\n"
+        "   0  sendmsg([1 buffers, 0 bytes]) = 0    (and 999 more times, the same)"
+    )
+
+
+def test_retries_are_counted() -> None:
+    """Two retries right after EAGAIN are reported as two."""
+    report = _report(
+        lambda: check_sender_example(
+            gallery.RetriesTwiceAfterEagain, [b"abc"], [WouldBlock()] * 3
+        )
+    )
+    assert report.startswith(
+        "check_sender: the sender retried 2 times right after EAGAIN without "
+        "waiting for readiness: a busy loop\n"
+    )
+
+
+def test_a_receiver_that_retries_twice_is_counted() -> None:
+    """The receiver's retries are counted too."""
+    report = _report(
+        lambda: check_receiver_example(
+            gallery.RetriesRecvTwice,
+            [b"a"],
+            [WouldBlock()] * 3 + [Deliver(b"a"), Eof()],
+        )
+    )
+    assert report.startswith(
+        "check_receiver: the receiver retried 2 times right after EAGAIN without "
+        "waiting for readiness: a busy loop\n"
+    )
+
+
+def test_a_swallowed_reset_followed_by_a_later_error() -> None:
+    """Only the first error may reach the caller: a later one names the first."""
+    report = _report(
+        lambda: check_sender_example(
+            gallery.SwallowsReset, [b"ab", b"cd"], [Accept(1), Fail(errno.ECONNRESET)]
+        )
+    )
+    assert report.startswith(
+        "check_sender: the sender swallowed ECONNRESET raised by sendmsg (call #1): "
+        "socket errors must reach the caller (only a later BrokenPipeError(32, "
+        "'Broken pipe (fake sendmsg: cannot send)') did)\n"
+    )
+
+
+def test_an_error_that_reaches_the_caller_after_a_clean_prefix_passes() -> None:
+    """A sender that raises the reset it got passes, with the prefix on the wire."""
+    sock = check_sender_example(
+        gallery.GatherSender, [b"abc", b"def"], [Accept(4), Fail(errno.ECONNRESET)]
+    )
+    assert sock.wire == b"abc"
+
+
+def test_flow_control_is_judged_before_each_write() -> None:
+    """Above the limit and not paused: caught, with the bytes buffered."""
+    report = _report(
+        lambda: check_sender_example(
+            gallery.NoFlowControl,
+            [b"x" * 100] * 5,
+            [WouldBlock()] * 10,
+            writable_after=[True] * 5,
+            max_buffered=250,
+        )
+    )
+    assert report.startswith(
+        "check_sender: unbounded buffering: 300 bytes were buffered while the peer "
+        "was clogged, more than max_buffered=250, and the producer was not paused"
+    )
+
+
+def test_a_paused_sender_is_woken_until_it_resumes() -> None:
+    """While paused, the check delivers writable events instead of writes."""
+    sock = check_sender_example(
+        gallery.PausingSender,
+        [b"x" * 200] * 3,
+        [WouldBlock(), Accept(100), WouldBlock(), AcceptAll()],
+        max_buffered=300,
+    )
+    assert sock.wire == b"x" * 600
+
+
+def test_exactly_at_the_limit_is_not_over_it() -> None:
+    """Buffering exactly ``max_buffered`` bytes unpaused is allowed."""
+    sock = check_sender_example(
+        gallery.NoFlowControl,
+        [b"x" * 150] * 3,
+        [WouldBlock()] * 4,
+        writable_after=[True] * 3,
+        max_buffered=300,
+    )
+    assert sock.wire == b"x" * 450
+
+
+def test_a_sender_armed_with_nothing_left_is_a_busy_loop() -> None:
+    """Write interest kept with nothing to send is named."""
+    report = _report(lambda: check_sender_example(gallery.StaysArmed, [b"a"], []))
+    assert report.startswith(
+        "check_sender: the sender still asks for write readiness with nothing left "
+        "to send: a busy loop on writable (the loop wakes it forever)\n"
+    )
+
+
+def test_the_check_returns_the_fake_of_a_passing_example() -> None:
+    """A passing example gives back its fake, calls and all."""
+    sock = check_sender_example(gallery.GatherSender, [b"ab", b"c"], [Accept(1)])
+    assert isinstance(sock, FakeSocket)
+    assert [str(call) for call in sock.calls] == [
+        "sendmsg([1 buffers, 2 bytes]) = 1    # Accept(1)",
+        "sendmsg([1 buffers, 1 bytes]) = 1",
+        "sendmsg([1 buffers, 1 bytes]) = 1",
+    ]
+
+
+def test_data_after_end_of_file_is_counted() -> None:
+    """Messages handed on after ``on_eof`` are counted in the verdict."""
+    report = _report(
+        lambda: check_receiver_example(
+            gallery.EofBeforeLastChunk, [b"ab"], [Deliver(b"a"), Deliver(b"b"), Eof()]
+        )
+    )
+    assert report.startswith(
+        "check_receiver: on_message was called after on_eof: 1 of 2 messages came "
+        "out after end of file was reported\n"
+    )
