@@ -23,6 +23,7 @@ pytest_add_cli_args = ["-p", "no:cacheprovider", "--hypothesis-seed=0", "-x"]
 pytest_add_cli_args_test_selection = [
     "tests/testing/test_checks.py",
     "tests/testing/test_gallery.py",
+    "tests/testing/test_verdicts.py",
 ]
 CONFIG
 cd "$work"

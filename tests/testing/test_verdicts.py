@@ -397,3 +397,97 @@ def test_data_after_end_of_file_is_counted() -> None:
         "check_receiver: on_message was called after on_eof: 1 of 2 messages came "
         "out after end of file was reported\n"
     )
+
+
+class _PausedForever(gallery.PausingSender):
+    """Paused from its first write on; notes the calls made before each write."""
+
+    def __init__(self, sock: FakeSocket) -> None:
+        super().__init__(sock)
+        self.calls_at_write: list[int] = []
+
+    def write(self, data: bytes) -> None:
+        self.calls_at_write.append(self.sock.call_count)
+        super().write(data)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.calls_at_write)
+
+
+def test_a_paused_sender_gets_writable_events_not_writes() -> None:
+    """While paused, up to 300 writable events come before the next write."""
+    senders: list[_PausedForever] = []
+
+    def make(sock: FakeSocket) -> _PausedForever:
+        senders.append(_PausedForever(sock))
+        return senders[-1]
+
+    sock = check_sender_example(
+        make, [b"a", b"b"], [WouldBlock()] * 1000, max_buffered=0
+    )
+    assert senders[0].calls_at_write == [0, 301]
+    assert sock.wire == b"ab"
+
+
+def test_a_resumed_sender_is_written_to_at_once() -> None:
+    """A sender that resumes gets the next write right after the event."""
+    senders: list[_PausedForever] = []
+
+    class Resumes(_PausedForever):
+        @property
+        def paused(self) -> bool:
+            return bool(self.pending)
+
+    def make(sock: FakeSocket) -> _PausedForever:
+        senders.append(Resumes(sock))
+        return senders[-1]
+
+    check_sender_example(
+        make, [b"a", b"b"], [WouldBlock(), WouldBlock()], max_buffered=0
+    )
+    assert senders[0].calls_at_write == [0, 3]
+
+
+def test_an_error_the_fake_never_raised_is_named() -> None:
+    """An ``OSError`` the sender made up is not blamed on the socket."""
+
+    class MakesUpErrors(gallery.GatherSender):
+        def write(self, data: bytes) -> None:
+            raise ConnectionAbortedError(errno.ECONNABORTED, "made up")
+
+    report = _report(lambda: check_sender_example(MakesUpErrors, [b"a"], []))
+    assert report.startswith(
+        "check_sender: ConnectionAbortedError(103, 'made up') escaped from the "
+        "sender: the fake raised no such error\n"
+    )
+
+
+def test_no_chunking_hint_when_the_stream_was_not_cut() -> None:
+    """Whole frames in whole reads: the verdict does not blame the chunking."""
+
+    class Echoes(gallery.LineReceiver):
+        def received(self, data: bytes) -> None:
+            super().received(data)
+            self.on_message(b"extra")
+
+    report = _report(
+        lambda: check_receiver_example(
+            Echoes, [b"a"], [Deliver(b"a\n"), Eof()], encode=lambda m: m + b"\n"
+        )
+    )
+    assert report.startswith(
+        "check_receiver: message b'extra' came out after the last one was sent: "
+        "invented (1 sent, 2 came out)\n"
+    )
+
+
+def test_a_spin_on_eagain_is_stopped_by_the_busy_limit() -> None:
+    """Past the busy limit the fake stops the loop; the verdict drops its transcript."""
+    report = _report(
+        lambda: check_sender_example(gallery.SpinsOnEagain, [b"a"], [WouldBlock()] * 9)
+    )
+    assert report.startswith(
+        "check_sender: sendmsg retried right after EAGAIN without waiting for "
+        "readiness (3 times)\n\nreproduce with:\n"
+    )
