@@ -19,7 +19,9 @@ cat >> "$work/pyproject.toml" <<'CONFIG'
 [tool.mutmut]
 source_paths = ["bufkit"]
 only_mutate = ["bufkit/testing/_sendcheck.py", "bufkit/testing/_recvcheck.py"]
-pytest_add_cli_args = ["-p", "no:cacheprovider", "--hypothesis-seed=0", "-x"]
+pytest_add_cli_args = [
+    "-p", "no:cacheprovider", "--hypothesis-seed=0", "-x", "--timeout=20",
+]
 pytest_add_cli_args_test_selection = [
     "tests/testing/test_checks.py",
     "tests/testing/test_gallery.py",

@@ -9,11 +9,13 @@ import pytest
 from bufkit.testing import (
     Accept,
     AcceptAll,
+    AcceptAllBut,
     CheckFailed,
     Deliver,
     Eof,
     Fail,
     FakeSocket,
+    Interrupt,
     WouldBlock,
     check_receiver_example,
     check_sender_example,
@@ -490,4 +492,69 @@ def test_a_spin_on_eagain_is_stopped_by_the_busy_limit() -> None:
     assert report.startswith(
         "check_sender: sendmsg retried right after EAGAIN without waiting for "
         "readiness (3 times)\n\nreproduce with:\n"
+    )
+
+
+def test_an_escaped_eintr_is_named_exactly() -> None:
+    """``EINTR`` that escapes gets its own hint."""
+    report = _report(
+        lambda: check_sender_example(gallery.GatherSender, [b"abc"], [Interrupt()])
+    )
+    assert report.startswith(
+        "check_sender: InterruptedError(4, 'Interrupted system call (fake sendmsg: "
+        "scheduled Interrupt())') escaped from the sender: EINTR means 'retry the "
+        "call'\n"
+    )
+
+
+def test_invented_bytes_get_no_hint() -> None:
+    """Bytes never written are named, with nothing else to say."""
+
+    class AddsAByte(gallery.GatherSender):
+        def write(self, data: bytes) -> None:
+            super().write(data + b"!")
+
+    report = _report(lambda: check_sender_example(AddsAByte, [b"a"], []))
+    assert report.startswith(
+        "check_sender: 1 byte after the last message were never written\n"
+    )
+
+
+def test_a_sender_that_fails_when_woken_up_unasked_dropped_its_bytes() -> None:
+    """The probe for kept bytes treats an error as 'nothing was kept'."""
+
+    class DropsAndComplains(gallery.IgnoresReturnValue):
+        def on_writable(self) -> None:
+            if not self.pending:
+                raise RuntimeError("woken up with nothing to send")
+            super().on_writable()
+
+    report = _report(
+        lambda: check_sender_example(
+            DropsAndComplains, [b"ab", b"cd"], [AcceptAllBut(1)]
+        )
+    )
+    assert report.startswith(
+        "check_sender: message[0] lost its last 1 byte; the bytes after it did "
+        "arrive (call #0: send accepted 1 of 2 bytes and the rest was never offered "
+        "again: is the return value ignored?)\n"
+    )
+    report = _report(
+        lambda: check_sender_example(DropsAndComplains, [b"ab"], [AcceptAllBut(1)])
+    )
+    assert "(call #0: send accepted 1 of 2 bytes" in report
+
+
+def test_a_transcript_folds_only_runs_of_equal_calls() -> None:
+    """Different calls keep their lines; the run after them is folded."""
+    report = _report(
+        lambda: check_receiver_example(
+            gallery.SpinsAtEof, [b"ab"], [Deliver(b"ab"), Eof()]
+        )
+    )
+    assert report.endswith(
+        "fake socket calls:\n"
+        "   0  recv(7) = 2    # Deliver(b'ab')\n"
+        "   1  recv(7) = 0    # Eof()\n"
+        "   2  recv(7) = 0    (and 999 more times, the same)"
     )
