@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import seed as fix_seed
 from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from bufkit.testing import _config
 from bufkit.testing._errors import CheckFailed
@@ -173,18 +174,34 @@ def run_sender_check(
 
 
 def _receiver_cases(
-    encode: Callable[[bytes], bytes], faults: Sequence[int]
+    encode: Callable[[bytes], bytes], faults: Sequence[int], message: bytes
 ) -> list[tuple[list[bytes], list[RecvStep]]]:
     """The explicit examples of ``check_receiver``, each minimal for its bug."""
-    frame = encode(b"ab")
-    both = encode(b"a") + encode(b"b")
+    frame = encode(message)
     cases: list[tuple[list[bytes], list[RecvStep]]] = [
         ([], [WouldBlock(), Eof()]),
-        ([b"ab"], [Deliver(frame[:1]), WouldBlock(), Deliver(frame[1:]), Eof()]),
-        ([b"a", b"b"], [Deliver(both), Eof()]),
+        ([message], [Deliver(frame[:1]), WouldBlock(), Deliver(frame[1:]), Eof()]),
+        ([message] * 2, [Deliver(frame * 2), Eof()]),
     ]
-    cases += [([b"ab"], [Deliver(frame[:1]), Fail(e)]) for e in faults]
+    cases += [([message], [Deliver(frame[:1]), Fail(e)]) for e in faults]
     return cases
+
+
+def _sample(messages: st.SearchStrategy[bytes]) -> bytes | None:
+    """The simplest message of at least two bytes ``messages`` draws, if any."""
+    try:
+        return find(
+            messages,
+            lambda m: len(m) >= 2,
+            settings=settings(
+                max_examples=100,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
+    except (NoSuchExample, Unsatisfiable):
+        return None
 
 
 def run_receiver_check(
@@ -206,8 +223,9 @@ def run_receiver_check(
     def frame(msgs: list[bytes]) -> bytes:
         return b"".join(encode(m) if encode else m for m in msgs)
 
-    if messages is None:
-        for msgs, steps in _receiver_cases(encode or (lambda m: m), faults):
+    sample = b"ab" if message is None else _sample(message)
+    if sample is not None:
+        for msgs, steps in _receiver_cases(encode or (lambda m: m), faults, sample):
             _run_hidden(
                 partial(
                     check_receiver_example, make_receiver, msgs, steps, encode=encode

@@ -141,25 +141,24 @@ VERDICTS = {
         "sent?)"
     ),
     "OneRecvOneMessage": (
-        "check_receiver: message[1] b'' never came out (2 sent, 1 came out); "
-        "one recv is not one message: the stream was cut at other points, so "
-        "buffer until a whole frame has arrived"
+        "check_receiver: message[0] came out as b'\\x00', expected b'\\x00\\x00' "
+        "(1 sent, 2 came out); one recv is not one message: the stream was cut "
+        "at other points, so buffer until a whole frame has arrived"
     ),
     "DropsPartialLine": (
-        "check_receiver: message[0] came out as b'', expected "
-        "b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00' (1 sent, 1 came out); one recv is not "
-        "one message: the stream was cut at other points, so buffer until a "
-        "whole frame has arrived"
+        "check_receiver: message[0] came out as b'\\x00', expected b'\\x00\\x00' "
+        "(1 sent, 1 came out); one recv is not one message: the stream was cut "
+        "at other points, so buffer until a whole frame has arrived"
     ),
     "OneLinePerEvent": (
-        "check_receiver: message[1] b'' never came out (2 sent, 1 came out); "
-        "one recv is not one message: the stream was cut at other points, so "
-        "buffer until a whole frame has arrived"
+        "check_receiver: message[1] b'\\x00\\x00' never came out (2 sent, 1 came "
+        "out); one recv is not one message: the stream was cut at other points,"
+        " so buffer until a whole frame has arrived"
     ),
     "SearchesOnlyTheNewChunk": (
-        "check_receiver: message[1] b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00' never "
-        "came out (2 sent, 1 came out); one recv is not one message: the stream"
-        " was cut at other points, so buffer until a whole frame has arrived"
+        "check_receiver: message[1] b'\\x00\\x00' never came out (2 sent, 1 came "
+        "out); one recv is not one message: the stream was cut at other points,"
+        " so buffer until a whole frame has arrived"
     ),
     "AssumesWholeHeader": (
         "check_receiver: message[0] came out as b'', expected b'ab' (1 sent, 1 "
