@@ -226,6 +226,9 @@ def run_receiver_check(
     sample = b"ab" if message is None else _sample(message)
     if sample is not None:
         for msgs, steps in _receiver_cases(encode or (lambda m: m), faults, sample):
+            cuts = sum(isinstance(step, Deliver) for step in steps)
+            if max_chunks is not None and cuts > max_chunks:
+                continue
             _run_hidden(
                 partial(
                     check_receiver_example, make_receiver, msgs, steps, encode=encode

@@ -9,7 +9,6 @@
 # The run happens in a copy of the tree (printed at the start), so that the
 # configuration below stays out of the project's own files.
 set -eu
-root=$(pwd)
 work=${MUTATE_DIR:-$(mktemp -d)}
 echo "mutation run in $work"
 git ls-files -z | xargs -0 cp --parents -t "$work"
@@ -26,9 +25,11 @@ pytest_add_cli_args_test_selection = [
     "tests/testing/test_checks.py",
     "tests/testing/test_gallery.py",
     "tests/testing/test_verdicts.py",
+    "tests/testing/test_defaults.py",
 ]
 CONFIG
 cd "$work"
 ${MUTMUT:-mutmut} run "$@"
-${MUTMUT:-mutmut} results --all true > "$root/.mutmut-results.txt" 2>&1 || true
-grep -c ": killed" "$root/.mutmut-results.txt" || true
+${MUTMUT:-mutmut} results --all true > "$work/results.txt" 2>&1 || true
+echo "mutants: $(grep -c ': ' "$work/results.txt"), killed: $(grep -c ': killed' \
+    "$work/results.txt"), survived: $(grep -c ': survived' "$work/results.txt")"

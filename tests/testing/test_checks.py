@@ -308,3 +308,23 @@ def test_the_seed_option_fixes_the_checks(monkeypatch: pytest.MonkeyPatch) -> No
     assert _drawn_by_check_sender(max_examples=20) != sender_runs[0]
     assert _drawn_by_check_receiver(max_examples=20) != receiver_runs[0]
     assert _drawn_by_check_receiver(max_examples=20, seed=7) == receiver_runs[0]
+    assert len(sender_runs[0]) <= 20 + 10  # the explicit examples, then 20
+    assert len(receiver_runs[0]) <= 20 + 5
+
+
+def test_check_receiver_passes_its_options_on() -> None:
+    """``max_chunks`` bounds the deliveries; ``interrupts`` draws EINTR steps."""
+    seen: list[tuple[object, ...]] = []
+
+    def make(
+        sock: FakeSocket,
+        on_message: Callable[[bytes], object],
+        on_eof: Callable[[], object],
+    ) -> senders.StreamReceiver:
+        seen.append(sock.recv_schedule)
+        return senders.StreamReceiver(sock, on_message, on_eof)
+
+    with pytest.raises(CheckFailed, match="EINTR means 'retry the call'"):
+        check_receiver(make, max_chunks=1, interrupts=True, faults=(), seed=1)
+    assert all(sum(isinstance(s, Deliver) for s in run) <= 1 for run in seen)
+    assert any(Interrupt() in run for run in seen)

@@ -160,16 +160,22 @@ def test_toolkit_frames_are_hidden_from_pytest_tracebacks(
     """A failed check shows the user's test and the report, not the toolkit's code."""
     pytester.makepyfile(
         """
-        from bufkit.testing import check_sender, gallery
+        from bufkit.testing import check_receiver, check_sender, gallery
 
         def test_mine():
             check_sender(gallery.IgnoresReturnValue)
+
+        def test_my_receiver():
+            check_receiver(gallery.ReportsEofTwice)
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)
     out = result.stdout.str()
     assert "check_sender(gallery.IgnoresReturnValue)" in out
     assert "is the return value ignored" in out
-    for module in ("_sendcheck.py", "_hyp.py", "_shrink.py", "_fakesocket.py"):
+    assert "check_receiver(gallery.ReportsEofTwice)" in out
+    assert "on_eof was called 2 times" in out
+    for module in ("_sendcheck.py", "_recvcheck.py", "_hyp.py", "_shrink.py"):
         assert module not in out
+    assert "_fakesocket.py" not in out

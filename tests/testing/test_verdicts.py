@@ -7,6 +7,7 @@ import errno
 import pytest
 
 from bufkit.testing import (
+    IOV_MAX,
     Accept,
     AcceptAll,
     AcceptAllBut,
@@ -16,6 +17,7 @@ from bufkit.testing import (
     Fail,
     FakeSocket,
     Interrupt,
+    RecvStep,
     WouldBlock,
     check_receiver_example,
     check_sender_example,
@@ -557,3 +559,175 @@ def test_a_transcript_folds_only_runs_of_equal_calls() -> None:
         "   1  recv(7) = 0    # Eof()\n"
         "   2  recv(7) = 0    (and 999 more times, the same)"
     )
+
+
+def test_the_step_budget_is_twenty_thousand_calls() -> None:
+    """A sender that keeps making progress forever is stopped at 20000 calls."""
+
+    class Repeats(gallery.GatherSender):
+        def write(self, data: bytes) -> None:
+            while True:
+                self.sock.send(data)
+
+    report = _report(lambda: check_sender_example(Repeats, [b"a"], []))
+    assert report.startswith(
+        "check_sender: the code under test made more than 20000 calls on "
+    )
+    steps: list[RecvStep] = [Deliver(b"a")] * 20_001
+    report = _report(
+        lambda: check_receiver_example(gallery.StreamReceiver, [b"a" * 20_001], steps)
+    )
+    assert report.startswith(
+        "check_receiver: the code under test made more than 20000 calls on "
+    )
+
+
+def test_a_receiver_spin_on_eagain_is_stopped_by_the_busy_limit() -> None:
+    """Past two retries the fake stops a spinning receiver."""
+    report = _report(
+        lambda: check_receiver_example(
+            gallery.SpinsOnRecvEagain, [], [WouldBlock()] * 9 + [Eof()]
+        )
+    )
+    assert report.startswith(
+        "check_receiver: recv retried right after EAGAIN without waiting for "
+        "readiness (3 times)\n"
+    )
+
+
+def test_a_receiver_report_names_its_encode() -> None:
+    """The reproduction passes ``encode`` when the check had one."""
+    report = _report(
+        lambda: check_receiver_example(
+            gallery.OneRecvOneMessage,
+            [b"ab"],
+            [Deliver(b"a"), Deliver(b"b\n"), Eof()],
+            encode=lambda m: m + b"\n",
+        )
+    )
+    assert "schedule=[Deliver(b'a'), Deliver(b'b\\n'), Eof()], encode=encode)\n" in (
+        report
+    )
+
+
+def test_idle_events_are_counted_from_the_last_progress() -> None:
+    """Three events that move nothing, after one that did, make the verdict."""
+    events: list[int] = []
+
+    class ReadsOnce(gallery.StreamReceiver):
+        def on_readable(self) -> None:
+            events.append(self.sock.call_count)
+            if not events[:-1]:
+                self.on_message(self.sock.recv(1))
+
+    report = _report(
+        lambda: check_receiver_example(ReadsOnce, [b"ab"], [Deliver(b"ab"), Eof()])
+    )
+    assert report.startswith("check_receiver: on_readable was called 3 times")
+    assert events == [0, 1, 1, 1]
+
+    writable: list[int] = []
+
+    class SendsOnce(gallery.GatherSender):
+        def write(self, data: bytes) -> None:
+            waiting = bool(self.pending)
+            self.pending.append(memoryview(data))
+            if not waiting:
+                gallery.GatherSender.on_writable(self)
+
+        def on_writable(self) -> None:
+            writable.append(self.sock.call_count)
+            if len(writable) == 1:
+                super().on_writable()
+
+    report = _report(
+        lambda: check_sender_example(
+            SendsOnce,
+            [b"ab", b"cd"],
+            [AcceptAll(), WouldBlock(), Accept(1), WouldBlock()],
+        )
+    )
+    assert report.startswith(
+        "check_sender: on_writable was called 3 times with 1 bytes unsent"
+    )
+    assert writable == [2, 4, 4, 4]
+    writable.clear()
+    report = _report(
+        lambda: check_sender_example(SendsOnce, [b"ab"], [WouldBlock(), WouldBlock()])
+    )
+    assert writable == [1, 2, 2, 2]
+
+
+def test_wants_readable_false_gets_no_event_after_end_of_file() -> None:
+    """A receiver that says it stopped reading is not woken at end of file."""
+
+    class Unregisters(gallery.ReportsEofTwice):
+        @property
+        def wants_readable(self) -> bool:
+            return not self.done
+
+    check_receiver_example(Unregisters, [b"ab"], [Deliver(b"ab"), Eof()])
+    with pytest.raises(CheckFailed, match="on_eof was called 2 times"):
+        check_receiver_example(
+            gallery.ReportsEofTwice, [b"ab"], [Deliver(b"ab"), Eof()]
+        )
+
+
+def test_end_of_file_reported_early_while_reading_on() -> None:
+    """A receiver that reports end of file too soon, and reads on, is named."""
+
+    class EarlyEof(gallery.StreamReceiver):
+        def on_readable(self) -> None:
+            self.on_eof()
+            self.on_message(self.sock.recv(10))
+
+    report = _report(lambda: check_receiver_example(EarlyEof, [b"a"], [Deliver(b"a")]))
+    assert report.startswith(
+        "check_receiver: on_eof was called though recv never returned 0\n"
+    )
+
+
+def test_each_write_starts_a_fresh_count_of_calls_without_progress() -> None:
+    """A thousand empty writes, one call each, are not a loop."""
+
+    class SendsEmptyWrites(gallery.GatherSender):
+        def write(self, data: bytes) -> None:
+            if data:
+                super().write(data)
+            else:
+                self.sock.sendmsg([data])
+
+    sock = check_sender_example(SendsEmptyWrites, [b""] * 1001 + [b"a"], [])
+    assert sock.wire == b"a"
+
+
+def test_writable_events_come_right_after_the_writes_that_ask_for_them() -> None:
+    """``writable_after[i]`` is the event after message ``i``, burst or not."""
+    seen: list[str] = []
+
+    class Records(gallery.GatherSender):
+        def write(self, data: bytes) -> None:
+            seen.append(f"write {data!r}")
+            waiting = bool(self.pending)
+            self.pending.append(memoryview(data))
+            if not waiting:
+                gallery.GatherSender.on_writable(self)
+
+        def on_writable(self) -> None:
+            seen.append("writable")
+            super().on_writable()
+
+    check_sender_example(
+        Records, [b"a", b"b"], [WouldBlock()], writable_after=[True, False]
+    )
+    assert seen[:3] == ["write b'a'", "writable", "write b'b'"]
+    seen.clear()
+    check_sender_example(
+        Records, [b"a", b"b"], [WouldBlock()], writable_after=[True], burst=True
+    )
+    assert seen[IOV_MAX : IOV_MAX + 4] == [
+        f"write {bytes([IOV_MAX % 256])!r}",
+        "write b'a'",
+        "writable",
+        "write b'b'",
+    ]
