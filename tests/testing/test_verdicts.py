@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import inspect
 
 import pytest
 
@@ -19,7 +20,9 @@ from bufkit.testing import (
     Interrupt,
     RecvStep,
     WouldBlock,
+    check_receiver,
     check_receiver_example,
+    check_sender,
     check_sender_example,
     gallery,
 )
@@ -731,3 +734,28 @@ def test_writable_events_come_right_after_the_writes_that_ask_for_them() -> None
         "writable",
         "write b'b'",
     ]
+
+
+def test_the_fake_gets_the_checks_iov_max() -> None:
+    """A gather of ``iov_max + 1`` buffers is refused at the limit given."""
+    report = _report(
+        lambda: check_sender_example(
+            gallery.GathersPastIovMax, [], [WouldBlock()], burst=True, iov_max=3
+        )
+    )
+    assert report.startswith(
+        "check_sender: call #1 passed 4 buffers to sendmsg, more than IOV_MAX (3): "
+        "the kernel refuses that with EMSGSIZE\n"
+    )
+
+
+def test_documented_defaults_of_the_checks() -> None:
+    """The defaults the reference documents."""
+    receiver = inspect.signature(check_receiver).parameters
+    assert receiver["max_chunks"].default == 16
+    assert receiver["faults"].default == (errno.ECONNRESET,)
+    assert receiver["interrupts"].default is False
+    sender = inspect.signature(check_sender).parameters
+    assert sender["max_message"].default == 256
+    assert sender["max_messages"].default == 8
+    assert sender["faults"].default == (errno.ECONNRESET, errno.EPIPE)
