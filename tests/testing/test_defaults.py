@@ -160,17 +160,25 @@ def test_toolkit_frames_are_hidden_from_pytest_tracebacks(
     """A failed check shows the user's test and the report, not the toolkit's code."""
     pytester.makepyfile(
         """
-        from bufkit.testing import check_receiver, check_sender, gallery
+        from bufkit.testing import (
+            Accept, Eof, check_receiver, check_receiver_example, check_sender,
+            check_sender_example, gallery)
 
         def test_mine():
             check_sender(gallery.IgnoresReturnValue)
 
         def test_my_receiver():
             check_receiver(gallery.ReportsEofTwice)
+
+        def test_one_example():
+            check_sender_example(gallery.IgnoresReturnValue, [b"ab"], [Accept(1)])
+
+        def test_one_receiver_example():
+            check_receiver_example(gallery.NeverReportsEof, [], [Eof()])
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=4)
     out = result.stdout.str()
     assert "check_sender(gallery.IgnoresReturnValue)" in out
     assert "is the return value ignored" in out

@@ -759,3 +759,64 @@ def test_documented_defaults_of_the_checks() -> None:
     assert sender["max_message"].default == 256
     assert sender["max_messages"].default == 8
     assert sender["faults"].default == (errno.ECONNRESET, errno.EPIPE)
+
+
+def test_a_long_transcript_keeps_its_last_forty_lines() -> None:
+    """Earlier lines are counted in one line at the top."""
+    steps: list[RecvStep] = [Deliver(bytes([i])) for i in range(45)]
+    report = _report(
+        lambda: check_receiver_example(
+            gallery.InventsData, [bytes(range(45))], [*steps, Eof()]
+        )
+    )
+    transcript = report.partition("fake socket calls:\n")[2].splitlines()
+    assert len(transcript) == 41
+    assert transcript[:2] == [
+        "... 6 earlier lines",
+        "   6  recv(7) = 1    # Deliver(b'\\x06')",
+    ]
+    assert transcript[-1] == "  45  recv(7) = 0    # Eof()"
+    report = _report(
+        lambda: check_receiver_example(
+            gallery.InventsData, [bytes(range(39))], [*steps[:39], Eof()]
+        )
+    )
+    assert report.partition("fake socket calls:\n")[2].startswith("   0  recv(7) = 1")
+
+
+def test_idle_events_from_the_start_are_counted() -> None:
+    """Code that never moves a byte gets exactly three events."""
+    events: list[str] = []
+
+    class Idle(gallery.IgnoresReadiness):
+        def on_readable(self) -> None:
+            events.append("readable")
+
+    class Lazy(gallery.SendsNothingOnWritable):
+        def on_writable(self) -> None:
+            events.append("writable")
+
+    with pytest.raises(CheckFailed, match="on_readable was called 3 times"):
+        check_receiver_example(Idle, [b"a"], [Deliver(b"a"), Eof()])
+    with pytest.raises(CheckFailed, match="on_writable was called 3 times"):
+        check_sender_example(Lazy, [b"a"], [WouldBlock()])
+    assert events == ["readable"] * 3 + ["writable"] * 4  # one from its write
+
+
+def test_check_sender_passes_its_options_on() -> None:
+    """``seed`` fixes the draw; ``interrupts`` draws EINTR steps."""
+    seen: list[tuple[object, ...]] = []
+
+    def make(sock: FakeSocket) -> gallery.GatherSender:
+        seen.append(sock.send_schedule)
+        return gallery.GatherSender(sock)
+
+    with pytest.raises(CheckFailed, match="EINTR means 'retry the call'"):
+        check_sender(make, interrupts=True, faults=(), seed=1, max_examples=100)
+    assert any(Interrupt() in run for run in seen)
+    runs = []
+    for seed in (5, 5, 6):
+        seen.clear()
+        check_sender(make, max_examples=10, seed=seed)
+        runs.append(list(seen))
+    assert runs[0] == runs[1] != runs[2]
