@@ -820,3 +820,43 @@ def test_check_sender_passes_its_options_on() -> None:
         check_sender(make, max_examples=10, seed=seed)
         runs.append(list(seen))
     assert runs[0] == runs[1] != runs[2]
+
+
+def test_a_write_may_make_999_calls_that_move_nothing() -> None:
+    """The no-progress limit counts from each write: 999 pass, 1000 do not."""
+
+    class Stutters(gallery.GatherSender):
+        repeats = 0
+
+        def write(self, data: bytes) -> None:
+            if data:
+                super().write(data)
+            for _ in range(self.repeats):
+                self.sock.sendmsg([data[:0]])
+
+    class Stutters999(Stutters):
+        repeats = 999
+
+    class Stutters1000(Stutters):
+        repeats = 1000
+
+    assert check_sender_example(Stutters999, [b"a", b""], []).wire == b"a"
+    with pytest.raises(CheckFailed, match="no progress: 1000 calls in a row"):
+        check_sender_example(Stutters1000, [b"a", b""], [])
+
+
+def test_the_clogged_peer_example_uses_the_largest_messages() -> None:
+    """By default the check writes 8 messages of 256 bytes to a clogged peer."""
+    examples: list[list[int]] = []
+
+    class Records(gallery.GatherSender):
+        def __init__(self, sock: FakeSocket) -> None:
+            super().__init__(sock)
+            examples.append([])
+
+        def write(self, data: bytes) -> None:
+            examples[-1].append(len(data))
+            super().write(data)
+
+    check_sender(Records, max_examples=1, seed=0)
+    assert [256] * 8 in examples
