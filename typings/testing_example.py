@@ -13,6 +13,8 @@ from bufkit.adapters.selectors import SelectableSocket
 from bufkit.testing import (
     Accept,
     AcceptAll,
+    AcceptAllBut,
+    AcceptBuffers,
     Call,
     Deliver,
     Eof,
@@ -28,6 +30,7 @@ from bufkit.testing import (
     check_sender_example,
     fake_socketpair,
     format_schedule,
+    gallery,
     hybrid_socketpair,
     random_send_schedule,
 )
@@ -48,6 +51,11 @@ def schedules() -> None:
     FakeSocket(recv=[Accept(1)])  # type: ignore[list-item]
     FakeSocket(after_send="never")  # type: ignore[arg-type]
     Accept("3")  # type: ignore[arg-type]
+    relative: list[SendStep] = [AcceptAllBut(1), AcceptBuffers(2)]
+    assert_type(AcceptAllBut(1).accepted(10), int)
+    assert_type(AcceptBuffers(1).accepted([3, 4]), int)
+    assert_type(FakeSocket(send=relative, spin_limit=None).spin_limit, int | None)
+    FakeSocket(spin_limit="many")  # type: ignore[arg-type]
 
 
 def fake_socket_surface(sock: FakeSocket) -> None:
@@ -124,6 +132,11 @@ def checks() -> None:
     """A class with the Sender shape can be checked; a mismatched one cannot."""
     assert_type(check_sender_example(GoodSender, [b"a"], [Accept(1)]), FakeSocket)
     check_sender_example(bytes, [b"a"], [])  # type: ignore[arg-type]
+    entry = gallery.find("IgnoresReturnValue")
+    assert_type(entry, gallery.Entry)
+    assert_type(gallery.verdict(entry), str)
+    assert_type(gallery.SENDER_BUGS, tuple[gallery.Entry, ...])
+    gallery.run(entry, seed="0")  # type: ignore[arg-type]
 
 
 class Machine(SenderMachine):

@@ -57,6 +57,7 @@ _DEFAULTS: Final = (
     ("iov_max", IOV_MAX),
     ("step_budget", None),
     ("busy_limit", None),
+    ("spin_limit", 1000),
 )
 _PORTS: Final = itertools.count(40_000)
 
@@ -90,6 +91,7 @@ class FakeSocketBase:
         iov_max: int = IOV_MAX,
         step_budget: int | None = None,
         busy_limit: int | None = None,
+        spin_limit: int | None = 1000,
     ) -> None:
         #: The send schedule as given (see :attr:`remaining_send`).
         self.send_schedule: tuple[SendStep, ...] = tuple(send)
@@ -106,8 +108,11 @@ class FakeSocketBase:
         self.iov_max = iov_max
         self.step_budget = step_budget
         self.busy_limit = busy_limit
+        self.spin_limit = spin_limit
         #: Calls made right after ``EAGAIN`` without waiting for readiness.
         self.busy_retries = 0
+        self._stalled = 0
+        self._progress_mark: tuple[int, int, int, int] = (-1, 0, 0, 0)
         self._send_steps: deque[SendStep] = deque(self.send_schedule)
         self._recv_steps: deque[RecvStep] = deque(self.recv_schedule)
         self._wire = bytearray()
@@ -234,14 +239,17 @@ class FakeSocketBase:
         ``EAGAIN`` without it counts in :attr:`busy_retries`.
         """
         self._eagain["send"] = self._eagain["recv"] = False
+        self._stalled = 0
 
     # -- errors and liveness ---------------------------------------------
     def _begin(self, op: str, size: int, count: int, side: str) -> None:
+        __tracebackhide__ = True
         if self.step_budget is not None and len(self._calls) >= self.step_budget:
             raise StepBudgetExceeded(
                 f"the code under test made more than {self.step_budget} calls on "
                 f"{self!r}; last calls:\n{self.transcript(10)}"
             )
+        self._check_progress()
         if self._closed:
             self._raise(op, size, errno.EBADF, "socket is closed", count)
         if self._eagain[side]:
@@ -251,6 +259,24 @@ class FakeSocketBase:
                     f"{op} retried right after EAGAIN without waiting for readiness "
                     f"({self.busy_retries} times); last calls:\n{self.transcript(10)}"
                 )
+
+    def _check_progress(self) -> None:
+        """Count calls that moved no byte, used no step and waited for nothing."""
+        __tracebackhide__ = True
+        mark = (
+            len(self._send_steps),
+            len(self._recv_steps),
+            len(self._wire),
+            len(self._received),
+        )
+        self._stalled = self._stalled + 1 if mark == self._progress_mark else 0
+        self._progress_mark = mark
+        if self.spin_limit is not None and self._stalled >= self.spin_limit:
+            raise BusyLoopError(
+                f"no progress: {self._stalled} calls in a row moved no byte, used "
+                f"no scheduled step and waited for nothing (the last: "
+                f"{self._calls[-1]}); a loop that retries them spins forever"
+            )
 
     def _raise(
         self, op: str, size: int, code: int, why: str, count: int = 1
@@ -319,6 +345,8 @@ class FakeSocketBase:
         """Shut down reading (``SHUT_RD``), writing (``SHUT_WR``) or both."""
         if self._closed:
             self._raise("shutdown", 0, errno.EBADF, "socket is closed")
+        if self._broken or self._reset_pending:
+            self._raise("shutdown", 0, errno.ENOTCONN, "connection was reset")
         self._calls.append(Call("shutdown", how))
         self._shut_rd |= how in (socket.SHUT_RD, socket.SHUT_RDWR)
         if how in (socket.SHUT_WR, socket.SHUT_RDWR):

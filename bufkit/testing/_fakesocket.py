@@ -22,6 +22,8 @@ from bufkit.testing._records import Call
 from bufkit.testing._schedule import (
     Accept,
     AcceptAll,
+    AcceptAllBut,
+    AcceptBuffers,
     Deliver,
     Eof,
     Fail,
@@ -36,6 +38,20 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 __all__ = ["FakeSocket", "ScheduledSocket"]
+
+
+_Acceptance = Accept | AcceptAll | AcceptAllBut | AcceptBuffers | None
+
+
+def _accepted(step: _Acceptance, views: list[memoryview], size: int) -> int:
+    """The bytes ``step`` accepts of ``views`` (``size`` bytes in all)."""
+    if isinstance(step, AcceptAll | None):
+        return size
+    if isinstance(step, AcceptBuffers):
+        return step.accepted([view.nbytes for view in views])
+    if isinstance(step, AcceptAllBut):
+        return step.accepted(size)
+    return min(step.n, size)
 
 
 class ScheduledSocket(FakeSocketBase):
@@ -86,13 +102,21 @@ class ScheduledSocket(FakeSocketBase):
         self._begin(op, size, len(views), "send")
         if len(views) > self.iov_max:
             self._raise(op, size, errno.EMSGSIZE, f"{len(views)} > iov_max", len(views))
-        if self._shut_wr or self._broken or (self._peer and self._peer._closed):
+        if self._reset_pending:  # after the peer's FIN, a reset reads as EPIPE
+            self._reset_pending, self._broken = False, True
+            code = errno.EPIPE if self._inbox_eof else errno.ECONNRESET
+            self._raise(op, size, code, "peer reset the connection")
+        if self._shut_wr or self._broken:
             self._raise(op, size, errno.EPIPE, "cannot send", len(views))
+        if self._peer is not None and self._peer._closed:
+            # As over TCP: the first send after the peer closed is accepted
+            # (the peer answers it with a reset); later ones fail with EPIPE.
+            self._broken = True
         if size == 0:
             self._calls.append(Call(op, 0, len(views), 0))
             return 0
         step = self._next_send_step(op, size, len(views))
-        n = size if isinstance(step, AcceptAll | None) else min(step.n, size)
+        n = _accepted(step, views, size)
         parts: list[memoryview] = []
         left = n
         for view in views:
@@ -109,9 +133,7 @@ class ScheduledSocket(FakeSocketBase):
         self._eagain["send"] = False
         return n
 
-    def _next_send_step(
-        self, op: str, size: int, count: int
-    ) -> Accept | AcceptAll | None:
+    def _next_send_step(self, op: str, size: int, count: int) -> _Acceptance:
         while True:
             step = self._send_steps.popleft() if self._send_steps else None
             if step is None and self.after_send == "block":
@@ -149,10 +171,11 @@ class ScheduledSocket(FakeSocketBase):
             raise ValueError("negative buffersize in recv")
         if nbytes == 0 or self._shut_rd or self._eof_seen:
             return self._received_now(op, nbytes, b"", None)
-        if self._reset_pending:
+        if self._reset_pending and not self._inbox:  # bytes that came first stay
             self._reset_pending, self._broken = False, True
-            self._raise(op, nbytes, errno.ECONNRESET, "peer reset the connection")
-        if self._broken:
+            if not self._inbox_eof:  # after the peer's FIN, a reset reads as EOF
+                self._raise(op, nbytes, errno.ECONNRESET, "peer reset the connection")
+        if self._broken and not self._inbox:
             return self._received_now(op, nbytes, b"", None)
         while True:
             step = self._recv_steps.popleft() if self._recv_steps else None
@@ -237,8 +260,8 @@ class FakeSocket(ScheduledSocket):
 
     Args:
         send: steps for successive sends (:class:`Accept`, :class:`AcceptAll`,
-            :class:`WouldBlock`, :class:`Spurious`, :class:`Interrupt`,
-            :class:`Fail`).
+            :class:`AcceptAllBut`, :class:`AcceptBuffers`, :class:`WouldBlock`,
+            :class:`Spurious`, :class:`Interrupt`, :class:`Fail`).
         recv: steps for successive receives (:class:`Deliver`, :class:`Short`,
             :class:`WouldBlock`, :class:`Spurious`, :class:`Interrupt`,
             :class:`Fail`, :class:`Eof`).
@@ -251,6 +274,10 @@ class FakeSocket(ScheduledSocket):
         busy_limit: raise :class:`BusyLoopError` once more than this many calls
             were retried right after ``EAGAIN`` without waiting for readiness
             (see :meth:`mark_waited`); ``None`` only counts them.
+        spin_limit: raise :class:`BusyLoopError` ("no progress") after this
+            many calls in a row that moved no byte, used no scheduled step
+            and waited for nothing (such as ``sendmsg`` of empty buffers,
+            which returns 0); ``None`` never does.
 
     The socket starts in non-blocking mode. In blocking mode a
     :class:`WouldBlock` step means "wait" (instantly) instead of raising.

@@ -16,6 +16,8 @@ from bufkit.testing._schedule import (
     SEND_FAULTS,
     Accept,
     AcceptAll,
+    AcceptAllBut,
+    AcceptBuffers,
     Deliver,
     Eof,
     Fail,
@@ -45,18 +47,24 @@ def random_send_schedule(
     steps: int = 16,
     max_accept: int = 4096,
     would_block: float = 0.3,
-    interrupt: float = 0.05,
+    interrupt: float = 0.0,
     fault: float = 0.0,
     errnos: Sequence[int] = SEND_FAULTS,
 ) -> list[SendStep]:
     """Draw a send schedule of ``steps`` steps from ``seed``.
 
+    Most steps are partial sends whose cut is placed relative to what a send
+    offers (one byte, all but one byte, all but a few, a buffer boundary of a
+    gather list), so they cut the data whatever its size.
+
     Args:
         seed: a seed or a :class:`random.Random` to draw from.
         steps: the schedule's length (then the fake accepts everything).
-        max_accept: the largest partial send, ``Accept(1..max_accept)``.
+        max_accept: the largest count of ``Accept(n)`` and ``AcceptAllBut(n)``.
         would_block: the chance of each step being :class:`WouldBlock`.
-        interrupt: the chance of each step being :class:`Interrupt`.
+        interrupt: the chance of each step being :class:`Interrupt`. None by
+            default: Python retries ``EINTR`` inside real socket calls (PEP
+            475), so a real socket never raises it.
         fault: the chance that one step, at a random place, is a
             :class:`Fail` with one of ``errnos``.
         errnos: the errors a fault is drawn from.
@@ -72,13 +80,19 @@ def random_send_schedule(
             schedule.append(Interrupt())
         elif r < interrupt + would_block:
             schedule.append(WouldBlock())
-        elif rng.random() < 0.1:
-            schedule.append(AcceptAll())
         else:
-            schedule.append(Accept(rng.randint(1, max_accept)))
+            schedule.append(_cut(rng, max_accept))
     if errnos and rng.random() < fault:
         schedule.insert(rng.randint(0, len(schedule)), Fail(rng.choice(errnos)))
     return schedule
+
+
+def _cut(rng: random.Random, max_accept: int) -> SendStep:
+    kind = rng.randrange(6)
+    n = 1 if kind < 2 else rng.randint(1, max(1, max_accept))
+    if kind == 5:
+        return AcceptAll() if rng.random() < 0.5 else AcceptBuffers(rng.randint(1, 8))
+    return Accept(n) if kind % 2 == 0 else AcceptAllBut(n)
 
 
 def random_cuts(
@@ -100,7 +114,7 @@ def random_recv_schedule(
     *,
     max_chunk: int = 4096,
     would_block: float = 0.3,
-    interrupt: float = 0.05,
+    interrupt: float = 0.0,
     eof: bool = True,
     fault: float = 0.0,
     errnos: Sequence[int] = RECV_FAULTS,
@@ -112,7 +126,8 @@ def random_recv_schedule(
         data: the bytes to deliver, in order.
         max_chunk: the largest chunk one :class:`Deliver` holds.
         would_block: the chance of a :class:`WouldBlock` before each chunk.
-        interrupt: the chance of an :class:`Interrupt` before each chunk.
+        interrupt: the chance of an :class:`Interrupt` before each chunk
+            (none by default; see :func:`random_send_schedule`).
         eof: end with :class:`Eof` (else the fake blocks once done).
         fault: the chance that a :class:`Fail` with one of ``errnos`` cuts
             the stream short at a random chunk.

@@ -25,6 +25,7 @@ from bufkit.testing._sendcheck import (
     _escaped_hint,
     _report,
     _stopped,
+    _times,
 )
 
 __all__ = ["Receiver", "check_receiver", "check_receiver_example"]
@@ -35,8 +36,13 @@ class Receiver(Protocol):
 
     Build it with ``make_receiver(sock, on_message, on_eof)``; call
     ``on_message(data)`` for each decoded message (or each chunk, for a plain
-    byte stream) and ``on_eof()`` once at end of file. Socket errors must
-    propagate out of ``on_readable``.
+    byte stream) and ``on_eof()`` once at end of file, after the last message.
+    Socket errors must propagate out of ``on_readable``.
+
+    Like a level-triggered loop, the check delivers readable events while the
+    socket has something to read, and one more after end of file (a socket at
+    end of file stays readable until it is unregistered), unless the receiver
+    has a ``wants_readable`` attribute that is false by then.
     """
 
     def on_readable(self) -> object:
@@ -75,18 +81,23 @@ def check_receiver_example(
         CheckFailed: with the verdict, this call to reproduce it, and a
             transcript of the fake's calls.
     """
+    __tracebackhide__ = True
     sock = FakeSocket(recv=schedule, step_budget=step_budget, busy_limit=2)
     got: list[bytes] = []
-    eofs: list[None] = []
+    eofs: list[int] = []  # how many messages had come out at each on_eof
+
+    def on_message(data: bytes) -> None:
+        got.append(data)
+
     problem, error = None, None
     try:
-        receiver = make_receiver(sock, got.append, lambda: eofs.append(None))
-        problem = _run(sock, receiver)
+        receiver = make_receiver(sock, on_message, lambda: eofs.append(len(got)))
+        problem = _run(sock, receiver, eofs)
     except OSError as exc:
         error = exc
     except (BusyLoopError, StepBudgetExceeded) as exc:
         problem = _stopped(exc)
-    problem = problem or _judge(sock, messages, got, len(eofs), error, encode)
+    problem = problem or _judge(sock, messages, got, eofs, error, encode)
     if problem:
         call = (
             f"check_receiver_example(make_receiver, messages={list(messages)!r}, "
@@ -97,18 +108,26 @@ def check_receiver_example(
     return sock
 
 
-def _run(sock: FakeSocket, receiver: Receiver) -> str | None:
+def _run(sock: FakeSocket, receiver: Receiver, eofs: list[int]) -> str | None:
     idle = 0
     while sock.remaining_recv:
-        before = sock.call_count
+        before = (len(sock._received), len(sock._recv_steps))
         sock.mark_waited()
         receiver.on_readable()
-        idle = idle + 1 if sock.call_count == before else 0
+        moved = before != (len(sock._received), len(sock._recv_steps))
+        idle = 0 if moved else idle + 1
+        if idle >= _IDLE_LIMIT and eofs and not sock._eof_seen:
+            return "on_eof was called though recv never returned 0"
         if idle >= _IDLE_LIMIT:
             return (
                 f"on_readable was called {idle} times while readable and "
                 "received nothing: the loop would spin forever"
             )
+    if sock._eof_seen and getattr(receiver, "wants_readable", True):
+        # A level-triggered loop reports a socket at end of file readable
+        # until it is unregistered: one more event after the end.
+        sock.mark_waited()
+        receiver.on_readable()
     return None
 
 
@@ -116,7 +135,7 @@ def _judge(
     sock: FakeSocket,
     messages: Sequence[bytes],
     got: list[bytes],
-    eofs: int,
+    eofs: list[int],
     error: OSError | None,
     encode: Callable[[bytes], bytes] | None,
 ) -> str | None:
@@ -127,19 +146,24 @@ def _judge(
         return f"the receiver swallowed {name}: socket errors must reach the caller"
     if error is not None and not fatal:
         return f"{error!r} escaped from the receiver: {_escaped_hint(error)}"
-    if sock.busy_retries > 1:
+    if sock.busy_retries:
         return (
-            f"the receiver retried {sock.busy_retries} times right after EAGAIN "
+            f"the receiver retried {_times(sock.busy_retries)} right after EAGAIN "
             "without waiting for readiness: a busy loop"
         )
     verdict = _compare(messages, got, encode, complete, sock)
     if verdict:
         return verdict
     saw_eof = "EOF" in sock.faults_seen
-    if saw_eof and eofs != 1:
-        return f"recv returned 0 (end of file) but on_eof was called {eofs} times"
+    if saw_eof and len(eofs) != 1:
+        return f"recv returned 0 (end of file) but on_eof was called {len(eofs)} times"
     if not saw_eof and eofs:
         return "on_eof was called though recv never returned 0"
+    if eofs and eofs[0] < len(got):
+        return (
+            f"on_message was called after on_eof: {len(got) - eofs[0]} of "
+            f"{len(got)} messages came out after end of file was reported"
+        )
     return None
 
 
@@ -190,7 +214,7 @@ def check_receiver(
     *,
     encode: Callable[[bytes], bytes] | None = None,
     messages: object = None,
-    max_examples: int = 100,
+    max_examples: int | None = None,
     max_chunks: int | None = 16,
     faults: Sequence[int] = (errno.ECONNRESET,),
     interrupts: bool = False,
@@ -210,7 +234,8 @@ def check_receiver(
             ``lambda m: m + b"\\n"``; ``None`` for a plain byte stream.
         messages: a Hypothesis strategy for one message (default: up to 64
             bytes; exclude your delimiter when ``encode`` adds one).
-        max_examples: how many examples Hypothesis tries.
+        max_examples: how many examples Hypothesis tries (default: the
+            ``max_examples`` of the loaded Hypothesis settings profile).
         max_chunks: at most this many chunks per example.
         faults: errno values that may cut the stream short.
         interrupts: include ``EINTR`` (Python retries it itself; PEP 475).
@@ -221,6 +246,7 @@ def check_receiver(
             of :func:`check_receiver_example` that reproduces it, and a
             transcript of the fake's calls.
     """
+    __tracebackhide__ = True
     from bufkit.testing._hyp import run_receiver_check
 
     run_receiver_check(

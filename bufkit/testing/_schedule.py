@@ -19,6 +19,8 @@ import attrs
 __all__ = [
     "Accept",
     "AcceptAll",
+    "AcceptAllBut",
+    "AcceptBuffers",
     "Deliver",
     "Eof",
     "Fail",
@@ -71,6 +73,47 @@ class AcceptAll:
 
     def __repr__(self) -> str:
         return "AcceptAll()"
+
+
+@final
+@attrs.frozen(repr=False)
+class AcceptAllBut:
+    """The next send accepts every byte offered but the last ``n``.
+
+    The cut is placed relative to what is offered, so it falls inside the data
+    whatever its size: ``AcceptAllBut(1)`` leaves exactly one byte unsent. At
+    least one byte is accepted (a one-byte send is accepted whole).
+    """
+
+    n: int = attrs.field(validator=_positive)
+
+    def __repr__(self) -> str:
+        return f"AcceptAllBut({self.n})"
+
+    def accepted(self, size: int) -> int:
+        """The bytes accepted of ``size`` offered."""
+        return max(1, size - self.n)
+
+
+@final
+@attrs.frozen(repr=False)
+class AcceptBuffers:
+    """The next send accepts exactly the first ``n`` buffers of its gather list.
+
+    The cut falls exactly at a buffer boundary, never after the last one while
+    there are two buffers or more (``n`` is lowered to all buffers but the
+    last). A ``send`` offers one buffer, which is accepted whole.
+    """
+
+    n: int = attrs.field(validator=_positive)
+
+    def __repr__(self) -> str:
+        return f"AcceptBuffers({self.n})"
+
+    def accepted(self, sizes: list[int]) -> int:
+        """The bytes accepted of buffers of ``sizes`` offered."""
+        whole = min(self.n, max(1, len(sizes) - 1))
+        return sum(sizes[:whole]) or sum(sizes)
 
 
 @final
@@ -175,13 +218,31 @@ class Eof:
         return "Eof()"
 
 
-SendStep: TypeAlias = Accept | AcceptAll | WouldBlock | Spurious | Interrupt | Fail
+SendStep: TypeAlias = (
+    Accept
+    | AcceptAll
+    | AcceptAllBut
+    | AcceptBuffers
+    | WouldBlock
+    | Spurious
+    | Interrupt
+    | Fail
+)
 """A step of an outbound schedule."""
 
 RecvStep: TypeAlias = Deliver | Short | WouldBlock | Spurious | Interrupt | Fail | Eof
 """A step of an inbound schedule."""
 
-SEND_STEP_TYPES: Final = (Accept, AcceptAll, WouldBlock, Spurious, Interrupt, Fail)
+SEND_STEP_TYPES: Final = (
+    Accept,
+    AcceptAll,
+    AcceptAllBut,
+    AcceptBuffers,
+    WouldBlock,
+    Spurious,
+    Interrupt,
+    Fail,
+)
 RECV_STEP_TYPES: Final = (Deliver, Short, WouldBlock, Spurious, Interrupt, Fail, Eof)
 
 
@@ -213,12 +274,14 @@ ERRNO_CATALOGUE: Final[dict[int, str]] = {
     _errno.EINTR: "a signal interrupted the call (InterruptedError): retry it",
     _errno.ECONNRESET: "the peer reset the connection (ConnectionResetError); "
     "on receive after a RST, on send when the RST arrived first",
-    _errno.EPIPE: "send after the peer closed or after shutdown(SHUT_WR) "
+    _errno.EPIPE: "send after a reset, after shutdown(SHUT_WR), or the second "
+    "send after the peer closed (the first is accepted, as over TCP) "
     "(BrokenPipeError)",
     _errno.ENOBUFS: "sendmsg: the kernel ran out of buffer space; transient",
     _errno.ENOMEM: "the kernel could not allocate memory; transient",
     _errno.EMSGSIZE: "sendmsg was given more than IOV_MAX buffers",
     _errno.ETIMEDOUT: "receive on a connection that timed out (TimeoutError)",
     _errno.EBADF: "any call on a closed socket",
+    _errno.ENOTCONN: "shutdown of a connection that was reset",
 }
 """The faults the fakes reproduce, by errno, with when real kernels give them."""

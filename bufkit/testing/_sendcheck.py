@@ -21,11 +21,13 @@ from bufkit.testing._errors import BusyLoopError, CheckFailed, StepBudgetExceede
 from bufkit.testing._fakebase import IOV_MAX
 from bufkit.testing._fakesocket import FakeSocket
 from bufkit.testing._ledger import Ledger, common_prefix
+from bufkit.testing._records import Call
 from bufkit.testing._schedule import SendStep, format_schedule
 
 __all__ = ["Sender", "check_sender", "check_sender_example"]
 
 _IDLE_LIMIT = 3
+_SHOWN = 40  # transcript lines in a report
 _QUIET = (None, errno.EAGAIN, errno.EINTR)
 
 
@@ -87,6 +89,7 @@ def check_sender_example(
         CheckFailed: with the verdict, this call to reproduce it, and a
             transcript of the fake's calls.
     """
+    __tracebackhide__ = True
     burst_messages = [bytes([i % 256]) for i in range(iov_max + 1)] if burst else []
     sock = FakeSocket(
         send=schedule, iov_max=iov_max, step_budget=step_budget, busy_limit=2
@@ -98,14 +101,15 @@ def check_sender_example(
         for i, message in enumerate([*burst_messages, *messages]):
             if max_buffered is not None:
                 _wait_while_paused(sock, sender)
+                problem = _overbuffered(sock, sender, ledger, max_buffered)
+                if problem:
+                    break
             ledger.expect(message)
+            sock._stalled = 0  # new data: calls the write makes start afresh
             sender.write(message)
             j = i - len(burst_messages)
             if 0 <= j < len(writable_after) and writable_after[j]:
                 _writable_event(sock, sender)
-            problem = _overbuffered(sock, ledger, max_buffered, len(message))
-            if problem:
-                break
         problem = problem or _drain(sock, sender, ledger)
     except OSError as exc:
         error = exc
@@ -130,15 +134,16 @@ def _wait_while_paused(sock: FakeSocket, sender: Sender) -> None:
 
 
 def _overbuffered(
-    sock: FakeSocket, ledger: Ledger, limit: int | None, last: int
+    sock: FakeSocket, sender: Sender, ledger: Ledger, limit: int
 ) -> str | None:
+    """Judge flow control before a write: above the limit, be paused."""
     buffered = len(ledger.expected) - len(sock.wire)
-    if limit is None or buffered <= limit + last:
+    if buffered <= limit or getattr(sender, "paused", False):
         return None
     return (
         f"unbounded buffering: {buffered} bytes were buffered while the peer was "
-        f"clogged, more than max_buffered={limit} plus one message: pause the "
-        "producer at a high-water mark (and expose it as `paused`)"
+        f"clogged, more than max_buffered={limit}, and the producer was not "
+        "paused: pause it at a high-water mark (and expose it as `paused`)"
     )
 
 
@@ -156,9 +161,10 @@ def _drain(sock: FakeSocket, sender: Sender, ledger: Ledger) -> str | None:
                 "the sender still asks for write readiness with nothing left to "
                 "send: a busy loop on writable (the loop wakes it forever)"
             )
-        before = sock.call_count
+        before = (len(sock._wire), len(sock._send_steps))
         _writable_event(sock, sender)
-        idle = idle + 1 if sock.call_count == before else 0
+        moved = before != (len(sock._wire), len(sock._send_steps))
+        idle = 0 if moved else idle + 1
         if idle >= _IDLE_LIMIT:
             unsent = len(ledger.expected) - len(sock.wire)
             return (
@@ -181,24 +187,29 @@ def _judge(
     fatal = [(i, c) for i, c in enumerate(calls) if c.errno not in _QUIET]
     if fatal:
         i, call = fatal[0]
-        if error is None:
+        if error is None or error.errno != call.errno:
             name = errno.errorcode[call.errno or 0]
+            later = "" if error is None else f" (only a later {error!r} did)"
             return (
                 f"the sender swallowed {name} raised by {call.op} (call #{i}): "
-                "socket errors must reach the caller"
+                f"socket errors must reach the caller{later}"
             )
         return ledger.verdict(sock.wire, complete=False)
     if error is not None:
         return f"{error!r} escaped from the sender: {_escaped_hint(error)}"
-    if sock.busy_retries > 1:
+    if sock.busy_retries:
         return (
-            f"the sender retried {sock.busy_retries} times right after EAGAIN "
+            f"the sender retried {_times(sock.busy_retries)} right after EAGAIN "
             "without waiting for readiness: a busy loop"
         )
     verdict = ledger.verdict(sock.wire)
     if verdict is None:
         return None
     return verdict + _loss_hint(sock, sender, ledger)
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
 
 
 def _escaped_hint(error: OSError) -> str:
@@ -216,28 +227,48 @@ def _loss_hint(sock: FakeSocket, sender: Sender | None, ledger: Ledger) -> str:
     for i, call in enumerate(calls):
         if call.result and accepted < at:
             accepted, last = accepted + call.result, i
+    stopped = expected.startswith(wire) and not (sender and sender.wants_writable)
+    if stopped and sender is not None and _kept(sock, sender):
+        return (
+            f" (the sender stopped with {len(expected) - len(wire)} bytes unsent and "
+            "did not ask for write readiness, yet sent them when woken up anyway: "
+            "write interest was never armed)"
+        )
+    if last >= 0 and (calls[last].result or 0) < calls[last].size:
+        c = calls[last]
+        armed = " while the sender did not ask for write readiness" if stopped else ""
+        return (
+            f" (call #{last}: {c.op} accepted {c.result} of {c.size} bytes and the "
+            f"rest was never offered again{armed}: is the return value ignored?)"
+        )
     following = calls[last + 1] if last + 1 < len(calls) else None
     if following is not None and following.errno == errno.EAGAIN:
         return (
             f" (bytes went missing at EAGAIN, call #{last + 1}: was a buffer "
             "taken off the queue before it was sent?)"
         )
-    stopped = expected.startswith(wire) and not (sender and sender.wants_writable)
-    armed = " while the sender did not ask for write readiness" if stopped else ""
-    if last >= 0 and (calls[last].result or 0) < calls[last].size:
-        c = calls[last]
-        question = "is the return value ignored"
-        question += ", or was write interest never armed?" if stopped else "?"
-        return (
-            f" (call #{last}: {c.op} accepted {c.result} of {c.size} bytes and the "
-            f"rest was never offered again{armed}: {question})"
-        )
     if stopped:
         return (
-            f" (the sender stopped with {len(expected) - len(wire)} bytes unsent "
-            "and did not ask for write readiness: write interest was never armed)"
+            f" (the sender stopped with {len(expected) - len(wire)} bytes unsent, "
+            "did not ask for write readiness and sent nothing when woken up "
+            "anyway: were the bytes dropped?)"
         )
     return ""
+
+
+def _kept(sock: FakeSocket, sender: Sender) -> bool:
+    """Whether a sender that stopped still held its unsent bytes.
+
+    A writable event it did not ask for tells: if bytes move, it had kept
+    them and only failed to arm write interest.
+    """
+    before = len(sock._wire)
+    sock.mark_waited()
+    try:
+        sender.on_writable()
+    except Exception:
+        return False
+    return len(sock._wire) > before
 
 
 def _stopped(exc: BusyLoopError | StepBudgetExceeded) -> str:
@@ -248,14 +279,30 @@ def _stopped(exc: BusyLoopError | StepBudgetExceeded) -> str:
 def _report(check: str, problem: str, call: str, sock: FakeSocket) -> str:
     return (
         f"{check}: {problem}\n\nreproduce with:\n    {call}\n\n"
-        f"fake socket calls:\n{sock.transcript(40)}"
+        f"fake socket calls:\n{_transcript(sock.calls)}"
     )
+
+
+def _transcript(calls: list[Call], limit: int = _SHOWN) -> str:
+    """Number ``calls``, folding a run of identical calls into one line."""
+    lines: list[str] = []
+    i = 0
+    while i < len(calls):
+        j = i
+        while j + 1 < len(calls) and calls[j + 1] == calls[i]:
+            j += 1
+        more = f"    (and {j - i} more times, the same)" if j > i else ""
+        lines.append(f"{i:4d}  {calls[i]}{more}")
+        i = j + 1
+    if len(lines) > limit:
+        lines[: len(lines) - limit] = [f"... {len(lines) - limit} earlier lines"]
+    return "\n".join(lines)
 
 
 def check_sender(
     make_sender: Callable[[FakeSocket], Sender],
     *,
-    max_examples: int = 100,
+    max_examples: int | None = None,
     max_message: int = 256,
     max_messages: int = 8,
     faults: Sequence[int] = (errno.ECONNRESET, errno.EPIPE),
@@ -274,7 +321,9 @@ def check_sender(
 
     Args:
         make_sender: builds your sender (a :class:`Sender`) around a fake.
-        max_examples: how many examples Hypothesis tries.
+        max_examples: how many examples Hypothesis tries (default: the
+            ``max_examples`` of the loaded Hypothesis settings profile, 100
+            unless a profile says otherwise).
         max_message: the largest message drawn, in bytes.
         max_messages: the most messages per example.
         faults: errno values a schedule may end with (none: ``()``).
@@ -290,6 +339,7 @@ def check_sender(
             of the messages, a call of :func:`check_sender_example` that
             reproduces it, and a transcript of the fake's calls.
     """
+    __tracebackhide__ = True
     from bufkit.testing._hyp import run_sender_check
 
     run_sender_check(

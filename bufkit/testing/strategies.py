@@ -33,6 +33,8 @@ from bufkit.testing._schedule import (
     SEND_FAULTS,
     Accept,
     AcceptAll,
+    AcceptAllBut,
+    AcceptBuffers,
     Deliver,
     Eof,
     Fail,
@@ -83,18 +85,30 @@ def send_schedules(
     max_steps: int = 20,
     max_accept: int = 65536,
     would_block: bool = True,
-    interrupts: bool = True,
+    interrupts: bool = False,
     spurious: bool = False,
     faults: Sequence[int] = (),
 ) -> st.SearchStrategy[list[SendStep]]:
-    """Draw outbound schedules: partial sends, would-blocks, interrupts.
+    """Draw outbound schedules: partial sends and would-blocks.
+
+    Most steps cut the data a send offers, wherever that data is, whatever
+    its size: cuts are drawn relative to what is offered, with one byte
+    (:class:`~bufkit.testing.Accept` ``(1)``), all but one byte
+    (:class:`~bufkit.testing.AcceptAllBut` ``(1)``), exactly at a buffer
+    boundary of a gather list (:class:`~bufkit.testing.AcceptBuffers`) and
+    nothing (:class:`~bufkit.testing.WouldBlock`) drawn often. A failure
+    shrinks toward fewer steps, toward :class:`~bufkit.testing.AcceptAll`,
+    and toward the smallest cut, ``Accept(1)``.
 
     Args:
         min_steps: the fewest steps.
         max_steps: the most steps (after them the fake accepts everything).
-        max_accept: the largest partial send drawn, ``Accept(1..max_accept)``.
+        max_accept: the largest count drawn for ``Accept(n)`` and
+            ``AcceptAllBut(n)``.
         would_block: include :class:`~bufkit.testing.WouldBlock` steps.
-        interrupts: include :class:`~bufkit.testing.Interrupt` steps (EINTR).
+        interrupts: include :class:`~bufkit.testing.Interrupt` steps
+            (``EINTR``). Off by default: Python retries ``EINTR`` inside real
+            socket calls (PEP 475), so a real socket never raises it.
         spurious: include :class:`~bufkit.testing.Spurious` steps (readiness
             that lies, for loops run by :class:`~bufkit.testing.FakeSelector`).
         faults: errno values that may appear as
@@ -104,9 +118,12 @@ def send_schedules(
     Returns:
         A strategy for lists of send steps.
     """
+    counts = st.just(1) | st.integers(1, max(1, max_accept))
     options: list[st.SearchStrategy[SendStep]] = [
         st.just(AcceptAll()),
-        st.builds(Accept, st.integers(1, max_accept)),
+        st.builds(Accept, counts),
+        st.builds(AcceptAllBut, counts),
+        st.builds(AcceptBuffers, st.integers(1, 8)),
     ]
     if would_block:
         options.append(st.just(WouldBlock()))
@@ -133,7 +150,7 @@ def recv_schedules(
     max_size: int = 256,
     max_chunks: int | None = 16,
     would_block: bool = True,
-    interrupts: bool = True,
+    interrupts: bool = False,
     eof: bool = True,
     faults: Sequence[int] = (),
 ) -> st.SearchStrategy[list[RecvStep]]:
@@ -144,7 +161,8 @@ def recv_schedules(
         max_size: the most bytes drawn when ``data`` is ``None``.
         max_chunks: at most this many :class:`~bufkit.testing.Deliver` steps.
         would_block: put :class:`~bufkit.testing.WouldBlock` steps between.
-        interrupts: put :class:`~bufkit.testing.Interrupt` steps between.
+        interrupts: put :class:`~bufkit.testing.Interrupt` steps between
+            (off by default: a real socket never raises ``EINTR``; PEP 475).
         eof: end with :class:`~bufkit.testing.Eof`.
         faults: errno values one of which may cut the stream short with a
             :class:`~bufkit.testing.Fail` (shrinks toward no fault).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 import pytest
 
@@ -34,7 +35,7 @@ def _line(message: bytes) -> bytes:
 
 def test_correct_sender_passes() -> None:
     """A correct gather sender passes the check."""
-    check_sender(senders.GoodSender, max_examples=80)
+    check_sender(senders.GoodSender)
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,7 @@ def test_wrong_senders_fail_with_the_bug_named(
 ) -> None:
     """Each deliberately wrong sender fails with a verdict that names its bug."""
     with pytest.raises(CheckFailed, match=named) as info:
-        check_sender(sender, max_examples=80, seed=MUST_CATCH_SEED)
+        check_sender(sender, seed=MUST_CATCH_SEED)
     text = str(info.value)
     assert "reproduce with:\n    check_sender_example(make_sender" in text
     assert "schedule=[" in text
@@ -104,10 +105,8 @@ def test_sender_that_surfaces_errors_passes_a_fault_example() -> None:
 
 def test_correct_receivers_pass() -> None:
     """A buffering line receiver and a stream receiver pass their checks."""
-    check_receiver(
-        senders.LineReceiver, encode=_line, messages=_no_newline(), max_examples=60
-    )
-    check_receiver(senders.StreamReceiver, max_examples=60)
+    check_receiver(senders.LineReceiver, encode=_line, messages=_no_newline())
+    check_receiver(senders.StreamReceiver)
 
 
 def test_one_recv_one_message_receiver_fails() -> None:
@@ -117,7 +116,6 @@ def test_one_recv_one_message_receiver_fails() -> None:
             senders.OneRecvOneMessage,
             encode=_line,
             messages=_no_newline(),
-            max_examples=80,
             seed=MUST_CATCH_SEED,
         )
     assert "check_receiver_example(make_receiver" in str(info.value)
@@ -126,7 +124,7 @@ def test_one_recv_one_message_receiver_fails() -> None:
 def test_swallowed_reset_receiver_fails() -> None:
     """A receiver that turns a reset into EOF fails the check."""
     with pytest.raises(CheckFailed, match="swallowed ECONNRESET"):
-        check_receiver(senders.SwallowsReset, max_examples=80, seed=MUST_CATCH_SEED)
+        check_receiver(senders.SwallowsReset, seed=MUST_CATCH_SEED)
 
 
 def test_receiver_example_verdicts() -> None:
@@ -179,14 +177,12 @@ def _no_newline() -> object:
 def test_unbounded_buffering_is_caught() -> None:
     """A sender without flow control fails when the peer is clogged."""
     with pytest.raises(CheckFailed, match="unbounded buffering"):
-        check_sender(
-            senders.GoodSender, max_buffered=300, max_examples=20, seed=MUST_CATCH_SEED
-        )
+        check_sender(senders.GoodSender, max_buffered=300, seed=MUST_CATCH_SEED)
 
 
 def test_a_sender_with_flow_control_passes() -> None:
     """A sender that pauses the producer at a high-water mark passes."""
-    check_sender(senders.PausingSender, max_buffered=300, max_examples=60)
+    check_sender(senders.PausingSender, max_buffered=300)
 
 
 def test_receiver_message_verdicts() -> None:
@@ -268,14 +264,67 @@ def test_check_sender_with_a_seed_and_interrupts() -> None:
                     continue
                 return
 
-    check_sender(Retries, interrupts=True, seed=5, max_examples=30)
+    check_sender(Retries, interrupts=True, seed=5)
+
+
+def _drawn_by_check_sender(**options: object) -> list[object]:
+    """The schedules ``check_sender`` tried, in order."""
+    seen: list[object] = []
+
+    def make(sock: FakeSocket) -> senders.GoodSender:
+        seen.append(sock.send_schedule)
+        return senders.GoodSender(sock)
+
+    check_sender(make, **options)  # type: ignore[arg-type]
+    return seen
+
+
+def _drawn_by_check_receiver(**options: object) -> list[object]:
+    """The schedules ``check_receiver`` tried, in order."""
+    seen: list[object] = []
+
+    def make(
+        sock: FakeSocket,
+        on_message: Callable[[bytes], object],
+        on_eof: Callable[[], object],
+    ) -> senders.StreamReceiver:
+        seen.append(sock.recv_schedule)
+        return senders.StreamReceiver(sock, on_message, on_eof)
+
+    check_receiver(make, **options)  # type: ignore[arg-type]
+    return seen
 
 
 def test_the_seed_option_fixes_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--bufkit-seed`` (the shared setting) seeds both checks."""
+    """``--bufkit-seed`` (the shared setting) fixes what both checks draw."""
     from bufkit.testing import _config
 
     monkeypatch.setattr(_config, "seed", 7)
-    check_sender(senders.GoodSender, max_examples=10)
-    check_receiver(senders.StreamReceiver, max_examples=10, interrupts=False)
-    check_receiver(senders.StreamReceiver, max_examples=10, seed=3)
+    sender_runs = [_drawn_by_check_sender(max_examples=20) for _ in range(2)]
+    receiver_runs = [_drawn_by_check_receiver(max_examples=20) for _ in range(2)]
+    assert sender_runs[0] == sender_runs[1]
+    assert receiver_runs[0] == receiver_runs[1]
+    monkeypatch.setattr(_config, "seed", 8)
+    assert _drawn_by_check_sender(max_examples=20) != sender_runs[0]
+    assert _drawn_by_check_receiver(max_examples=20) != receiver_runs[0]
+    assert _drawn_by_check_receiver(max_examples=20, seed=7) == receiver_runs[0]
+    assert len(sender_runs[0]) <= 20 + 10  # the explicit examples, then 20
+    assert len(receiver_runs[0]) <= 20 + 5
+
+
+def test_check_receiver_passes_its_options_on() -> None:
+    """``max_chunks`` bounds the deliveries; ``interrupts`` draws EINTR steps."""
+    seen: list[tuple[object, ...]] = []
+
+    def make(
+        sock: FakeSocket,
+        on_message: Callable[[bytes], object],
+        on_eof: Callable[[], object],
+    ) -> senders.StreamReceiver:
+        seen.append(sock.recv_schedule)
+        return senders.StreamReceiver(sock, on_message, on_eof)
+
+    with pytest.raises(CheckFailed, match="EINTR means 'retry the call'"):
+        check_receiver(make, max_chunks=1, interrupts=True, faults=(), seed=1)
+    assert all(sum(isinstance(s, Deliver) for s in run) <= 1 for run in seen)
+    assert any(Interrupt() in run for run in seen)

@@ -35,10 +35,11 @@ def test_shutdown_gives_the_peer_eof_after_the_data() -> None:
 
 
 def test_close_gives_eof_and_sending_to_a_closed_peer_is_epipe() -> None:
-    """A closed peer means EOF for reads and ``EPIPE`` for sends."""
+    """A closed peer means EOF for reads; as over TCP, the second send is ``EPIPE``."""
     a, b = fake_socketpair()
     a.close()
     assert b.recv(10) == b""
+    assert b.send(b"x") == 1  # accepted: the peer answers it with a reset
     with pytest.raises(BrokenPipeError) as info:
         b.send(b"x")
     assert info.value.errno == errno.EPIPE

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bufkit.testing import Accept, FakeSelector, FakeSocket, HybridSocket
@@ -16,7 +16,6 @@ from bufkit.testing import Accept, FakeSelector, FakeSocket, HybridSocket
 pytest_plugins = ["pytester"]
 
 
-@settings(max_examples=10)
 @given(st.integers(1, 5))
 def test_factories_are_fresh_in_every_example(
     make_fake_socket: Callable[..., FakeSocket], n: int

@@ -14,7 +14,6 @@ from . import senders
 from .test_bufkit_conformance import QueueSender
 
 SETTINGS = settings(
-    max_examples=60,
     stateful_step_count=30,
     deadline=None,
     database=None,

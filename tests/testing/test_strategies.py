@@ -5,17 +5,18 @@ from __future__ import annotations
 import contextlib
 import errno
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bufkit.testing import (
     Accept,
     AcceptAll,
+    AcceptAllBut,
+    AcceptBuffers,
     Deliver,
     Eof,
     Fail,
     FakeSocket,
-    Interrupt,
     RecvStep,
     SendStep,
     WouldBlock,
@@ -44,10 +45,19 @@ def test_chunkings_rebuild_the_data(data: bytes, draw: st.DataObject) -> None:
 @given(send_schedules(max_accept=9, faults=[errno.ENOBUFS]))
 def test_send_schedules_are_send_steps(schedule: list[SendStep]) -> None:
     """Drawn send steps are of the send kinds, within the limits."""
+    kinds = Accept | AcceptAll | AcceptAllBut | AcceptBuffers | WouldBlock | Fail
     for step in schedule:
-        assert isinstance(step, Accept | AcceptAll | WouldBlock | Interrupt | Fail)
-        if isinstance(step, Accept):
+        assert isinstance(step, kinds)
+        if isinstance(step, Accept | AcceptAllBut):
             assert step.n <= 9
+        if isinstance(step, Fail):
+            assert step.errno == errno.ENOBUFS
+
+
+@given(send_schedules(interrupts=True, spurious=True))
+def test_interrupts_and_spurious_steps_are_opt_in(schedule: list[SendStep]) -> None:
+    """Asked for, ``Interrupt`` and ``Spurious`` steps may be drawn."""
+    assert all(not isinstance(step, Fail) for step in schedule)
 
 
 @given(recv_schedules(b"hello world", faults=[errno.ECONNRESET]))
@@ -66,7 +76,6 @@ def test_recv_schedules_of_drawn_data(schedule: list[RecvStep]) -> None:
     assert all(isinstance(s, Deliver) for s in schedule)
 
 
-@settings(max_examples=30)
 @given(fake_sockets())
 def test_fake_sockets_rebuild_from_their_repr(sock: FakeSocket) -> None:
     """A drawn fake's repr rebuilds an equal fake."""
@@ -99,3 +108,28 @@ def test_partial_sends_shrink_to_the_smallest_cut() -> None:
     """A schedule that must hold a partial send shrinks to ``Accept(1)``."""
     found = minimal(send_schedules(), lambda s: any(isinstance(x, Accept) for x in s))
     assert found == [Accept(1)]
+
+
+def _first_send_is_cut(schedule: list[SendStep]) -> bool:
+    sock = FakeSocket(send=schedule)
+    try:
+        return sock.sendmsg([b"abcd", b"efgh"]) < 8
+    except BlockingIOError:
+        return False
+
+
+def test_a_cut_that_breaks_the_code_shrinks_to_one_byte() -> None:
+    """Whatever cut was drawn first (relative, a boundary), it shrinks to one byte."""
+    assert minimal(send_schedules(), _first_send_is_cut) == [Accept(1)]
+
+
+def test_relative_steps_cut_relative_to_what_is_offered() -> None:
+    """``AcceptAllBut`` leaves n bytes unsent; ``AcceptBuffers`` stops at a boundary."""
+    sock = FakeSocket(send=[AcceptAllBut(1), AcceptAllBut(9), AcceptBuffers(2)] * 2)
+    assert sock.sendmsg([b"abc", b"defg"]) == 6
+    assert sock.send(b"abc") == 1
+    assert sock.sendmsg([b"ab", b"cde", b"f"]) == 5
+    assert sock.send(b"x") == 1
+    assert sock.sendmsg([b"ab", b"cd"]) == 1  # at least one byte
+    assert sock.send(b"xyz") == 3  # one buffer: accepted whole
+    assert sock.wire == b"abcdef" + b"a" + b"abcde" + b"x" + b"a" + b"xyz"
