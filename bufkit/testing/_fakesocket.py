@@ -6,7 +6,7 @@ receive step; when a queue runs out the socket falls back to ``after_send``
 (accept everything, or block) and ``after_receive`` (block, or end of file).
 Accepted bytes are appended to :attr:`FakeSocket.wire` (and to the peer's
 inbox for :func:`fake_socketpair`), so the wire is exactly what a kernel would
-have taken: the ledger against which invariant 1 of DESIGN.md is checked.
+have taken: the ledger against which docs/design.md invariant 1 is checked.
 Errors are the builtin :class:`OSError` subclasses with real errno values.
 Cost: O(bytes accepted) per send, plus one call record per call.
 """

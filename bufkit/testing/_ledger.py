@@ -4,7 +4,7 @@ Theory of operation: a :class:`Ledger` holds the messages the code under test
 was asked to send. Given what the peer really received (a fake's ``wire``), it
 finds the first divergence and explains it in the terms of the messages:
 "message[3] lost its last 7 bytes", "bytes 4096-4100 sent twice", "byte 12 of
-message[0] is 0x41, expected 0x42". This is invariant 1 of DESIGN.md stated
+message[0] is 0x41, expected 0x42". This is docs/design.md invariant 1 stated
 for the user. Cost: O(bytes) per verdict, plus a bounded search for a
 duplicate or a gap at the divergence.
 """

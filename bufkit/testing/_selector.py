@@ -9,7 +9,7 @@ fails the call with ``EAGAIN``: readiness that lies. ``select(None)`` runs
 rounds until something is ready and raises :class:`DeadlockError` when nothing
 ever can be; a timeout allows one round. The selector notices a busy loop: an
 object reported ready ``busy_limit`` rounds in a row without being called.
-This lets invariant 3 of DESIGN.md (write interest armed iff data is pending
+This lets docs/design.md invariant 3 (write interest armed iff data is pending
 after a blocked flush) be checked without a kernel. Cost: O(registered) per
 round.
 """

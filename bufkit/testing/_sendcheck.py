@@ -4,7 +4,7 @@ Theory of operation: the driver plays a readiness event loop. It writes each
 message through ``sender.write``, delivers a writable event (``on_writable``)
 only while the sender asks for one (``wants_writable``), and stops when the
 sender no longer asks. Then it judges the fake's wire against a
-:class:`~bufkit.testing._ledger.Ledger` (invariant 1 of DESIGN.md), the
+:class:`~bufkit.testing._ledger.Ledger` (docs/design.md invariant 1), the
 errors raised against those the fake raised, and the call pattern against
 busy loops. :func:`check_sender` draws messages and schedules with Hypothesis,
 which shrinks a failure to the fewest and smallest faults. Cost: one fake and

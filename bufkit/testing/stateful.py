@@ -14,7 +14,7 @@ unclogged sockets and resets in any order::
 
 Theory of operation: the machine keeps a :class:`~bufkit.testing.Ledger` of
 what was written and checks after every step that the wire is a prefix of it
-(invariant 1 of DESIGN.md), that unsent data means write interest is armed
+(docs/design.md invariant 1), that unsent data means write interest is armed
 (invariant 3), that a writable event with nothing to send disarms it, and
 that a socket error reaches the caller. At teardown it drains the sender,
 checking the same invariants after each writable event, and requires every
