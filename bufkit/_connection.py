@@ -1117,15 +1117,25 @@ class Connection:
         exc, self._error = self._error, None
         if exc is None:  # pragma: no cover - callers check
             return
-        if (
-            self._state is _CLOSED
-            and isinstance(exc, QueueFailedError)
+        peer_left = (
+            isinstance(exc, QueueFailedError)
             and exc.__cause__ is not None
             and is_peer_error(exc.__cause__)
-        ):
+        )
+        if peer_left and self._state is _CLOSED:
             # A write met a queue the peer's reset had just failed, in the
             # same callback (an early send found the reset): not a bug.
             LOGGER.debug("%s: write after the peer left: %s", repr(self), exc)
+        elif peer_left:
+            # The protocol let a write to a connection whose peer left (a
+            # subscriber's, say) escape: it ends this connection, but the
+            # cause is a peer's, so one line without a traceback says it.
+            _PEER_LOG.log(
+                logging.INFO,
+                "%s: a callback wrote to a connection whose peer left (%s); aborting",
+                repr(self),
+                exc,
+            )
         elif self._state is _CLOSED:
             LOGGER.error("protocol error after %s closed", repr(self), exc_info=exc)
         else:

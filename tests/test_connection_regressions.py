@@ -412,3 +412,36 @@ def test_a_reset_found_by_an_early_send_mid_callback_is_quiet(
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert all(r.exc_info is None for r in caplog.records)
     assert pool.stats().buffers_in_use == 0
+
+
+def test_a_subscriber_reset_is_no_protocol_error_of_the_publisher(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A publisher writing to a subscriber the peer reset logs no traceback.
+
+    The subscriber's connection failed with ECONNRESET; the publisher's
+    data_received then writes to it and the write raises QueueFailedError.
+    The cause is the subscriber's peer leaving: one INFO line, no ERROR, no
+    traceback (the publisher's handler did raise, so it is still aborted).
+    """
+    pool = BufferPool()
+    sub_sock = FakeSocket(send=[Fail(errno.ECONNRESET)])
+    subscriber = Driver(sub_sock, Recorder(), pool)
+    subscriber.conn.start()
+    subscriber.conn.write(b"first")
+    subscriber.end_iteration()  # the send meets the reset
+    assert subscriber.conn.closed
+
+    class Publisher(Recorder):
+        def data_received(self, view: memoryview, /) -> None:
+            subscriber.conn.write(bytes(view))
+
+    pub_sock = FakeSocket(recv=[Deliver(b"news")])
+    publisher = Driver(pub_sock, Publisher(), pool)
+    publisher.conn.start()
+    with caplog.at_level(logging.DEBUG):
+        publisher.step()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert all(r.exc_info is None for r in caplog.records)
+    assert publisher.conn.closed
+    assert pool.stats().buffers_in_use == 0
