@@ -180,12 +180,14 @@ class Fanout(_Backpressure):
         # With a schedule, one call writes one batch at most and schedules the
         # next: the connection pauses only once the kernel refuses bytes, and
         # a fast reader's kernel may take megabytes first.
-        batch = owed if self._schedule is None else _FANOUT_BATCH
+        count = owed if self._schedule is None else min(owed, _FANOUT_BATCH)
+        written = 0
         # pause_writing runs inside the write that crosses the high watermark.
-        while batch and owed and not self._paused:
+        for written in range(1, count + 1):
             write(chunk)
-            owed -= 1
-            batch -= 1
+            if self._paused:
+                break
+        owed -= written
         self._owed = owed
         if owed and not self._paused and self._schedule is not None:
             self._later()
