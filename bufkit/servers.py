@@ -183,7 +183,7 @@ class Fanout(_Backpressure):
         count = owed if self._schedule is None else min(owed, _FANOUT_BATCH)
         written = 0
         # pause_writing runs inside the write that crosses the high watermark.
-        for written in range(1, count + 1):
+        for written in range(1, count + 1):  # noqa: B007 - read after the loop
             write(chunk)
             if self._paused:
                 break
