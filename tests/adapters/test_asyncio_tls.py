@@ -19,6 +19,8 @@ from bufkit.adapters.asyncio import (
     Connection,
     StreamProtocol,
     StreamServer,
+    create_connection,
+    create_server,
     open_connection,
     open_protocol_connection,
     start_protocol_server,
@@ -297,3 +299,151 @@ def test_bad_tls_arguments_are_refused(
         run_on(asyncio.new_event_loop, main())
     finally:
         sock.close()
+
+
+class LineEcho(asyncio.Protocol):
+    """An unmodified asyncio line protocol: answers each line upper-cased."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.lost: list[Exception | None] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport."""
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        """Answer every complete line."""
+        assert type(data) is bytes
+        assert self.transport is not None
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            self.transport.write(line.upper() + b"\n")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Record the reason."""
+        self.lost.append(exc)
+        self.transport = None
+
+
+def test_drop_in_runs_unmodified_asyncio_protocol(
+    loop_factory: LoopFactory, contexts: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    """create_server(ssl=) serves an asyncio line protocol to asyncio's client."""
+    server_ctx, client_ctx = contexts
+    pool = bufkit.BufferPool()
+    made: list[weakref.ref[LineEcho]] = []
+
+    def factory() -> LineEcho:
+        proto = LineEcho()
+        made.append(weakref.ref(proto))
+        return proto
+
+    async def main() -> None:
+        server = await create_server(factory, "127.0.0.1", 0, ssl=server_ctx, pool=pool)
+        async with server:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1",
+                port_of(server),
+                ssl=client_ctx,
+                server_hostname="localhost",
+            )
+            lines = [os.urandom(300).hex().encode() for _ in range(200)]
+            writer.write(b"\n".join(lines) + b"\n")
+            for line in lines:
+                assert await reader.readline() == line.upper() + b"\n"
+            writer.close()
+            await writer.wait_closed()
+            for _ in range(200):
+                if made[0]() is None:
+                    break
+                await asyncio.sleep(0.01)
+
+    gc.disable()
+    try:
+        run_on(loop_factory, main())
+        assert len(made) == 1
+        assert made[0]() is None
+    finally:
+        gc.enable()
+    assert pool.stats().bytes_in_use == 0
+
+
+class Client(asyncio.Protocol):
+    """Collects what arrives and how the connection ended."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.done: asyncio.Future[Exception | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        """Collect."""
+        self.data += data
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Resolve ``done`` with the reason."""
+        self.done.set_result(exc)
+
+
+def test_drop_in_client_and_transport_methods(
+    loop_factory: LoopFactory, contexts: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    """create_connection(ssl=) echoes 1 MiB; the transport answers like asyncio's."""
+    server_ctx, client_ctx = contexts
+    payload = os.urandom(MIB)
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(await r.readexactly(MIB))
+        await w.drain()
+        w.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_ctx)
+        async with server:
+            transport, proto = await create_connection(
+                Client,
+                "127.0.0.1",
+                port_of(server),
+                ssl=client_ctx,
+                server_hostname="localhost",
+            )
+            assert isinstance(proto, Client)
+            assert transport.get_protocol() is proto
+            assert transport.can_write_eof() is False
+            assert transport.is_reading()
+            transport.writelines([payload[:1000], bytearray(payload[1000:])])
+            with pytest.raises(NotImplementedError):
+                transport.write_eof()
+            assert await proto.done is None
+            assert bytes(proto.data) == payload
+            assert transport.is_closing()
+            assert transport.get_write_buffer_size() == 0
+
+    run_on(loop_factory, main())
+
+
+def test_drop_in_handshake_failure_reaches_protocol(
+    loop_factory: LoopFactory, contexts: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    """A wrong host name ends a create_connection protocol with TLSHandshakeError."""
+    server_ctx, client_ctx = contexts
+
+    async def main() -> None:
+        server = await create_server(LineEcho, "127.0.0.1", 0, ssl=server_ctx)
+        async with server:
+            _transport, proto = await create_connection(
+                Client,
+                "127.0.0.1",
+                port_of(server),
+                ssl=client_ctx,
+                server_hostname="wrong.example",
+            )
+            assert isinstance(proto, Client)
+            assert isinstance(await proto.done, bufkit.TLSHandshakeError)
+
+    run_on(loop_factory, main())
