@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ssl
 from typing import assert_type
 
 import bufkit
@@ -13,6 +14,8 @@ from bufkit.adapters.asyncio import (
     PooledProtocol,
     StreamProtocol,
     StreamServer,
+    create_connection,
+    create_server,
     open_connection,
     open_protocol_connection,
     start_protocol_server,
@@ -109,3 +112,23 @@ async def servers() -> None:
     await start_server(handle, "127.0.0.1", 0)  # type: ignore[call-arg]
     await open_connection("127.0.0.1", "80", pool=pool)  # type: ignore[arg-type]
     conn.pending  # type: ignore[attr-defined]  # noqa: B018
+
+
+class Lines(asyncio.Protocol):
+    """An unmodified asyncio protocol."""
+
+
+async def tls(ctx: ssl.SSLContext) -> None:
+    """TLS on the readiness stream and the drop-in for asyncio protocols."""
+    server = await start_server(handle, "127.0.0.1", 0, pool=pool, ssl=ctx)
+    assert_type(server, StreamServer)
+    conn = await open_connection(
+        "127.0.0.1", 443, pool=pool, ssl=ctx, server_hostname="example.org"
+    )
+    assert_type(conn.get_extra_info("peercert"), object)
+    dropin = await create_server(Lines, "127.0.0.1", 0, ssl=ctx)
+    assert_type(dropin, StreamServer)
+    transport, protocol = await create_connection(Lines, "127.0.0.1", 443, ssl=ctx)
+    assert_type(transport, asyncio.Transport)
+    assert_type(protocol, asyncio.Protocol)
+    await create_server(Lines, "127.0.0.1", 0, ssl="yes")  # type: ignore[arg-type]

@@ -11,13 +11,15 @@ The readiness stream (:func:`start_server`, :func:`open_connection`,
 and uvloop): it runs :class:`bufkit.Connection`, the connection core, on the
 raw socket, so the writes of one event or loop iteration leave in one
 ``sendmsg`` and :meth:`Connection.send` resolves when the kernel accepted
-the data.
+the data. :func:`create_server` and :func:`create_connection` run unmodified
+:class:`asyncio.Protocol` classes on the same stream (TLS included).
 
 Importing this module imports :mod:`asyncio` but not uvloop.
 """
 
 from __future__ import annotations
 
+from bufkit.adapters.asyncio._compat import create_connection, create_server
 from bufkit.adapters.asyncio._connect import (
     open_connection,
     open_protocol_connection,
@@ -35,6 +37,8 @@ __all__ = [
     "PooledProtocol",
     "StreamProtocol",
     "StreamServer",
+    "create_connection",
+    "create_server",
     "open_connection",
     "open_protocol_connection",
     "start_protocol_server",
@@ -53,6 +57,8 @@ _publish(
     PooledProtocol,
     StreamProtocol,
     StreamServer,
+    create_connection,
+    create_server,
     open_connection,
     open_protocol_connection,
     start_protocol_server,

@@ -38,7 +38,12 @@ from bufkit.adapters.asyncio._server import (
 from bufkit.adapters.asyncio._stream import Connection
 
 if TYPE_CHECKING:
-    from bufkit import BufferPool
+    import ssl as _ssl
+
+    from bufkit import BufferPool, TLSLayer
+
+DEFAULT_HANDSHAKE_TIMEOUT = 60.0
+"""Seconds a TLS handshake may take by default, as in asyncio."""
 
 __all__ = [
     "open_connection",
@@ -51,6 +56,68 @@ _AddrInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
 _P = TypeVar("_P", bound=StreamProtocol)
 
 
+_Layer = Callable[[], "TLSLayer"]
+
+
+def _tls_options(
+    ssl: _ssl.SSLContext | bool | None,
+    *,
+    server_side: bool,
+    host: str | None,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+) -> _Layer | None:
+    """Check the TLS arguments by asyncio's rules; return a layer maker or None.
+
+    The first layer is built here, so a bad context, name or timeout is
+    refused before any socket is opened.
+    """
+    import ssl as ssl_module
+
+    from bufkit import TLSLayer
+
+    if ssl is None or ssl is False:
+        if server_hostname is not None:
+            raise ValueError(
+                f"server_hostname={server_hostname!r} is only meaningful with ssl"
+            )
+        if handshake_timeout is not None:
+            raise ValueError(
+                f"ssl_handshake_timeout={handshake_timeout!r} is only meaningful "
+                "with ssl"
+            )
+        return None
+    if ssl is True and not server_side:
+        context = ssl_module.create_default_context()
+    elif isinstance(ssl, ssl_module.SSLContext):
+        context = ssl
+    else:
+        raise TypeError(f"ssl must be an ssl.SSLContext or None, not {ssl!r}")
+    if not server_side and server_hostname is None:
+        if host is None:
+            raise ValueError(
+                "server_hostname is required with ssl when connecting without a host"
+            )
+        server_hostname = host
+    if server_side:
+        server_hostname = None
+    timeout = (
+        DEFAULT_HANDSHAKE_TIMEOUT if handshake_timeout is None else handshake_timeout
+    )
+    name = server_hostname
+
+    def layer() -> TLSLayer:
+        return TLSLayer(
+            context,
+            server_side=server_side,
+            server_hostname=name,
+            handshake_timeout=timeout,
+        )
+
+    layer()
+    return layer
+
+
 def _maker(
     loop: asyncio.AbstractEventLoop,
     pool: BufferPool,
@@ -60,6 +127,7 @@ def _maker(
     low_water: int,
     read_limit: int = DEFAULT_READ_LIMIT,
     read_budget: int,
+    tls: _Layer | None = None,
 ) -> _MakeConnection:
     """Bind the connection options once (the caller records the connection)."""
 
@@ -74,6 +142,7 @@ def _maker(
             low_water=low_water,
             read_limit=read_limit,
             read_budget=read_budget,
+            tls=None if tls is None else tls(),
         )
 
     return make
@@ -138,6 +207,8 @@ async def start_server(
     *,
     pool: BufferPool,
     sock: socket.socket | None = None,
+    ssl: _ssl.SSLContext | None = None,
+    ssl_handshake_timeout: float | None = None,
     framer: FramerFactory | None = None,
     backlog: int = 100,
     reuse_address: bool = True,
@@ -166,6 +237,12 @@ async def start_server(
         port: Port to bind; 0 picks a free one (see ``server.sockets``).
         pool: Lends the read buffers of every connection.
         sock: An already bound socket to listen on instead of host and port.
+        ssl: A server :class:`ssl.SSLContext`: every connection speaks TLS
+            through a :class:`bufkit.TLSLayer` (handlers and protocols see
+            plaintext; a failed handshake ends the connection with
+            :class:`bufkit.TLSHandshakeError`).
+        ssl_handshake_timeout: Seconds each handshake may take (60 by
+            default); only with ``ssl``.
         framer: Builds a framer from its ``on_frame`` callback, e.g.
             ``functools.partial(LengthPrefixedFramer, pool, max_frame=65536)``;
             by default each read is a frame.
@@ -184,10 +261,20 @@ async def start_server(
 
     Raises:
         TypeError: ``handler`` is a class (a protocol factory).
+        TypeError: ``ssl`` is not an :class:`ssl.SSLContext`.
+        ValueError: ``ssl_handshake_timeout`` without ``ssl``, or not
+            positive.
         UnsupportedLoopError: The running loop has no ``add_reader``.
         OSError: Resolving or binding the address failed.
     """
     _refuse_classes(handler)
+    tls = _tls_options(
+        ssl,
+        server_side=True,
+        host=host,
+        server_hostname=None,
+        handshake_timeout=ssl_handshake_timeout,
+    )
     loop = asyncio.get_running_loop()
     sockets = await _listening(loop, host, port, sock, backlog, reuse_address)
     make = _maker(
@@ -198,6 +285,7 @@ async def start_server(
         low_water=low_water,
         read_limit=read_limit,
         read_budget=read_budget,
+        tls=tls,
     )
     server = StreamServer(loop, sockets, make, handler=handler, backlog=backlog)
     server._start()
@@ -211,6 +299,8 @@ async def start_protocol_server(
     *,
     pool: BufferPool,
     sock: socket.socket | None = None,
+    ssl: _ssl.SSLContext | None = None,
+    ssl_handshake_timeout: float | None = None,
     backlog: int = 100,
     reuse_address: bool = True,
     high_water: int = 65536,
@@ -232,6 +322,12 @@ async def start_protocol_server(
         port: Port to bind; 0 picks a free one (see ``server.sockets``).
         pool: Lends the read buffers of every connection.
         sock: An already bound socket to listen on instead of host and port.
+        ssl: A server :class:`ssl.SSLContext`: every connection speaks TLS
+            through a :class:`bufkit.TLSLayer` (handlers and protocols see
+            plaintext; a failed handshake ends the connection with
+            :class:`bufkit.TLSHandshakeError`).
+        ssl_handshake_timeout: Seconds each handshake may take (60 by
+            default); only with ``ssl``.
         backlog: The ``listen`` backlog, and the accepts per readable event.
         reuse_address: Set ``SO_REUSEADDR`` on the listening sockets.
         high_water: Queued bytes above which writing may pause
@@ -243,13 +339,28 @@ async def start_protocol_server(
         The server, already accepting.
 
     Raises:
+        TypeError: ``ssl`` is not an :class:`ssl.SSLContext`.
+        ValueError: ``ssl_handshake_timeout`` without ``ssl``, or not
+            positive.
         UnsupportedLoopError: The running loop has no ``add_reader``.
         OSError: Resolving or binding the address failed.
     """
+    tls = _tls_options(
+        ssl,
+        server_side=True,
+        host=host,
+        server_hostname=None,
+        handshake_timeout=ssl_handshake_timeout,
+    )
     loop = asyncio.get_running_loop()
     sockets = await _listening(loop, host, port, sock, backlog, reuse_address)
     make = _maker(
-        loop, pool, high_water=high_water, low_water=low_water, read_budget=read_budget
+        loop,
+        pool,
+        high_water=high_water,
+        low_water=low_water,
+        read_budget=read_budget,
+        tls=tls,
     )
     server = StreamServer(loop, sockets, make, factory=factory, backlog=backlog)
     server._start()
@@ -294,6 +405,9 @@ async def open_connection(
     *,
     pool: BufferPool,
     sock: socket.socket | None = None,
+    ssl: _ssl.SSLContext | bool | None = None,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout: float | None = None,
     framer: FramerFactory | None = None,
     high_water: int = 65536,
     low_water: int = 16384,
@@ -310,6 +424,12 @@ async def open_connection(
         port: The port to connect to.
         pool: Lends the read buffers.
         sock: An already connected socket to use instead of host and port.
+        ssl: A client :class:`ssl.SSLContext` (``True`` for the default
+            context) to speak TLS through a :class:`bufkit.TLSLayer`.
+        server_hostname: The name sent as SNI and checked against the
+            server's certificate (default: ``host``); only with ``ssl``.
+        ssl_handshake_timeout: Seconds the handshake may take (60 by
+            default); only with ``ssl``.
         framer: Builds a framer from its ``on_frame`` callback; by default
             each read is a frame.
         high_water: Queued bytes above which writing may pause (``drain``
@@ -322,9 +442,20 @@ async def open_connection(
         The connected :class:`~bufkit.adapters.asyncio.Connection`.
 
     Raises:
+        TypeError: ``ssl`` is not an :class:`ssl.SSLContext` or ``True``.
+        ValueError: ``server_hostname`` or ``ssl_handshake_timeout`` without
+            ``ssl``, ``ssl`` with neither ``host`` nor ``server_hostname``,
+            or a timeout that is not positive.
         UnsupportedLoopError: The running loop has no ``add_reader``.
         OSError: Resolving or connecting failed (the first address's error).
     """
+    tls = _tls_options(
+        ssl,
+        server_side=False,
+        host=host,
+        server_hostname=server_hostname,
+        handshake_timeout=ssl_handshake_timeout,
+    )
     loop = asyncio.get_running_loop()
     sock = await _connected(loop, host, port, sock)
     make = _maker(
@@ -335,6 +466,7 @@ async def open_connection(
         low_water=low_water,
         read_limit=read_limit,
         read_budget=read_budget,
+        tls=tls,
     )
     return _started(loop, make, sock, None)
 
@@ -346,6 +478,9 @@ async def open_protocol_connection(
     *,
     pool: BufferPool,
     sock: socket.socket | None = None,
+    ssl: _ssl.SSLContext | bool | None = None,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout: float | None = None,
     high_water: int = 65536,
     low_water: int = 16384,
     read_budget: int = 16,
@@ -362,6 +497,12 @@ async def open_protocol_connection(
         port: The port to connect to.
         pool: Lends the read buffers.
         sock: An already connected socket to use instead of host and port.
+        ssl: A client :class:`ssl.SSLContext` (``True`` for the default
+            context) to speak TLS through a :class:`bufkit.TLSLayer`.
+        server_hostname: The name sent as SNI and checked against the
+            server's certificate (default: ``host``); only with ``ssl``.
+        ssl_handshake_timeout: Seconds the handshake may take (60 by
+            default); only with ``ssl``.
         high_water: Queued bytes above which writing may pause
             (``pause_writing``).
         low_water: Queued bytes at which writing resumes (``resume_writing``).
@@ -371,9 +512,20 @@ async def open_protocol_connection(
         The connection and the protocol, once ``connection_made`` returned.
 
     Raises:
+        TypeError: ``ssl`` is not an :class:`ssl.SSLContext` or ``True``.
+        ValueError: ``server_hostname`` or ``ssl_handshake_timeout`` without
+            ``ssl``, ``ssl`` with neither ``host`` nor ``server_hostname``,
+            or a timeout that is not positive.
         UnsupportedLoopError: The running loop has no ``add_reader``.
         OSError: Resolving or connecting failed (the first address's error).
     """
+    tls = _tls_options(
+        ssl,
+        server_side=False,
+        host=host,
+        server_hostname=server_hostname,
+        handshake_timeout=ssl_handshake_timeout,
+    )
     loop = asyncio.get_running_loop()
     sock = await _connected(loop, host, port, sock)
     try:
@@ -382,7 +534,12 @@ async def open_protocol_connection(
         sock.close()
         raise
     make = _maker(
-        loop, pool, high_water=high_water, low_water=low_water, read_budget=read_budget
+        loop,
+        pool,
+        high_water=high_water,
+        low_water=low_water,
+        read_budget=read_budget,
+        tls=tls,
     )
     return _started(loop, make, sock, protocol), protocol
 

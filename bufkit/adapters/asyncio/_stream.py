@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Buffer
 
-    from bufkit import BufferPool, CompletionCallback, PooledBuffer
+    from bufkit import BufferPool, CompletionCallback, PooledBuffer, TLSLayer
 
 __all__ = ["Connection"]
 
@@ -77,6 +77,51 @@ class _StreamSocket(StreamSocket, Protocol):
 _READS = frozenset({Interest.READ, Interest.BOTH})
 _WRITES = frozenset({Interest.WRITE, Interest.BOTH})
 _CLOSING = frozenset({ConnectionState.CLOSING, ConnectionState.CLOSED})
+
+
+def _tls_info(tls: TLSLayer | None, name: str, default: object) -> object:
+    """The TLS names of ``get_extra_info``, as asyncio's SSL transports answer."""
+    if tls is None:
+        return default
+    obj = tls.ssl_object
+    value: object
+    if name == "ssl_object":
+        return obj
+    if name == "sslcontext":
+        return obj.context
+    if not tls.handshake_done:
+        return default
+    if name == "peercert":
+        value = obj.getpeercert()
+    elif name == "cipher":
+        value = obj.cipher()
+    elif name == "compression":
+        value = obj.compression()
+    else:
+        return default
+    return default if value is None else value
+
+
+@final
+class _Timer:
+    """The core's ``on_timer`` as one ``loop.call_later`` handle per connection.
+
+    A new delay cancels the previous handle; ``None`` (asked on close) drops
+    it, so no handle keeps a closed connection alive.
+    """
+
+    __slots__ = ("_handle", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._handle: asyncio.TimerHandle | None = None
+
+    def __call__(self, core: CoreConnection, delay: float | None) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.cancel()
+        if delay is not None:
+            self._handle = self._loop.call_later(delay, core.on_timeout)
 
 
 @final
@@ -231,9 +276,11 @@ class Connection:
         low_water: int = 16384,
         read_limit: int = DEFAULT_READ_LIMIT,
         read_budget: int = 16,
+        tls: TLSLayer | None = None,
     ) -> None:
         self._loop = loop
         self._sock = sock
+        self._tls = tls
         self._frames: _Frames | None = None
         target: StreamProtocol | _Frames
         if protocol is None:
@@ -249,6 +296,8 @@ class Connection:
             high_water=high_water,
             low_water=low_water,
             read_budget=read_budget,
+            tls=tls,
+            on_timer=None if tls is None else _Timer(loop),
         )
         self.write = self._core.write  # type: ignore[method-assign]
         self.take_buffer = self._core.take_buffer  # type: ignore[method-assign]
@@ -293,15 +342,19 @@ class Connection:
         await asyncio.shield(self._closed)
 
     def get_extra_info(self, name: str, default: object = None) -> object:
-        """``"socket"``, ``"sockname"`` or ``"peername"``, as in asyncio.
+        """What asyncio's transports answer, by the same names.
+
+        ``"socket"``, ``"sockname"`` and ``"peername"`` on every connection;
+        on TLS connections also ``"ssl_object"``, ``"sslcontext"``,
+        ``"peercert"``, ``"cipher"`` and ``"compression"``.
 
         Args:
             name: What to return.
-            default: Returned for other names, or when the socket cannot
-                say any more (closed).
+            default: Returned for other names, or when the socket or the TLS
+                session cannot say (closed, handshake not done).
 
         Returns:
-            The socket, its address, the peer's address, or ``default``.
+            The value asked for, or ``default``.
         """
         try:
             if name == "socket":
@@ -311,8 +364,8 @@ class Connection:
             if name == "peername":
                 return self._sock.getpeername()
         except OSError:
-            pass
-        return default
+            return default
+        return _tls_info(self._tls, name, default)
 
     # -- writing -----------------------------------------------------------
 
