@@ -289,8 +289,8 @@ def _worker(
         if stops.count:  # a stop signal came before the loop handled them
             loop.stop()
         where = "{}:{}".format(*listener.address[:2])
-        scheme = " (TLS)" if tls else ""
-        _say(f"bufkit serve {name}: pid {os.getpid()} listening on {where}{scheme}")
+        scheme = " over TLS" if tls else ""
+        _say(f"bufkit serve {name}{scheme}: pid {os.getpid()} listening on {where}")
         loop.run_forever()
     finally:
         _print_stats(loop)

@@ -369,7 +369,7 @@ def _serve_tls(
     with _bufkit("serve", "echo", "--port", "0", *args) as proc:
         try:
             lines = _wait_for(proc, b"listening on", workers)
-            assert all(b"(TLS)" in line for line in lines if b"listening" in line)
+            assert all(b"over TLS" in line for line in lines if b"listening" in line)
             ports = {m.group(3) for line in lines if (m := _LISTENING.search(line))}
             assert len(ports) == 1
             yield proc, int(ports.pop())
