@@ -31,6 +31,12 @@ A worker ignores SIGINT (a terminal's Ctrl-C reaches the whole process group;
 the supervisor stops the workers) and SIGUSR1 until its loop handles it. A
 worker that exits by itself stops the others; the command then exits with 1.
 Signals and ``fork`` that the platform lacks are skipped where they are used.
+
+With ``--tls-cert`` and ``--tls-key`` the command loads one server
+:class:`ssl.SSLContext` before it binds or forks (a file that is missing or
+does not load is a bad argument, status 2), and every worker's listener speaks
+TLS through the connection core's TLS layer; a client that does not finish its
+handshake within ``--tls-handshake-timeout`` seconds is closed.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Callable, Iterable
 from types import FrameType
@@ -60,6 +67,8 @@ PROTOCOLS: Final = ("echo", "discard", "fanout", "line-echo")
 MAX_WORKERS: Final = 256
 """The most workers ``--workers`` accepts."""
 BACKLOG: Final = 1024
+TLS_HANDSHAKE_TIMEOUT: Final = 60.0
+"""Seconds a TLS client may take to finish its handshake, by default."""
 
 
 def _signals(*names: str) -> tuple[int, ...]:
@@ -75,6 +84,8 @@ _CHILD_SIGNALS: Final = _signals("SIGCHLD")
 
 
 _Handler = Callable[[int, FrameType | None], Any] | int | None
+_TLS = tuple[ssl.SSLContext, float]
+"""The server context and the handshake timeout."""
 
 
 class UsageError(Exception):
@@ -101,7 +112,17 @@ def add_parser(
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="do not log each connection"
     )
-    parser.set_defaults(handler=run)
+    tls = parser.add_argument_group("TLS", "serve TLS (both files or neither)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain")
+    tls.add_argument("--tls-key", metavar="FILE", help="PEM private key")
+    tls.add_argument(
+        "--tls-handshake-timeout",
+        type=float,
+        default=TLS_HANDSHAKE_TIMEOUT,
+        metavar="SECONDS",
+        help="close a client whose handshake takes longer (default %(default)s)",
+    )
+    parser.set_defaults(handler=run, serve_parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,8 +131,11 @@ def run(args: argparse.Namespace) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
+    if (args.tls_cert is None) != (args.tls_key is None):
+        args.serve_parser.error("--tls-cert and --tls-key go together")
     try:
         _check(args)
+        tls = _tls(args)
         sock = _bind(args.host, args.port)
     except UsageError as exc:
         print(f"bufkit serve: {exc}", file=sys.stderr)
@@ -122,8 +146,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     with sock:
         if args.workers == 1:
-            return _worker(args.protocol, sock, lifeline=None, stops=_Counter())
-        return _supervise(args, sock)
+            return _worker(
+                args.protocol, sock, lifeline=None, stops=_Counter(), tls=tls
+            )
+        return _supervise(args, sock, tls)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -136,6 +162,24 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(
             f"--workers {args.workers} needs os.fork, which this platform lacks"
         )
+    timeout = args.tls_handshake_timeout
+    if not 0 < timeout < float("inf"):
+        raise UsageError(f"--tls-handshake-timeout {timeout} is not a positive number")
+
+
+def _tls(args: argparse.Namespace) -> _TLS | None:
+    """Load the server context of ``--tls-cert``/``--tls-key``, if given."""
+    if args.tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise UsageError(
+            f"cannot load --tls-cert {args.tls_cert!r} with --tls-key "
+            f"{args.tls_key!r}: {exc}"
+        ) from None
+    return context, args.tls_handshake_timeout
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -215,14 +259,25 @@ class _Lifeline:
 
 
 def _worker(
-    name: str, sock: socket.socket, *, lifeline: socket.socket | None, stops: _Counter
+    name: str,
+    sock: socket.socket,
+    *,
+    lifeline: socket.socket | None,
+    stops: _Counter,
+    tls: _TLS | None,
 ) -> int:
     """Serve on ``sock`` until a stop signal or the lifeline's end of file."""
     from bufkit.adapters.selectors import Loop
 
     loop = Loop()
     try:
-        listener = loop.listen_socket(_factory(name, loop), sock.dup())
+        factory, dup = _factory(name, loop), sock.dup()
+        if tls is None:
+            listener = loop.listen_socket(factory, dup)
+        else:
+            listener = loop.listen_socket(
+                factory, dup, ssl=tls[0], ssl_handshake_timeout=tls[1]
+            )
         # The loop runs these as callbacks, never inside the signal handler,
         # which could interrupt a read, a write or a lend of the pool.
         for sig in _WORKER_STOP_SIGNALS if lifeline else _STOP_SIGNALS:
@@ -234,7 +289,8 @@ def _worker(
         if stops.count:  # a stop signal came before the loop handled them
             loop.stop()
         where = "{}:{}".format(*listener.address[:2])
-        _say(f"bufkit serve {name}: pid {os.getpid()} listening on {where}")
+        scheme = " over TLS" if tls else ""
+        _say(f"bufkit serve {name}{scheme}: pid {os.getpid()} listening on {where}")
         loop.run_forever()
     finally:
         _print_stats(loop)
@@ -268,7 +324,7 @@ def _install(sigs: Iterable[int], handler: _Handler) -> dict[int, _Handler]:
     return {sig: signal.signal(sig, handler) for sig in sigs}
 
 
-def _supervise(args: argparse.Namespace, sock: socket.socket) -> int:
+def _supervise(args: argparse.Namespace, sock: socket.socket, tls: _TLS | None) -> int:
     """Fork the workers, stop them on a stop signal, reap them."""
     stops, stats = _Counter(), _Counter()
     wake_r, wake_w = socket.socketpair()
@@ -287,7 +343,7 @@ def _supervise(args: argparse.Namespace, sock: socket.socket) -> int:
                 break
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child
-                _child(args.protocol, sock, give, (keep, wake_r, wake_w), stops)
+                _child(args.protocol, sock, give, (keep, wake_r, wake_w), stops, tls)
             alive.add(pid)
         give.close()
         host, port = sock.getsockname()[:2]
@@ -313,6 +369,7 @@ def _child(
     lifeline: socket.socket,
     parents: tuple[socket.socket, ...],
     stops: _Counter,
+    tls: _TLS | None,
 ) -> None:  # pragma: no cover - runs in the child
     """Become a worker; never returns."""
     status = 1
@@ -327,7 +384,7 @@ def _child(
             signal.signal(sig, signal.SIG_IGN)  # its default action would kill
         for sig in _CHILD_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
-        status = _worker(name, sock, lifeline=lifeline, stops=stops)
+        status = _worker(name, sock, lifeline=lifeline, stops=stops, tls=tls)
     finally:
         sys.stdout.flush()
         os._exit(status)

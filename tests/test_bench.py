@@ -643,3 +643,35 @@ def test_a_reported_ratio_is_neither_hit_nor_missed() -> None:
     }
     _headers, cells = targets_grid(targets)
     assert [line[3] for line in cells] == ["hit", "reported"]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl tool")
+def test_tls_idle_rows_measure_every_server_or_say_why_not() -> None:
+    """Each TLS idle row has a figure per connection or a skip reason."""
+    from bufkit.bench._tls_idle import SERVERS, tls_idle_rows
+
+    rows = tls_idle_rows(3)
+    assert [r["server"] for r in rows] == list(SERVERS)
+    for row in rows:
+        assert ("rss_per_conn" in row) != ("skipped" in row), row
+    ours = rows[0]
+    assert ours["connections"] == 3
+    assert isinstance(ours["pool_bytes_idle"], int)  # bufkit reports its pool
+
+
+def test_tls_idle_verdicts_compare_rows_of_the_same_run() -> None:
+    """The TLS idle targets say met or MISSED with the ratio to each row."""
+    from bufkit.bench._tls_idle import verdicts
+
+    rows = [
+        {"server": "bufkit-selectors", "rss_per_conn": 13312, "pool_bytes_idle": 0},
+        {"server": "raw-sslsocket", "rss_per_conn": 10240},
+        {"server": "asyncio", "rss_per_conn": 204800},
+        {"server": "uvloop", "rss_per_conn": 12288},
+    ]
+    assert verdicts(rows) == [
+        "MISSED: within 1.2x of the raw SSLSocket floor (1.30x)",
+        "met: at most 0.1x of asyncio ssl= (0.065x)",
+        "MISSED: below uvloop ssl= (13.0 vs 12.0 KiB)",
+        "met: pool bytes held by idle TLS connections 0 (0 bytes)",
+    ]

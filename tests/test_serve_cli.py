@@ -6,16 +6,20 @@ import contextlib
 import os
 import re
 import select
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from bufkit._cli import main
+from tests._tls import self_signed
 
 pytestmark = pytest.mark.slow
 
@@ -344,3 +348,171 @@ def test_quiet_line_echo_stays_quiet_on_a_line_too_long(
     _out, err = _finish(proc)
     assert proc.returncode == 0
     assert err == b""
+
+
+# -- TLS ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A throwaway certificate and key for ``localhost``."""
+    return self_signed(tmp_path)
+
+
+@contextlib.contextmanager
+def _serve_tls(
+    files: tuple[Path, Path], *extra: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    cert, key = files
+    args = ["--tls-cert", str(cert), "--tls-key", str(key), *extra]
+    workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+    with _bufkit("serve", "echo", "--port", "0", *args) as proc:
+        try:
+            lines = _wait_for(proc, b"listening on", workers)
+            assert all(b"over TLS" in line for line in lines if b"listening" in line)
+            ports = {m.group(3) for line in lines if (m := _LISTENING.search(line))}
+            assert len(ports) == 1
+            yield proc, int(ports.pop())
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=10)
+
+
+def _tls_exchange(cafile: Path, port: int, request: bytes) -> bytes:
+    context = ssl.create_default_context(cafile=str(cafile))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with context.wrap_socket(raw, server_hostname="localhost") as client:
+        client.sendall(request)
+        got = bytearray()
+        while len(got) < len(request):
+            data = client.recv(65536)
+            assert data
+            got += data
+        return bytes(got)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_tls_echo_through_python_ssl(
+    tls_files: tuple[Path, Path], workers: str
+) -> None:
+    """``bufkit serve echo`` with a certificate echoes byte-exact over TLS."""
+    request = bytes(range(256)) * 300  # several TLS records
+    with _serve_tls(tls_files, "--workers", workers) as (_proc, port):
+        for _ in range(4):  # with two workers, likely both take some
+            assert _tls_exchange(tls_files[0], port, request) == request
+
+
+def _s_client_line(openssl: str, port: int, cafile: Path, text: bytes) -> bytes:
+    """Send one line through ``openssl s_client``; return the line it printed."""
+    with subprocess.Popen(
+        [
+            openssl,
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{port}",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            str(cafile),
+            "-verify_return_error",
+            "-quiet",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+    ) as client:
+        try:
+            assert client.stdin is not None
+            client.stdin.write(text)
+            line = _readline(client, timeout=20)
+        finally:
+            client.kill()
+            client.communicate(timeout=10)
+    return line
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl tool")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_tls_echo_through_openssl_s_client(
+    tls_files: tuple[Path, Path], workers: str
+) -> None:
+    """``openssl s_client`` verifies the certificate and gets its line echoed."""
+    openssl = shutil.which("openssl")
+    assert openssl is not None
+    with _serve_tls(tls_files, "--workers", workers) as (_proc, port):
+        line = _s_client_line(openssl, port, tls_files[0], b"hello over s_client\n")
+    assert line == b"hello over s_client\n"
+
+
+def test_tls_plain_http_to_the_tls_port_is_closed_and_serving_goes_on(
+    tls_files: tuple[Path, Path],
+) -> None:
+    """A plain HTTP request to the TLS port is closed; the next TLS client is served."""
+    with _serve_tls(tls_files, "--tls-handshake-timeout", "5") as (proc, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            with contextlib.suppress(ConnectionResetError):
+                while raw.recv(4096):
+                    pass  # an alert at most, then the end of the stream
+        assert _tls_exchange(tls_files[0], port, b"still here") == b"still here"
+        assert proc.poll() is None
+
+
+def test_tls_client_that_stops_after_hello_is_closed_at_the_timeout(
+    tls_files: tuple[Path, Path],
+) -> None:
+    """A client that sends its ClientHello and no more is closed by the server."""
+    context = ssl.create_default_context(cafile=str(tls_files[0]))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        obj.do_handshake()
+    hello = outgoing.read()
+    assert hello
+    with _serve_tls(tls_files, "--tls-handshake-timeout", "0.5") as (proc, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(hello)
+            with contextlib.suppress(ConnectionResetError):
+                while raw.recv(65536):
+                    pass  # the server's flight, then its end of the stream
+        assert proc.poll() is None
+
+
+def test_tls_cert_without_key_is_refused_by_argparse(
+    tls_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--tls-cert`` alone (or ``--tls-key`` alone) is a usage error, status 2."""
+    for flag in ("--tls-cert", "--tls-key"):
+        with pytest.raises(SystemExit) as info:
+            main(["serve", "echo", flag, str(tls_files[0])])
+        assert info.value.code == 2
+        assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
+
+
+def test_tls_missing_or_bad_files_are_one_line_and_status_2(
+    tls_files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A certificate that is missing or not PEM is one line on stderr, status 2."""
+    cert, key = tls_files
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    for pair in ((tmp_path / "absent.pem", key), (junk, key), (cert, junk)):
+        argv = ["serve", "echo", "--tls-cert", str(pair[0]), "--tls-key", str(pair[1])]
+        assert main([*argv, "--port", "0"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert err.startswith("bufkit serve: cannot load --tls-cert")
+
+
+def test_tls_handshake_timeout_must_be_positive(
+    tls_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--tls-handshake-timeout 0`` is refused with status 2, naming the value."""
+    cert, key = tls_files
+    argv = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    assert main(["serve", "echo", *argv, "--tls-handshake-timeout", "0"]) == 2
+    assert "--tls-handshake-timeout 0.0" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -234,3 +235,36 @@ def test_a_known_problem_is_reported_but_does_not_fail() -> None:
     assert "known: a stdlib bug" in known.line()
     assert not other.ok
     assert other.line().startswith("FAIL t churn:")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl tool")
+def test_a_very_short_tls_soak_end_to_end() -> None:
+    """The TLS target passes integrity, slow readers, plain text and a stalled hello."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bufkit.soak",
+            "--server",
+            "serve-echo-tls",
+            "--profile",
+            "smoke",
+            "--seed",
+            "7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 failed" in out.stdout
+    for scenario in (
+        "tls-integrity",
+        "tls-slow-readers",
+        "tls-plain-text",
+        "tls-stalled-handshake",
+        "idle",
+        "sigterm-under-load",
+    ):
+        assert f"PASS serve-echo-tls {scenario}:" in out.stdout
+    assert "closed=4 " in out.stdout  # every stalled handshake was dropped

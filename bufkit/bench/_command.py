@@ -193,6 +193,7 @@ def execute(config: BenchConfig, console: Any) -> dict[str, Any]:
     from bufkit.bench._report import render
     from bufkit.bench._runner import run
     from bufkit.bench._targets import evaluate
+    from bufkit.bench._tls_idle import CONNECTIONS
 
     columns = (
         TextColumn("[bold]{task.fields[scenario]:>7}"),
@@ -216,4 +217,29 @@ def execute(config: BenchConfig, console: Any) -> dict[str, Any]:
         report = run(config, progress)
     report["targets"] = evaluate(report["scenarios"])
     render(report, console)
+    if "idle" in config.scenarios:
+        count = min(max(config.idle_connections), CONNECTIONS)
+        report["tls_idle"] = _tls_idle(console, count)
     return report
+
+
+def _tls_idle(console: Any, count: int) -> dict[str, Any]:
+    """Measure and print the idle scenario's TLS rows and their targets."""
+    from bufkit.bench._tls_idle import tls_idle_rows, verdicts
+
+    console.print(f"TLS idle: {count} connections per server ...")
+    rows = tls_idle_rows(count)
+    for row in rows:
+        if "skipped" in row:
+            console.print(f"  {row['server']:18} skipped: {row['skipped']}")
+        else:
+            pool = row["pool_bytes_idle"]
+            console.print(
+                f"  {row['server']:18} {row['rss_per_conn'] / 1024:8.1f} KiB RSS "
+                f"per idle TLS connection, pool bytes idle "
+                f"{'n/a' if pool is None else pool}"
+            )
+    found = verdicts(rows)
+    for line in found:
+        console.print(f"  target {line}")
+    return {"connections": count, "rows": rows, "verdicts": found}

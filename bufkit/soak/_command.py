@@ -16,17 +16,24 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from bufkit.soak import _tls
 from bufkit.soak._scenarios import PROFILES, Result, Soak, Target
 from bufkit.soak._server import target_argv
 
 __all__ = ["TARGETS", "add_parser", "main", "run"]
 
 
-def _serve(protocol: str, workers: int) -> Callable[[int | None], list[str]]:
+def _serve(
+    protocol: str, workers: int, *, tls: bool = False
+) -> Callable[[int | None], list[str]]:
     extra = ["--workers", str(workers)] if workers > 1 else []
 
     def argv(nofile: int | None) -> list[str]:
         args = [protocol, "--port", "0", "-q", *extra]
+        cert = _tls.certificate() if tls else None
+        if cert is not None:
+            args += ["--tls-cert", str(cert.cert), "--tls-key", str(cert.key)]
+            args += ["--tls-handshake-timeout", str(_tls.HANDSHAKE_TIMEOUT)]
         return target_argv("serve", *args, nofile=nofile)
 
     return argv
@@ -54,6 +61,10 @@ def _targets() -> dict[str, Target]:
         name = f"serve-{protocol}"
         found[name] = Target(name, kind, _serve(protocol, 1))
         found[f"{name}-w2"] = Target(f"{name}-w2", kind, _serve(protocol, 2), 2)
+    for workers, suffix in ((1, ""), (2, "-w2")):
+        name = f"serve-echo-tls{suffix}"
+        argv = _serve("echo", workers, tls=True)
+        found[name] = Target(name, "echo", argv, workers, tls=True)
     found["aio-stream"] = Target("aio-stream", "echo", _aio("aio-stream"))
     found["aio-pooled"] = Target(
         "aio-pooled", "echo", _aio("aio-pooled"), known={"fd-flood": _ASYNCIO_EMFILE}

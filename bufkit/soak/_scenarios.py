@@ -7,17 +7,23 @@ shared server, :func:`check_after` waits (bounded) for the server to report
 no connection, then compares its open descriptors, resident memory and pool
 bytes with the figures taken before: a leak, a dead server or a traceback on
 its stderr is a problem. The fd-limit flood and the stop signals run on a
-server of their own. Every loop is bounded by a count or a deadline.
+server of their own. Every loop is bounded by a count or a deadline. A TLS
+target runs the TLS scenarios of ``bufkit.soak._tls`` on its shared server
+(integrity, slow readers, plain text to the TLS port, a stalled handshake),
+then the stop signals; the fd-limit flood probes in plain text, so it is not
+run on TLS targets.
 
 Thresholds (the docs page lists them): see the ``Final`` constants below.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import selectors
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Final
@@ -25,7 +31,7 @@ from typing import Final
 import attrs
 
 from bufkit.servers import LINE_MAX
-from bufkit.soak import _procfs
+from bufkit.soak import _procfs, _tls
 from bufkit.soak._client import (
     connect_many,
     exchange,
@@ -76,6 +82,9 @@ STOP_TIMEOUT: Final = 10.0
 """Seconds a server gets to exit after SIGTERM or SIGINT under load."""
 RECOVERY_TIMEOUT: Final = 15.0
 """Seconds a server gets to serve again once a flood has gone."""
+
+
+_Scenario = Callable[[ServerProcess, "Result"], None]
 
 
 @attrs.frozen
@@ -157,6 +166,7 @@ class Target:
         workers: Processes that print a "listening" and a statistics line.
         known: Scenario name -> a problem outside bufkit (in the standard
             library, say) that makes it fail: reported as KNOWN, not FAIL.
+        tls: Whether it speaks TLS (with the soak's own certificate).
     """
 
     name: str
@@ -164,6 +174,7 @@ class Target:
     argv: Callable[[int | None], list[str]]
     workers: int = 1
     known: Mapping[str, str] = attrs.field(factory=dict)
+    tls: bool = False
 
 
 @attrs.define
@@ -212,8 +223,16 @@ class Soak:
     def run(self) -> list[Result]:
         """Run every scenario; return the results (also reported as they come)."""
         raise_nofile(self.profile.flood_conns + 2 * self.profile.rst_conns + 512)
-        self._shared()
-        self._report(self.fd_flood())
+        if self.target.tls:
+            if _tls.certificate() is None:
+                self._report(
+                    Result(self.target.name, "tls", figures={"skipped": "no openssl"})
+                )
+                return self.results
+            self._shared(self._tls_scenarios())
+        else:
+            self._shared(self._plain_scenarios())
+            self._report(self.fd_flood())
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._report(self.stop_under_load(sig))
         return self.results
@@ -233,14 +252,24 @@ class Soak:
             raise
         return server
 
-    def _shared(self) -> None:
-        scenarios = (
+    def _plain_scenarios(self) -> tuple[tuple[str, _Scenario], ...]:
+        return (
             ("integrity", self.integrity),
             ("slow-readers", self.slow_readers),
             ("rst-storm", self.rst_storm),
             ("churn", self.churn),
             ("garbage", self.garbage),
         )
+
+    def _tls_scenarios(self) -> tuple[tuple[str, _Scenario], ...]:
+        return (
+            ("tls-integrity", self.tls_integrity),
+            ("tls-slow-readers", self.tls_slow_readers),
+            ("tls-plain-text", self.tls_plain_text),
+            ("tls-stalled-handshake", self.tls_stalled_handshake),
+        )
+
+    def _shared(self, scenarios: tuple[tuple[str, _Scenario], ...]) -> None:
         with self.start() as server:
             first_round_rss = 0
             for round_ in range(self.profile.rounds):
@@ -408,6 +437,137 @@ class Soak:
         if problem is not None:
             result.problems.append(f"no answer after the garbage: {problem}")
 
+    # -- TLS scenarios on the shared server ----------------------------------
+
+    def _client_context(self) -> ssl.SSLContext:
+        cert = _tls.certificate()
+        assert cert is not None  # run() skips TLS targets without one
+        return cert.client_context()
+
+    def tls_integrity(self, server: ServerProcess, result: Result) -> None:
+        """Byte-exact echo over TLS for random sizes in random chunks."""
+        sizes = [
+            self.rng.randint(1, self.profile.integrity_bytes)
+            for _ in range(self.profile.integrity_conns)
+        ]
+        payloads = [self.rng.randbytes(size) for size in sizes]
+        problems = _tls.echo_many(
+            server.port,
+            self._client_context(),
+            payloads,
+            self.rng,
+            self.profile.exchange_timeout,
+        )
+        result.figures.update(
+            connections=len(payloads),
+            complete=sum(p is None for p in problems),
+            bytes_verified=sum(
+                len(d) for d, p in zip(payloads, problems, strict=True) if p is None
+            ),
+        )
+        for i, problem in enumerate(problems):
+            if problem is not None:
+                result.problems.append(f"connection {i}: {problem}")
+
+    def tls_slow_readers(self, server: ServerProcess, result: Result) -> None:
+        """TLS peers that handshake, send and never read: bounded queues."""
+        count = self.profile.slow_conns
+        before = _procfs.sample(server.pid)
+        context = self._client_context()
+        socks: list[ssl.SSLSocket] = []
+        try:
+            for _ in range(count):
+                raw = socket.socket()
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                raw.settimeout(10)
+                raw.connect(("127.0.0.1", server.port))
+                socks.append(context.wrap_socket(raw, server_hostname="localhost"))
+            data = self.rng.randbytes(self.profile.slow_bytes)
+            sent = [0] * count
+            for sock in socks:
+                sock.setblocking(False)
+            for _ in range(3):  # the server reads between passes
+                for i, sock in enumerate(socks):
+                    sent[i] += _send_some_tls(sock, data[sent[i] :])
+                time.sleep(0.2)
+            try:
+                stats = server.stats()
+            except ServerError:
+                stats = None
+                result.problems.append("no statistics within 10 s of SIGUSR1")
+            during = _procfs.sample(server.pid)
+        finally:
+            for sock in socks:
+                rst_close(sock)
+        growth = during.rss - before.rss
+        result.figures.update(
+            connections=count, bytes_sent=sum(sent), rss_growth_mib=_mib(growth)
+        )
+        if growth > count * RSS_PER_SLOW_READER_MAX + 16 * MiB:
+            result.problems.append(f"memory grew {_mib(growth)} MiB for {count} peers")
+        if stats is not None:
+            result.figures["queued_bytes"] = stats.queued_bytes
+            limit = count * QUEUED_PER_SLOW_READER_MAX
+            if stats.queued_bytes > limit:
+                result.problems.append(
+                    f"{stats.queued_bytes} bytes queued for {count} peers that do "
+                    f"not read (limit {limit})"
+                )
+
+    def tls_plain_text(self, server: ServerProcess, result: Result) -> None:
+        """Plain HTTP and random bytes to the TLS port: each closed, then serving."""
+        never_closed = 0
+        for i in range(self.profile.garbage_conns):
+            if i % 2 == 0:
+                data = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            else:
+                data = self.rng.randbytes(self.rng.randint(1, 4096))
+            with socket.create_connection(("127.0.0.1", server.port), 10) as sock:
+                with contextlib.suppress(OSError):
+                    sock.sendall(data)
+                if _tls.wait_closed(sock, self.profile.exchange_timeout) is None:
+                    never_closed += 1
+        result.figures.update(
+            connections=self.profile.garbage_conns, never_closed=never_closed
+        )
+        if never_closed:
+            result.problems.append(f"{never_closed} connections never closed")
+        problem = _tls.echo_exchange(
+            server.port, self._client_context(), b"probe", self.rng, 10
+        )
+        if problem is not None:
+            result.problems.append(f"no answer after the plain text: {problem}")
+
+    def tls_stalled_handshake(self, server: ServerProcess, result: Result) -> None:
+        """Peers that send a ClientHello and stop are dropped at the timeout."""
+        hello = _tls.client_hello()
+        count = min(self.profile.garbage_conns, 32)
+        socks = [
+            socket.create_connection(("127.0.0.1", server.port), 10)
+            for _ in range(count)
+        ]
+        limit = _tls.HANDSHAKE_TIMEOUT + 5.0
+        delays: list[float] = []
+        try:
+            for sock in socks:
+                sock.sendall(hello)
+            for sock in socks:
+                delay = _tls.wait_closed(sock, limit)
+                if delay is not None:
+                    delays.append(delay)
+        finally:
+            for sock in socks:
+                sock.close()
+        result.figures.update(
+            connections=count,
+            closed=len(delays),
+            handshake_timeout=_tls.HANDSHAKE_TIMEOUT,
+        )
+        if len(delays) < count:
+            result.problems.append(
+                f"{count - len(delays)} stalled handshakes still open {limit} s on"
+            )
+
     def idle(self, server: ServerProcess, first_round_rss: int) -> Result:
         """CPU while idle, and memory growth from round 1 to the last."""
         result = Result(self.target.name, "idle")
@@ -544,6 +704,17 @@ def _wait_connected(socks: list[socket.socket], timeout: float = 10) -> None:
         while sel.get_map() and time.monotonic() < deadline:
             for key, _mask in sel.select(0.5):
                 sel.unregister(key.fileobj)
+
+
+def _send_some_tls(sock: ssl.SSLSocket, data: bytes) -> int:
+    """Send what a non-blocking TLS socket takes; 0 on any error."""
+    sent = 0
+    try:
+        while sent < len(data):
+            sent += sock.send(data[sent : sent + 16384])
+    except (OSError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+        pass
+    return sent
 
 
 def _send_some(sock: socket.socket, data: bytes) -> int:

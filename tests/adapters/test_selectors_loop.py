@@ -7,7 +7,9 @@ import errno
 import logging
 import os
 import socket
+import ssl
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from bufkit.adapters.selectors import (
     Loop,
 )
 from bufkit.servers import Discard, Echo
+from tests._tls import make_tls_contexts
 from tests.adapters._selectors_support import Recorder
 
 
@@ -178,6 +181,49 @@ def test_listen_socket_accepts_on_a_socket_made_elsewhere() -> None:
         loop.close()
     assert listener.closed
     assert made.fileno() == -1
+
+
+def test_listen_socket_speaks_tls_with_ssl(tmp_path: Path) -> None:
+    """listen_socket with ssl= handshakes and echoes over TLS on a given socket."""
+    server_ctx, client_ctx = make_tls_contexts(tmp_path)
+    made = socket.create_server(("127.0.0.1", 0))
+    loop = Loop()
+    loop.listen_socket(Echo, made, ssl=server_ctx, ssl_handshake_timeout=5.0)
+    raw = socket.create_connection(made.getsockname())
+    raw.setblocking(False)
+    client = client_ctx.wrap_socket(
+        raw, server_hostname="localhost", do_handshake_on_connect=False
+    )
+    got = bytearray()
+    state = {"shook": False, "sent": False}
+
+    def echoed() -> bool:
+        with contextlib.suppress(ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            if not state["shook"]:
+                client.do_handshake()
+                state["shook"] = True
+            if not state["sent"]:
+                client.send(b"over tls")
+                state["sent"] = True
+            got.extend(client.recv(100))
+        return len(got) >= 8
+
+    try:
+        assert loop.run_until(echoed, timeout=10)
+        assert got == b"over tls"
+    finally:
+        client.close()
+        loop.close()
+
+
+def test_listen_socket_refuses_a_bad_ssl_context() -> None:
+    """listen_socket refuses an ssl= that is not an SSLContext, registering nothing."""
+    loop = Loop()
+    with socket.create_server(("127.0.0.1", 0)) as made:
+        with pytest.raises(TypeError):
+            loop.listen_socket(Echo, made, ssl="cert.pem")  # type: ignore[arg-type]
+        assert loop.listeners == frozenset()
+    loop.close()
 
 
 def test_listen_socket_refuses_a_datagram_socket() -> None:

@@ -264,31 +264,45 @@ class Loop:
         return listener
 
     def listen_socket(
-        self, protocol_factory: ProtocolFactory, sock: socket.socket
+        self,
+        protocol_factory: ProtocolFactory,
+        sock: socket.socket,
+        *,
+        ssl: _ssl.SSLContext | None = None,
+        ssl_handshake_timeout: float = 60.0,
     ) -> Listener:
         """Accept on ``sock``, a socket already bound and listening.
 
         For a socket made elsewhere: inherited, shared by worker processes
         (``bufkit serve --workers`` hands one to each), or set up with options
         :meth:`listen` does not offer. The loop makes it non-blocking, owns it
-        from now on and closes it with the listener.
+        from now on and closes it with the listener. ``ssl`` works as in
+        :meth:`listen`.
 
         Args:
             protocol_factory: Called with no argument per accepted connection.
             sock: A bound, listening stream socket.
+            ssl: A server :class:`ssl.SSLContext` to speak TLS.
+            ssl_handshake_timeout: Seconds each handshake may take.
 
         Returns:
             The listener; close it alone or with the loop.
 
         Raises:
             RuntimeError: If the loop is closed.
-            ValueError: ``sock`` is not a stream socket.
+            TypeError: ``ssl`` is not an :class:`ssl.SSLContext`, or the
+                timeout is not a number.
+            ValueError: ``sock`` is not a stream socket, or the timeout is
+                not positive.
         """
         self._check_open()
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"listen_socket needs a stream socket, not {sock!r}")
+        tls = None
+        if ssl is not None:
+            tls = _TLSOptions(ssl, True, None, ssl_handshake_timeout)
         sock.setblocking(False)
-        listener = Listener(self, sock, protocol_factory)
+        listener = Listener(self, sock, protocol_factory, tls)
         self._listeners.add(listener)
         listener._register()
         return listener
