@@ -22,6 +22,11 @@ vocabulary:
 * ``pause_writing``/``resume_writing`` pause and resume a registered
   streaming producer; a pull producer is asked for more each time everything
   written before was accepted by the kernel;
+* with TLS (a :class:`bufkit.TLSLayer` as ``tls=``) the protocol sees
+  plaintext; the one timer the core asks for (handshake, graceful close) is
+  one ``reactor.callLater`` handle per connection, cancelled and dropped when
+  the connection closes, and a failed handshake reaches ``connectionLost`` as
+  a Failure of :class:`bufkit.TLSHandshakeError` (the core logs one line);
 * ``connection_lost`` becomes ``connectionLost(Failure(ConnectionDone()))``
   for a clean close, ``ConnectionAborted`` for ``abortConnection()``, and
   ``ConnectionLost`` for a socket error, as Twisted's own transports do.
@@ -59,7 +64,8 @@ from twisted.internet.interfaces import (
 from twisted.python import failure
 from zope.interface import Interface, implementer
 
-from bufkit import BufferPool, Connection, ConnectionState, Interest
+from bufkit import BufferPool, Connection, ConnectionState, Interest, TLSHandshakeError
+from bufkit._tls import TLSLayer
 
 __all__ = ["OPEN_TRANSPORTS", "IViewReceiver", "Transport", "peer_address"]
 
@@ -139,6 +145,13 @@ def _on_interest(conn: Connection, interest: Interest) -> None:
         transport._set_interest(interest)
 
 
+def _on_timer(conn: Connection, delay: float | None) -> None:
+    """The core's timer output (TLS only), one function shared by every transport."""
+    transport = OPEN_TRANSPORTS.get(conn)
+    if transport is not None:
+        transport._set_timer(delay)
+
+
 @implementer(
     ITCPTransport, IConsumer, IPushProducer, IReadWriteDescriptor, ISystemHandle
 )
@@ -157,6 +170,8 @@ class Transport:
         pool: Lends the read buffers.
         high_water: Pending bytes above which a streaming producer is paused.
         low_water: Pending bytes at which it is resumed.
+        tls: A :class:`bufkit.TLSLayer` to speak TLS through; the protocol
+            then sees plaintext only. Its timers run on ``reactor.callLater``.
     """
 
     __slots__ = (
@@ -171,6 +186,7 @@ class Transport:
         "_reading",
         "_sock",
         "_streaming",
+        "_timer",
         "_views",
         "_write_shut",
         "_write_shut_untold",
@@ -190,6 +206,7 @@ class Transport:
         *,
         high_water: int = 65536,
         low_water: int = 16384,
+        tls: TLSLayer | None = None,
     ) -> None:
         sock.setblocking(False)
         self._reactor: Any = reactor
@@ -209,6 +226,7 @@ class Transport:
         self._pull_asked = False
         self._nodelay = False
         self._views = False
+        self._timer: Any = None
         # The transport is the core's protocol: no bridge object per
         # connection. The core lets go of it once closed, so no cycle remains.
         self._conn = Connection(
@@ -219,6 +237,8 @@ class Transport:
             defer=_batch_for(reactor),
             high_water=high_water,
             low_water=low_water,
+            tls=tls,
+            on_timer=None if tls is None else _on_timer,
         )
 
     def __repr__(self) -> str:
@@ -394,6 +414,18 @@ class Transport:
         """The :class:`bufkit.Connection` behind this transport."""
         return self._conn
 
+    def getPeerCertificate(self) -> Any:
+        """The peer's certificate as the TLS layer gives it (``ISSLTransport``).
+
+        ``None`` without TLS or before the handshake completed; else what
+        :meth:`bufkit.TLSLayer.getpeercert` returns (a dict, empty when the
+        certificate was not verified).
+        """
+        tls = self._conn.tls
+        if tls is None or not tls.handshake_done:
+            return None
+        return tls.getpeercert()
+
     # -- the core's callbacks (ConnectionProtocol) ------------------------------
 
     def connection_made(self, conn: Connection, /) -> None:
@@ -422,6 +454,7 @@ class Transport:
 
     def connection_lost(self, exc: Exception | None, /) -> None:
         """The core closed the socket: ``connectionLost`` with Twisted's reason."""
+        self._set_timer(None)
         self.connected = False
         self.disconnecting = False
         self.disconnected = True
@@ -473,6 +506,17 @@ class Transport:
             else:
                 reactor.removeWriter(self)
 
+    def _set_timer(self, delay: float | None) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        if delay is not None:
+            self._timer = self._reactor.callLater(delay, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        self._conn.on_timeout()
+
     def _ask_pull_producer(self) -> None:
         producer = self._producer
         if producer is None or self._streaming or not self.connected:
@@ -512,6 +556,8 @@ def _reason(exc: Exception | None) -> failure.Failure:
     """The ``connectionLost`` reason Twisted's own transports would give."""
     if exc is None:
         return failure.Failure(error.ConnectionDone())
+    if isinstance(exc, TLSHandshakeError):
+        return failure.Failure(exc)
     if isinstance(exc, ConnectionAbortedError) and exc.errno == errno.ECONNABORTED:
         return failure.Failure(error.ConnectionAborted())
     if isinstance(exc, OSError):
