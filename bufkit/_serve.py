@@ -101,6 +101,7 @@ def add_parser(
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="do not log each connection"
     )
+    parser.add_argument("--loop", choices=("selectors", "twisted"), default="selectors")
     parser.set_defaults(handler=run)
 
 
@@ -121,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"bufkit serve: cannot listen on {where}: {exc}", file=sys.stderr)
         return 1
     with sock:
+        if getattr(args, "loop", "selectors") == "twisted":
+            from bufkit._serve_twisted import serve
+
+            return serve(args.protocol, sock)
         if args.workers == 1:
             return _worker(args.protocol, sock, lifeline=None, stops=_Counter())
         return _supervise(args, sock)
@@ -132,6 +137,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--port {args.port} is not a port number (0 to 65535)")
     if not 1 <= args.workers <= MAX_WORKERS:
         raise UsageError(f"--workers {args.workers} is not in 1 to {MAX_WORKERS}")
+    if args.workers > 1 and getattr(args, "loop", "selectors") == "twisted":
+        raise UsageError("--loop twisted runs one worker; drop --workers")
     if args.workers > 1 and not hasattr(os, "fork"):
         raise UsageError(
             f"--workers {args.workers} needs os.fork, which this platform lacks"

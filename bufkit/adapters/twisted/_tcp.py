@@ -77,7 +77,9 @@ class ListeningPort:
         high_water: int = 65536,
         low_water: int = 16384,
         ssl: _ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
+        self._given = sock
         if ssl is not None:
             TLSLayer(ssl, server_side=True)  # refuse a bad context now
         self._ssl = ssl
@@ -103,6 +105,10 @@ class ListeningPort:
         Raises:
             twisted.internet.error.CannotListenError: The address is taken or invalid.
         """
+        given, self._given = self._given, None
+        if given is not None:
+            self._listening(given)
+            return
         family = socket.AF_INET6 if ":" in self._interface else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -112,6 +118,9 @@ class ListeningPort:
         except OSError as exc:
             sock.close()
             raise error.CannotListenError(self._interface, self._port, exc) from exc
+        self._listening(sock)
+
+    def _listening(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self._sock = sock
         self._port = sock.getsockname()[1]
