@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 
 from bufkit import BufferPool, TLSHandshakeError
 from bufkit.adapters.twisted import ClientEndpoint, ServerEndpoint, Transport
+from bufkit.adapters.twisted._transport import TLS_TIMERS
 from tests._tls import self_signed
 from tests.adapters._twisted_support import fresh_reactor, run, sleep
 
@@ -394,7 +395,7 @@ def test_two_hundred_idle_tls_connections_hold_no_pool_bytes(
                 p.transport for p in factory.made
             ]
             assert len(transports) == 2 * count
-            assert all(t._timer is None for t in transports)
+            assert not any(t.connection in TLS_TIMERS for t in transports)
             assert all(t.connection.tls.handshake_done for t in transports)
             assert all(t.connection.pending_bytes == 0 for t in transports)
             for client in clients:

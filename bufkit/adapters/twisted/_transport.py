@@ -126,6 +126,12 @@ class _FlushBatch:
             flush()
 
 
+TLS_TIMERS: Final[dict[Connection, Any]] = {}
+"""The one pending ``callLater`` handle of each TLS connection that asked for one.
+
+Kept here, not on the transport, so a plain TCP transport holds no slot for it.
+"""
+
 _BATCHES: Final[weakref.WeakKeyDictionary[object, _FlushBatch]] = (
     weakref.WeakKeyDictionary()
 )
@@ -178,15 +184,12 @@ class Transport:
         "__weakref__",
         "_aborted",
         "_conn",
-        "_nodelay",
         "_producer",
         "_producer_paused",
-        "_pull_asked",
         "_reactor",
         "_reading",
         "_sock",
         "_streaming",
-        "_timer",
         "_views",
         "_write_shut",
         "_write_shut_untold",
@@ -223,10 +226,7 @@ class Transport:
         self._producer: Any = None
         self._streaming = False
         self._producer_paused = False
-        self._pull_asked = False
-        self._nodelay = False
         self._views = False
-        self._timer: Any = None
         # The transport is the core's protocol: no bridge object per
         # connection. The core lets go of it once closed, so no cycle remains.
         self._conn = Connection(
@@ -391,7 +391,6 @@ class Transport:
     def unregisterProducer(self) -> None:
         """Forget the producer; the connection stays open."""
         self._producer = None
-        self._pull_asked = False
 
     # -- IPushProducer (the reading side) --------------------------------------
 
@@ -507,15 +506,12 @@ class Transport:
                 reactor.removeWriter(self)
 
     def _set_timer(self, delay: float | None) -> None:
-        timer, self._timer = self._timer, None
+        conn = self._conn
+        timer = TLS_TIMERS.pop(conn, None)
         if timer is not None and timer.active():
             timer.cancel()
         if delay is not None:
-            self._timer = self._reactor.callLater(delay, self._timed_out)
-
-    def _timed_out(self) -> None:
-        self._timer = None
-        self._conn.on_timeout()
+            TLS_TIMERS[conn] = self._reactor.callLater(delay, _timed_out, conn)
 
     def _ask_pull_producer(self) -> None:
         producer = self._producer
@@ -550,6 +546,11 @@ class Transport:
         protocol = self.protocol
         if protocol is not None and IHalfCloseableProtocol.providedBy(protocol):
             protocol.writeConnectionLost()
+
+
+def _timed_out(conn: Connection) -> None:
+    TLS_TIMERS.pop(conn, None)
+    conn.on_timeout()
 
 
 def _reason(exc: Exception | None) -> failure.Failure:
