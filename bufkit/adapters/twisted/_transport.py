@@ -73,6 +73,14 @@ LOGGER: Final = logging.getLogger("bufkit.adapters.twisted")
 
 _OPEN: Final = ConnectionState.OPEN
 
+# Bits of Transport._flags: states that change a few times per connection
+# share one slot (one pointer per connection instead of five).
+_ABORTED: Final = 1
+_WRITE_SHUT: Final = 2
+_WRITE_SHUT_UNTOLD: Final = 4
+_STREAMING: Final = 8
+_PRODUCER_PAUSED: Final = 16
+
 OPEN_TRANSPORTS: Final[dict[Connection, Transport]] = {}
 """Every open transport by its connection.
 
@@ -182,17 +190,13 @@ class Transport:
 
     __slots__ = (
         "__weakref__",
-        "_aborted",
         "_conn",
+        "_flags",
         "_producer",
-        "_producer_paused",
         "_reactor",
         "_reading",
         "_sock",
-        "_streaming",
         "_views",
-        "_write_shut",
-        "_write_shut_untold",
         "_writing",
         "connected",
         "disconnected",
@@ -220,12 +224,8 @@ class Transport:
         self.disconnected = False
         self._reading = False
         self._writing = False
-        self._write_shut = False
-        self._write_shut_untold = False
-        self._aborted = False
+        self._flags = 0  # _ABORTED | _WRITE_SHUT | ... (rare flags, one slot)
         self._producer: Any = None
-        self._streaming = False
-        self._producer_paused = False
         self._views = False
         # The transport is the core's protocol: no bridge object per
         # connection. The core lets go of it once closed, so no cycle remains.
@@ -314,14 +314,14 @@ class Transport:
         """Close now, dropping queued data (``ConnectionAborted``)."""
         if not self.disconnected:
             self.disconnecting = True
-            self._aborted = True
+            self._flags |= _ABORTED
             self._conn.abort()
 
     def loseWriteConnection(self) -> None:
         """Shut the sending side once everything queued was sent; keep reading."""
-        if not self.connected or self.disconnecting or self._write_shut:
+        if not self.connected or self.disconnecting or self._flags & _WRITE_SHUT:
             return
-        self._write_shut = True
+        self._flags |= _WRITE_SHUT
         self._conn.write(b"", self._write_side_done)
         self._conn.write_eof()
 
@@ -381,8 +381,9 @@ class Transport:
             producer.stopProducing()
             return
         self._producer = producer
-        self._streaming = bool(streaming)
-        self._producer_paused = False
+        self._flags &= ~(_STREAMING | _PRODUCER_PAUSED)
+        if streaming:
+            self._flags |= _STREAMING
         if not streaming:
             self._ask_pull_producer()
         elif self._conn.writing_paused:
@@ -467,7 +468,7 @@ class Transport:
             except Exception:
                 LOGGER.exception("stopProducing raised for %r", self)
         if protocol is not None:
-            if exc is None and self._aborted:
+            if exc is None and self._flags & _ABORTED:
                 protocol.connectionLost(failure.Failure(error.ConnectionAborted()))
             else:
                 protocol.connectionLost(_reason(exc))
@@ -475,15 +476,21 @@ class Transport:
     def pause_writing(self) -> None:
         """Above high water and the kernel refused bytes: pause a push producer."""
         producer = self._producer
-        if producer is not None and self._streaming and not self._producer_paused:
-            self._producer_paused = True
+        flags = self._flags
+        if (
+            producer is not None
+            and flags & (_STREAMING | _PRODUCER_PAUSED) == _STREAMING
+        ):
+            self._flags = flags | _PRODUCER_PAUSED
             producer.pauseProducing()
 
     def resume_writing(self) -> None:
         """Down to low water: resume a paused push producer."""
         producer = self._producer
-        if producer is not None and self._streaming and self._producer_paused:
-            self._producer_paused = False
+        flags = self._flags
+        both = _STREAMING | _PRODUCER_PAUSED
+        if producer is not None and flags & both == both:
+            self._flags = flags & ~_PRODUCER_PAUSED
             producer.resumeProducing()
 
     def _set_interest(self, interest: Interest) -> None:
@@ -515,14 +522,14 @@ class Transport:
 
     def _ask_pull_producer(self) -> None:
         producer = self._producer
-        if producer is None or self._streaming or not self.connected:
+        if producer is None or self._flags & _STREAMING or not self.connected:
             return
         before = self._conn.bytes_written
         producer.resumeProducing()
         if (
             self._producer is producer
             and self._conn.bytes_written != before
-            and not (self.disconnecting or self._write_shut)
+            and not (self.disconnecting or self._flags & _WRITE_SHUT)
         ):
             # Ask again once all of it was accepted by the kernel.
             self._conn.write(b"", self._pull_drained)
@@ -536,13 +543,13 @@ class Transport:
         # side right after this. Tell the protocol once that happened: on the
         # next iteration, or in _lost if the connection ends first.
         if exc is None:
-            self._write_shut_untold = True
+            self._flags |= _WRITE_SHUT_UNTOLD
             self._reactor.callLater(0, self._tell_write_shut)
 
     def _tell_write_shut(self) -> None:
-        if not self._write_shut_untold:
+        if not self._flags & _WRITE_SHUT_UNTOLD:
             return
-        self._write_shut_untold = False
+        self._flags &= ~_WRITE_SHUT_UNTOLD
         protocol = self.protocol
         if protocol is not None and IHalfCloseableProtocol.providedBy(protocol):
             protocol.writeConnectionLost()
