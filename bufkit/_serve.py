@@ -122,6 +122,12 @@ def add_parser(
         metavar="SECONDS",
         help="close a client whose handshake takes longer (default %(default)s)",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("selectors", "twisted"),
+        default="selectors",
+        help="the event loop: bufkit's selectors Loop, or Twisted's epoll reactor",
+    )
     parser.set_defaults(handler=run, serve_parser=parser)
 
 
@@ -145,6 +151,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"bufkit serve: cannot listen on {where}: {exc}", file=sys.stderr)
         return 1
     with sock:
+        if getattr(args, "loop", "selectors") == "twisted":
+            from bufkit._serve_twisted import serve
+
+            return serve(args.protocol, sock)
         if args.workers == 1:
             return _worker(
                 args.protocol, sock, lifeline=None, stops=_Counter(), tls=tls
@@ -158,6 +168,11 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--port {args.port} is not a port number (0 to 65535)")
     if not 1 <= args.workers <= MAX_WORKERS:
         raise UsageError(f"--workers {args.workers} is not in 1 to {MAX_WORKERS}")
+    if getattr(args, "loop", "selectors") == "twisted":
+        if args.workers > 1:
+            raise UsageError("--loop twisted runs one worker; drop --workers")
+        if args.tls_cert is not None:
+            raise UsageError("--loop twisted does not serve TLS yet; drop --tls-cert")
     if args.workers > 1 and not hasattr(os, "fork"):
         raise UsageError(
             f"--workers {args.workers} needs os.fork, which this platform lacks"

@@ -1,4 +1,4 @@
-"""Twisted's string endpoints ``bufkit-tcp:...``, served by bufkit transports.
+"""Twisted string endpoints ``bufkit-tcp:...`` and ``bufkit-tls:...``.
 
 Twisted finds this module through its plugin system (``twisted.plugins``);
 see :mod:`bufkit.adapters.twisted`.
@@ -6,7 +6,12 @@ see :mod:`bufkit.adapters.twisted`.
 
 from __future__ import annotations
 
-from bufkit.adapters.twisted._endpoints import ClientParser, ServerParser
+from bufkit.adapters.twisted._endpoints import (
+    ClientParser,
+    ServerParser,
+    TLSServerParser,
+)
 
 bufkit_tcp_server = ServerParser()
 bufkit_tcp_client = ClientParser()
+bufkit_tls_server = TLSServerParser()

@@ -17,6 +17,7 @@ from bufkit.adapters.twisted._endpoints import (
     ClientParser,
     ServerEndpoint,
     ServerParser,
+    TLSServerParser,
 )
 from bufkit.adapters.twisted._tcp import (
     ListeningPort,
@@ -33,6 +34,7 @@ __all__ = [
     "ListeningPort",
     "ServerEndpoint",
     "ServerParser",
+    "TLSServerParser",
     "Transport",
     "connect_tcp",
     "default_pool",

@@ -8,10 +8,13 @@ takes an endpoint runs on bufkit transports unchanged. The parsers give them
 the string syntax ``bufkit-tcp:PORT[:interface=ADDR][:backlog=N]`` (server)
 and ``bufkit-tcp:host=HOST:port=PORT[:timeout=SECONDS]`` (client), through the
 plugin module ``twisted/plugins/bufkit_endpoints.py`` that ships with bufkit.
+``bufkit-tls:PORT:certKey=CERT:privateKey=KEY[:interface=ADDR][:backlog=N]``
+is the same server speaking TLS through a :class:`bufkit.TLSLayer`.
 """
 
 from __future__ import annotations
 
+import ssl as _ssl
 from typing import Any
 
 from twisted.internet import defer
@@ -27,7 +30,13 @@ from zope.interface import implementer
 from bufkit import BufferPool
 from bufkit.adapters.twisted._tcp import ListeningPort, connect_tcp, listen_tcp
 
-__all__ = ["ClientEndpoint", "ClientParser", "ServerEndpoint", "ServerParser"]
+__all__ = [
+    "ClientEndpoint",
+    "ClientParser",
+    "ServerEndpoint",
+    "ServerParser",
+    "TLSServerParser",
+]
 
 
 @implementer(IStreamServerEndpoint)
@@ -40,6 +49,8 @@ class ServerEndpoint:
         backlog: The listen backlog.
         interface: The address to bind; ``""`` for every IPv4 address.
         pool: Lends the read buffers; one shared pool if ``None``.
+        ssl: A server-side :class:`ssl.SSLContext`: every connection speaks
+            TLS through a :class:`bufkit.TLSLayer`.
     """
 
     def __init__(
@@ -50,7 +61,9 @@ class ServerEndpoint:
         interface: str = "",
         *,
         pool: BufferPool | None = None,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
+        self._ssl = ssl
         self._reactor = reactor
         self._port = port
         self._backlog = backlog
@@ -67,6 +80,7 @@ class ServerEndpoint:
             backlog=self._backlog,
             interface=self._interface,
             pool=self._pool,
+            ssl=self._ssl,
         )
 
 
@@ -80,6 +94,10 @@ class ClientEndpoint:
         port: The server's port.
         timeout: Seconds to wait for the connection.
         pool: Lends the read buffers; one shared pool if ``None``.
+        ssl: A client-side :class:`ssl.SSLContext`: the connection speaks TLS
+            through a :class:`bufkit.TLSLayer`.
+        server_hostname: The name sent as SNI and checked against the
+            server's certificate; ``host`` if ``None``.
     """
 
     def __init__(
@@ -90,7 +108,11 @@ class ClientEndpoint:
         timeout: float = 30.0,
         *,
         pool: BufferPool | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
+        self._ssl = ssl
+        self._server_hostname = server_hostname
         self._reactor = reactor
         self._host = host
         self._port = port
@@ -106,6 +128,8 @@ class ClientEndpoint:
             protocolFactory,
             timeout=self._timeout,
             pool=self._pool,
+            ssl=self._ssl,
+            server_hostname=self._server_hostname,
         )
         return result
 
@@ -154,3 +178,35 @@ class ClientParser:
             int(params["port"]),
             float(params.get("timeout", "30")),
         )
+
+
+@implementer(IPlugin, IStreamServerEndpointStringParser)
+class TLSServerParser:
+    """Parses ``bufkit-tls:PORT:certKey=CERT:privateKey=KEY[:interface=ADDR]``.
+
+    ``privateKey`` defaults to ``certKey`` (one PEM file holding both), as in
+    Twisted's ``ssl:`` endpoint; ``backlog=N`` is accepted too.
+    """
+
+    prefix = "bufkit-tls"
+
+    def parseStreamServer(
+        self,
+        reactor: Any,
+        port: str,
+        certKey: str | None = None,
+        privateKey: str | None = None,
+        backlog: str = "50",
+        interface: str = "",
+    ) -> ServerEndpoint:
+        """The endpoint that the string's arguments describe.
+
+        Raises:
+            ValueError: ``certKey`` is missing.
+            OSError: The certificate or key cannot be read.
+        """
+        if certKey is None:
+            raise ValueError("bufkit-tls server endpoints need certKey=")
+        context = _ssl.create_default_context(_ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(certKey, privateKey or certKey)
+        return ServerEndpoint(reactor, int(port), int(backlog), interface, ssl=context)

@@ -26,6 +26,7 @@ import errno
 import logging
 import os
 import socket
+import ssl as _ssl
 from typing import Any, Final
 
 from twisted.internet import defer, error
@@ -37,7 +38,7 @@ from twisted.internet.interfaces import (
 from twisted.python import failure
 from zope.interface import implementer
 
-from bufkit import BufferPool
+from bufkit import BufferPool, TLSLayer
 from bufkit._sockets import AcceptAction, AcceptBackoff, set_nodelay
 from bufkit.adapters.twisted._transport import Transport, peer_address
 
@@ -75,7 +76,13 @@ class ListeningPort:
         pool: BufferPool | None = None,
         high_water: int = 65536,
         low_water: int = 16384,
+        ssl: _ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
+        self._given = sock
+        if ssl is not None:
+            TLSLayer(ssl, server_side=True)  # refuse a bad context now
+        self._ssl = ssl
         self._reactor = reactor
         self._port = port
         self._factory = factory
@@ -98,6 +105,10 @@ class ListeningPort:
         Raises:
             twisted.internet.error.CannotListenError: The address is taken or invalid.
         """
+        given, self._given = self._given, None
+        if given is not None:
+            self._listening(given)
+            return
         family = socket.AF_INET6 if ":" in self._interface else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -107,6 +118,9 @@ class ListeningPort:
         except OSError as exc:
             sock.close()
             raise error.CannotListenError(self._interface, self._port, exc) from exc
+        self._listening(sock)
+
+    def _listening(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self._sock = sock
         self._port = sock.getsockname()[1]
@@ -188,8 +202,15 @@ class ListeningPort:
         if protocol is None:
             conn.close()
             return
+        tls = None if self._ssl is None else TLSLayer(self._ssl, server_side=True)
         start_transport(
-            self._reactor, conn, protocol, self._pool, self._high_water, self._low_water
+            self._reactor,
+            conn,
+            protocol,
+            self._pool,
+            self._high_water,
+            self._low_water,
+            tls,
         )
 
     def _back_off(self, exc: OSError) -> None:
@@ -219,10 +240,17 @@ def start_transport(
     pool: BufferPool,
     high_water: int = 65536,
     low_water: int = 16384,
+    tls: TLSLayer | None = None,
 ) -> Transport | None:
     """Start a transport for ``protocol``; ``None`` if ``connectionMade`` raised."""
     transport = Transport(
-        reactor, sock, protocol, pool, high_water=high_water, low_water=low_water
+        reactor,
+        sock,
+        protocol,
+        pool,
+        high_water=high_water,
+        low_water=low_water,
+        tls=tls,
     )
     transport.start()
     if transport.disconnected:
@@ -238,14 +266,25 @@ def listen_tcp(
     backlog: int = 50,
     interface: str = "",
     pool: BufferPool | None = None,
+    ssl: _ssl.SSLContext | None = None,
 ) -> ListeningPort:
     """Listen on ``port`` like ``reactor.listenTCP``, with bufkit transports.
 
+    With ``ssl`` (a server-side :class:`ssl.SSLContext`) every connection
+    speaks TLS through a :class:`bufkit.TLSLayer`, as ``reactor.listenSSL``.
+
     Raises:
         twisted.internet.error.CannotListenError: The address is taken or invalid.
+        TypeError: ``ssl`` is not an :class:`ssl.SSLContext`.
     """
     listening = ListeningPort(
-        reactor, port, factory, backlog=backlog, interface=interface, pool=pool
+        reactor,
+        port,
+        factory,
+        backlog=backlog,
+        interface=interface,
+        pool=pool,
+        ssl=ssl,
     )
     listening.startListening()
     return listening
@@ -319,15 +358,33 @@ def connect_tcp(
     *,
     timeout: float = 30.0,
     pool: BufferPool | None = None,
+    ssl: _ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
 ) -> Any:
     """Connect like ``reactor.connectTCP``, with a bufkit transport.
 
-    The name is resolved by the reactor's resolver (never on the loop).
+    The name is resolved by the reactor's resolver (never on the loop). With
+    ``ssl`` (a client-side :class:`ssl.SSLContext`) the connection speaks
+    TLS through a :class:`bufkit.TLSLayer`; ``server_hostname`` (``host`` if
+    ``None``) is sent as SNI and checked against the certificate. The
+    Deferred fires once TCP connected; the handshake goes on in the
+    background (writes wait for it), and a failed one reaches
+    ``connectionLost`` as a :class:`bufkit.TLSHandshakeError`.
 
     Returns:
         A Deferred that fires with the connected protocol, or fails with
         ``ConnectError``, ``TimeoutError`` or ``DNSLookupError``.
+
+    Raises:
+        TypeError: ``ssl`` is not an :class:`ssl.SSLContext`.
     """
+    tls = None
+    if ssl is not None:
+        tls = TLSLayer(
+            ssl,
+            server_side=False,
+            server_hostname=host if server_hostname is None else server_hostname,
+        )
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
         ip = host
@@ -351,7 +408,11 @@ def connect_tcp(
         connected.close()
         raise error.ConnectError(string="the factory built no protocol")
     transport = start_transport(
-        reactor, connected, protocol, pool if pool is not None else default_pool()
+        reactor,
+        connected,
+        protocol,
+        pool if pool is not None else default_pool(),
+        tls=tls,
     )
     if transport is None:
         raise error.ConnectError(string="connectionMade raised")

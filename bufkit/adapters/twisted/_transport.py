@@ -22,6 +22,11 @@ vocabulary:
 * ``pause_writing``/``resume_writing`` pause and resume a registered
   streaming producer; a pull producer is asked for more each time everything
   written before was accepted by the kernel;
+* with TLS (a :class:`bufkit.TLSLayer` as ``tls=``) the protocol sees
+  plaintext; the one timer the core asks for (handshake, graceful close) is
+  one ``reactor.callLater`` handle per connection, cancelled and dropped when
+  the connection closes, and a failed handshake reaches ``connectionLost`` as
+  a Failure of :class:`bufkit.TLSHandshakeError` (the core logs one line);
 * ``connection_lost`` becomes ``connectionLost(Failure(ConnectionDone()))``
   for a clean close, ``ConnectionAborted`` for ``abortConnection()``, and
   ``ConnectionLost`` for a socket error, as Twisted's own transports do.
@@ -59,13 +64,22 @@ from twisted.internet.interfaces import (
 from twisted.python import failure
 from zope.interface import Interface, implementer
 
-from bufkit import BufferPool, Connection, ConnectionState, Interest
+from bufkit import BufferPool, Connection, ConnectionState, Interest, TLSHandshakeError
+from bufkit._tls import TLSLayer
 
 __all__ = ["OPEN_TRANSPORTS", "IViewReceiver", "Transport", "peer_address"]
 
 LOGGER: Final = logging.getLogger("bufkit.adapters.twisted")
 
 _OPEN: Final = ConnectionState.OPEN
+
+# Bits of Transport._flags: states that change a few times per connection
+# share one slot (one pointer per connection instead of five).
+_ABORTED: Final = 1
+_WRITE_SHUT: Final = 2
+_WRITE_SHUT_UNTOLD: Final = 4
+_STREAMING: Final = 8
+_PRODUCER_PAUSED: Final = 16
 
 OPEN_TRANSPORTS: Final[dict[Connection, Transport]] = {}
 """Every open transport by its connection.
@@ -120,6 +134,12 @@ class _FlushBatch:
             flush()
 
 
+TLS_TIMERS: Final[dict[Connection, Any]] = {}
+"""The one pending ``callLater`` handle of each TLS connection that asked for one.
+
+Kept here, not on the transport, so a plain TCP transport holds no slot for it.
+"""
+
 _BATCHES: Final[weakref.WeakKeyDictionary[object, _FlushBatch]] = (
     weakref.WeakKeyDictionary()
 )
@@ -137,6 +157,13 @@ def _on_interest(conn: Connection, interest: Interest) -> None:
     transport = OPEN_TRANSPORTS.get(conn)
     if transport is not None:
         transport._set_interest(interest)
+
+
+def _on_timer(conn: Connection, delay: float | None) -> None:
+    """The core's timer output (TLS only), one function shared by every transport."""
+    transport = OPEN_TRANSPORTS.get(conn)
+    if transport is not None:
+        transport._set_timer(delay)
 
 
 @implementer(
@@ -157,23 +184,19 @@ class Transport:
         pool: Lends the read buffers.
         high_water: Pending bytes above which a streaming producer is paused.
         low_water: Pending bytes at which it is resumed.
+        tls: A :class:`bufkit.TLSLayer` to speak TLS through; the protocol
+            then sees plaintext only. Its timers run on ``reactor.callLater``.
     """
 
     __slots__ = (
         "__weakref__",
-        "_aborted",
         "_conn",
-        "_nodelay",
+        "_flags",
         "_producer",
-        "_producer_paused",
-        "_pull_asked",
         "_reactor",
         "_reading",
         "_sock",
-        "_streaming",
         "_views",
-        "_write_shut",
-        "_write_shut_untold",
         "_writing",
         "connected",
         "disconnected",
@@ -190,6 +213,7 @@ class Transport:
         *,
         high_water: int = 65536,
         low_water: int = 16384,
+        tls: TLSLayer | None = None,
     ) -> None:
         sock.setblocking(False)
         self._reactor: Any = reactor
@@ -200,14 +224,8 @@ class Transport:
         self.disconnected = False
         self._reading = False
         self._writing = False
-        self._write_shut = False
-        self._write_shut_untold = False
-        self._aborted = False
+        self._flags = 0  # _ABORTED | _WRITE_SHUT | ... (rare flags, one slot)
         self._producer: Any = None
-        self._streaming = False
-        self._producer_paused = False
-        self._pull_asked = False
-        self._nodelay = False
         self._views = False
         # The transport is the core's protocol: no bridge object per
         # connection. The core lets go of it once closed, so no cycle remains.
@@ -219,6 +237,8 @@ class Transport:
             defer=_batch_for(reactor),
             high_water=high_water,
             low_water=low_water,
+            tls=tls,
+            on_timer=None if tls is None else _on_timer,
         )
 
     def __repr__(self) -> str:
@@ -294,14 +314,14 @@ class Transport:
         """Close now, dropping queued data (``ConnectionAborted``)."""
         if not self.disconnected:
             self.disconnecting = True
-            self._aborted = True
+            self._flags |= _ABORTED
             self._conn.abort()
 
     def loseWriteConnection(self) -> None:
         """Shut the sending side once everything queued was sent; keep reading."""
-        if not self.connected or self.disconnecting or self._write_shut:
+        if not self.connected or self.disconnecting or self._flags & _WRITE_SHUT:
             return
-        self._write_shut = True
+        self._flags |= _WRITE_SHUT
         self._conn.write(b"", self._write_side_done)
         self._conn.write_eof()
 
@@ -361,8 +381,9 @@ class Transport:
             producer.stopProducing()
             return
         self._producer = producer
-        self._streaming = bool(streaming)
-        self._producer_paused = False
+        self._flags &= ~(_STREAMING | _PRODUCER_PAUSED)
+        if streaming:
+            self._flags |= _STREAMING
         if not streaming:
             self._ask_pull_producer()
         elif self._conn.writing_paused:
@@ -371,7 +392,6 @@ class Transport:
     def unregisterProducer(self) -> None:
         """Forget the producer; the connection stays open."""
         self._producer = None
-        self._pull_asked = False
 
     # -- IPushProducer (the reading side) --------------------------------------
 
@@ -393,6 +413,18 @@ class Transport:
     def connection(self) -> Connection:
         """The :class:`bufkit.Connection` behind this transport."""
         return self._conn
+
+    def getPeerCertificate(self) -> Any:
+        """The peer's certificate as the TLS layer gives it (``ISSLTransport``).
+
+        ``None`` without TLS or before the handshake completed; else what
+        :meth:`bufkit.TLSLayer.getpeercert` returns (a dict, empty when the
+        certificate was not verified).
+        """
+        tls = self._conn.tls
+        if tls is None or not tls.handshake_done:
+            return None
+        return tls.getpeercert()
 
     # -- the core's callbacks (ConnectionProtocol) ------------------------------
 
@@ -422,6 +454,7 @@ class Transport:
 
     def connection_lost(self, exc: Exception | None, /) -> None:
         """The core closed the socket: ``connectionLost`` with Twisted's reason."""
+        self._set_timer(None)
         self.connected = False
         self.disconnecting = False
         self.disconnected = True
@@ -435,7 +468,7 @@ class Transport:
             except Exception:
                 LOGGER.exception("stopProducing raised for %r", self)
         if protocol is not None:
-            if exc is None and self._aborted:
+            if exc is None and self._flags & _ABORTED:
                 protocol.connectionLost(failure.Failure(error.ConnectionAborted()))
             else:
                 protocol.connectionLost(_reason(exc))
@@ -443,15 +476,21 @@ class Transport:
     def pause_writing(self) -> None:
         """Above high water and the kernel refused bytes: pause a push producer."""
         producer = self._producer
-        if producer is not None and self._streaming and not self._producer_paused:
-            self._producer_paused = True
+        flags = self._flags
+        if (
+            producer is not None
+            and flags & (_STREAMING | _PRODUCER_PAUSED) == _STREAMING
+        ):
+            self._flags = flags | _PRODUCER_PAUSED
             producer.pauseProducing()
 
     def resume_writing(self) -> None:
         """Down to low water: resume a paused push producer."""
         producer = self._producer
-        if producer is not None and self._streaming and self._producer_paused:
-            self._producer_paused = False
+        flags = self._flags
+        both = _STREAMING | _PRODUCER_PAUSED
+        if producer is not None and flags & both == both:
+            self._flags = flags & ~_PRODUCER_PAUSED
             producer.resumeProducing()
 
     def _set_interest(self, interest: Interest) -> None:
@@ -473,16 +512,24 @@ class Transport:
             else:
                 reactor.removeWriter(self)
 
+    def _set_timer(self, delay: float | None) -> None:
+        conn = self._conn
+        timer = TLS_TIMERS.pop(conn, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+        if delay is not None:
+            TLS_TIMERS[conn] = self._reactor.callLater(delay, _timed_out, conn)
+
     def _ask_pull_producer(self) -> None:
         producer = self._producer
-        if producer is None or self._streaming or not self.connected:
+        if producer is None or self._flags & _STREAMING or not self.connected:
             return
         before = self._conn.bytes_written
         producer.resumeProducing()
         if (
             self._producer is producer
             and self._conn.bytes_written != before
-            and not (self.disconnecting or self._write_shut)
+            and not (self.disconnecting or self._flags & _WRITE_SHUT)
         ):
             # Ask again once all of it was accepted by the kernel.
             self._conn.write(b"", self._pull_drained)
@@ -496,22 +543,29 @@ class Transport:
         # side right after this. Tell the protocol once that happened: on the
         # next iteration, or in _lost if the connection ends first.
         if exc is None:
-            self._write_shut_untold = True
+            self._flags |= _WRITE_SHUT_UNTOLD
             self._reactor.callLater(0, self._tell_write_shut)
 
     def _tell_write_shut(self) -> None:
-        if not self._write_shut_untold:
+        if not self._flags & _WRITE_SHUT_UNTOLD:
             return
-        self._write_shut_untold = False
+        self._flags &= ~_WRITE_SHUT_UNTOLD
         protocol = self.protocol
         if protocol is not None and IHalfCloseableProtocol.providedBy(protocol):
             protocol.writeConnectionLost()
+
+
+def _timed_out(conn: Connection) -> None:
+    TLS_TIMERS.pop(conn, None)
+    conn.on_timeout()
 
 
 def _reason(exc: Exception | None) -> failure.Failure:
     """The ``connectionLost`` reason Twisted's own transports would give."""
     if exc is None:
         return failure.Failure(error.ConnectionDone())
+    if isinstance(exc, TLSHandshakeError):
+        return failure.Failure(exc)
     if isinstance(exc, ConnectionAbortedError) and exc.errno == errno.ECONNABORTED:
         return failure.Failure(error.ConnectionAborted())
     if isinstance(exc, OSError):
