@@ -70,6 +70,11 @@ from bufkit.testing._schedule import (
 from bufkit.testing._selector import FakeSelector
 from bufkit.testing._sendcheck import Sender, check_sender, check_sender_example
 from bufkit.testing._tls_fake import FakeTLSSocket, MemorySocket, memory_socketpair
+from bufkit.testing._tlscheck import (
+    TLSLink,
+    check_tls_receiver_example,
+    check_tls_sender_example,
+)
 
 if TYPE_CHECKING:
     from bufkit.testing._hostile_twisted import (
@@ -126,6 +131,7 @@ __all__ = [
     "Short",
     "Spurious",
     "StepBudgetExceeded",
+    "TLSLink",
     "WouldBlock",
     "backpressure_schedules",
     "check_protocol",
@@ -136,6 +142,8 @@ __all__ = [
     "check_sender_example",
     "check_stream_handler",
     "check_stream_handler_example",
+    "check_tls_receiver_example",
+    "check_tls_sender_example",
     "check_twisted_protocol",
     "check_twisted_protocol_example",
     "cuttings",

@@ -25,7 +25,11 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 from bufkit.testing import _config
 from bufkit.testing._errors import CheckFailed
 from bufkit.testing._fakesocket import FakeSocket
-from bufkit.testing._recvcheck import MakeReceiver, check_receiver_example
+from bufkit.testing._recvcheck import (
+    MakeReceiver,
+    MakeTLSReceiver,
+    check_receiver_example,
+)
 from bufkit.testing._schedule import (
     Accept,
     AcceptAllBut,
@@ -39,13 +43,24 @@ from bufkit.testing._schedule import (
 )
 from bufkit.testing._sendcheck import Sender, check_sender_example
 from bufkit.testing._shrink import SenderCase, shrink_sender_case
+from bufkit.testing._tls_fake import FakeTLSSocket
+from bufkit.testing._tlscheck import (
+    TLSLink,
+    check_tls_receiver_example,
+    check_tls_sender_example,
+)
 from bufkit.testing.strategies import (
     record_fault_coverage,
     recv_schedules,
     send_schedules,
 )
 
-__all__ = ["run_receiver_check", "run_sender_check"]
+__all__ = [
+    "run_receiver_check",
+    "run_sender_check",
+    "run_tls_receiver_check",
+    "run_tls_sender_check",
+]
 
 
 def _settings(max_examples: int | None) -> settings:
@@ -257,3 +272,94 @@ def run_receiver_check(
     if seed is not None:
         check_receiver_run = fix_seed(seed)(check_receiver_run)
     _run_hidden(check_receiver_run)
+
+
+def _seeded(test: Callable[..., None], seed: int | None) -> Callable[..., None]:
+    seed = _config.seed if seed is None else seed
+    return test if seed is None else fix_seed(seed)(test)
+
+
+def _tls_links() -> st.SearchStrategy[TLSLink]:
+    """Hostile streams under TLS; shrinks toward whole sends and no would-block."""
+    sizes = st.just(4096) | st.integers(1, 64)
+    return st.builds(
+        TLSLink,
+        seed=st.integers(0, 2**32 - 1),
+        max_send=sizes,
+        max_recv=sizes,
+        block_rate=st.sampled_from([0.0, 0.1, 0.5]),
+        clogged=st.integers(0, 3),
+    )
+
+
+def run_tls_sender_check(
+    make_sender: Callable[[FakeTLSSocket], Sender],
+    *,
+    max_examples: int | None,
+    max_message: int,
+    max_messages: int,
+    seed: int | None,
+) -> None:
+    """Run :func:`bufkit.testing.check_sender` with ``tls=True`` (see there)."""
+    __tracebackhide__ = True
+    for messages, link in [
+        ([b"ab"], TLSLink()),
+        ([b"abc", b"def"], TLSLink(max_send=1, max_recv=1, clogged=2)),
+    ]:
+        _run_hidden(partial(check_tls_sender_example, make_sender, messages, link))
+
+    @_settings(max_examples)
+    @given(
+        messages=st.lists(st.binary(max_size=max_message), max_size=max_messages),
+        link=_tls_links(),
+        writable_after=st.lists(st.booleans(), max_size=max_messages),
+    )
+    def check_tls_sender_run(
+        messages: list[bytes], link: TLSLink, writable_after: list[bool]
+    ) -> None:
+        __tracebackhide__ = True
+        check_tls_sender_example(
+            make_sender, messages, link, writable_after=writable_after
+        )
+
+    _run_hidden(_seeded(check_tls_sender_run, seed))
+
+
+def run_tls_receiver_check(
+    make_receiver: MakeTLSReceiver,
+    *,
+    encode: Callable[[bytes], bytes] | None,
+    messages: object,
+    max_examples: int | None,
+    seed: int | None,
+) -> None:
+    """Run :func:`bufkit.testing.check_receiver` with ``tls=True`` (see there)."""
+    __tracebackhide__ = True
+    message = messages if isinstance(messages, st.SearchStrategy) else None
+    one = message if message is not None else st.binary(max_size=64)
+    sample = b"ab" if message is None else _sample(message)
+    if sample is not None:
+        frame = len(encode(sample)) if encode else len(sample)
+        two_records = [sample] * (16384 // frame + 2)  # more than one TLS record
+        for msgs, link in [
+            ([sample], TLSLink()),
+            ([sample], TLSLink(clogged=1)),
+            (two_records, TLSLink()),
+        ]:
+            _run_hidden(
+                partial(
+                    check_tls_receiver_example,
+                    make_receiver,
+                    msgs,
+                    link,
+                    encode=encode,
+                )
+            )
+
+    @_settings(max_examples)
+    @given(msgs=st.lists(one, max_size=8), link=_tls_links())
+    def check_tls_receiver_run(msgs: list[bytes], link: TLSLink) -> None:
+        __tracebackhide__ = True
+        check_tls_receiver_example(make_receiver, msgs, link, encode=encode)
+
+    _run_hidden(_seeded(check_tls_receiver_run, seed))

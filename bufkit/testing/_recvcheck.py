@@ -27,6 +27,7 @@ from bufkit.testing._sendcheck import (
     _stopped,
     _times,
 )
+from bufkit.testing._tls_fake import FakeTLSSocket
 
 __all__ = ["Receiver", "check_receiver", "check_receiver_example"]
 
@@ -52,6 +53,9 @@ class Receiver(Protocol):
 
 MakeReceiver = Callable[
     [FakeSocket, Callable[[bytes], object], Callable[[], object]], Receiver
+]
+MakeTLSReceiver = Callable[
+    [FakeTLSSocket, Callable[[bytes], object], Callable[[], object]], Receiver
 ]
 
 
@@ -210,7 +214,7 @@ def _chunk_hint(
 
 
 def check_receiver(
-    make_receiver: MakeReceiver,
+    make_receiver: MakeReceiver | MakeTLSReceiver,
     *,
     encode: Callable[[bytes], bytes] | None = None,
     messages: object = None,
@@ -219,6 +223,7 @@ def check_receiver(
     faults: Sequence[int] = (errno.ECONNRESET,),
     interrupts: bool = False,
     seed: int | None = None,
+    tls: bool = False,
 ) -> None:
     """Check a receiver against many chunkings and faults (needs Hypothesis).
 
@@ -240,17 +245,33 @@ def check_receiver(
         faults: errno values that may cut the stream short.
         interrupts: include ``EINTR`` (Python retries it itself; PEP 475).
         seed: fix Hypothesis's seed.
+        tls: drive the receiver over TLS instead: it gets the server end, a
+            :class:`~bufkit.testing.FakeTLSSocket` (``recv`` raises
+            ``SSLWantReadError`` and ``SSLWantWriteError``, and decrypted
+            bytes wait in ``pending()`` where no readable event shows them);
+            see :func:`check_tls_receiver_example`. ``max_chunks``,
+            ``faults`` and ``interrupts`` do not apply.
 
     Raises:
         CheckFailed: for the shrunk failing example, with the verdict, a call
-            of :func:`check_receiver_example` that reproduces it, and a
+            of :func:`check_receiver_example` (or
+            :func:`check_tls_receiver_example`) that reproduces it, and a
             transcript of the fake's calls.
     """
     __tracebackhide__ = True
-    from bufkit.testing._hyp import run_receiver_check
+    from bufkit.testing import _hyp
 
-    run_receiver_check(
-        make_receiver,
+    if tls:
+        _hyp.run_tls_receiver_check(
+            make_receiver,  # type: ignore[arg-type]
+            encode=encode,
+            messages=messages,
+            max_examples=max_examples,
+            seed=seed,
+        )
+        return
+    _hyp.run_receiver_check(
+        make_receiver,  # type: ignore[arg-type]
         encode=encode,
         messages=messages,
         max_examples=max_examples,

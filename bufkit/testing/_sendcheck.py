@@ -23,6 +23,7 @@ from bufkit.testing._fakesocket import FakeSocket
 from bufkit.testing._ledger import Ledger, common_prefix
 from bufkit.testing._records import Call
 from bufkit.testing._schedule import SendStep, format_schedule
+from bufkit.testing._tls_fake import FakeTLSSocket
 
 __all__ = ["Sender", "check_sender", "check_sender_example"]
 
@@ -300,7 +301,7 @@ def _transcript(calls: list[Call], limit: int = _SHOWN) -> str:
 
 
 def check_sender(
-    make_sender: Callable[[FakeSocket], Sender],
+    make_sender: Callable[[FakeSocket], Sender] | Callable[[FakeTLSSocket], Sender],
     *,
     max_examples: int | None = None,
     max_message: int = 256,
@@ -310,6 +311,7 @@ def check_sender(
     iov_max: int = IOV_MAX,
     max_buffered: int | None = None,
     seed: int | None = None,
+    tls: bool = False,
 ) -> None:
     """Check a sender against many hostile schedules (needs Hypothesis).
 
@@ -333,17 +335,33 @@ def check_sender(
         max_buffered: also check flow control (see
             :func:`check_sender_example`); a clogged peer is tried first.
         seed: fix Hypothesis's seed (also see the ``--bufkit-seed`` option).
+        tls: drive the sender over TLS instead: it gets a
+            :class:`~bufkit.testing.FakeTLSSocket` (``send`` raises
+            ``SSLWantReadError`` while the handshake needs the peer, and
+            ``SSLWantWriteError``), over streams that cut records anywhere;
+            see :func:`check_tls_sender_example`. ``faults``,
+            ``interrupts``, ``iov_max`` and ``max_buffered`` do not apply.
 
     Raises:
         CheckFailed: for the shrunk failing example, with the verdict in terms
-            of the messages, a call of :func:`check_sender_example` that
-            reproduces it, and a transcript of the fake's calls.
+            of the messages, a call of :func:`check_sender_example` (or
+            :func:`check_tls_sender_example`) that reproduces it, and a
+            transcript of the fake's calls.
     """
     __tracebackhide__ = True
-    from bufkit.testing._hyp import run_sender_check
+    from bufkit.testing import _hyp
 
-    run_sender_check(
-        make_sender,
+    if tls:
+        _hyp.run_tls_sender_check(
+            make_sender,  # type: ignore[arg-type]
+            max_examples=max_examples,
+            max_message=max_message,
+            max_messages=max_messages,
+            seed=seed,
+        )
+        return
+    _hyp.run_sender_check(
+        make_sender,  # type: ignore[arg-type]
         max_examples=max_examples,
         max_message=max_message,
         max_messages=max_messages,

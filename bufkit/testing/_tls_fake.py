@@ -12,15 +12,22 @@ from one seed, so a failing run repeats. :class:`FakeTLSSocket` puts a real
 in-memory :class:`ssl.SSLObject` over such a stream and behaves like a
 non-blocking :class:`ssl.SSLSocket`: ``SSLWantReadError`` on send,
 ``SSLWantWriteError`` on receive, decrypted bytes the selector cannot see
-(``pending()``). Cost: every byte is copied once into the peer's buffer.
+(``pending()``). It records each send and receive for a report, and with a
+``busy_limit`` it stops code that calls again right after ``SSLWantReadError``
+or ``SSLWantWriteError`` without waiting for readiness (see
+:meth:`FakeTLSSocket.mark_waited`). Cost: every byte is copied once into the
+peer's buffer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import random
 import ssl
 from typing import TYPE_CHECKING, Final, final
+
+from bufkit.testing._errors import BusyLoopError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -82,6 +89,17 @@ class MemorySocket:
     def sendmsg(self, buffers: list[Buffer], /) -> int:
         """:meth:`send` of the joined buffers."""
         return self.send(b"".join(bytes(memoryview(b)) for b in buffers))
+
+    def recv(self, bufsize: int, /) -> bytes:
+        """Decrypt up to ``bufsize`` bytes; ``b""`` at the end of the stream.
+
+        Raises:
+            ssl.SSLWantReadError: No whole record yet.
+            ssl.SSLWantWriteError: Handshake bytes could not be sent.
+            OSError: The stream's error.
+        """
+        buf = bytearray(bufsize)
+        return bytes(buf[: self.recv_into(buf)])
 
     def recv_into(self, buffer: Buffer, /) -> int:
         """Copy a random 1 to ``max_recv`` bytes of the inbox into ``buffer``.
@@ -177,6 +195,10 @@ class FakeTLSSocket:
         context: The TLS context.
         server_side: Whether this end is the server.
         server_hostname: The name the client checks (client side).
+        busy_limit: Raise :class:`~bufkit.testing.BusyLoopError` once a send
+            or receive follows an ``SSLWantReadError`` or ``SSLWantWriteError``
+            more than this many times without :meth:`mark_waited` between
+            (``None``: never).
     """
 
     def __init__(
@@ -186,9 +208,16 @@ class FakeTLSSocket:
         *,
         server_side: bool,
         server_hostname: str | None = None,
+        busy_limit: int | None = None,
     ) -> None:
         self.stream = stream
         """The stream carrying the ciphertext."""
+        self.calls: list[str] = []
+        """Each send and receive with its outcome, such as ``send(5) = 5``."""
+        self.busy_retries = 0
+        """Calls made right after a want-read or want-write without a wait."""
+        self.busy_limit = busy_limit
+        self._want = ""  # the want error since the last wait, if any
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._obj = context.wrap_bio(
@@ -202,6 +231,10 @@ class FakeTLSSocket:
     def fileno(self) -> int:
         """Return the stream's descriptor."""
         return self.stream.fileno()
+
+    def mark_waited(self) -> None:
+        """Note that the caller waited for readiness (an event loop's event)."""
+        self._want = ""
 
     def pending(self) -> int:
         """Decrypted bytes a receive returns without the stream being readable."""
@@ -222,14 +255,39 @@ class FakeTLSSocket:
             ssl.SSLWantReadError: The handshake needs the peer's bytes.
             ssl.SSLWantWriteError: Ciphertext from before is still unsent.
         """
+        size = memoryview(data).nbytes
+        self._begin("send", size)
+        try:
+            n = self._send(data)
+        except OSError as exc:
+            self._note("send", size, exc)
+            raise
+        self.calls.append(f"send({size}) = {n}")
+        return n
+
+    def _send(self, data: Buffer) -> int:
         if self._unsent and not self._push_out():
             raise ssl.SSLWantWriteError("ciphertext pending")
         self._pump_in()
         try:
             n = self._obj.write(data)
-        finally:
-            self._push_out()
+        except ssl.SSLWantReadError:
+            if not self._push_out():
+                raise ssl.SSLWantWriteError("handshake bytes pending") from None
+            raise
+        self._push_out()
         return n
+
+    def recv(self, bufsize: int, /) -> bytes:
+        """Decrypt up to ``bufsize`` bytes; ``b""`` at the end of the stream.
+
+        Raises:
+            ssl.SSLWantReadError: No whole record yet.
+            ssl.SSLWantWriteError: Handshake bytes could not be sent.
+            OSError: The stream's error.
+        """
+        buf = bytearray(bufsize)
+        return bytes(buf[: self.recv_into(buf)])
 
     def recv_into(self, buffer: Buffer, /) -> int:
         """Decrypt into ``buffer``; 0 at the end of the stream.
@@ -240,17 +298,63 @@ class FakeTLSSocket:
             OSError: The stream's error.
         """
         view = memoryview(buffer).cast("B")
+        self._begin("recv_into", view.nbytes)
+        try:
+            n = self._recv_into(view)
+        except OSError as exc:
+            self._note("recv_into", view.nbytes, exc)
+            raise
+        self.calls.append(f"recv_into({view.nbytes}) = {n}")
+        return n
+
+    def _recv_into(self, view: memoryview) -> int:
         while True:
             if self._unsent and not self._push_out():
                 raise ssl.SSLWantWriteError("handshake bytes pending")
             try:
                 return int(self._obj.read(view.nbytes, view))
             except ssl.SSLWantReadError:
-                self._push_out()
+                if not self._push_out():
+                    raise ssl.SSLWantWriteError("handshake bytes pending") from None
                 if not self._pump_in():
                     raise
             except ssl.SSLZeroReturnError:
                 return 0
+
+    def _begin(self, op: str, size: int) -> None:
+        if not self._want:
+            return
+        self.busy_retries += 1
+        if self.busy_limit is not None and self.busy_retries > self.busy_limit:
+            self.calls.append(f"{op}({size}) = (stopped: a busy loop)")
+            raise BusyLoopError(
+                f"called {op} right after {self._want} without waiting for "
+                f"readiness ({self.busy_retries} times)"
+            )
+
+    def _note(self, op: str, size: int, exc: OSError) -> None:
+        name = type(exc).__name__
+        self.calls.append(f"{op}({size}) = {name}")
+        if isinstance(exc, ssl.SSLWantReadError | ssl.SSLWantWriteError):
+            self._want = name
+
+    def close_notify(self) -> None:
+        """Send TLS's close alert: the peer's next receive after it returns 0."""
+        with contextlib.suppress(ssl.SSLWantReadError):
+            self._obj.unwrap()  # the peer's alert is not needed to send ours
+        self._push_out()
+
+    def flush(self) -> bool:
+        """Send ciphertext still held, as a kernel drains its send buffer.
+
+        Returns:
+            Whether none is left.
+        """
+        return self._push_out()
+
+    def buffered(self) -> int:
+        """Bytes read from the stream that a receive has not returned yet."""
+        return self._obj.pending() + self._in.pending
 
     def shutdown(self, how: int, /) -> None:
         """Shut the stream's sending side."""

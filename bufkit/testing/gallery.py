@@ -2,10 +2,10 @@
 
 Each class below is a few lines of socket code with one classic bug, and
 :data:`SENDER_BUGS` and :data:`RECEIVER_BUGS` say which check catches it and
-with which verdict. The correct implementations at the top (one sender, one
-sender with flow control, four receivers) pass every check; each bug is a
-small change to one of them. The documentation shows this module as the list
-of bugs :func:`~bufkit.testing.check_sender` and
+with which verdict. The correct implementations (one sender, one sender
+with flow control, four receivers, and a sender and a receiver for TLS) pass
+every check; each bug is a small change to one of them. The documentation
+shows this module as the list of bugs :func:`~bufkit.testing.check_sender` and
 :func:`~bufkit.testing.check_receiver` find, and the test suite runs every
 entry, so the catalogue cannot drift from what the checks do.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import ssl
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -407,6 +408,65 @@ class ClosesOnEagain(GatherSender):
                     self.pending.clear()
 
 
+# -- over TLS ----------------------------------------------------------------
+class TLSSender(GatherSender):
+    """Correct over TLS: ``send`` (no ``sendmsg``); a want-read waits for readable."""
+
+    want_read = False
+
+    def on_writable(self) -> None:
+        """Send until drained, the stream would block, or TLS needs the peer."""
+        self.want_read = False
+        while self.pending:
+            try:
+                self.advance(self.sock.send(self.pending[0]))
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                return
+            except ssl.SSLWantReadError:
+                self.want_read = True
+                return
+
+    def on_readable(self) -> None:
+        """The peer's bytes came: send again."""
+        self.on_writable()
+
+    @property
+    def wants_writable(self) -> bool:
+        """Armed while something is pending and TLS is not waiting to read."""
+        return bool(self.pending) and not self.want_read
+
+    @property
+    def wants_readable(self) -> bool:
+        """Armed while TLS waits for the peer's bytes."""
+        return self.want_read
+
+
+class WantReadIsFatal(TLSSender):
+    """Written for TCP: catches ``BlockingIOError`` only, so a want-read escapes."""
+
+    def on_writable(self) -> None:
+        """Send until drained or the stream would block."""
+        while self.pending:
+            try:
+                self.advance(self.sock.send(self.pending[0]))
+            except BlockingIOError:
+                return
+
+
+class SpinsOnWantRead(TLSSender):
+    """Retries ``send`` at once after ``SSLWantReadError``: the peer gets no turn."""
+
+    def on_writable(self) -> None:
+        """Send until drained, retrying on a want-read."""
+        while self.pending:
+            try:
+                self.advance(self.sock.send(self.pending[0]))
+            except ssl.SSLWantReadError:
+                continue
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                return
+
+
 # -- correct receivers -----------------------------------------------------
 class StreamReceiver:
     """Correct: hands every chunk on as it comes (a plain byte stream)."""
@@ -702,6 +762,67 @@ class KeepsTheView(StreamReceiver):
             self.on_message(memoryview(self.buffer)[:n])  # type: ignore[arg-type]
 
 
+class TLSReceiver(StreamReceiver):
+    """Correct over TLS: reads until ``SSLWantReadError``; a want-write waits."""
+
+    want_write = False
+
+    def on_readable(self) -> None:
+        """Read everything TLS holds, not just one record; report end of file once."""
+        self.want_write = False
+        while not self.done:
+            try:
+                data = self.sock.recv(self.recv_size)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                return
+            except ssl.SSLWantWriteError:
+                self.want_write = True
+                return
+            if not data:
+                self.done = True
+                self.on_eof()
+                return
+            self.received(data)
+
+    def on_writable(self) -> None:
+        """The stream drained: receive again."""
+        self.on_readable()
+
+    @property
+    def wants_writable(self) -> bool:
+        """Armed while TLS waits to send handshake bytes."""
+        return self.want_write
+
+
+class ReadsOncePerEvent(TLSReceiver):
+    """One ``recv`` per readable event: fine over TCP, stalls on ``pending()``."""
+
+    def on_readable(self) -> None:
+        """Receive once; the rest of the record waits where no selector sees it."""
+        try:
+            data = self.sock.recv(self.recv_size)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        if data:
+            self.received(data)
+        elif not self.done:
+            self.done = True
+            self.on_eof()
+
+
+class WantWriteIsEof(TLSReceiver):
+    """Takes ``SSLWantWriteError`` for the end of the stream."""
+
+    def on_readable(self) -> None:
+        """Read; a want-write ends the stream."""
+        try:
+            super().on_readable()
+        finally:
+            if self.want_write and not self.done:
+                self.done = True
+                self.on_eof()
+
+
 # -- the catalogue ---------------------------------------------------------
 def _line(message: bytes) -> bytes:
     return message + b"\n"
@@ -728,6 +849,7 @@ class Entry:
             byte stream).
         delimiter: for a receiver, bytes the drawn messages never contain.
         max_buffered: for a sender, the flow-control limit checked.
+        tls: whether the check runs over TLS (``tls=True``).
     """
 
     make: Callable[..., Any]
@@ -735,6 +857,7 @@ class Entry:
     encode: Callable[[bytes], bytes] | None = None
     delimiter: bytes = b""
     max_buffered: int | None = None
+    tls: bool = False
 
     @property
     def name(self) -> str:
@@ -773,6 +896,8 @@ SENDER_BUGS: Final[tuple[Entry, ...]] = (
     Entry(DropsGatherTailAfterCut, "were the bytes dropped"),
     Entry(ClearsQueueAtABoundary, "never arrived|lost"),
     Entry(ClosesOnEagain, "never arrived|lost|EBADF"),
+    Entry(WantReadIsFatal, "SSLWantReadError.* escaped from the sender", tls=True),
+    Entry(SpinsOnWantRead, "right after SSLWantReadError without waiting", tls=True),
 )
 """Buggy senders, with the verdict :func:`~bufkit.testing.check_sender` gives."""
 
@@ -804,6 +929,8 @@ RECEIVER_BUGS: Final[tuple[Entry, ...]] = (
     Entry(RetriesRecvTwice, "right after EAGAIN without waiting for readiness"),
     Entry(SpinsAtEof, "no progress|on_eof was called 0 times"),
     Entry(KeepsTheView, "corrupted"),
+    Entry(ReadsOncePerEvent, "stalled with .* bytes read from the socket", tls=True),
+    Entry(WantWriteIsEof, "on_eof was called though the stream never", tls=True),
 )
 """Buggy receivers, with the verdict :func:`~bufkit.testing.check_receiver` gives."""
 
@@ -814,6 +941,8 @@ CORRECT: Final[tuple[Entry, ...]] = (
     Entry(LineReceiver, encode=_line, delimiter=b"\n"),
     Entry(CrlfReceiver, encode=_crlf, delimiter=b"\r"),
     Entry(PrefixedReceiver, encode=_prefixed),
+    Entry(TLSSender, tls=True),
+    Entry(TLSReceiver, tls=True),
 )
 """Correct implementations: they pass their checks."""
 
@@ -842,14 +971,18 @@ def run(entry: Entry, *, seed: int | None = None) -> None:
     """
     __tracebackhide__ = True
     if entry.is_sender:
-        check_sender(entry.make, max_buffered=entry.max_buffered, seed=seed)
+        check_sender(
+            entry.make, max_buffered=entry.max_buffered, seed=seed, tls=entry.tls
+        )
         return
     messages = None
     if entry.delimiter:
         from hypothesis import strategies as st
 
         messages = st.binary(max_size=20).filter(lambda m: entry.delimiter not in m)
-    check_receiver(entry.make, encode=entry.encode, messages=messages, seed=seed)
+    check_receiver(
+        entry.make, encode=entry.encode, messages=messages, seed=seed, tls=entry.tls
+    )
 
 
 def verdict(entry: Entry, *, seed: int | None = 0) -> str:

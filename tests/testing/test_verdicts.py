@@ -220,6 +220,26 @@ VERDICTS = {
         "check_receiver: received data: byte 0 of message[0] (stream offset 0) "
         "is 0x62, expected 0x61: the data was corrupted"
     ),
+    "WantReadIsFatal": (
+        "check_sender: SSLWantReadError escaped from the sender: over TLS, "
+        "SSLWantReadError means 'wait until the socket is readable, then call "
+        "again' (the handshake needs the peer's bytes)"
+    ),
+    "SpinsOnWantRead": (
+        "check_sender: the sender called send right after SSLWantReadError "
+        "without waiting for readiness (3 times): a busy loop"
+    ),
+    "ReadsOncePerEvent": (
+        "check_receiver: the receiver stalled with 16403 bytes read from the "
+        "socket but not returned (pending() and unread records): a selector "
+        "cannot see them, so waiting for readability waits forever; keep "
+        "calling recv until SSLWantReadError"
+    ),
+    "WantWriteIsEof": (
+        "check_receiver: on_eof was called though the stream never ended "
+        "(recv_into raised SSLWantWriteError: over TLS, SSLWantWriteError "
+        "means 'wait until writable, then retry')"
+    ),
 }
 
 
