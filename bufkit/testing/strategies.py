@@ -1,6 +1,10 @@
 """Hypothesis strategies for schedules and fake sockets (needs Hypothesis).
 
-Every strategy shrinks toward "no fault": toward fewer steps, toward
+Every strategy of the toolkit is here, including those defined beside what
+they drive: :func:`~bufkit.testing.cuttings` and
+:func:`~bufkit.testing.backpressure_schedules` for the hostile transports,
+:func:`memory_socketpairs` for TLS. Every strategy
+shrinks toward "no fault": toward fewer steps, toward
 :class:`~bufkit.testing.AcceptAll` rather than a partial send, toward no cut,
 and toward no error, so a shrunk failure shows the fewest and smallest faults
 that still break the code. Chunkings are drawn as cut points (a set of
@@ -28,6 +32,7 @@ from hypothesis import strategies as st
 
 from bufkit.testing._fakebase import IOV_MAX
 from bufkit.testing._fakesocket import FakeSocket
+from bufkit.testing._hostile_cuts import backpressure_schedules, cuttings
 from bufkit.testing._schedule import (
     RECV_FAULTS,
     SEND_FAULTS,
@@ -44,15 +49,21 @@ from bufkit.testing._schedule import (
     Spurious,
     WouldBlock,
 )
+from bufkit.testing._tls_hyp import memory_socketpairs
 
 __all__ = [
+    "backpressure_schedules",
     "chunkings",
+    "cuttings",
     "fake_sockets",
     "fault_schedules",
+    "memory_socketpairs",
     "recv_schedules",
     "record_fault_coverage",
     "send_schedules",
 ]
+
+memory_socketpairs.__module__ = __name__  # documented here
 
 
 def chunkings(

@@ -133,3 +133,16 @@ def test_relative_steps_cut_relative_to_what_is_offered() -> None:
     assert sock.sendmsg([b"ab", b"cd"]) == 1  # at least one byte
     assert sock.send(b"xyz") == 3  # one buffer: accepted whole
     assert sock.wire == b"abcdef" + b"a" + b"abcde" + b"x" + b"a" + b"xyz"
+
+
+def test_every_strategy_is_in_the_strategies_module() -> None:
+    """The hostile transports' and TLS's strategies are reachable from one module."""
+    from bufkit import testing
+    from bufkit.testing import _tls_hyp, strategies
+
+    assert strategies.cuttings is testing.cuttings
+    assert strategies.backpressure_schedules is testing.backpressure_schedules
+    assert strategies.memory_socketpairs is _tls_hyp.memory_socketpairs
+    assert {"cuttings", "backpressure_schedules", "memory_socketpairs"} <= set(
+        strategies.__all__
+    )
