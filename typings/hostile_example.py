@@ -14,7 +14,6 @@ from bufkit.testing import (
     Cutting,
     HostileStreamWriter,
     HostileTransport,
-    HostileTwistedTransport,
     Outcome,
     Pause,
     backpressure_schedules,
@@ -22,11 +21,14 @@ from bufkit.testing import (
     check_protocol_example,
     check_stream_handler,
     check_stream_handler_example,
-    check_twisted_protocol,
-    check_twisted_protocol_example,
     cuttings,
     run_protocol,
     run_stream_handler,
+)
+from bufkit.testing.twisted import (
+    HostileTwistedTransport,
+    check_twisted_protocol,
+    check_twisted_protocol_example,
     run_twisted_protocol,
 )
 

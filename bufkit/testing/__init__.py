@@ -1,14 +1,13 @@
 """A hostile fake socket, driven by schedules, to property-test socket code.
 
 ``import bufkit.testing`` needs no Hypothesis; :mod:`bufkit.testing.strategies`
-and the pytest plugin do.
+and the pytest plugin do. The Twisted names live in
+:mod:`bufkit.testing.twisted`, which needs Twisted.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
-from typing import TYPE_CHECKING
 
 from bufkit.testing._errors import (
     BusyLoopError,
@@ -76,24 +75,6 @@ from bufkit.testing._tlscheck import (
     check_tls_sender_example,
 )
 
-if TYPE_CHECKING:
-    from bufkit.testing._hostile_twisted import (
-        HostileTwistedTransport,
-        check_twisted_protocol,
-        check_twisted_protocol_example,
-        run_twisted_protocol,
-    )
-
-# Twisted is optional: its names load on first use (see __getattr__).
-_TWISTED = frozenset(
-    {
-        "HostileTwistedTransport",
-        "check_twisted_protocol",
-        "check_twisted_protocol_example",
-        "run_twisted_protocol",
-    }
-)
-
 __all__ = [
     "ERRNO_CATALOGUE",
     "IOV_MAX",
@@ -117,7 +98,6 @@ __all__ = [
     "FakeTLSSocket",
     "HostileStreamWriter",
     "HostileTransport",
-    "HostileTwistedTransport",
     "HybridSocket",
     "Interrupt",
     "Ledger",
@@ -144,8 +124,6 @@ __all__ = [
     "check_stream_handler_example",
     "check_tls_receiver_example",
     "check_tls_sender_example",
-    "check_twisted_protocol",
-    "check_twisted_protocol_example",
     "cuttings",
     "fake_socketpair",
     "format_schedule",
@@ -157,7 +135,6 @@ __all__ = [
     "random_send_schedule",
     "run_protocol",
     "run_stream_handler",
-    "run_twisted_protocol",
 ]
 
 
@@ -165,8 +142,6 @@ def _publish() -> None:
     """Document every class and function under its public path."""
     namespace = globals()
     for name in __all__:
-        if name in _TWISTED:
-            continue
         obj = namespace[name]
         if isinstance(obj, type) or inspect.isfunction(obj):
             obj.__module__ = __name__
@@ -174,19 +149,3 @@ def _publish() -> None:
 
 _publish()
 del _publish
-
-
-def __getattr__(name: str) -> object:
-    """Load the Twisted names on first use (Twisted is an optional dependency)."""
-    if name not in _TWISTED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        module = importlib.import_module("bufkit.testing._hostile_twisted")
-    except ImportError as exc:
-        raise ImportError(
-            f"bufkit.testing.{name} needs Twisted: pip install 'bufkit[twisted]'"
-        ) from exc
-    value = getattr(module, name)
-    value.__module__ = __name__
-    globals()[name] = value
-    return value

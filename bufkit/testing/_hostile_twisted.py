@@ -12,7 +12,7 @@ with ``resumeProducing()`` whenever the transport is not paused. The
 connection ends with ``readConnectionLost()`` (half-closeable protocols) or
 ``connectionLost(Failure(ConnectionDone()))``, or with ``ConnectionLost`` when
 the cutting loses it. This is the only module of :mod:`bufkit.testing` that
-imports Twisted; ``import bufkit.testing`` loads it on first use of a name.
+imports Twisted; its names are public in :mod:`bufkit.testing.twisted`.
 """
 
 from __future__ import annotations

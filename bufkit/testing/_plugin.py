@@ -168,8 +168,8 @@ def make_hostile_transport() -> Callable[..., HostileTransport]:
 
 @pytest.fixture(scope="session")
 def make_hostile_twisted_transport() -> Callable[..., Any]:
-    """A factory of :class:`~bufkit.testing.HostileTwistedTransport` (needs Twisted)."""
-    from bufkit.testing._hostile_twisted import HostileTwistedTransport
+    """A factory of :class:`~bufkit.testing.twisted.HostileTwistedTransport`."""
+    from bufkit.testing.twisted import HostileTwistedTransport
 
     return HostileTwistedTransport
 

@@ -13,10 +13,12 @@ from bufkit.testing import (
     Cutting,
     CuttingError,
     HostileTransport,
-    HostileTwistedTransport,
     Pause,
     backpressure_schedules,
     cuttings,
+)
+from bufkit.testing.twisted import (
+    HostileTwistedTransport,
 )
 
 pytest_plugins = ["pytester"]

@@ -13,6 +13,8 @@ from bufkit.testing import (
     CheckFailed,
     check_protocol,
     check_stream_handler,
+)
+from bufkit.testing.twisted import (
     check_twisted_protocol,
 )
 

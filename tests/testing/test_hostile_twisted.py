@@ -13,12 +13,13 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-import bufkit.testing
 from bufkit.testing import (
     CheckFailed,
     Cutting,
-    HostileTwistedTransport,
     Pause,
+)
+from bufkit.testing.twisted import (
+    HostileTwistedTransport,
     check_twisted_protocol,
     check_twisted_protocol_example,
     run_twisted_protocol,
@@ -225,12 +226,41 @@ def test_transport_answers_like_tcp() -> None:
         transport.write("text")  # type: ignore[arg-type]
 
 
-def test_twisted_names_are_public_and_lazy() -> None:
-    """The Twisted names live in ``bufkit.testing`` under its public path."""
-    assert check_twisted_protocol.__module__ == "bufkit.testing"
-    assert "check_twisted_protocol" in bufkit.testing.__all__
-    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
-        bufkit.testing.nonsense  # noqa: B018
+def test_twisted_names_live_in_their_own_module() -> None:
+    """The Twisted names are public in ``bufkit.testing.twisted`` only."""
+    import bufkit.testing.twisted
+
+    assert check_twisted_protocol.__module__ == "bufkit.testing.twisted"
+    assert HostileTwistedTransport.__module__ == "bufkit.testing.twisted"
+    assert set(bufkit.testing.twisted.__all__) == {
+        "HostileTwistedTransport",
+        "check_twisted_protocol",
+        "check_twisted_protocol_example",
+        "run_twisted_protocol",
+    }
+    assert not set(bufkit.testing.twisted.__all__) & set(bufkit.testing.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'check_twisted_protocol'"):
+        bufkit.testing.check_twisted_protocol  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_star_import_works_without_twisted() -> None:
+    """With Twisted unimportable, ``from bufkit.testing import *`` still works."""
+    code = (
+        "import sys; sys.modules['twisted'] = None; sys.modules['zope'] = None\n"
+        "from bufkit.testing import *\n"
+        "import bufkit.testing\n"
+        "assert len(bufkit.testing.__all__) > 50, bufkit.testing.__all__\n"
+        "names = dir()\n"
+        "assert all(name in names for name in bufkit.testing.__all__)\n"
+        "try:\n"
+        "    import bufkit.testing.twisted\n"
+        "except ImportError:\n"
+        "    print('no twisted')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "no twisted"
 
 
 def test_import_does_not_load_twisted() -> None:
