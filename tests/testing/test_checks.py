@@ -20,9 +20,8 @@ from bufkit.testing import (
     check_receiver_example,
     check_sender,
     check_sender_example,
+    gallery,
 )
-
-from . import senders
 
 NO_NEWLINE = None
 # The checks must catch each wrong implementation on every run: a fixed search.
@@ -35,24 +34,24 @@ def _line(message: bytes) -> bytes:
 
 def test_correct_sender_passes() -> None:
     """A correct gather sender passes the check."""
-    check_sender(senders.GoodSender)
+    check_sender(gallery.GatherSender)
 
 
 @pytest.mark.parametrize(
     ("sender", "named"),
     [
-        (senders.IgnoresReturnValue, "return value ignored"),
-        (senders.ArmedForever, "busy loop on writable"),
-        (senders.SpinsOnEagain, "without waiting for readiness"),
-        (senders.DropsAfterEagain, "taken off the queue"),
-        (senders.NeverArms, "never armed"),
-        (senders.LosesBufferOnEagain, "taken off the queue"),
-        (senders.TooManyBuffers, "more than IOV_MAX"),
-        (senders.RetriesWholeBuffer, "sent twice"),
+        (gallery.IgnoresReturnValue, "return value ignored"),
+        (gallery.StaysArmed, "busy loop on writable"),
+        (gallery.SpinsOnEagain, "without waiting for readiness"),
+        (gallery.PopsBeforeSending, "taken off the queue"),
+        (gallery.NeverArms, "never armed"),
+        (gallery.SwapsQueueBeforeSending, "taken off the queue"),
+        (gallery.GathersPastIovMax, "more than IOV_MAX"),
+        (gallery.ResendsWholeBuffer, "sent twice"),
     ],
 )
 def test_wrong_senders_fail_with_the_bug_named(
-    sender: type[senders.GoodSender], named: str
+    sender: type[gallery.GatherSender], named: str
 ) -> None:
     """Each deliberately wrong sender fails with a verdict that names its bug."""
     with pytest.raises(CheckFailed, match=named) as info:
@@ -66,14 +65,14 @@ def test_wrong_senders_fail_with_the_bug_named(
 def test_the_reproduction_line_reproduces() -> None:
     """The printed example fails the same way when run again."""
     with pytest.raises(CheckFailed, match="return value") as info:
-        check_sender_example(senders.IgnoresReturnValue, [b"ab", b"c"], [Accept(1)])
+        check_sender_example(gallery.IgnoresReturnValue, [b"ab", b"c"], [Accept(1)])
     assert "message[0] lost its last 1 byte" in str(info.value)
 
 
 def test_swallowed_send_error_is_caught() -> None:
     """A sender that hides ``ECONNRESET`` fails the check."""
 
-    class Swallows(senders.GoodSender):
+    class Swallows(gallery.GatherSender):
         def on_writable(self) -> None:
             try:
                 super().on_writable()
@@ -87,7 +86,7 @@ def test_swallowed_send_error_is_caught() -> None:
 def test_escaped_eagain_is_caught() -> None:
     """A sender that lets ``BlockingIOError`` out fails the check."""
 
-    class Raises(senders.GoodSender):
+    class Raises(gallery.GatherSender):
         def on_writable(self) -> None:
             self.sock.send(self.pending.popleft())
 
@@ -98,22 +97,22 @@ def test_escaped_eagain_is_caught() -> None:
 def test_sender_that_surfaces_errors_passes_a_fault_example() -> None:
     """An error that reaches the caller after a clean prefix is correct."""
     sock = check_sender_example(
-        senders.GoodSender, [b"abc", b"def"], [Accept(2), Fail(errno.EPIPE)]
+        gallery.GatherSender, [b"abc", b"def"], [Accept(2), Fail(errno.EPIPE)]
     )
     assert sock.wire == b"ab"
 
 
 def test_correct_receivers_pass() -> None:
     """A buffering line receiver and a stream receiver pass their checks."""
-    check_receiver(senders.LineReceiver, encode=_line, messages=_no_newline())
-    check_receiver(senders.StreamReceiver)
+    check_receiver(gallery.LineReceiver, encode=_line, messages=_no_newline())
+    check_receiver(gallery.StreamReceiver)
 
 
 def test_one_recv_one_message_receiver_fails() -> None:
     """A receiver that treats one ``recv`` as one message fails, named."""
     with pytest.raises(CheckFailed, match="one recv is not one message") as info:
         check_receiver(
-            senders.OneRecvOneMessage,
+            gallery.OneRecvOneMessage,
             encode=_line,
             messages=_no_newline(),
             seed=MUST_CATCH_SEED,
@@ -124,13 +123,13 @@ def test_one_recv_one_message_receiver_fails() -> None:
 def test_swallowed_reset_receiver_fails() -> None:
     """A receiver that turns a reset into EOF fails the check."""
     with pytest.raises(CheckFailed, match="swallowed ECONNRESET"):
-        check_receiver(senders.SwallowsReset, seed=MUST_CATCH_SEED)
+        check_receiver(gallery.SwallowsReceiveReset, seed=MUST_CATCH_SEED)
 
 
 def test_receiver_example_verdicts() -> None:
     """Missed or repeated EOF and invented data are reported."""
 
-    class NoEof(senders.StreamReceiver):
+    class NoEof(gallery.StreamReceiver):
         def on_readable(self) -> None:
             data = self.sock.recv(100)
             if data:
@@ -141,7 +140,7 @@ def test_receiver_example_verdicts() -> None:
     with pytest.raises(CheckFailed, match="on_eof was called 0 times"):
         check_receiver_example(NoEof, [b"ab"], [Deliver(b"ab"), Eof()])
 
-    class Invents(senders.StreamReceiver):
+    class Invents(gallery.StreamReceiver):
         def on_readable(self) -> None:
             super().on_readable()
             self.on_message(b"!")
@@ -153,7 +152,7 @@ def test_receiver_example_verdicts() -> None:
 def test_receiver_that_does_not_read_is_a_stall() -> None:
     """A receiver that ignores readiness is reported, not hung."""
 
-    class Idle(senders.StreamReceiver):
+    class Idle(gallery.StreamReceiver):
         def on_readable(self) -> None:
             pass
 
@@ -163,7 +162,7 @@ def test_receiver_that_does_not_read_is_a_stall() -> None:
 
 def test_check_sender_example_returns_the_fake() -> None:
     """A passing example returns its fake for more assertions."""
-    sock = check_sender_example(senders.GoodSender, [b"a" * 10], [Accept(3)] * 4)
+    sock = check_sender_example(gallery.GatherSender, [b"a" * 10], [Accept(3)] * 4)
     assert isinstance(sock, FakeSocket)
     assert sock.wire == b"a" * 10
 
@@ -177,18 +176,18 @@ def _no_newline() -> object:
 def test_unbounded_buffering_is_caught() -> None:
     """A sender without flow control fails when the peer is clogged."""
     with pytest.raises(CheckFailed, match="unbounded buffering"):
-        check_sender(senders.GoodSender, max_buffered=300, seed=MUST_CATCH_SEED)
+        check_sender(gallery.GatherSender, max_buffered=300, seed=MUST_CATCH_SEED)
 
 
 def test_a_sender_with_flow_control_passes() -> None:
     """A sender that pauses the producer at a high-water mark passes."""
-    check_sender(senders.PausingSender, max_buffered=300)
+    check_sender(gallery.PausingSender, max_buffered=300)
 
 
 def test_receiver_message_verdicts() -> None:
     """Missing, invented and wrong messages are named."""
 
-    class Lossy(senders.LineReceiver):
+    class Lossy(gallery.LineReceiver):
         def on_readable(self) -> None:
             super().on_readable()
             self.on_message(b"extra") if self.done else None
@@ -197,21 +196,21 @@ def test_receiver_message_verdicts() -> None:
         check_receiver_example(Lossy, [b"a"], [Deliver(b"a\n"), Eof()], encode=_line)
     with pytest.raises(CheckFailed, match=r"message\[1\] b'b' never came out"):
         check_receiver_example(
-            senders.LineReceiver, [b"a", b"b"], [Deliver(b"a\nb"), Eof()], encode=_line
+            gallery.LineReceiver, [b"a", b"b"], [Deliver(b"a\nb"), Eof()], encode=_line
         )
 
 
 def test_receiver_errors_and_busy_loops() -> None:
     """Escaped EAGAIN, spinning on EAGAIN and an EOF never seen are reported."""
 
-    class Raises(senders.StreamReceiver):
+    class Raises(gallery.StreamReceiver):
         def on_readable(self) -> None:
             self.on_message(self.sock.recv(10))
 
     with pytest.raises(CheckFailed, match="EAGAIN means"):
         check_receiver_example(Raises, [b"a"], [WouldBlock(), Deliver(b"a"), Eof()])
 
-    class Spins(senders.StreamReceiver):
+    class Spins(gallery.StreamReceiver):
         def on_readable(self) -> None:
             while True:
                 try:
@@ -226,7 +225,7 @@ def test_receiver_errors_and_busy_loops() -> None:
             Spins, [b"a"], [WouldBlock(), WouldBlock(), WouldBlock(), Eof()]
         )
 
-    class EarlyEof(senders.StreamReceiver):
+    class EarlyEof(gallery.StreamReceiver):
         def on_readable(self) -> None:
             self.on_eof()
             self.on_message(self.sock.recv(10))
@@ -238,7 +237,7 @@ def test_receiver_errors_and_busy_loops() -> None:
 def test_sender_that_never_sends_on_writable_is_a_busy_loop() -> None:
     """A sender that stays armed and sends nothing is reported."""
 
-    class Lazy(senders.GoodSender):
+    class Lazy(gallery.GatherSender):
         def on_writable(self) -> None:
             pass
 
@@ -249,13 +248,13 @@ def test_sender_that_never_sends_on_writable_is_a_busy_loop() -> None:
 def test_escaped_eintr_is_named() -> None:
     """A sender that lets EINTR out is told to retry."""
     with pytest.raises(CheckFailed, match="EINTR means 'retry the call'"):
-        check_sender_example(senders.GoodSender, [b"abc"], [Interrupt()])
+        check_sender_example(gallery.GatherSender, [b"abc"], [Interrupt()])
 
 
 def test_check_sender_with_a_seed_and_interrupts() -> None:
     """A fixed seed and EINTR in the schedules work together."""
 
-    class Retries(senders.GoodSender):
+    class Retries(gallery.GatherSender):
         def on_writable(self) -> None:
             while True:
                 try:
@@ -271,9 +270,9 @@ def _drawn_by_check_sender(**options: object) -> list[object]:
     """The schedules ``check_sender`` tried, in order."""
     seen: list[object] = []
 
-    def make(sock: FakeSocket) -> senders.GoodSender:
+    def make(sock: FakeSocket) -> gallery.GatherSender:
         seen.append(sock.send_schedule)
-        return senders.GoodSender(sock)
+        return gallery.GatherSender(sock)
 
     check_sender(make, **options)  # type: ignore[arg-type]
     return seen
@@ -287,9 +286,9 @@ def _drawn_by_check_receiver(**options: object) -> list[object]:
         sock: FakeSocket,
         on_message: Callable[[bytes], object],
         on_eof: Callable[[], object],
-    ) -> senders.StreamReceiver:
+    ) -> gallery.StreamReceiver:
         seen.append(sock.recv_schedule)
-        return senders.StreamReceiver(sock, on_message, on_eof)
+        return gallery.StreamReceiver(sock, on_message, on_eof)
 
     check_receiver(make, **options)  # type: ignore[arg-type]
     return seen
@@ -320,9 +319,9 @@ def test_check_receiver_passes_its_options_on() -> None:
         sock: FakeSocket,
         on_message: Callable[[bytes], object],
         on_eof: Callable[[], object],
-    ) -> senders.StreamReceiver:
+    ) -> gallery.StreamReceiver:
         seen.append(sock.recv_schedule)
-        return senders.StreamReceiver(sock, on_message, on_eof)
+        return gallery.StreamReceiver(sock, on_message, on_eof)
 
     with pytest.raises(CheckFailed, match="EINTR means 'retry the call'"):
         check_receiver(make, max_chunks=1, interrupts=True, faults=(), seed=1)

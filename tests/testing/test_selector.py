@@ -19,9 +19,8 @@ from bufkit.testing import (
     StepBudgetExceeded,
     WouldBlock,
     fake_socketpair,
+    gallery,
 )
-
-from . import senders
 
 R, W = selectors.EVENT_READ, selectors.EVENT_WRITE
 
@@ -155,7 +154,7 @@ def _echo_loop(server_send: list[SendStep]) -> bytes:
     """Run a selector-driven echo between two fakes; return what came back."""
     client, server = fake_socketpair(b_send=server_send)
     sel = FakeSelector(step_budget=10_000)
-    writer = senders.GoodSender(server)
+    writer = gallery.GatherSender(server)
     sel.register(server, R)
     payload = bytes(range(256)) * 40
     client.sendall(payload)

@@ -7,10 +7,9 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from bufkit import WriteQueue
-from bufkit.testing import CheckFailed, FakeSocket, Sender
+from bufkit.testing import CheckFailed, FakeSocket, Sender, gallery
 from bufkit.testing.stateful import SenderMachine
 
-from . import senders
 from .test_bufkit_conformance import QueueSender
 
 SETTINGS = settings(
@@ -30,7 +29,7 @@ class GoodMachine(SenderMachine):
 
     def make_sender(self, sock: FakeSocket) -> Sender:
         """Build the sender."""
-        return senders.GoodSender(sock)
+        return gallery.GatherSender(sock)
 
 
 class QueueMachine(SenderMachine):
@@ -50,14 +49,14 @@ TestWriteQueue.settings = SETTINGS
 @pytest.mark.parametrize(
     ("wrong", "named"),
     [
-        (senders.IgnoresReturnValue, "lost|never arrived|not armed"),
-        (senders.DropsAfterEagain, "lost|never arrived|not armed"),
-        (senders.NeverArms, "not armed"),
-        (senders.ArmedForever, "left interest armed"),
+        (gallery.IgnoresReturnValue, "lost|never arrived|not armed"),
+        (gallery.PopsBeforeSending, "lost|never arrived|not armed"),
+        (gallery.NeverArms, "not armed"),
+        (gallery.StaysArmed, "left interest armed"),
     ],
 )
 def test_wrong_senders_fail_the_machine(
-    wrong: type[senders.GoodSender], named: str
+    wrong: type[gallery.GatherSender], named: str
 ) -> None:
     """Each wrong sender breaks an invariant of the machine."""
 
