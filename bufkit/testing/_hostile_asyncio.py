@@ -24,9 +24,11 @@ from typing import Any, Final, final
 from bufkit.testing._hostile_core import (
     Outcome,
     Wire,
-    check_conversation,
-    check_one,
+    check_example,
+    check_search,
     drive,
+    prepare,
+    run_plain,
 )
 from bufkit.testing._hostile_cuts import Cutting, _pieces
 
@@ -311,9 +313,7 @@ def run_protocol(
         CuttingError: if the cutting does not fit the conversation.
     """
     __tracebackhide__ = True
-    data = b"".join(_pieces(conversation))
-    cutting = cutting or Cutting()
-    cutting.validate(len(data))
+    data, cutting = prepare(conversation, cutting)
     if loop:
 
         async def play() -> Outcome:
@@ -329,30 +329,13 @@ def run_protocol(
             return transport.outcome()
 
         return asyncio.run(play())
-    transport, steps = _play(
-        factory,
-        data,
-        cutting,
-        eof=eof,
-        respects_backpressure=respects_backpressure,
-        extra=extra,
+    transport = HostileTransport(
+        cutting, respects_backpressure=respects_backpressure, extra=extra
     )
-    for _ in steps:
-        pass
+    run_plain(
+        transport._wire, _AsyncioAdapter(transport, factory()), data, cutting, eof=eof
+    )
     return transport.outcome()
-
-
-def _reproduce(
-    cutting: Cutting, pieces: list[bytes], eof: bool, respects: bool, loop: bool
-) -> str:
-    options = "".join(
-        [
-            "" if eof else ", eof=False",
-            ", respects_backpressure=True" if respects else "",
-            ", loop=True" if loop else "",
-        ]
-    )
-    return f"check_protocol_example(factory, {pieces!r}, {cutting!r}{options})"
 
 
 def check_protocol(
@@ -396,25 +379,17 @@ def check_protocol(
     """
     __tracebackhide__ = True
     pieces = _pieces(conversation)
-    probe = factory()
-    check_conversation(
+    options = {"eof": eof, "respects_backpressure": respects_backpressure, "loop": loop}
+    check_search(
         "check_protocol",
-        lambda c: run_protocol(
-            factory,
-            pieces,
-            c,
-            eof=eof,
-            respects_backpressure=respects_backpressure,
-            loop=loop,
-            extra=extra,
-        ),
+        "factory",
+        _runner(factory, pieces, options, extra),
         pieces,
-        eof=eof,
-        reproduce=lambda c: _reproduce(c, pieces, eof, respects_backpressure, loop),
+        options,
         max_examples=max_examples,
         seed=seed,
-        hints=isinstance(probe, asyncio.BufferedProtocol),
         lose_connection=lose_connection,
+        hints=isinstance(factory(), asyncio.BufferedProtocol),
     )
 
 
@@ -448,19 +423,32 @@ def check_protocol_example(
     """
     __tracebackhide__ = True
     pieces = _pieces(conversation)
-    return check_one(
+    options = {"eof": eof, "respects_backpressure": respects_backpressure, "loop": loop}
+    return check_example(
         "check_protocol",
-        lambda c: run_protocol(
-            factory,
-            pieces,
-            c,
-            eof=eof,
-            respects_backpressure=respects_backpressure,
-            loop=loop,
-            extra=extra,
-        ),
+        "factory",
+        _runner(factory, pieces, options, extra),
         pieces,
         cutting,
-        eof=eof,
-        reproduce=_reproduce(cutting, pieces, eof, respects_backpressure, loop),
+        options,
     )
+
+
+def _runner(
+    factory: ProtocolFactory,
+    pieces: list[bytes],
+    options: Mapping[str, bool],
+    extra: Mapping[str, object] | None,
+) -> Callable[[Cutting], Outcome]:
+    def run(cutting: Cutting) -> Outcome:
+        return run_protocol(
+            factory,
+            pieces,
+            cutting,
+            eof=options["eof"],
+            respects_backpressure=options["respects_backpressure"],
+            loop=options["loop"],
+            extra=extra,
+        )
+
+    return run

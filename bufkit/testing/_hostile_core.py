@@ -21,28 +21,35 @@ O(bytes) work per run.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Final, Protocol, final
 
 import attrs
 
 from bufkit.testing._errors import CheckFailed
-from bufkit.testing._hostile_cuts import Cutting, Pause, cuttings
+from bufkit.testing._hostile_cuts import Cutting, Pause, _pieces, cuttings
 
 __all__ = [
     "Adapter",
     "Outcome",
     "Wire",
     "check_conversation",
+    "check_example",
+    "check_search",
     "drain",
     "drive",
     "polish",
+    "prepare",
     "reference_cutting",
+    "run_plain",
 ]
 
 _SHOWN: Final = 160  # bytes of output shown around the first difference
 _POLISH_BUDGET: Final = 400  # runs spent making a shrunk cutting 1-minimal
 _STALL_SETTLES: Final = 8  # loop turns given to a protocol that paused reading
+# The options of the *_example functions and their defaults: a reproducing
+# call names only those that differ.
+_DEFAULTS: Final = {"eof": True, "respects_backpressure": False, "loop": False}
 
 
 @final
@@ -540,3 +547,106 @@ def check_one(
             )
         )
     return hostile
+
+
+def prepare(
+    conversation: bytes | Sequence[bytes], cutting: Cutting | None
+) -> tuple[bytes, Cutting]:
+    """The inbound bytes and the cutting of a run (default: one delivery).
+
+    Raises:
+        CuttingError: if the cutting does not fit the conversation.
+    """
+    data = b"".join(_pieces(conversation))
+    cutting = cutting or Cutting()
+    cutting.validate(len(data))
+    return data, cutting
+
+
+def run_plain(
+    wire: Wire, adapter: Adapter, data: bytes, cutting: Cutting, *, eof: bool
+) -> None:
+    """Play a conversation to its end without an event loop."""
+    for _ in drive(wire, adapter, cutting.chunks(data), eof=eof):
+        pass
+
+
+def _example_call(
+    name: str,
+    arg: str,
+    pieces: Sequence[bytes],
+    cutting: Cutting,
+    options: Mapping[str, bool],
+) -> str:
+    """The call of ``name``'s ``_example`` function that reruns ``cutting``."""
+    given = "".join(
+        f", {key}={value!r}"
+        for key, value in options.items()
+        if value != _DEFAULTS[key]
+    )
+    return f"{name}_example({arg}, {list(pieces)!r}, {cutting!r}{given})"
+
+
+def check_search(
+    name: str,
+    arg: str,
+    run: Callable[[Cutting], Outcome],
+    pieces: Sequence[bytes],
+    options: Mapping[str, bool],
+    *,
+    max_examples: int,
+    seed: int | None,
+    lose_connection: bool,
+    hints: bool = False,
+    subject: str = "protocol",
+) -> None:
+    """A public check: search cuttings, and report the one to rerun.
+
+    Args:
+        name: the check's name, such as ``"check_protocol"``.
+        arg: the name of the first argument in the reproducing call.
+        run: plays one cutting.
+        pieces: the conversation.
+        options: the example function's options as given (``eof`` first).
+        max_examples: how many cuttings Hypothesis draws.
+        seed: fix Hypothesis' seed.
+        lose_connection: also lose the connection at drawn points.
+        hints: draw ``get_buffer`` hints.
+        subject: what the report calls the code under test.
+    """
+    __tracebackhide__ = True
+    check_conversation(
+        name,
+        run,
+        pieces,
+        eof=options["eof"],
+        reproduce=lambda c: _example_call(name, arg, pieces, c, options),
+        max_examples=max_examples,
+        seed=seed,
+        hints=hints,
+        lose_connection=lose_connection,
+        subject=subject,
+    )
+
+
+def check_example(
+    name: str,
+    arg: str,
+    run: Callable[[Cutting], Outcome],
+    pieces: Sequence[bytes],
+    cutting: Cutting,
+    options: Mapping[str, bool],
+    *,
+    subject: str = "protocol",
+) -> Outcome:
+    """A public check's ``_example`` function: judge one cutting."""
+    __tracebackhide__ = True
+    return check_one(
+        name,
+        run,
+        pieces,
+        cutting,
+        eof=options["eof"],
+        reproduce=_example_call(name, arg, pieces, cutting, options),
+        subject=subject,
+    )

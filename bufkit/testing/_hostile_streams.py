@@ -26,10 +26,11 @@ from bufkit.testing._hostile_asyncio import HostileTransport, _AsyncioAdapter
 from bufkit.testing._hostile_core import (
     Outcome,
     Wire,
-    check_conversation,
-    check_one,
+    check_example,
+    check_search,
     drain,
     drive,
+    prepare,
 )
 from bufkit.testing._hostile_cuts import Cutting, _pieces
 
@@ -213,9 +214,7 @@ def run_stream_handler(
         CuttingError: if the cutting does not fit the conversation.
     """
     __tracebackhide__ = True
-    data = b"".join(_pieces(conversation))
-    cutting = cutting or Cutting()
-    cutting.validate(len(data))
+    data, cutting = prepare(conversation, cutting)
     return asyncio.run(
         _play(
             handler,
@@ -227,13 +226,6 @@ def run_stream_handler(
             limit=limit,
         )
     )
-
-
-def _reproduce(cutting: Cutting, pieces: list[bytes], eof: bool, respects: bool) -> str:
-    options = ("" if eof else ", eof=False") + (
-        ", respects_backpressure=True" if respects else ""
-    )
-    return f"check_stream_handler_example(handler, {pieces!r}, {cutting!r}{options})"
 
 
 def check_stream_handler(
@@ -274,19 +266,13 @@ def check_stream_handler(
     """
     __tracebackhide__ = True
     pieces = _pieces(conversation)
-    check_conversation(
+    options = {"eof": eof, "respects_backpressure": respects_backpressure}
+    check_search(
         "check_stream_handler",
-        lambda c: run_stream_handler(
-            handler,
-            pieces,
-            c,
-            eof=eof,
-            respects_backpressure=respects_backpressure,
-            extra=extra,
-        ),
+        "handler",
+        _runner(handler, pieces, options, extra),
         pieces,
-        eof=eof,
-        reproduce=lambda c: _reproduce(c, pieces, eof, respects_backpressure),
+        options,
         max_examples=max_examples,
         seed=seed,
         lose_connection=lose_connection,
@@ -322,19 +308,32 @@ def check_stream_handler_example(
     """
     __tracebackhide__ = True
     pieces = _pieces(conversation)
-    return check_one(
+    options = {"eof": eof, "respects_backpressure": respects_backpressure}
+    return check_example(
         "check_stream_handler",
-        lambda c: run_stream_handler(
-            handler,
-            pieces,
-            c,
-            eof=eof,
-            respects_backpressure=respects_backpressure,
-            extra=extra,
-        ),
+        "handler",
+        _runner(handler, pieces, options, extra),
         pieces,
         cutting,
-        eof=eof,
-        reproduce=_reproduce(cutting, pieces, eof, respects_backpressure),
+        options,
         subject="handler",
     )
+
+
+def _runner(
+    handler: Handler,
+    pieces: list[bytes],
+    options: Mapping[str, bool],
+    extra: Mapping[str, object] | None,
+) -> Callable[[Cutting], Outcome]:
+    def run(cutting: Cutting) -> Outcome:
+        return run_stream_handler(
+            handler,
+            pieces,
+            cutting,
+            eof=options["eof"],
+            respects_backpressure=options["respects_backpressure"],
+            extra=extra,
+        )
+
+    return run

@@ -17,7 +17,7 @@ imports Twisted; its names are public in :mod:`bufkit.testing.twisted`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, final
 
 from twisted.internet import address, error, interfaces
@@ -28,9 +28,10 @@ from zope.interface import implementer
 from bufkit.testing._hostile_core import (
     Outcome,
     Wire,
-    check_conversation,
-    check_one,
-    drive,
+    check_example,
+    check_search,
+    prepare,
+    run_plain,
 )
 from bufkit.testing._hostile_cuts import Cutting, _pieces
 
@@ -291,23 +292,13 @@ def run_twisted_protocol(
         CuttingError: if the cutting does not fit the conversation.
     """
     __tracebackhide__ = True
-    data = b"".join(_pieces(conversation))
-    cutting = cutting or Cutting()
-    cutting.validate(len(data))
+    data, cutting = prepare(conversation, cutting)
     transport = HostileTwistedTransport(
         cutting, respects_backpressure=respects_backpressure
     )
     adapter = _TwistedAdapter(transport, factory())
-    for _ in drive(transport._wire, adapter, cutting.chunks(data), eof=eof):
-        pass
+    run_plain(transport._wire, adapter, data, cutting, eof=eof)
     return transport.outcome()
-
-
-def _reproduce(cutting: Cutting, pieces: list[bytes], eof: bool, respects: bool) -> str:
-    options = ("" if eof else ", eof=False") + (
-        ", respects_backpressure=True" if respects else ""
-    )
-    return f"check_twisted_protocol_example(factory, {pieces!r}, {cutting!r}{options})"
 
 
 def check_twisted_protocol(
@@ -346,14 +337,13 @@ def check_twisted_protocol(
     """
     __tracebackhide__ = True
     pieces = _pieces(conversation)
-    check_conversation(
+    options = {"eof": eof, "respects_backpressure": respects_backpressure}
+    check_search(
         "check_twisted_protocol",
-        lambda c: run_twisted_protocol(
-            factory, pieces, c, eof=eof, respects_backpressure=respects_backpressure
-        ),
+        "factory",
+        _runner(factory, pieces, options),
         pieces,
-        eof=eof,
-        reproduce=lambda c: _reproduce(c, pieces, eof, respects_backpressure),
+        options,
         max_examples=max_examples,
         seed=seed,
         lose_connection=lose_connection,
@@ -386,13 +376,29 @@ def check_twisted_protocol_example(
     """
     __tracebackhide__ = True
     pieces = _pieces(conversation)
-    return check_one(
+    options = {"eof": eof, "respects_backpressure": respects_backpressure}
+    return check_example(
         "check_twisted_protocol",
-        lambda c: run_twisted_protocol(
-            factory, pieces, c, eof=eof, respects_backpressure=respects_backpressure
-        ),
+        "factory",
+        _runner(factory, pieces, options),
         pieces,
         cutting,
-        eof=eof,
-        reproduce=_reproduce(cutting, pieces, eof, respects_backpressure),
+        options,
     )
+
+
+def _runner(
+    factory: ProtocolFactory,
+    pieces: list[bytes],
+    options: Mapping[str, bool],
+) -> Callable[[Cutting], Outcome]:
+    def run(cutting: Cutting) -> Outcome:
+        return run_twisted_protocol(
+            factory,
+            pieces,
+            cutting,
+            eof=options["eof"],
+            respects_backpressure=options["respects_backpressure"],
+        )
+
+    return run
