@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import cast
 
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import seed as fix_seed
@@ -55,12 +56,7 @@ from bufkit.testing.strategies import (
     send_schedules,
 )
 
-__all__ = [
-    "run_receiver_check",
-    "run_sender_check",
-    "run_tls_receiver_check",
-    "run_tls_sender_check",
-]
+__all__ = ["run_receiver_check", "run_sender_check"]
 
 
 def _settings(max_examples: int | None) -> settings:
@@ -128,7 +124,7 @@ def _sender_cases(
 
 
 def run_sender_check(
-    make_sender: Callable[[FakeSocket], Sender],
+    make_sender: Callable[[FakeSocket], Sender] | Callable[[FakeTLSSocket], Sender],
     *,
     max_examples: int | None,
     max_message: int,
@@ -138,14 +134,20 @@ def run_sender_check(
     iov_max: int,
     max_buffered: int | None,
     seed: int | None,
+    tls: bool,
 ) -> None:
     """Run :func:`bufkit.testing.check_sender` (see there)."""
     __tracebackhide__ = True
+    if tls:
+        tls_sender = cast("Callable[[FakeTLSSocket], Sender]", make_sender)
+        _tls_sender_check(tls_sender, max_examples, max_message, max_messages, seed)
+        return
+    plain = cast("Callable[[FakeSocket], Sender]", make_sender)
 
     def run(case: SenderCase) -> FakeSocket:
         __tracebackhide__ = True
         return check_sender_example(
-            make_sender,
+            plain,
             list(case.messages),
             list(case.schedule),
             writable_after=list(case.writable_after),
@@ -220,7 +222,7 @@ def _sample(messages: st.SearchStrategy[bytes]) -> bytes | None:
 
 
 def run_receiver_check(
-    make_receiver: MakeReceiver,
+    make_receiver: MakeReceiver | MakeTLSReceiver,
     *,
     encode: Callable[[bytes], bytes] | None,
     messages: object,
@@ -229,9 +231,15 @@ def run_receiver_check(
     faults: Sequence[int],
     interrupts: bool,
     seed: int | None,
+    tls: bool,
 ) -> None:
     """Run :func:`bufkit.testing.check_receiver` (see there)."""
     __tracebackhide__ = True
+    if tls:
+        tls_receiver = cast("MakeTLSReceiver", make_receiver)
+        _tls_receiver_check(tls_receiver, encode, messages, max_examples, seed)
+        return
+    plain = cast("MakeReceiver", make_receiver)
     message = messages if isinstance(messages, st.SearchStrategy) else None
     one = message if message is not None else st.binary(max_size=64)
 
@@ -245,9 +253,7 @@ def run_receiver_check(
             if max_chunks is not None and cuts > max_chunks:
                 continue
             _run_hidden(
-                partial(
-                    check_receiver_example, make_receiver, msgs, steps, encode=encode
-                )
+                partial(check_receiver_example, plain, msgs, steps, encode=encode)
             )
 
     @st.composite
@@ -265,7 +271,7 @@ def run_receiver_check(
     def check_receiver_run(case: tuple[list[bytes], list[RecvStep]]) -> None:
         __tracebackhide__ = True
         msgs, schedule = case
-        sock = check_receiver_example(make_receiver, msgs, schedule, encode=encode)
+        sock = check_receiver_example(plain, msgs, schedule, encode=encode)
         record_fault_coverage(sock)
 
     seed = _config.seed if seed is None else seed
@@ -292,15 +298,14 @@ def _tls_links() -> st.SearchStrategy[TLSLink]:
     )
 
 
-def run_tls_sender_check(
+def _tls_sender_check(
     make_sender: Callable[[FakeTLSSocket], Sender],
-    *,
     max_examples: int | None,
     max_message: int,
     max_messages: int,
     seed: int | None,
 ) -> None:
-    """Run :func:`bufkit.testing.check_sender` with ``tls=True`` (see there)."""
+    """Run :func:`bufkit.testing.check_sender` with ``tls=True``."""
     __tracebackhide__ = True
     for messages, link in [
         ([b"ab"], TLSLink()),
@@ -325,15 +330,14 @@ def run_tls_sender_check(
     _run_hidden(_seeded(check_tls_sender_run, seed))
 
 
-def run_tls_receiver_check(
+def _tls_receiver_check(
     make_receiver: MakeTLSReceiver,
-    *,
     encode: Callable[[bytes], bytes] | None,
     messages: object,
     max_examples: int | None,
     seed: int | None,
 ) -> None:
-    """Run :func:`bufkit.testing.check_receiver` with ``tls=True`` (see there)."""
+    """Run :func:`bufkit.testing.check_receiver` with ``tls=True``."""
     __tracebackhide__ = True
     message = messages if isinstance(messages, st.SearchStrategy) else None
     one = message if message is not None else st.binary(max_size=64)

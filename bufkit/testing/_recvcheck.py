@@ -259,19 +259,10 @@ def check_receiver(
             transcript of the fake's calls.
     """
     __tracebackhide__ = True
-    from bufkit.testing import _hyp
+    from bufkit.testing._hyp import run_receiver_check
 
-    if tls:
-        _hyp.run_tls_receiver_check(
-            make_receiver,  # type: ignore[arg-type]
-            encode=encode,
-            messages=messages,
-            max_examples=max_examples,
-            seed=seed,
-        )
-        return
-    _hyp.run_receiver_check(
-        make_receiver,  # type: ignore[arg-type]
+    run_receiver_check(
+        make_receiver,
         encode=encode,
         messages=messages,
         max_examples=max_examples,
@@ -279,4 +270,5 @@ def check_receiver(
         faults=faults,
         interrupts=interrupts,
         seed=seed,
+        tls=tls,
     )

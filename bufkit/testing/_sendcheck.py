@@ -349,19 +349,10 @@ def check_sender(
             transcript of the fake's calls.
     """
     __tracebackhide__ = True
-    from bufkit.testing import _hyp
+    from bufkit.testing._hyp import run_sender_check
 
-    if tls:
-        _hyp.run_tls_sender_check(
-            make_sender,  # type: ignore[arg-type]
-            max_examples=max_examples,
-            max_message=max_message,
-            max_messages=max_messages,
-            seed=seed,
-        )
-        return
-    _hyp.run_sender_check(
-        make_sender,  # type: ignore[arg-type]
+    run_sender_check(
+        make_sender,
         max_examples=max_examples,
         max_message=max_message,
         max_messages=max_messages,
@@ -370,4 +361,5 @@ def check_sender(
         iov_max=iov_max,
         max_buffered=max_buffered,
         seed=seed,
+        tls=tls,
     )

@@ -91,13 +91,7 @@ class MemorySocket:
         return self.send(b"".join(bytes(memoryview(b)) for b in buffers))
 
     def recv(self, bufsize: int, /) -> bytes:
-        """Decrypt up to ``bufsize`` bytes; ``b""`` at the end of the stream.
-
-        Raises:
-            ssl.SSLWantReadError: No whole record yet.
-            ssl.SSLWantWriteError: Handshake bytes could not be sent.
-            OSError: The stream's error.
-        """
+        """:meth:`recv_into` a new buffer of ``bufsize`` bytes; return what came."""
         buf = bytearray(bufsize)
         return bytes(buf[: self.recv_into(buf)])
 
@@ -279,13 +273,7 @@ class FakeTLSSocket:
         return n
 
     def recv(self, bufsize: int, /) -> bytes:
-        """Decrypt up to ``bufsize`` bytes; ``b""`` at the end of the stream.
-
-        Raises:
-            ssl.SSLWantReadError: No whole record yet.
-            ssl.SSLWantWriteError: Handshake bytes could not be sent.
-            OSError: The stream's error.
-        """
+        """:meth:`recv_into` a new buffer of ``bufsize`` bytes; return what came."""
         buf = bytearray(bufsize)
         return bytes(buf[: self.recv_into(buf)])
 

@@ -207,18 +207,30 @@ def _hint(error: OSError) -> str:
     return "the fake raised no such error"
 
 
-def _report(check: str, problem: str, call: str, sock: FakeTLSSocket) -> str:
+def _guarded(who: str, play: Callable[[], str | None]) -> str | None:
+    """Run ``play``; a socket error or a busy loop out of it is the verdict."""
+    try:
+        return play()
+    except OSError as exc:
+        return f"{_name(exc)} escaped from the {who}: {_hint(exc)}"
+    except BusyLoopError as exc:
+        return f"the {who} {exc}: a busy loop"
+
+
+def _raise_if(
+    problem: str | None, check: str, call: Callable[[], str], sock: FakeTLSSocket
+) -> None:
+    """Raise the report of ``problem``, if any: verdict, call, transcript."""
+    __tracebackhide__ = True
+    if not problem:
+        return
     lines = [f"{i:4d}  {line}" for i, line in enumerate(sock.calls)]
     if len(lines) > _SHOWN:
         lines[: len(lines) - _SHOWN] = [f"... {len(lines) - _SHOWN} earlier lines"]
-    return (
-        f"{check}: {problem}\n\nreproduce with:\n    {call}\n\n"
+    raise CheckFailed(
+        f"{check}: {problem}\n\nreproduce with:\n    {call()}\n\n"
         "fake TLS socket calls:\n" + "\n".join(lines)
     )
-
-
-def _busy(exc: BusyLoopError, who: str) -> str:
-    return f"the {who} {exc}: a busy loop"
 
 
 def check_tls_sender_example(
@@ -253,30 +265,30 @@ def check_tls_sender_example(
     """
     __tracebackhide__ = True
     loop = _Loop(tls, user_is_server=False)
-    ledger, problem, error = Ledger(), None, None
-    try:
+    ledger = Ledger()
+
+    def play() -> str | None:
         sender = make_sender(loop.user)
         for i, message in enumerate(messages):
             ledger.expect(message)
             sender.write(message)
             if i < len(writable_after) and writable_after[i]:
                 loop.round(sender, reads=False)
-        problem = _drain(loop, sender, ledger)
-    except OSError as exc:
-        error = exc
-    except BusyLoopError as exc:
-        problem = _busy(exc, "sender")
-    if problem is None and error is not None:
-        problem = f"{_name(error)} escaped from the sender: {_hint(error)}"
+        return _drain(loop, sender, ledger)
+
+    problem = _guarded("sender", play)
     if problem is None:
         loop.step_peer()
         problem = ledger.verdict(bytes(loop.received))
-    if problem:
-        call = (
+    _raise_if(
+        problem,
+        "check_sender",
+        lambda: (
             f"check_tls_sender_example(make_sender, messages={list(messages)!r}, "
             f"tls={tls!r}, writable_after={list(writable_after)!r})"
-        )
-        raise CheckFailed(_report("check_sender", problem, call, loop.user))
+        ),
+        loop.user,
+    )
     return loop.user
 
 
@@ -337,24 +349,22 @@ def check_tls_receiver_example(
     loop.outgoing = b"".join(encode(m) if encode else m for m in messages)
     loop.closing = True
     got: list[bytes] = []
-    eofs: list[int] = []
-    problem, error = None, None
-    try:
+    eofs: list[int] = []  # how many messages had come out at each on_eof
+
+    def play() -> str | None:
         receiver = make_receiver(loop.user, got.append, lambda: eofs.append(len(got)))
-        problem = _receive(loop, receiver, eofs)
-    except OSError as exc:
-        error = exc
-    except BusyLoopError as exc:
-        problem = _busy(exc, "receiver")
-    if problem is None and error is not None:
-        problem = f"{_name(error)} escaped from the receiver: {_hint(error)}"
-    problem = problem or _judge_received(loop, messages, got, eofs, encode)
-    if problem:
-        call = (
+        return _receive(loop, receiver, eofs)
+
+    problem = _guarded("receiver", play)
+    _raise_if(
+        problem or _judge_received(loop, messages, got, eofs, encode),
+        "check_receiver",
+        lambda: (
             f"check_tls_receiver_example(make_receiver, messages={list(messages)!r}, "
             f"tls={tls!r}, encode={'None' if encode is None else 'encode'})"
-        )
-        raise CheckFailed(_report("check_receiver", problem, call, loop.user))
+        ),
+        loop.user,
+    )
     return loop.user
 
 

@@ -770,19 +770,12 @@ class TLSReceiver(StreamReceiver):
     def on_readable(self) -> None:
         """Read everything TLS holds, not just one record; report end of file once."""
         self.want_write = False
-        while not self.done:
-            try:
-                data = self.sock.recv(self.recv_size)
-            except (BlockingIOError, ssl.SSLWantReadError):
-                return
-            except ssl.SSLWantWriteError:
-                self.want_write = True
-                return
-            if not data:
-                self.done = True
-                self.on_eof()
-                return
-            self.received(data)
+        try:
+            super().on_readable()
+        except ssl.SSLWantReadError:
+            return
+        except ssl.SSLWantWriteError:
+            self.want_write = True
 
     def on_writable(self) -> None:
         """The stream drained: receive again."""
