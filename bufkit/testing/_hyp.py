@@ -295,6 +295,7 @@ def _tls_links() -> st.SearchStrategy[TLSLink]:
         max_recv=sizes,
         block_rate=st.sampled_from([0.0, 0.1, 0.5]),
         clogged=st.integers(0, 3),
+        reset_after=st.none() | st.integers(0, 3000),
     )
 
 

@@ -64,7 +64,7 @@ GVTe6Fqf0l9mzmPQCulqkRY/04MuTRiDS5KB0ZUifm3pCUpp3tXB7uJ5
 
 
 @final
-@attrs.frozen
+@attrs.frozen(repr=False)
 class TLSLink:
     """The hostile stream under one TLS example: what a failing run prints.
 
@@ -75,6 +75,11 @@ class TLSLink:
         block_rate: the chance that a stream call would block anyway.
         clogged: for this many rounds of the loop, the code under test's
             stream refuses every send (a full kernel buffer).
+        reset_after: reset the stream (the peer's
+            :meth:`~FakeTLSSocket.drop_mid_record`) once this many bytes of
+            ciphertext have crossed it, wherever a record stands; the code
+            under test must let the ``ConnectionResetError`` or
+            ``BrokenPipeError`` reach its caller (``None``: no reset).
     """
 
     seed: int = 0
@@ -82,6 +87,16 @@ class TLSLink:
     max_recv: int = 4096
     block_rate: float = 0.0
     clogged: int = 0
+    reset_after: int | None = None
+
+    def __repr__(self) -> str:
+        """The call that builds it, naming only what differs from the defaults."""
+        given = [
+            f"{field.name}={getattr(self, field.name)!r}"
+            for field in attrs.fields(TLSLink)
+            if getattr(self, field.name) != field.default
+        ]
+        return f"TLSLink({', '.join(given)})"
 
 
 _PLAIN: Final = TLSLink()
@@ -127,6 +142,8 @@ class _Loop:
             server_hostname=_HOST if user_is_server else None,
         )
         self.clogged = link.clogged
+        self.reset_after = link.reset_after
+        self.error: OSError | None = None  # the reset, once it reached the caller
         a.send_blocked = link.clogged > 0
         self.received = bytearray()  # plaintext the peer read
         self.outgoing = b""  # plaintext the peer still has to send
@@ -137,8 +154,21 @@ class _Loop:
         a, b = self.user.stream, self.peer.stream
         return len(a.sent), len(b.sent), len(a.inbox), len(b.inbox)
 
+    @property
+    def was_reset(self) -> bool:
+        """Whether the peer dropped the stream."""
+        return self.peer.stream.closed
+
     def step_peer(self) -> None:
         """Let the peer handshake, read everything, and send what it has."""
+        if self.was_reset:
+            return
+        if (
+            self.reset_after is not None
+            and sum(self.progress()[:2]) >= self.reset_after
+        ):
+            self.peer.drop_mid_record()
+            return
         while True:  # the peer takes in all the stream holds
             try:
                 self.peer.do_handshake()
@@ -179,7 +209,8 @@ class _Loop:
         self.user.stream.send_blocked = self.clogged > 0
         self.clogged -= 1
         if not self.user.stream.send_blocked:
-            self.user.flush()  # the kernel drains its send buffer
+            with contextlib.suppress(OSError):  # after a reset, the kernel drops it
+                self.user.flush()  # the kernel drains its send buffer
         readable = self.user.stream.readable()
         if readable and getattr(handler, "wants_readable", reads):
             self.user.mark_waited()
@@ -207,14 +238,32 @@ def _hint(error: OSError) -> str:
     return "the fake raised no such error"
 
 
-def _guarded(who: str, play: Callable[[], str | None]) -> str | None:
-    """Run ``play``; a socket error or a busy loop out of it is the verdict."""
+def _guarded(loop: _Loop, who: str, play: Callable[[], str | None]) -> str | None:
+    """Run ``play``; judge the socket errors and busy loops that come out."""
     try:
-        return play()
+        problem = play()
     except OSError as exc:
-        return f"{_name(exc)} escaped from the {who}: {_hint(exc)}"
+        if not (loop.was_reset and isinstance(exc, ConnectionError)):
+            return f"{_name(exc)} escaped from the {who}: {_hint(exc)}"
+        loop.error = exc  # the reset reached the caller, as it must
+        return None
     except BusyLoopError as exc:
         return f"the {who} {exc}: a busy loop"
+    return _swallowed(loop, who) or problem
+
+
+def _swallowed(loop: _Loop, who: str) -> str | None:
+    """The first reset error a call raised, if none reached the caller."""
+    if loop.error is not None:
+        return None
+    for i, call in enumerate(loop.user.calls):
+        op, _, outcome = call.partition(" = ")
+        if outcome in ("ConnectionResetError", "BrokenPipeError"):
+            return (
+                f"the {who} swallowed {outcome} raised by {op} (call #{i}): "
+                "socket errors must reach the caller"
+            )
+    return None
 
 
 def _raise_if(
@@ -276,10 +325,10 @@ def check_tls_sender_example(
                 loop.round(sender, reads=False)
         return _drain(loop, sender, ledger)
 
-    problem = _guarded("sender", play)
+    problem = _guarded(loop, "sender", play)
     if problem is None:
         loop.step_peer()
-        problem = ledger.verdict(bytes(loop.received))
+        problem = ledger.verdict(bytes(loop.received), complete=not loop.was_reset)
     _raise_if(
         problem,
         "check_sender",
@@ -304,7 +353,7 @@ def _drain(loop: _Loop, sender: Sender, ledger: Ledger) -> str | None:
         if idle >= _IDLE_LIMIT:
             break
     unsent = len(ledger.expected) - len(loop.received)
-    if unsent <= 0:
+    if unsent <= 0 or loop.was_reset:  # the reset dropped what the kernel held
         return None
     return (
         f"the sender stalled with {unsent} bytes undelivered: after "
@@ -355,7 +404,7 @@ def check_tls_receiver_example(
         receiver = make_receiver(loop.user, got.append, lambda: eofs.append(len(got)))
         return _receive(loop, receiver, eofs)
 
-    problem = _guarded("receiver", play)
+    problem = _guarded(loop, "receiver", play)
     _raise_if(
         problem or _judge_received(loop, messages, got, eofs, encode),
         "check_receiver",
@@ -410,9 +459,11 @@ def _judge_received(
         return f"on_eof was called though the stream never ended{hint}"
     if len(eofs) > 1:
         return f"on_eof was called {len(eofs)} times"
+    complete = not loop.was_reset
     if encode is None:
-        verdict = Ledger(messages).verdict(b"".join(got))
+        verdict = Ledger(messages).verdict(b"".join(got), complete=complete)
         return None if verdict is None else "received data: " + verdict
-    if got != list(messages):
+    expected = list(messages) if complete else list(messages)[: len(got)]
+    if got != expected:
         return f"messages came out as {got!r}, expected {list(messages)!r}"
     return None

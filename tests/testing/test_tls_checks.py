@@ -77,8 +77,7 @@ def test_a_tls_sender_report_in_full() -> None:
         "again' (the handshake needs the peer's bytes)\n\n"
         "reproduce with:\n"
         "    check_tls_sender_example(make_sender, messages=[b'ab'], "
-        "tls=TLSLink(seed=0, max_send=4096, max_recv=4096, block_rate=0.0, "
-        "clogged=0), writable_after=[])\n\n"
+        "tls=TLSLink(), writable_after=[])\n\n"
         "fake TLS socket calls:\n"
         "   0  send(2) = SSLWantReadError"
     )
@@ -110,6 +109,14 @@ def test_the_peer_closes_only_after_the_receiver_read_everything() -> None:
     assert sum(call.endswith(" = 0") for call in sock.calls) == 1
 
 
+def test_a_link_shows_only_what_differs_from_the_defaults() -> None:
+    """The repr is the call that rebuilds the link, defaults left out."""
+    assert repr(TLSLink()) == "TLSLink()"
+    link = TLSLink(seed=3, max_recv=1, reset_after=0)
+    assert repr(link) == "TLSLink(seed=3, max_recv=1, reset_after=0)"
+    assert eval(repr(link)) == link
+
+
 def test_a_receiver_report_names_its_encode_and_link() -> None:
     """The reproducing call carries the link and says whether encode was given."""
     link = TLSLink(clogged=1)
@@ -134,3 +141,65 @@ def test_check_receiver_tls_finds_the_pending_stall() -> None:
     """One recv per readable event stalls over TLS, and the check says so."""
     with pytest.raises(CheckFailed, match=r"pending\(\)"):
         check_receiver(gallery.ReadsOncePerEvent, tls=True, max_examples=5)
+
+
+class _SwallowsReset(gallery.TLSSender):
+    """Drops its data when the stream is reset, and says nothing."""
+
+    def on_writable(self) -> None:
+        """Send; forget everything on a reset."""
+        try:
+            super().on_writable()
+        except (ConnectionResetError, BrokenPipeError):
+            self.pending.clear()
+
+
+class _ResetIsEof(gallery.TLSReceiver):
+    """Takes a reset for the end of the stream."""
+
+    def on_readable(self) -> None:
+        """Read; a reset ends the stream."""
+        try:
+            super().on_readable()
+        except ConnectionResetError:
+            self.done = True
+            self.on_eof()
+
+
+MESSAGES = [bytes([65 + i]) * 1000 for i in range(20)]
+
+
+@pytest.mark.parametrize("reset_after", [0, 500, 3000])
+def test_a_reset_that_reaches_the_caller_passes(reset_after: int) -> None:
+    """Resets at any point: the correct sender and receiver pass, data a prefix."""
+    link = TLSLink(max_send=700, reset_after=reset_after)
+    sent = check_tls_sender_example(_any(gallery.TLSSender), MESSAGES, link)
+    got = check_tls_receiver_example(_any(gallery.TLSReceiver), MESSAGES, link)
+    assert got.calls[-1] == "recv_into(7) = ConnectionResetError"
+    assert sent.stream.closed or sent.stream.reset_pending
+
+
+def test_a_sender_that_swallows_a_reset_is_caught() -> None:
+    """The verdict names the error and the call that raised it."""
+    with pytest.raises(CheckFailed) as info:
+        check_tls_sender_example(
+            _any(_SwallowsReset), MESSAGES, TLSLink(max_send=700, reset_after=0)
+        )
+    assert str(info.value).startswith(
+        "check_sender: the sender swallowed ConnectionResetError raised by "
+        "send(1000) (call #1): socket errors must reach the caller"
+    )
+
+
+def test_a_receiver_that_takes_a_reset_for_eof_is_caught() -> None:
+    """A reset is not an end of file: the receiver swallowed it."""
+    with pytest.raises(CheckFailed, match="receiver swallowed ConnectionResetError"):
+        check_tls_receiver_example(
+            _any(_ResetIsEof), MESSAGES, TLSLink(max_send=700, reset_after=3000)
+        )
+
+
+def test_check_sender_tls_draws_resets() -> None:
+    """The Hypothesis search finds a swallowed reset without being told where."""
+    with pytest.raises(CheckFailed, match="swallowed"):
+        check_sender(_SwallowsReset, tls=True, seed=0)
