@@ -225,6 +225,7 @@ def fault_schedules(
     errnos: Sequence[int] = SEND_FAULTS,
     max_steps: int = 20,
     max_accept: int = 65536,
+    interrupts: bool = False,
 ) -> st.SearchStrategy[list[SendStep]]:
     """Draw send schedules that may end in one fault (shrinks toward none).
 
@@ -234,12 +235,16 @@ def fault_schedules(
             ``ENOMEM``).
         max_steps: the most steps before the fault.
         max_accept: the largest partial send drawn.
+        interrupts: include :class:`~bufkit.testing.Interrupt` steps
+            (``EINTR``; see :func:`send_schedules`).
 
     Returns:
         A strategy for lists of send steps, the last of which may be a
         :class:`~bufkit.testing.Fail`.
     """
-    prefix = send_schedules(max_steps=max_steps, max_accept=max_accept)
+    prefix = send_schedules(
+        max_steps=max_steps, max_accept=max_accept, interrupts=interrupts
+    )
     fault = st.none() | st.sampled_from(list(errnos))
     return st.tuples(prefix, fault).map(
         lambda pair: pair[0] if pair[1] is None else [*pair[0], Fail(pair[1])]

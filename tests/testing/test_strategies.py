@@ -17,6 +17,7 @@ from bufkit.testing import (
     Eof,
     Fail,
     FakeSocket,
+    Interrupt,
     RecvStep,
     SendStep,
     WouldBlock,
@@ -146,3 +147,12 @@ def test_every_strategy_is_in_the_strategies_module() -> None:
     assert {"cuttings", "backpressure_schedules", "memory_socketpairs"} <= set(
         strategies.__all__
     )
+
+
+def test_fault_schedules_draw_interrupts_when_asked() -> None:
+    """With interrupts=True, a schedule may hold EINTR; it shrinks to that alone."""
+    found = minimal(
+        fault_schedules(interrupts=True),
+        lambda s: any(isinstance(x, Interrupt) for x in s),
+    )
+    assert found == [Interrupt()]
