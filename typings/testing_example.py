@@ -16,18 +16,25 @@ from bufkit.testing import (
     AcceptAllBut,
     AcceptBuffers,
     Call,
+    Cutting,
     Deliver,
     Eof,
     Fail,
     FakeSelector,
     FakeSocket,
+    FakeTLSSocket,
     HybridSocket,
     Ledger,
+    MemorySocket,
     RecvStep,
     SendStep,
     Short,
+    TLSLink,
     WouldBlock,
+    check_sender,
     check_sender_example,
+    check_tls_receiver_example,
+    check_tls_sender_example,
     fake_socketpair,
     format_schedule,
     gallery,
@@ -35,7 +42,13 @@ from bufkit.testing import (
     random_send_schedule,
 )
 from bufkit.testing.stateful import SenderMachine
-from bufkit.testing.strategies import chunkings, fake_sockets, send_schedules
+from bufkit.testing.strategies import (
+    chunkings,
+    cuttings,
+    fake_sockets,
+    memory_socketpairs,
+    send_schedules,
+)
 
 
 def schedules() -> None:
@@ -107,6 +120,10 @@ def strategies() -> None:
     assert_type(send_schedules(), st.SearchStrategy[list[SendStep]])
     assert_type(chunkings(b"abc"), st.SearchStrategy[list[bytes]])
     assert_type(fake_sockets(), st.SearchStrategy[FakeSocket])
+    assert_type(cuttings(10), st.SearchStrategy[Cutting])
+    assert_type(
+        memory_socketpairs(), st.SearchStrategy[tuple[MemorySocket, MemorySocket]]
+    )
 
 
 class GoodSender:
@@ -137,6 +154,37 @@ def checks() -> None:
     assert_type(gallery.verdict(entry), str)
     assert_type(gallery.SENDER_BUGS, tuple[gallery.Entry, ...])
     gallery.run(entry, seed="0")  # type: ignore[arg-type]
+
+
+class TLSSender:
+    """A sender shape for ``check_sender(..., tls=True)``: it takes the TLS fake."""
+
+    def __init__(self, sock: FakeTLSSocket) -> None:
+        self.sock = sock
+
+    def write(self, data: bytes) -> None:
+        """Send at once (a sketch)."""
+        self.sock.send(data)
+
+    def on_writable(self) -> None:
+        """Nothing pending in this sketch."""
+
+    @property
+    def wants_writable(self) -> bool:
+        """Never armed in this sketch."""
+        return False
+
+
+def tls_checks() -> None:
+    """The TLS checks take a sender of the TLS fake; the example returns the fake."""
+    assert_type(check_sender(TLSSender, tls=True), None)
+    assert_type(check_tls_sender_example(TLSSender, [b"a"]), FakeTLSSocket)
+    link = TLSLink(seed=1, max_recv=1, reset_after=None)
+    assert_type(check_tls_sender_example(TLSSender, [b"a"], link), FakeTLSSocket)
+    check_tls_sender_example(GoodSender, [b"a"])  # type: ignore[arg-type]
+    check_tls_receiver_example(TLSSender, [b"a"])  # type: ignore[arg-type]
+    TLSLink(clogged="2")  # type: ignore[arg-type]
+    check_sender(TLSSender, tls="yes")  # type: ignore[arg-type]
 
 
 class Machine(SenderMachine):
