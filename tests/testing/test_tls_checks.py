@@ -143,27 +143,12 @@ def test_check_receiver_tls_finds_the_pending_stall() -> None:
         check_receiver(gallery.ReadsOncePerEvent, tls=True, max_examples=5)
 
 
-class _SwallowsReset(gallery.TLSSender):
-    """Drops its data when the stream is reset, and says nothing."""
-
-    def on_writable(self) -> None:
-        """Send; forget everything on a reset."""
-        try:
-            super().on_writable()
-        except (ConnectionResetError, BrokenPipeError):
-            self.pending.clear()
+class _SwallowsReset(gallery.SwallowsReset, gallery.TLSSender):
+    """The gallery's reset-swallowing sender, over TLS."""
 
 
-class _ResetIsEof(gallery.TLSReceiver):
-    """Takes a reset for the end of the stream."""
-
-    def on_readable(self) -> None:
-        """Read; a reset ends the stream."""
-        try:
-            super().on_readable()
-        except ConnectionResetError:
-            self.done = True
-            self.on_eof()
+class _ResetIsEof(gallery.SwallowsReceiveReset, gallery.TLSReceiver):
+    """The gallery's receiver that takes a reset for end of file, over TLS."""
 
 
 MESSAGES = [bytes([65 + i]) * 1000 for i in range(20)]
