@@ -257,10 +257,7 @@ def test_star_import_works_without_twisted() -> None:
         "except ImportError:\n"
         "    print('no twisted')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "no twisted"
+    assert _python(code) == "no twisted"
 
 
 def test_import_does_not_load_twisted() -> None:
@@ -270,7 +267,12 @@ def test_import_does_not_load_twisted() -> None:
         "print([m for m in sys.modules "
         "if m.split('.')[0] in ('twisted', 'zope', 'hypothesis')])"
     )
+    assert _python(code) == "[]"
+
+
+def _python(code: str) -> str:
+    """What a fresh interpreter running ``code`` prints, stripped."""
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == "[]"
+    return out.stdout.strip()
