@@ -13,6 +13,11 @@ __all__ = ["add_parser", "run_command"]
 
 _EPILOG = """\
 Each contender is a server in its own process; a load client runs in another.
+The echo scenario also runs TLS cells (1 and 64 connections x 64 B, 16 KiB,
+64 KiB over TLS): by default with the contenders of the TLS targets alone
+(asyncio ssl=, uvloop ssl=, bufkit-selectors, bufkit-stream-uvloop), with
+--full or --contender with every named contender that speaks TLS (the asyncio
+drop-in bufkit-asyncio, both Twisted TLS stacks and the other bufkit streams).
 Throughput cells run in interleaved rounds and report the median and range of
 the server's CPU per message; targets whose rounds disagree by more than their
 margin are "unsettled". Contenders whose module, optional dependency or C
@@ -36,7 +41,8 @@ def add_parser(
     parser.add_argument(
         "--full",
         action="store_true",
-        help="1k and 10k idle, 3 fanout cells, longer windows, 5 rounds",
+        help="1k and 10k idle, 3 fanout cells, longer windows, 5 rounds, every "
+        "TLS contender in the TLS echo cells",
     )
     parser.add_argument(
         "--smoke",
@@ -55,7 +61,8 @@ def add_parser(
         "--contender",
         action="append",
         metavar="NAME",
-        help="run only this contender (repeatable; default: all)",
+        help="run only this contender (repeatable; default: all); the TLS echo "
+        "cells then measure every named contender that speaks TLS",
     )
     parser.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     parser.add_argument(
@@ -106,6 +113,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         changes["scenarios"] = tuple(s for s in SCENARIOS if s in args.only)
     if args.contender:
         changes["contenders"] = tuple(args.contender)
+        changes["tls_contenders"] = None
     if args.duration is not None:
         changes["duration"] = args.duration
     if args.rounds is not None:
