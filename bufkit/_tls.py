@@ -12,8 +12,12 @@ and writes plaintext through it as if it were the socket:
   what the incoming BIO already holds straight into that buffer
   (``SSLObject.read(n, buffer)``); when OpenSSL wants more it receives
   ciphertext *into the same buffer*, copies it into the incoming BIO and
-  decrypts again. No second buffer is borrowed; the protocol sees plaintext
-  views of a pooled buffer that goes back to the pool after the call
+  decrypts again. One ``SSLObject.read`` yields one record at most, so the
+  whole records already in the BIO are decrypted into the rest of the
+  buffer: one protocol call (and one encryption and send of its reply) per
+  buffer of ciphertext, not per record. No second buffer is borrowed; the
+  protocol sees plaintext views of a pooled buffer that goes back to the
+  pool after the call
   (docs/design.md invariants 4 and 5). :meth:`TLSLayer.pending` tells the
   core about decrypted bytes, and whole records, that no selector can see.
 * **Writes, completion style.** The core's plaintext write queue flushes into
@@ -38,7 +42,8 @@ plaintext queue (no write interest is armed for it: the handshake needs reads).
 The lifecycle is data: :class:`TLSState` and :data:`TLS_TRANSITIONS`.
 
 Cost model: per readable event, one ``recv_into`` and one ``MemoryBIO.write``
-per ciphertext read and one ``SSLObject.read`` per record; per flush, one
+per ciphertext read, one ``SSLObject.read`` per record and one protocol call
+per buffer filled; per flush, one
 ``SSLObject.write`` per record, one ``MemoryBIO.read`` and one gather write.
 """
 
@@ -116,6 +121,10 @@ TLS_TRANSITIONS: Final[Mapping[tuple[TLSState, TLSEvent], TLSState]] = {
 """Every legal ``(state, event) -> state`` change of a :class:`TLSLayer`."""
 
 _HANDSHAKING: Final = _T.HANDSHAKING
+# Marks in _stuck: the end of the stream was decrypted and awaits its read;
+# a partial record was taken into OpenSSL and the socket may hold the rest.
+_ENDED: Final = -2
+_RETRY: Final = -3
 _OPEN: Final = _T.OPEN
 
 
@@ -335,11 +344,15 @@ class TLSLayer:
         """
         obj, incoming, sock = self._obj, self._incoming, self._sock
         assert sock is not None, "attach() a socket first"
+        if self._stuck == _ENDED:
+            return 0
         while True:
             if self._state is _HANDSHAKING:
                 self._handshake()
             if self._state is not _HANDSHAKING:
                 got = self._decrypt(obj, buffer)
+                if got > 0 and got < len(buffer):
+                    return self._fill(obj, buffer, got)
                 if got >= 0:
                     return got
             try:
@@ -362,8 +375,11 @@ class TLSLayer:
         held = self._obj.pending()
         if held:
             return held
+        stuck = self._stuck
+        if stuck <= _ENDED:
+            return 1  # the end of the stream to report, or a read to retry
         size = self._incoming.pending
-        return 0 if size == self._stuck else size
+        return 0 if size == stuck else size
 
     def sendmsg(self, buffers: Iterable[Buffer], /) -> int:
         """Encrypt plaintext, send ciphertext; return plaintext bytes delivered.
@@ -459,6 +475,28 @@ class TLSLayer:
         if self._outgoing.pending:
             self._collect()
         return got  # 0: the peer's close_notify (ssl reports it so, not raising)
+
+    def _fill(self, obj: ssl.SSLObject, buffer: memoryview, got: int) -> int:
+        # One SSLObject.read returns one record at most: decrypt the whole
+        # records the incoming BIO already holds into the rest of the buffer,
+        # so the protocol gets one call, and its reply one encryption and
+        # one send, per read of ciphertext rather than per record.
+        incoming, size = self._incoming, len(buffer)
+        while got < size and (incoming.pending or obj.pending()):
+            try:
+                more = self._decrypt(obj, buffer[got:])
+            except ssl.SSLError:
+                break  # raised again by the next call, after this plaintext
+            if more < 0:
+                # OpenSSL took a partial record out of the BIO: the socket
+                # may hold the rest, so pending() asks for one more read.
+                self._stuck = _RETRY
+                break
+            if not more:
+                self._stuck = _ENDED  # the end of the stream, for the next call
+                break
+            got += more
+        return got
 
     def _eof(self) -> int:
         if self._state is _HANDSHAKING:
