@@ -774,18 +774,40 @@ def test_a_reported_ratio_is_neither_hit_nor_missed() -> None:
     assert [line[3] for line in cells] == ["hit", "reported"]
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl tool")
 def test_tls_idle_rows_measure_every_server_or_say_why_not() -> None:
     """Each TLS idle row has a figure per connection or a skip reason."""
     from bufkit.bench._tls_idle import SERVERS, tls_idle_rows
 
+    assert SERVERS == (
+        "bufkit-selectors",
+        "raw-sslsocket",
+        "asyncio",
+        "uvloop",
+        "twisted",
+        "bufkit-twisted",
+    )
     rows = tls_idle_rows(3)
     assert [r["server"] for r in rows] == list(SERVERS)
     for row in rows:
         assert ("rss_per_conn" in row) != ("skipped" in row), row
-    ours = rows[0]
-    assert ours["connections"] == 3
-    assert isinstance(ours["pool_bytes_idle"], int)  # bufkit reports its pool
+    by_name = {r["server"]: r for r in rows}
+    for ours in ("bufkit-selectors", "bufkit-twisted"):
+        assert by_name[ours]["connections"] == 3
+        assert by_name[ours]["pool_bytes_idle"] == 0  # bufkit reports its pool
+    assert by_name["twisted"]["pool_bytes_idle"] is None  # pyOpenSSL's own TLS
+
+
+def test_tls_idle_servers_follow_the_named_contenders() -> None:
+    """--contender keeps the named TLS idle servers and always the raw floor."""
+    from bufkit.bench._command import tls_idle_servers
+    from bufkit.bench._tls_idle import SERVERS
+
+    assert tls_idle_servers(None) == SERVERS
+    assert tls_idle_servers(("twisted", "bufkit-asyncio", "c-epoll")) == (
+        "raw-sslsocket",
+        "twisted",
+        "bufkit-asyncio",
+    )
 
 
 def test_tls_idle_verdicts_compare_rows_of_the_same_run() -> None:
@@ -797,10 +819,13 @@ def test_tls_idle_verdicts_compare_rows_of_the_same_run() -> None:
         {"server": "raw-sslsocket", "rss_per_conn": 10240},
         {"server": "asyncio", "rss_per_conn": 204800},
         {"server": "uvloop", "rss_per_conn": 12288},
+        {"server": "twisted", "rss_per_conn": 20480},
+        {"server": "bufkit-twisted", "rss_per_conn": 15360},
     ]
     assert verdicts(rows) == [
         "MISSED: within 1.2x of the raw SSLSocket floor (1.30x)",
         "met: at most 0.1x of asyncio ssl= (0.065x)",
         "MISSED: below uvloop ssl= (13.0 vs 12.0 KiB)",
+        "reported: bufkit-twisted vs Twisted's own TLS (0.75x)",
         "met: pool bytes held by idle TLS connections 0 (0 bytes)",
     ]

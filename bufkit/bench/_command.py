@@ -9,7 +9,7 @@ from typing import Any
 
 from bufkit.bench._config import SCENARIOS, BenchConfig
 
-__all__ = ["add_parser", "run_command"]
+__all__ = ["add_parser", "run_command", "tls_idle_servers"]
 
 _EPILOG = """\
 Each contender is a server in its own process; a load client runs in another.
@@ -18,6 +18,9 @@ The echo scenario also runs TLS cells (1 and 64 connections x 64 B, 16 KiB,
 (asyncio ssl=, uvloop ssl=, bufkit-selectors, bufkit-stream-uvloop), with
 --full or --contender with every named contender that speaks TLS (the asyncio
 drop-in bufkit-asyncio, both Twisted TLS stacks and the other bufkit streams).
+The idle scenario ends with TLS rows (300 idle TLS connections per server:
+asyncio, uvloop, Twisted's own TLS, bufkit-selectors, bufkit-twisted and the
+raw ssl.SSLSocket floor; --contender keeps the named ones and the floor).
 Throughput cells run in interleaved rounds and report the median and range of
 the server's CPU per message; targets whose rounds disagree by more than their
 margin are "unsettled". Contenders whose module, optional dependency or C
@@ -227,16 +230,29 @@ def execute(config: BenchConfig, console: Any) -> dict[str, Any]:
     render(report, console)
     if "idle" in config.scenarios:
         count = min(max(config.idle_connections), CONNECTIONS)
-        report["tls_idle"] = _tls_idle(console, count)
+        report["tls_idle"] = _tls_idle(console, count, config.contenders)
     return report
 
 
-def _tls_idle(console: Any, count: int) -> dict[str, Any]:
+def tls_idle_servers(contenders: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The TLS idle servers for ``--contender`` names (the floor always runs)."""
+    from bufkit.bench._tls_idle import EXTRA_SERVERS, FLOOR, SERVERS
+
+    if contenders is None:
+        return SERVERS
+    return tuple(
+        name for name in SERVERS + EXTRA_SERVERS if name == FLOOR or name in contenders
+    )
+
+
+def _tls_idle(
+    console: Any, count: int, contenders: tuple[str, ...] | None
+) -> dict[str, Any]:
     """Measure and print the idle scenario's TLS rows and their targets."""
     from bufkit.bench._tls_idle import tls_idle_rows, verdicts
 
     console.print(f"TLS idle: {count} connections per server ...")
-    rows = tls_idle_rows(count)
+    rows = tls_idle_rows(count, tls_idle_servers(contenders))
     for row in rows:
         if "skipped" in row:
             console.print(f"  {row['server']:18} skipped: {row['skipped']}")
