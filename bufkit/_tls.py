@@ -22,8 +22,8 @@ and writes plaintext through it as if it were the socket:
   core about decrypted bytes, and whole records, that no selector can see.
 * **Writes, completion style.** The core's plaintext write queue flushes into
   :meth:`TLSLayer.sendmsg`, which encrypts at most :data:`TLS_BATCH` bytes of
-  plaintext (one ``SSLObject.write`` per record, one read of the outgoing
-  BIO per call) into the ciphertext :class:`~bufkit.WriteQueue`, flushes that
+  plaintext (one ``SSLObject.write`` and one read of the outgoing BIO per
+  record) into the ciphertext :class:`~bufkit.WriteQueue`, flushes that
   queue with one gather write, and reports as "sent" only the plaintext whose
   ciphertext the kernel accepted. So a ``write()`` completion fires when the
   ciphertext carrying its last byte was accepted by the kernel, and the
@@ -31,7 +31,10 @@ and writes plaintext through it as if it were the socket:
 * **Idle means empty.** After an event, the incoming BIO holds at most a
   partial record and the outgoing BIO nothing; the ciphertext queue is empty
   once the kernel took it. An idle TLS connection holds OpenSSL's state and
-  no pool bytes nor Python buffer of bufkit's (invariant 7).
+  no pool bytes nor Python buffer of bufkit's (invariant 7). OpenSSL never
+  shrinks a memory BIO's buffer once grown, so the outgoing BIO is emptied
+  after every record: it keeps one record's capacity at most. (The incoming
+  BIO keeps the capacity of the largest read of ciphertext it was given.)
 
 Handshake, post-handshake messages (session tickets, KeyUpdate), alerts and
 ``close_notify`` are bytes OpenSSL puts in the outgoing BIO at any time: every
@@ -43,13 +46,12 @@ The lifecycle is data: :class:`TLSState` and :data:`TLS_TRANSITIONS`.
 
 Cost model: per readable event, one ``recv_into`` and one ``MemoryBIO.write``
 per ciphertext read, one ``SSLObject.read`` per record and one protocol call
-per buffer filled; per flush, one
-``SSLObject.write`` per record, one ``MemoryBIO.read`` and one gather write.
+per buffer filled; per flush, one ``SSLObject.write`` and one
+``MemoryBIO.read`` per record, and one gather write.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import enum
 import errno
@@ -234,7 +236,8 @@ class TLSLayer:
         )
         self._cipher = WriteQueue(high_water=1 << 62, low_water=0)
         # One [ciphertext bytes left, plaintext bytes carried] per queued batch.
-        self._batches: collections.deque[list[int]] = collections.deque()
+        # (A list: empty, it holds no storage, where a deque keeps a block.)
+        self._batches: list[list[int]] = []
         self._sock: _Wire | None = None
         self._state = _HANDSHAKING
         self._stuck = -1  # incoming BIO size known to hold only a partial record
@@ -511,7 +514,7 @@ class TLSLayer:
         # buffers: sent but not reported yet, or not sent yet.
         skip = self._unacked + self._acked
         room = TLS_BATCH - self._cipher.pending
-        write, plain = self._obj.write, 0
+        write = self._obj.write
         for buf in buffers:
             if room <= 0:
                 break
@@ -532,11 +535,11 @@ class TLSLayer:
                     room = 0
                     break
                 start += n
-                plain += n
                 room -= n
-        if plain:
-            self._unacked += plain
-            self._queue_cipher(plain)
+                # Each record leaves the outgoing BIO at once: OpenSSL never
+                # gives a memory BIO's buffer back, so it stays one record.
+                self._unacked += n
+                self._queue_cipher(n)
 
     def _collect(self) -> None:
         if self._outgoing.pending:
@@ -559,7 +562,7 @@ class TLSLayer:
                 break
             sent -= batch[0]
             acked += batch[1]
-            batches.popleft()
+            del batches[0]
         self._unacked -= acked
         self._acked += acked
 

@@ -1,13 +1,17 @@
-"""The TLS layer's reads, its accounting of pending bytes, and what it keeps idle."""
+"""The TLS layer's reads, its pending bytes, and what it keeps between events."""
 
 from __future__ import annotations
 
 import contextlib
 import ssl
+from typing import TYPE_CHECKING
 
 from bufkit import TLSLayer
 from bufkit.testing._tls_fake import MemorySocket, memory_socketpair
 from tests._tls_drive import Duo, Peer
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 Contexts = tuple[ssl.SSLContext, ssl.SSLContext]
 
@@ -110,3 +114,31 @@ def test_pending_bytes_count_ciphertext_not_yet_sent(tls_contexts: Contexts) -> 
     assert duo.server_conn.pending_bytes == 0
     assert writer.flow == ["pause", "resume"]
     assert all(done == [None] for done in writer.done.values())
+
+
+def test_ciphertext_leaves_the_outgoing_bio_record_by_record(
+    tls_contexts: Contexts,
+) -> None:
+    """A 64 KiB write reaches the socket as one buffer per record, none bigger.
+
+    OpenSSL never shrinks a memory BIO's buffer: emptying the outgoing BIO
+    after each record keeps what an idle connection holds to one record.
+    """
+    client, server, s_sock = _layers(tls_contexts)
+    seen: list[int] = []
+    send = s_sock.sendmsg
+
+    def recording(buffers: list[Buffer], /) -> int:
+        seen.extend(memoryview(b).nbytes for b in buffers)
+        return send(buffers)
+
+    s_sock.sendmsg = recording  # type: ignore[method-assign]
+    data = bytes(range(256)) * 256
+    assert server.sendmsg([data]) == len(data)
+    assert len(seen) == 4
+    assert max(seen) <= 16384 + 256  # one record and its overhead
+    buf = memoryview(bytearray(65536))
+    got = bytearray()
+    while len(got) < len(data):
+        got += buf[: client.recv_into(buf)]
+    assert bytes(got) == data
