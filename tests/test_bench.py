@@ -121,12 +121,16 @@ def test_smoke_runs_tls_echo_cells_for_the_tls_contenders(
 
 
 def test_tls_echo_contenders_default_to_the_targets_full_to_all() -> None:
-    """The default TLS echo measures the targets' contenders; --full every TLS one."""
+    """Default TLS echo: the targets' contenders at 64 conns; --full: all, 1 and 64."""
     from bufkit.bench._config import TLS_TARGET_CONTENDERS
     from bufkit.bench._runner import tls_contenders
 
     every = [c.name for c in _contenders.CONTENDERS]
     assert tls_contenders(BenchConfig.quick(), every) == list(TLS_TARGET_CONTENDERS)
+    assert BenchConfig.quick().tls_echo_cells == ((64, 64), (64, 16384), (64, 65536))
+    assert BenchConfig.full().tls_echo_cells == tuple(
+        (c, s) for c in (1, 64) for s in (64, 16384, 65536)
+    )
     full = tls_contenders(BenchConfig.full(), every)
     assert full == [
         "asyncio",

@@ -13,11 +13,12 @@ __all__ = ["add_parser", "run_command", "tls_idle_servers"]
 
 _EPILOG = """\
 Each contender is a server in its own process; a load client runs in another.
-The echo scenario also runs TLS cells (1 and 64 connections x 64 B, 16 KiB,
-64 KiB over TLS): by default with the contenders of the TLS targets alone
-(asyncio ssl=, uvloop ssl=, bufkit-selectors, bufkit-stream-uvloop), with
---full or --contender with every named contender that speaks TLS (the asyncio
-drop-in bufkit-asyncio, both Twisted TLS stacks and the other bufkit streams).
+The echo scenario also runs TLS cells (64 B, 16 KiB and 64 KiB over TLS):
+by default at 64 connections, with the contenders of the TLS targets alone
+(asyncio ssl=, uvloop ssl=, bufkit-selectors, bufkit-stream-uvloop); --full
+adds the 1-connection cells and every contender that speaks TLS (the asyncio
+drop-in bufkit-asyncio, both Twisted TLS stacks and the other bufkit streams);
+--contender measures every named contender that speaks TLS.
 The idle scenario ends with TLS rows (300 idle TLS connections per server:
 asyncio, uvloop, Twisted's own TLS, bufkit-selectors, bufkit-twisted and the
 raw ssl.SSLSocket floor; --contender keeps the named ones and the floor).
@@ -44,8 +45,8 @@ def add_parser(
     parser.add_argument(
         "--full",
         action="store_true",
-        help="1k and 10k idle, 3 fanout cells, longer windows, 5 rounds, every "
-        "TLS contender in the TLS echo cells",
+        help="1k and 10k idle, 3 fanout cells, longer windows, 5 rounds, TLS "
+        "echo at 1 and 64 connections with every TLS contender",
     )
     parser.add_argument(
         "--smoke",
