@@ -87,6 +87,7 @@ def test_installed_layout_finds_the_bufkit_endpoints(tmp_path: Path) -> None:
     assert where.startswith(str(site))
     assert found.split() == [
         "IStreamClientEndpointStringParserWithReactor:bufkit-tcp",
+        "IStreamClientEndpointStringParserWithReactor:bufkit-tls",
         "IStreamServerEndpointStringParser:bufkit-tcp",
         "IStreamServerEndpointStringParser:bufkit-tls",
     ]
