@@ -1,7 +1,8 @@
 """Small writes made inside ``dataReceived`` are joined, in order, on their transport.
 
 A protocol runs a script drawn by Hypothesis inside one ``dataReceived``:
-small and large writes, ``writeSequence``, a look at the connection's
+small and large writes, ``writeSequence`` (on it and on a second transport,
+whose items are coalesced outside any dispatch), a look at the connection's
 counters, writes to a second transport, a pull producer, and an optional
 ``loseConnection``. Each peer must receive exactly its transport's bytes, in
 order. The transports sit on socket pairs of a fresh epoll reactor that the
@@ -36,7 +37,8 @@ Op = tuple[str, int]
 OPS = st.one_of(
     st.tuples(st.just("small"), st.integers(0, SMALL_WRITE - 1)),
     st.tuples(st.just("big"), st.integers(SMALL_WRITE, 3 * SMALL_WRITE)),
-    st.tuples(st.just("seq"), st.integers(1, 5)),
+    st.tuples(st.just("seq"), st.integers(0, 6)),
+    st.tuples(st.just("oseq"), st.integers(0, 6)),
     st.tuples(st.just("peek"), st.just(0)),
     st.tuples(st.just("other"), st.integers(1, 300)),
     st.tuples(st.just("pull"), st.integers(1, 300)),
@@ -85,10 +87,15 @@ class Scripted(protocol.Protocol):
                 block = self._block(size)
                 self.transport.write(block)
                 self.sent += block
-            elif kind == "seq":
-                parts = [self._block(7 * i + 1) for i in range(size)]
-                self.transport.writeSequence(parts)
-                self.sent += b"".join(parts)
+            elif kind in ("seq", "oseq"):
+                # Small and large items mixed: 1, 1501, 3001, 4501, 1001, ...
+                parts = [self._block(i * 1500 % 5000 + 1) for i in range(size)]
+                if kind == "seq":
+                    self.transport.writeSequence(parts)
+                    self.sent += b"".join(parts)
+                else:
+                    self.other.writeSequence(parts)
+                    self.sent_other += b"".join(parts)
             elif kind == "peek":
                 conn = self.transport.connection
                 assert conn.bytes_written - conn.pending_bytes >= 0

@@ -74,7 +74,15 @@ from twisted.internet.interfaces import (
 from twisted.python import failure
 from zope.interface import Interface, implementer
 
-from bufkit import BufferPool, Connection, ConnectionState, Interest, TLSHandshakeError
+from bufkit import (
+    BufferPool,
+    Connection,
+    ConnectionState,
+    Interest,
+    QueueClosedError,
+    QueueFailedError,
+    TLSHandshakeError,
+)
 from bufkit._tls import TLSLayer
 
 __all__ = ["OPEN_TRANSPORTS", "IViewReceiver", "Transport", "peer_address"]
@@ -341,11 +349,21 @@ class Transport:
             _write_small()
         if isinstance(data, str):
             raise TypeError("Data must be bytes, not str")
-        if self._conn.state is _OPEN:
+        self._write_now(data)
+
+    def _write_now(self, data: bytes) -> None:
+        # No context manager per write: a try costs nothing until it catches.
+        try:  # noqa: SIM105
             self._conn.write(data)
+        except (QueueClosedError, QueueFailedError):
+            pass  # closing, shut or closed: ignored, as Twisted does
 
     def writeSequence(self, data: Iterable[bytes | str]) -> None:
-        """Queue every item of ``data`` as one gathered write.
+        """Queue every item of ``data``, in order, as :meth:`write` would.
+
+        Runs of items shorter than :data:`SMALL_WRITE` (the header lines
+        twisted.web sends this way) are joined, so they cost one queue entry
+        and one iovec, not one each.
 
         Raises:
             TypeError: An item is a ``str``.
@@ -355,11 +373,26 @@ class Transport:
             if isinstance(item, str):
                 raise TypeError("Data must be bytes, not str")
             items.append(item)
-        if _NOW.small:
-            _write_small()
-        if self._conn.state is not _OPEN:
+        now = _NOW
+        if now.transport is self:  # inside dataReceived: join with its writes
+            small = now.small
+            for item in items:
+                if type(item) is bytes and len(item) < SMALL_WRITE:
+                    small.append(item)
+                else:
+                    if small:
+                        _write_small()
+                    self._write_now(item)
+            if len(small) >= _BATCH_MAX:
+                _write_small()
             return
-        self._conn.writelines(items)
+        if now.small:
+            _write_small()
+        parts = _coalesced(items)
+        if len(parts) == 1:
+            self._write_now(parts[0])
+        elif parts and self._conn.state is _OPEN:
+            self._conn.writelines(parts)
 
     def loseConnection(self) -> None:
         """Stop reading, send what is queued, then close (``ConnectionDone``)."""
@@ -642,6 +675,23 @@ class Transport:
         protocol = self.protocol
         if protocol is not None and IHalfCloseableProtocol.providedBy(protocol):
             protocol.writeConnectionLost()
+
+
+def _coalesced(items: list[bytes]) -> list[bytes]:
+    """``items`` with each run of items shorter than SMALL_WRITE joined."""
+    parts: list[bytes] = []
+    run: list[bytes] = []
+    for item in items:
+        if len(item) < SMALL_WRITE:
+            run.append(item)
+            continue
+        if run:
+            parts.append(run[0] if len(run) == 1 else b"".join(run))
+            run = []
+        parts.append(item)
+    if run:
+        parts.append(run[0] if len(run) == 1 else b"".join(run))
+    return parts
 
 
 def _write_small() -> None:
