@@ -173,7 +173,9 @@ class _Dispatch:
     when ``dataReceived`` returns (or sooner: before any call that must see
     them queued). ``dataReceived`` of one transport never runs inside
     another's, except when a protocol drives a read itself; that inner one
-    then writes without batching.
+    then writes without batching. Only the transport that owns the batch
+    touches it, so the transports of a reactor running in another thread
+    meanwhile see another owner and write without batching.
     """
 
     __slots__ = ("small", "transport")
@@ -339,14 +341,15 @@ class Transport:
             TypeError: ``data`` is a ``str`` or not bytes-like.
         """
         now = _NOW
-        if now.transport is self and type(data) is bytes and len(data) < SMALL_WRITE:
+        if now.transport is self:
             small = now.small
-            small.append(data)
-            if len(small) >= _BATCH_MAX:
+            if type(data) is bytes and len(data) < SMALL_WRITE:
+                small.append(data)
+                if len(small) >= _BATCH_MAX:
+                    _write_small()
+                return
+            if small:
                 _write_small()
-            return
-        if now.small:
-            _write_small()
         if isinstance(data, str):
             raise TypeError("Data must be bytes, not str")
         self._write_now(data)
@@ -386,8 +389,6 @@ class Transport:
             if len(small) >= _BATCH_MAX:
                 _write_small()
             return
-        if now.small:
-            _write_small()
         parts = _coalesced(items)
         if len(parts) == 1:
             self._write_now(parts[0])
@@ -397,7 +398,7 @@ class Transport:
     def loseConnection(self) -> None:
         """Stop reading, send what is queued, then close (``ConnectionDone``)."""
         if self._flags & _CONNECTED and self._conn.state is not _CLOSING:
-            if _NOW.small:
+            if _NOW.transport is self and _NOW.small:
                 _write_small()
             self._conn.close()
 
@@ -413,7 +414,7 @@ class Transport:
         """Shut the sending side once everything queued was sent; keep reading."""
         if not self._flags & _CONNECTED or self._conn.state is not _OPEN:
             return  # already shut, closing or closed
-        if _NOW.small:
+        if _NOW.transport is self and _NOW.small:
             _write_small()
         self._conn.write(b"", self._write_side_done)
         self._conn.write_eof()
@@ -473,7 +474,7 @@ class Transport:
         if self._conn.closed:
             producer.stopProducing()
             return
-        if _NOW.small:
+        if _NOW.transport is self and _NOW.small:
             _write_small()
         self._producer = producer
         self._flags &= ~(_STREAMING | _PRODUCER_PAUSED)
@@ -511,7 +512,7 @@ class Transport:
         Small writes made earlier in the same ``dataReceived`` are queued on
         it first, so its counters see them.
         """
-        if _NOW.small:
+        if _NOW.transport is self and _NOW.small:
             _write_small()
         return self._conn
 
@@ -646,7 +647,7 @@ class Transport:
             return
         before = self._conn.bytes_written
         producer.resumeProducing()
-        if _NOW.small:  # asked from inside dataReceived: count what it wrote
+        if _NOW.transport is self and _NOW.small:  # count what it wrote
             _write_small()
         if (
             self._producer is producer
