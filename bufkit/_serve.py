@@ -1,4 +1,4 @@
-"""``bufkit serve``: run a reference protocol on the selectors :class:`Loop`.
+"""``bufkit serve``: run a reference protocol on the selectors :class:`Loop` or Twisted.
 
 Theory of operation
 -------------------
@@ -37,6 +37,10 @@ With ``--tls-cert`` and ``--tls-key`` the command loads one server
 does not load is a bad argument, status 2), and every worker's listener speaks
 TLS through the connection core's TLS layer; a client that does not finish its
 handshake within ``--tls-handshake-timeout`` seconds is closed.
+
+``--loop twisted`` changes only what a worker runs (:mod:`bufkit._serve_twisted`:
+Twisted's epoll reactor with bufkit transports); binding, TLS loading, the
+supervisor, the lifeline and the signals are the same.
 """
 
 from __future__ import annotations
@@ -151,15 +155,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"bufkit serve: cannot listen on {where}: {exc}", file=sys.stderr)
         return 1
     with sock:
-        if getattr(args, "loop", "selectors") == "twisted":
-            from bufkit._serve_twisted import serve
-
-            return serve(args.protocol, sock)
         if args.workers == 1:
-            return _worker(
-                args.protocol, sock, lifeline=None, stops=_Counter(), tls=tls
-            )
+            work = _twisted_worker if _loop(args) == "twisted" else _worker
+            return work(args.protocol, sock, lifeline=None, stops=_Counter(), tls=tls)
         return _supervise(args, sock, tls)
+
+
+def _loop(args: argparse.Namespace) -> str:
+    loop: str = getattr(args, "loop", "selectors")
+    return loop
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -168,11 +172,6 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--port {args.port} is not a port number (0 to 65535)")
     if not 1 <= args.workers <= MAX_WORKERS:
         raise UsageError(f"--workers {args.workers} is not in 1 to {MAX_WORKERS}")
-    if getattr(args, "loop", "selectors") == "twisted":
-        if args.workers > 1:
-            raise UsageError("--loop twisted runs one worker; drop --workers")
-        if args.tls_cert is not None:
-            raise UsageError("--loop twisted does not serve TLS yet; drop --tls-cert")
     if args.workers > 1 and not hasattr(os, "fork"):
         raise UsageError(
             f"--workers {args.workers} needs os.fork, which this platform lacks"
@@ -313,6 +312,28 @@ def _worker(
     return 0
 
 
+def _twisted_worker(
+    name: str,
+    sock: socket.socket,
+    *,
+    lifeline: socket.socket | None,
+    stops: _Counter,
+    tls: _TLS | None,
+) -> int:
+    """:func:`_worker` on Twisted's epoll reactor with bufkit transports."""
+    from bufkit._serve_twisted import serve
+
+    return serve(
+        name,
+        sock,
+        lifeline=lifeline,
+        stops=stops,
+        tls=tls,
+        stop_signals=_WORKER_STOP_SIGNALS if lifeline else _STOP_SIGNALS,
+        stats_signals=_STATS_SIGNALS,
+    )
+
+
 def _print_stats(loop: Loop) -> None:
     stats = loop.pool.stats()
     conns = [c for c in loop.connections if not isinstance(c.protocol, _Lifeline)]
@@ -358,7 +379,10 @@ def _supervise(args: argparse.Namespace, sock: socket.socket, tls: _TLS | None) 
                 break
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child
-                _child(args.protocol, sock, give, (keep, wake_r, wake_w), stops, tls)
+                work = _twisted_worker if _loop(args) == "twisted" else _worker
+                _child(
+                    work, args.protocol, sock, give, (keep, wake_r, wake_w), stops, tls
+                )
             alive.add(pid)
         give.close()
         host, port = sock.getsockname()[:2]
@@ -379,6 +403,7 @@ def _supervise(args: argparse.Namespace, sock: socket.socket, tls: _TLS | None) 
 
 
 def _child(
+    work: Callable[..., int],
     name: str,
     sock: socket.socket,
     lifeline: socket.socket,
@@ -399,7 +424,7 @@ def _child(
             signal.signal(sig, signal.SIG_IGN)  # its default action would kill
         for sig in _CHILD_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
-        status = _worker(name, sock, lifeline=lifeline, stops=stops, tls=tls)
+        status = work(name, sock, lifeline=lifeline, stops=stops, tls=tls)
     finally:
         sys.stdout.flush()
         os._exit(status)

@@ -111,7 +111,12 @@ def test_line_echo_server(serve: tuple[subprocess.Popen[bytes], int]) -> None:
     assert _exchange(port, b"one\ntwo\n", 8) == b"one\ntwo\n"
 
 
-@pytest.mark.parametrize("serve", [["discard", "--workers", "2"]], indirect=True)
+@pytest.mark.parametrize(
+    "serve",
+    [["discard", "--workers", "2"], ["discard", "--workers", "2", "--loop", "twisted"]],
+    ids=["selectors", "twisted"],
+    indirect=True,
+)
 def test_workers_share_the_port_and_are_reaped(
     serve: tuple[subprocess.Popen[bytes], int],
 ) -> None:
@@ -128,7 +133,12 @@ def test_workers_share_the_port_and_are_reaped(
     assert out.count(b"pool_bytes_in_use") == 2
 
 
-@pytest.mark.parametrize("serve", [["discard", "--workers", "3"]], indirect=True)
+@pytest.mark.parametrize(
+    "serve",
+    [["discard", "--workers", "3"], ["discard", "--workers", "3", "--loop", "twisted"]],
+    ids=["selectors", "twisted"],
+    indirect=True,
+)
 def test_ctrl_c_at_a_terminal_ends_every_worker_cleanly(
     serve: tuple[subprocess.Popen[bytes], int],
 ) -> None:
@@ -219,9 +229,12 @@ def test_sigterm_right_after_start_never_hangs() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_workers_exit_when_the_supervisor_is_killed() -> None:
+@pytest.mark.parametrize("loop", ["selectors", "twisted"])
+def test_workers_exit_when_the_supervisor_is_killed(loop: str) -> None:
     """SIGKILL to the supervisor: its workers see the lifeline close and exit."""
-    proc = _bufkit("serve", "echo", "--workers", "2", "--port", "0", "-q")
+    proc = _bufkit(
+        "serve", "echo", "--workers", "2", "--port", "0", "-q", "--loop", loop
+    )
     try:
         lines = _wait_for(proc, b"listening on", 2)
         workers = {int(m.group(1)) for ln in lines if (m := _LISTENING.search(ln))}
@@ -236,7 +249,12 @@ def test_workers_exit_when_the_supervisor_is_killed() -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM])
-@pytest.mark.parametrize("serve", [["echo", "--workers", "2"]], indirect=True)
+@pytest.mark.parametrize(
+    "serve",
+    [["echo", "--workers", "2"], ["echo", "--workers", "2", "--loop", "twisted"]],
+    ids=["selectors", "twisted"],
+    indirect=True,
+)
 def test_stop_signals_end_the_workers_cleanly(
     serve: tuple[subprocess.Popen[bytes], int], sig: signal.Signals
 ) -> None:
@@ -392,13 +410,14 @@ def _tls_exchange(cafile: Path, port: int, request: bytes) -> bytes:
         return bytes(got)
 
 
+@pytest.mark.parametrize("loop", ["selectors", "twisted"])
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_tls_echo_through_python_ssl(
-    tls_files: tuple[Path, Path], workers: str
+    tls_files: tuple[Path, Path], workers: str, loop: str
 ) -> None:
     """``bufkit serve echo`` with a certificate echoes byte-exact over TLS."""
     request = bytes(range(256)) * 300  # several TLS records
-    with _serve_tls(tls_files, "--workers", workers) as (_proc, port):
+    with _serve_tls(tls_files, "--workers", workers, "--loop", loop) as (_proc, port):
         for _ in range(4):  # with two workers, likely both take some
             assert _tls_exchange(tls_files[0], port, request) == request
 
@@ -446,11 +465,13 @@ def test_tls_echo_through_openssl_s_client(
     assert line == b"hello over s_client\n"
 
 
+@pytest.mark.parametrize("loop", ["selectors", "twisted"])
 def test_tls_plain_http_to_the_tls_port_is_closed_and_serving_goes_on(
-    tls_files: tuple[Path, Path],
+    tls_files: tuple[Path, Path], loop: str
 ) -> None:
     """A plain HTTP request to the TLS port is closed; the next TLS client is served."""
-    with _serve_tls(tls_files, "--tls-handshake-timeout", "5") as (proc, port):
+    timeout = ("--tls-handshake-timeout", "5", "--loop", loop)
+    with _serve_tls(tls_files, *timeout) as (proc, port):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             with contextlib.suppress(ConnectionResetError):
@@ -460,8 +481,9 @@ def test_tls_plain_http_to_the_tls_port_is_closed_and_serving_goes_on(
         assert proc.poll() is None
 
 
+@pytest.mark.parametrize("loop", ["selectors", "twisted"])
 def test_tls_client_that_stops_after_hello_is_closed_at_the_timeout(
-    tls_files: tuple[Path, Path],
+    tls_files: tuple[Path, Path], loop: str
 ) -> None:
     """A client that sends its ClientHello and no more is closed by the server."""
     context = ssl.create_default_context(cafile=str(tls_files[0]))
@@ -471,7 +493,8 @@ def test_tls_client_that_stops_after_hello_is_closed_at_the_timeout(
         obj.do_handshake()
     hello = outgoing.read()
     assert hello
-    with _serve_tls(tls_files, "--tls-handshake-timeout", "0.5") as (proc, port):
+    timeout = ("--tls-handshake-timeout", "0.5", "--loop", loop)
+    with _serve_tls(tls_files, *timeout) as (proc, port):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             raw.sendall(hello)
             with contextlib.suppress(ConnectionResetError):

@@ -86,40 +86,21 @@ def test_sigterm_exits_cleanly_with_stats() -> None:
     assert b"Traceback" not in err
 
 
-def test_workers_with_twisted_is_refused() -> None:
-    """``--workers 2 --loop twisted`` is refused with one line and status 2."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "bufkit", "serve", "echo"),
-            *("--loop", "twisted", "--workers", "2", "--port", "0"),
-        ],
-        env=env,
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert done.stderr.strip().count(b"\n") == 0
-    assert b"--loop twisted" in done.stderr
-
-
-def test_tls_with_twisted_is_refused(tmp_path: Path) -> None:
-    """``--loop twisted --tls-cert ...`` is refused with one line and status 2."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    cert.write_text("x")
-    key.write_text("x")
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "bufkit", "serve", "echo", "--loop", "twisted"),
-            *("--tls-cert", str(cert), "--tls-key", str(key), "--port", "0"),
-        ],
-        env=env,
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert done.stderr.strip().count(b"\n") == 0
-    assert b"does not serve TLS" in done.stderr
+def test_two_workers_echo_byte_exact_and_stop_cleanly() -> None:
+    """``--workers 2 --loop twisted``: byte-exact echo, then SIGTERM ends all, 0."""
+    payload = os.urandom(1 << 18)
+    with _serving("echo", "--loop", "twisted", "--workers", "2") as (proc, port):
+        for _ in range(4):  # likely reaches both workers
+            with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+                sock.sendall(payload)
+                sock.shutdown(socket.SHUT_WR)
+                got = bytearray()
+                while part := sock.recv(65536):
+                    got += part
+            assert bytes(got) == payload
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert out.count(b"supervising 2 workers") == 1
+    assert out.count(b"pool_buffers_in_use=0") == 2
+    assert b"Traceback" not in err

@@ -17,6 +17,7 @@ from bufkit.adapters.twisted._endpoints import (
     ClientParser,
     ServerEndpoint,
     ServerParser,
+    TLSClientParser,
     TLSServerParser,
 )
 from bufkit.adapters.twisted._tcp import (
@@ -34,6 +35,7 @@ __all__ = [
     "ListeningPort",
     "ServerEndpoint",
     "ServerParser",
+    "TLSClientParser",
     "TLSServerParser",
     "Transport",
     "connect_tcp",

@@ -47,6 +47,8 @@ __all__ = ["ListeningPort", "connect_tcp", "default_pool", "listen_tcp"]
 LOGGER: Final = logging.getLogger("bufkit.adapters.twisted")
 ACCEPT_BATCH: Final = 64
 """Connections accepted per readable event at most."""
+DEFAULT_HANDSHAKE_TIMEOUT: Final = 60.0
+"""Seconds a TLS handshake may take, by default (asyncio's default)."""
 
 _DEFAULT_POOL: list[BufferPool] = []
 
@@ -77,12 +79,15 @@ class ListeningPort:
         high_water: int = 65536,
         low_water: int = 16384,
         ssl: _ssl.SSLContext | None = None,
+        ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         sock: socket.socket | None = None,
     ) -> None:
         self._given = sock
         if ssl is not None:
-            TLSLayer(ssl, server_side=True)  # refuse a bad context now
+            # Refuse a bad context or timeout now, not at the first accept.
+            TLSLayer(ssl, server_side=True, handshake_timeout=ssl_handshake_timeout)
         self._ssl = ssl
+        self._handshake_timeout = ssl_handshake_timeout
         self._reactor = reactor
         self._port = port
         self._factory = factory
@@ -202,7 +207,13 @@ class ListeningPort:
         if protocol is None:
             conn.close()
             return
-        tls = None if self._ssl is None else TLSLayer(self._ssl, server_side=True)
+        tls = None
+        if self._ssl is not None:
+            tls = TLSLayer(
+                self._ssl,
+                server_side=True,
+                handshake_timeout=self._handshake_timeout,
+            )
         start_transport(
             self._reactor,
             conn,
@@ -267,15 +278,19 @@ def listen_tcp(
     interface: str = "",
     pool: BufferPool | None = None,
     ssl: _ssl.SSLContext | None = None,
+    ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
 ) -> ListeningPort:
     """Listen on ``port`` like ``reactor.listenTCP``, with bufkit transports.
 
     With ``ssl`` (a server-side :class:`ssl.SSLContext`) every connection
-    speaks TLS through a :class:`bufkit.TLSLayer`, as ``reactor.listenSSL``.
+    speaks TLS through a :class:`bufkit.TLSLayer`, as ``reactor.listenSSL``;
+    a client that has not finished its handshake ``ssl_handshake_timeout``
+    seconds after it connected is closed.
 
     Raises:
         twisted.internet.error.CannotListenError: The address is taken or invalid.
         TypeError: ``ssl`` is not an :class:`ssl.SSLContext`.
+        ValueError: ``ssl_handshake_timeout`` is not a positive number.
     """
     listening = ListeningPort(
         reactor,
@@ -285,6 +300,7 @@ def listen_tcp(
         interface=interface,
         pool=pool,
         ssl=ssl,
+        ssl_handshake_timeout=ssl_handshake_timeout,
     )
     listening.startListening()
     return listening
@@ -360,6 +376,8 @@ def connect_tcp(
     pool: BufferPool | None = None,
     ssl: _ssl.SSLContext | None = None,
     server_hostname: str | None = None,
+    ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    bind_address: tuple[str, int] | None = None,
 ) -> Any:
     """Connect like ``reactor.connectTCP``, with a bufkit transport.
 
@@ -368,15 +386,20 @@ def connect_tcp(
     TLS through a :class:`bufkit.TLSLayer`; ``server_hostname`` (``host`` if
     ``None``) is sent as SNI and checked against the certificate. The
     Deferred fires once TCP connected; the handshake goes on in the
-    background (writes wait for it), and a failed one reaches
-    ``connectionLost`` as a :class:`bufkit.TLSHandshakeError`.
+    background (writes wait for it), and a failed one, or one not done
+    ``ssl_handshake_timeout`` seconds after the TCP connection, reaches
+    ``connectionLost`` as a :class:`bufkit.TLSHandshakeError`. With
+    ``bind_address`` (host, port) the socket is bound there before it
+    connects.
 
     Returns:
         A Deferred that fires with the connected protocol, or fails with
-        ``ConnectError``, ``TimeoutError`` or ``DNSLookupError``.
+        ``ConnectError``, ``ConnectBindError``, ``TimeoutError`` or
+        ``DNSLookupError``.
 
     Raises:
         TypeError: ``ssl`` is not an :class:`ssl.SSLContext`.
+        ValueError: ``ssl_handshake_timeout`` is not a positive number.
     """
     tls = None
     if ssl is not None:
@@ -384,6 +407,7 @@ def connect_tcp(
             ssl,
             server_side=False,
             server_hostname=host if server_hostname is None else server_hostname,
+            handshake_timeout=ssl_handshake_timeout,
         )
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
@@ -393,6 +417,12 @@ def connect_tcp(
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
+    if bind_address is not None:
+        try:
+            sock.bind(bind_address)
+        except OSError as exc:
+            sock.close()
+            raise error.ConnectBindError(string=f"{bind_address}: {exc}") from exc
     code = sock.connect_ex((ip, port))
     if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
         sock.close()

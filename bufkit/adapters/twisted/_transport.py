@@ -19,6 +19,13 @@ vocabulary:
   A protocol that provides :class:`IViewReceiver` gets the pooled view itself
   (valid during the call only) and skips the copy (invariants 4 and 5: the
   buffer goes back to the pool when the call returns);
+* the writes shorter than :data:`SMALL_WRITE` that a protocol makes inside
+  ``dataReceived`` (a header, a line, a chunk each) are kept in one list for
+  the process and reach the core joined, as one write, when it returns, or
+  before any call on that transport that must see them queued (a larger
+  write, ``writeSequence``, ``loseConnection``, a producer, ``connection``).
+  Order is kept (invariant 1): only writes of the transport whose
+  ``dataReceived`` runs are kept, and any other write of it goes after them;
 * ``pause_writing``/``resume_writing`` pause and resume a registered
   streaming producer; a pull producer is asked for more each time everything
   written before was accepted by the kernel;
@@ -39,8 +46,11 @@ registered) and by :data:`OPEN_TRANSPORTS`, so a paused, idle connection is
 never left to the cyclic garbage collector.
 
 Cost model: per readable event, the core's cost plus one ``bytes`` copy per
-read (none for an :class:`IViewReceiver`); per write, one queue append; one
-reactor call per change of wanted readiness.
+read (none for an :class:`IViewReceiver`); per small write inside
+``dataReceived``, one list append, and one join and queue write per
+``dataReceived``; per other write, one queue write; one reactor call per
+change of wanted readiness. Every boolean of a transport lives in one int
+slot (seven slots in all).
 """
 
 from __future__ import annotations
@@ -64,7 +74,15 @@ from twisted.internet.interfaces import (
 from twisted.python import failure
 from zope.interface import Interface, implementer
 
-from bufkit import BufferPool, Connection, ConnectionState, Interest, TLSHandshakeError
+from bufkit import (
+    BufferPool,
+    Connection,
+    ConnectionState,
+    Interest,
+    QueueClosedError,
+    QueueFailedError,
+    TLSHandshakeError,
+)
 from bufkit._tls import TLSLayer
 
 __all__ = ["OPEN_TRANSPORTS", "IViewReceiver", "Transport", "peer_address"]
@@ -72,14 +90,25 @@ __all__ = ["OPEN_TRANSPORTS", "IViewReceiver", "Transport", "peer_address"]
 LOGGER: Final = logging.getLogger("bufkit.adapters.twisted")
 
 _OPEN: Final = ConnectionState.OPEN
+_CLOSING: Final = ConnectionState.CLOSING
 
-# Bits of Transport._flags: states that change a few times per connection
-# share one slot (one pointer per connection instead of five).
+# Bits of Transport._flags: every boolean a transport keeps shares one slot
+# (one pointer per connection instead of eight). Eight bits at most: any value
+# up to 256 is an int object CPython shares, anything above costs 32 bytes.
+# Twisted's ``disconnecting`` and ``disconnected`` come from the core's state.
 _ABORTED: Final = 1
-_WRITE_SHUT: Final = 2
-_WRITE_SHUT_UNTOLD: Final = 4
-_STREAMING: Final = 8
-_PRODUCER_PAUSED: Final = 16
+_WRITE_SHUT_UNTOLD: Final = 2
+_STREAMING: Final = 4
+_PRODUCER_PAUSED: Final = 8
+_READING: Final = 16  # registered with the reactor as a reader
+_WRITING: Final = 32  # ... as a writer (Interest.WRITE * _READING)
+_VIEWS: Final = 64  # the protocol provides IViewReceiver
+_CONNECTED: Final = 128
+
+SMALL_WRITE: Final = 2048
+"""Writes shorter than this, made inside ``dataReceived``, are joined first."""
+_BATCH_MAX: Final = 64
+"""Small writes joined at most into one (64 x 2 KiB bounds a batch)."""
 
 OPEN_TRANSPORTS: Final[dict[Connection, Transport]] = {}
 """Every open transport by its connection.
@@ -132,6 +161,31 @@ class _FlushBatch:
         due, self._due = self._due, []
         for flush in due:
             flush()
+
+
+class _Dispatch:
+    """The transport whose ``dataReceived`` runs now, and its small writes.
+
+    A Twisted protocol often answers one read with many small writes (a
+    header, a line, a chunk each). Each would cost the transport's and the
+    core's call; instead the transport keeps them here, one list for the
+    whole process, and hands them to its connection joined, as one write,
+    when ``dataReceived`` returns (or sooner: before any call that must see
+    them queued). ``dataReceived`` of one transport never runs inside
+    another's, except when a protocol drives a read itself; that inner one
+    then writes without batching. Only the transport that owns the batch
+    touches it, so the transports of a reactor running in another thread
+    meanwhile see another owner and write without batching.
+    """
+
+    __slots__ = ("small", "transport")
+
+    def __init__(self) -> None:
+        self.transport: Transport | None = None
+        self.small: list[bytes] = []
+
+
+_NOW: Final = _Dispatch()
 
 
 TLS_TIMERS: Final[dict[Connection, Any]] = {}
@@ -194,13 +248,7 @@ class Transport:
         "_flags",
         "_producer",
         "_reactor",
-        "_reading",
         "_sock",
-        "_views",
-        "_writing",
-        "connected",
-        "disconnected",
-        "disconnecting",
         "protocol",
     )
 
@@ -219,14 +267,8 @@ class Transport:
         self._reactor: Any = reactor
         self._sock = sock
         self.protocol: Any | None = protocol
-        self.connected = False
-        self.disconnecting = False
-        self.disconnected = False
-        self._reading = False
-        self._writing = False
-        self._flags = 0  # _ABORTED | _WRITE_SHUT | ... (rare flags, one slot)
+        self._flags = 0  # _CONNECTED | _READING | ... (every boolean, one slot)
         self._producer: Any = None
-        self._views = False
         # The transport is the core's protocol: no bridge object per
         # connection. The core lets go of it once closed, so no cycle remains.
         self._conn = Connection(
@@ -243,6 +285,21 @@ class Transport:
 
     def __repr__(self) -> str:
         return f"<bufkit Transport fd={self._sock.fileno()} {self._conn.state.value}>"
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is open (Twisted's attribute)."""
+        return bool(self._flags & _CONNECTED)
+
+    @property
+    def disconnecting(self) -> bool:
+        """Whether a close was asked for and is under way (Twisted's attribute)."""
+        return bool(self._flags & _CONNECTED) and self._conn.state is _CLOSING
+
+    @property
+    def disconnected(self) -> bool:
+        """Whether the connection is closed (Twisted's attribute)."""
+        return self._conn.closed
 
     def start(self) -> None:
         """Call the protocol's ``makeConnection`` and start reading."""
@@ -283,14 +340,33 @@ class Transport:
         Raises:
             TypeError: ``data`` is a ``str`` or not bytes-like.
         """
+        now = _NOW
+        if now.transport is self:
+            small = now.small
+            if type(data) is bytes and len(data) < SMALL_WRITE:
+                small.append(data)
+                if len(small) >= _BATCH_MAX:
+                    _write_small()
+                return
+            if small:
+                _write_small()
         if isinstance(data, str):
             raise TypeError("Data must be bytes, not str")
-        if self._conn.state is not _OPEN:
-            return
-        self._conn.write(data)
+        self._write_now(data)
+
+    def _write_now(self, data: bytes) -> None:
+        # No context manager per write: a try costs nothing until it catches.
+        try:  # noqa: SIM105
+            self._conn.write(data)
+        except (QueueClosedError, QueueFailedError):
+            pass  # closing, shut or closed: ignored, as Twisted does
 
     def writeSequence(self, data: Iterable[bytes | str]) -> None:
-        """Queue every item of ``data`` as one gathered write.
+        """Queue every item of ``data``, in order, as :meth:`write` would.
+
+        Runs of items shorter than :data:`SMALL_WRITE` (the header lines
+        twisted.web sends this way) are joined, so they cost one queue entry
+        and one iovec, not one each.
 
         Raises:
             TypeError: An item is a ``str``.
@@ -300,28 +376,46 @@ class Transport:
             if isinstance(item, str):
                 raise TypeError("Data must be bytes, not str")
             items.append(item)
-        if self._conn.state is not _OPEN:
+        now = _NOW
+        if now.transport is self:  # inside dataReceived: join with its writes
+            small = now.small
+            for item in items:
+                if type(item) is bytes and len(item) < SMALL_WRITE:
+                    small.append(item)
+                else:
+                    if small:
+                        _write_small()
+                    self._write_now(item)
+            if len(small) >= _BATCH_MAX:
+                _write_small()
             return
-        self._conn.writelines(items)
+        parts = _coalesced(items)
+        if len(parts) == 1:
+            self._write_now(parts[0])
+        elif parts and self._conn.state is _OPEN:
+            self._conn.writelines(parts)
 
     def loseConnection(self) -> None:
         """Stop reading, send what is queued, then close (``ConnectionDone``)."""
-        if self.connected and not self.disconnecting:
-            self.disconnecting = True
+        if self._flags & _CONNECTED and self._conn.state is not _CLOSING:
+            if _NOW.transport is self and _NOW.small:
+                _write_small()
             self._conn.close()
 
     def abortConnection(self) -> None:
         """Close now, dropping queued data (``ConnectionAborted``)."""
-        if not self.disconnected:
-            self.disconnecting = True
+        if not self._conn.closed:
+            if _NOW.transport is self:
+                _NOW.small.clear()
             self._flags |= _ABORTED
             self._conn.abort()
 
     def loseWriteConnection(self) -> None:
         """Shut the sending side once everything queued was sent; keep reading."""
-        if not self.connected or self.disconnecting or self._flags & _WRITE_SHUT:
-            return
-        self._flags |= _WRITE_SHUT
+        if not self._flags & _CONNECTED or self._conn.state is not _OPEN:
+            return  # already shut, closing or closed
+        if _NOW.transport is self and _NOW.small:
+            _write_small()
         self._conn.write(b"", self._write_side_done)
         self._conn.write_eof()
 
@@ -377,9 +471,11 @@ class Transport:
                 f"Cannot register producer {producer!r}, because producer"
                 f" {self._producer!r} was never unregistered."
             )
-        if self.disconnected:
+        if self._conn.closed:
             producer.stopProducing()
             return
+        if _NOW.transport is self and _NOW.small:
+            _write_small()
         self._producer = producer
         self._flags &= ~(_STREAMING | _PRODUCER_PAUSED)
         if streaming:
@@ -411,7 +507,13 @@ class Transport:
 
     @property
     def connection(self) -> Connection:
-        """The :class:`bufkit.Connection` behind this transport."""
+        """The :class:`bufkit.Connection` behind this transport.
+
+        Small writes made earlier in the same ``dataReceived`` are queued on
+        it first, so its counters see them.
+        """
+        if _NOW.transport is self and _NOW.small:
+            _write_small()
         return self._conn
 
     def getPeerCertificate(self) -> Any:
@@ -430,19 +532,36 @@ class Transport:
 
     def connection_made(self, conn: Connection, /) -> None:
         """The core started: tell the Twisted protocol (``makeConnection``)."""
-        self.connected = True
+        self._flags |= _CONNECTED
         protocol = self.protocol
         if protocol is not None:
-            self._views = IViewReceiver.providedBy(protocol)
+            if IViewReceiver.providedBy(protocol):
+                self._flags |= _VIEWS
             protocol.makeConnection(self)
 
     def data_received(self, view: memoryview, /) -> None:
-        """Bytes read: ``dataReceived(bytes)``, or ``viewReceived(view)``."""
+        """Bytes read: ``dataReceived(bytes)``, or ``viewReceived(view)``.
+
+        Small writes the protocol makes meanwhile are joined into one write
+        when it returns.
+        """
         protocol = self.protocol
-        if self._views:
+        if self._flags & _VIEWS:
             protocol.viewReceived(view)  # type: ignore[union-attr]
-        elif protocol is not None:
+            return
+        if protocol is None:
+            return
+        now = _NOW
+        if now.transport is not None:  # a read driven from another's dataReceived
             protocol.dataReceived(bytes(view))
+            return
+        now.transport = self
+        try:
+            protocol.dataReceived(bytes(view))
+        finally:
+            if now.small:
+                _write_small()
+            now.transport = None
 
     def eof_received(self) -> bool | None:
         """The peer shut its side: ``readConnectionLost`` if half-closeable."""
@@ -455,9 +574,9 @@ class Transport:
     def connection_lost(self, exc: Exception | None, /) -> None:
         """The core closed the socket: ``connectionLost`` with Twisted's reason."""
         self._set_timer(None)
-        self.connected = False
-        self.disconnecting = False
-        self.disconnected = True
+        if _NOW.transport is self:  # closed from inside its own dataReceived
+            _NOW.small.clear()
+        self._flags &= ~_CONNECTED
         if exc is None:
             self._tell_write_shut()
         producer, self._producer = self._producer, None
@@ -497,20 +616,22 @@ class Transport:
         reactor = self._reactor
         if self._conn.closed:  # the last report: forget this transport
             OPEN_TRANSPORTS.pop(self._conn, None)
-        want_read = bool(interest & Interest.READ)
-        want_write = bool(interest & Interest.WRITE)
-        if want_read != self._reading:
-            self._reading = want_read
-            if want_read:
-                reactor.addReader(self)
-            else:
+        flags = self._flags
+        # Interest.READ and Interest.WRITE as _READING and _WRITING.
+        changed = (flags & (_READING | _WRITING)) ^ (interest * _READING)
+        if not changed:
+            return
+        self._flags = flags ^ changed
+        if changed & _READING:
+            if flags & _READING:
                 reactor.removeReader(self)
-        if want_write != self._writing:
-            self._writing = want_write
-            if want_write:
-                reactor.addWriter(self)
             else:
+                reactor.addReader(self)
+        if changed & _WRITING:
+            if flags & _WRITING:
                 reactor.removeWriter(self)
+            else:
+                reactor.addWriter(self)
 
     def _set_timer(self, delay: float | None) -> None:
         conn = self._conn
@@ -522,14 +643,16 @@ class Transport:
 
     def _ask_pull_producer(self) -> None:
         producer = self._producer
-        if producer is None or self._flags & _STREAMING or not self.connected:
+        if producer is None or self._flags & (_STREAMING | _CONNECTED) != _CONNECTED:
             return
         before = self._conn.bytes_written
         producer.resumeProducing()
+        if _NOW.transport is self and _NOW.small:  # count what it wrote
+            _write_small()
         if (
             self._producer is producer
             and self._conn.bytes_written != before
-            and not (self.disconnecting or self._flags & _WRITE_SHUT)
+            and self._conn.state is _OPEN  # neither closing nor shut
         ):
             # Ask again once all of it was accepted by the kernel.
             self._conn.write(b"", self._pull_drained)
@@ -553,6 +676,35 @@ class Transport:
         protocol = self.protocol
         if protocol is not None and IHalfCloseableProtocol.providedBy(protocol):
             protocol.writeConnectionLost()
+
+
+def _coalesced(items: list[bytes]) -> list[bytes]:
+    """``items`` with each run of items shorter than SMALL_WRITE joined."""
+    parts: list[bytes] = []
+    run: list[bytes] = []
+    for item in items:
+        if len(item) < SMALL_WRITE:
+            run.append(item)
+            continue
+        if run:
+            parts.append(run[0] if len(run) == 1 else b"".join(run))
+            run = []
+        parts.append(item)
+    if run:
+        parts.append(run[0] if len(run) == 1 else b"".join(run))
+    return parts
+
+
+def _write_small() -> None:
+    """Queue the small writes kept for this dispatch on its transport, as one."""
+    now = _NOW
+    small, transport = now.small, now.transport
+    data = small[0] if len(small) == 1 else b"".join(small)
+    small.clear()
+    if transport is not None:
+        conn = transport._conn
+        if conn.state is _OPEN:
+            conn.write(data)
 
 
 def _timed_out(conn: Connection) -> None:
