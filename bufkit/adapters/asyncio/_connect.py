@@ -130,6 +130,7 @@ def _maker(
     tls: _Layer | None = None,
 ) -> _MakeConnection:
     """Bind the connection options once (the caller records the connection)."""
+    defer = loop.call_soon  # one bound method for every connection
 
     def make(sock: socket.socket, protocol: StreamProtocol | None) -> Connection:
         return Connection(
@@ -143,6 +144,7 @@ def _maker(
             read_limit=read_limit,
             read_budget=read_budget,
             tls=None if tls is None else tls(),
+            defer=defer,
         )
 
     return make

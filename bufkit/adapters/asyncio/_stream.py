@@ -8,12 +8,12 @@ to arm write interest, how to pause, close, abort and fail -- is decided by
 into an asyncio loop and adds the asyncio surface:
 
 * the core's interest becomes ``add_reader``/``add_writer``/``remove_*`` on the
-  socket's descriptor (``_Registration``), so write interest is armed exactly
-  when the core says so (docs/design.md invariant 3), and ``Interest.NONE``
-  once closed unregisters before the socket is closed;
+  socket's descriptor (``_Relay.__call__``), so write interest is armed
+  exactly when the core says so (docs/design.md invariant 3), and
+  ``Interest.NONE`` once closed unregisters before the socket is closed;
 * the core's ``defer`` (one flush at the end of the loop iteration) is
-  ``loop.call_soon``;
-* ``_Relay`` is the protocol the core calls: it hands the user's
+  ``loop.call_soon``, bound once per server or client call;
+* ``_Relay`` is also the protocol the core calls: it hands the user's
   :class:`StreamProtocol` (protocol mode) or the frame queue behind
   :meth:`Connection.read_frame` (callback mode) their callbacks, reports an
   exception raised by a protocol callback to the loop's exception handler
@@ -25,9 +25,10 @@ into an asyncio loop and adds the asyncio surface:
   has told the protocol to pause writing (invariant 6); cancelling either
   drops the waiter, never the data.
 
-Memory: the core holds the registration and the relay; the relay holds the
-user's protocol and this connection, and lets go of both when the
-connection is lost, so a closed or failed connection, its protocol and its
+Memory: the core holds the relay; the relay holds the user's protocol and
+this connection, and lets go of both when the connection is lost; state that
+only callback mode or a waiting task needs (the frame queue, futures) is made
+when first needed, so a closed or failed connection, its protocol and its
 frame queue are freed by reference counting (invariant 6). Exceptions kept
 to fail later calls have their tracebacks cleared once reported.
 
@@ -42,10 +43,16 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-from typing import TYPE_CHECKING, Any, Protocol, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast, final
 
 from bufkit import Connection as CoreConnection
-from bufkit import ConnectionState, FramingError, Interest, StreamSocket
+from bufkit import (
+    ConnectionState,
+    FramingError,
+    Interest,
+    PoolExhausted,
+    StreamSocket,
+)
 from bufkit.adapters.asyncio._handlers import (
     DEFAULT_READ_LIMIT,
     FramerFactory,
@@ -56,7 +63,7 @@ from bufkit.adapters.asyncio._handlers import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import Self
 
     from typing_extensions import Buffer
@@ -74,9 +81,33 @@ class _StreamSocket(StreamSocket, Protocol):
     def getpeername(self) -> Any: ...
 
 
+_NONE = Interest.NONE
 _READS = frozenset({Interest.READ, Interest.BOTH})
 _WRITES = frozenset({Interest.WRITE, Interest.BOTH})
+# Unbound, with the core as the argument: no bound method per connection.
+_ON_READABLE = CoreConnection.on_readable
+_ON_WRITABLE = CoreConnection.on_writable
 _CLOSING = frozenset({ConnectionState.CLOSING, ConnectionState.CLOSED})
+
+
+_TRIM_FROM: Final = 2048
+"""Taken buffers with fewer bytes are never moved: the write queue copies
+writes this short into its shared tail anyway."""
+
+
+def _trimmed(buf: PooledBuffer, filled: int) -> PooledBuffer:
+    """``buf``'s bytes in the smallest chunk that holds them; ``buf`` released."""
+    try:
+        small = buf.pool.acquire(filled)
+    except PoolExhausted:  # keep the large chunk: it is lent already
+        return buf
+    if small.size >= buf.size:
+        small.release()
+        return buf
+    small.view[:filled] = buf.view[:filled]
+    small.filled = filled
+    buf.release()
+    return small
 
 
 def _tls_info(tls: TLSLayer | None, name: str, default: object) -> object:
@@ -125,38 +156,6 @@ class _Timer:
 
 
 @final
-class _Registration:
-    """The core's interest as ``add_reader``/``add_writer`` on one descriptor.
-
-    Holds the loop and the descriptor only: no path back to the connection.
-    """
-
-    __slots__ = ("_fd", "_loop", "_reading", "_writing")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
-        self._loop = loop
-        self._fd = fd
-        self._reading = False
-        self._writing = False
-
-    def __call__(self, core: CoreConnection, interest: Interest) -> None:
-        reading = interest in _READS
-        if reading is not self._reading:
-            self._reading = reading
-            if reading:
-                self._loop.add_reader(self._fd, core.on_readable)
-            else:
-                self._loop.remove_reader(self._fd)
-        writing = interest in _WRITES
-        if writing is not self._writing:
-            self._writing = writing
-            if writing:
-                self._loop.add_writer(self._fd, core.on_writable)
-            else:
-                self._loop.remove_writer(self._fd)
-
-
-@final
 class _Relay:
     """The protocol the core calls: guards the user's callbacks, adds futures.
 
@@ -166,14 +165,41 @@ class _Relay:
     receives it; from ``pause_writing`` or ``resume_writing`` nothing else
     happens. A framer's :class:`bufkit.FramingError` is the peer's fault,
     not a bug: it goes on to the core, which closes the connection quietly.
+
+    Called as the core's ``on_interest``, it maps the interest to
+    ``add_reader``/``add_writer`` on the descriptor (one object per
+    connection does both jobs).
     """
 
-    __slots__ = ("conn", "failure", "target")
+    __slots__ = ("conn", "failure", "fd", "interest", "target")
 
-    def __init__(self, conn: Connection, target: StreamProtocol | _Frames) -> None:
+    def __init__(
+        self, conn: Connection, target: StreamProtocol | _Frames, fd: int
+    ) -> None:
         self.conn: Connection | None = conn
         self.target: StreamProtocol | _Frames | None = target
         self.failure: Exception | None = None  # a callback's bug, reported
+        self.fd = fd
+        self.interest = _NONE  # what the loop holds for the descriptor
+
+    def __call__(self, core: CoreConnection, interest: Interest) -> None:
+        conn = self.conn
+        if conn is None:  # pragma: no cover - the core reports NONE before lost
+            return
+        loop, fd, held = conn._loop, self.fd, self.interest
+        self.interest = interest
+        reading = interest in _READS
+        if reading is not (held in _READS):
+            if reading:
+                loop.add_reader(fd, _ON_READABLE, core)
+            else:
+                loop.remove_reader(fd)
+        writing = interest in _WRITES
+        if writing is not (held in _WRITES):
+            if writing:
+                loop.add_writer(fd, _ON_WRITABLE, core)
+            else:
+                loop.remove_writer(fd)
 
     def connection_made(self, core: CoreConnection, /) -> None:
         target, conn = self.target, self.conn
@@ -270,14 +296,9 @@ class Connection:
         "_core",
         "_drain_waiters",
         "_exc",
-        "_frame_waiter",
         "_frames",
         "_loop",
         "_owner",
-        "_read_limit",
-        "_sock",
-        "_tls",
-        "_user_paused",
     )
 
     def __init__(
@@ -293,33 +314,30 @@ class Connection:
         read_limit: int = DEFAULT_READ_LIMIT,
         read_budget: int = 16,
         tls: TLSLayer | None = None,
+        defer: Callable[[Callable[[], object]], object] | None = None,
     ) -> None:
         self._loop = loop
-        self._sock = sock
-        self._tls = tls
         self._frames: _Frames | None = None
         target: StreamProtocol | _Frames
         if protocol is None:
-            target = self._frames = _Frames(self._frame_arrived, framer)
+            target = self._frames = _Frames(self._frame_arrived, framer, read_limit)
         else:
             target = protocol
+        relay = _Relay(self, target, sock.fileno())
         self._core = CoreConnection(
             pool,
             sock,
-            _Relay(self, target),
-            on_interest=_Registration(loop, sock.fileno()),
-            defer=loop.call_soon,
+            relay,
+            on_interest=relay,
+            defer=loop.call_soon if defer is None else defer,
             high_water=high_water,
             low_water=low_water,
             read_budget=read_budget,
             tls=tls,
             on_timer=None if tls is None else _Timer(loop),
         )
-        self._read_limit = read_limit
-        self._user_paused = False
         self._exc: Exception | None = None  # what ended the connection
         self._drain_waiters: list[asyncio.Future[None]] | None = None
-        self._frame_waiter: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] | None = None  # made by wait_closed()
         self._owner: _Owner | None = None
 
@@ -370,16 +388,18 @@ class Connection:
         Returns:
             The value asked for, or ``default``.
         """
+        core = self._core
+        sock = cast("_StreamSocket", core.socket)
         try:
             if name == "socket":
-                return self._sock
+                return sock
             if name == "sockname":
-                return self._sock.getsockname()
+                return sock.getsockname()
             if name == "peername":
-                return self._sock.getpeername()
+                return sock.getpeername()
         except OSError:
             return default
-        return _tls_info(self._tls, name, default)
+        return _tls_info(core.tls, name, default)
 
     # -- writing -----------------------------------------------------------
 
@@ -497,24 +517,40 @@ class Connection:
             def data_received(self, view: memoryview) -> None:
                 conn.write(conn.take_buffer())
 
+        A read that fills at most a quarter of a large chunk (a bulk-sized
+        read buffer that received one message) is moved into the smallest
+        chunk that holds it, and the large one goes back to the pool at once:
+        the write queue counts the chunks it pins against the watermarks
+        (docs/design.md invariant 6), so a 64 KiB message must not pin a
+        256 KiB chunk and pause writing by itself.
+
         Returns:
             The buffer; its ``filled`` bytes are the view's bytes.
 
         Raises:
             RuntimeError: Called outside ``data_received``, or twice in one call.
         """
-        return self._core.take_buffer()
+        buf = self._core.take_buffer()
+        filled = buf.filled
+        if filled < _TRIM_FROM or filled > buf.size >> 2:
+            return buf
+        return _trimmed(buf, filled)
 
     def pause_reading(self) -> None:
         """Stop reading until :meth:`resume_reading`, from the next read on."""
-        self._user_paused = True
+        frames = self._frames
+        if frames is not None:
+            frames.user_paused = True
         self._core.pause_reading()
 
     def resume_reading(self) -> None:
         """Read again after :meth:`pause_reading`."""
-        self._user_paused = False
         frames = self._frames
-        if frames is None or frames.nbytes < self._read_limit:
+        if frames is None:
+            self._core.resume_reading()
+            return
+        frames.user_paused = False
+        if frames.nbytes < frames.limit:
             self._core.resume_reading()
 
     async def read_frame(self) -> bytes | None:
@@ -536,16 +572,16 @@ class Connection:
                 raise self._exc
             if frames.eof or self._core.closed:
                 return None
-            if self._frame_waiter is not None:
+            if frames.waiter is not None:
                 raise RuntimeError("another task is already waiting in read_frame()")
-            self._frame_waiter = self._loop.create_future()
+            waiter = frames.waiter = self._loop.create_future()
             try:
-                await self._frame_waiter
+                await waiter
             finally:
-                self._frame_waiter = None
+                frames.waiter = None
         frame = frames.frames.popleft()
         frames.nbytes -= len(frame)
-        if not self._user_paused and frames.nbytes < self._read_limit:
+        if not frames.user_paused and frames.nbytes < frames.limit:
             self._core.resume_reading()
         return frame
 
@@ -560,11 +596,12 @@ class Connection:
         return frame
 
     def _frame_arrived(self) -> None:
-        waiter = self._frame_waiter
-        if waiter is not None:
-            _settle(waiter, None)
         frames = self._frames
-        if frames is not None and frames.nbytes >= self._read_limit:
+        if frames is None:  # pragma: no cover - only callback mode has frames
+            return
+        if frames.waiter is not None:
+            _settle(frames.waiter, None)
+        if frames.nbytes >= frames.limit:
             self._core.pause_reading()
 
     # -- the end -----------------------------------------------------------
@@ -591,10 +628,11 @@ class Connection:
         if self._drain_waiters:
             aborted = ConnectionAbortedError(errno.ECONNABORTED, "Connection aborted")
             self._wake_drainers(exc or aborted)
-        if self._frame_waiter is not None:
-            _settle(self._frame_waiter, exc)
-        if self._frames is not None:
-            self._frames.close()
+        frames = self._frames
+        if frames is not None:
+            if frames.waiter is not None:
+                _settle(frames.waiter, exc)
+            frames.close()
         self._loop.call_soon(self._call_connection_lost, protocol, exc)
 
     def _call_connection_lost(
