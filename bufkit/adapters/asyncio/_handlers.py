@@ -57,6 +57,11 @@ class StreamProtocol:
     def resume_writing(self) -> None:
         """The write queue fell back to its low-water mark."""
 
+    def _handshake_done(self) -> None:
+        # TLS connections only: the handshake completed, before any
+        # plaintext arrives (the drop-in's protocols start here).
+        pass
+
 
 class _Frames:
     """The read handler of callback mode: queues frames for ``read_frame``.

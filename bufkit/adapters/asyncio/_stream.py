@@ -209,6 +209,15 @@ class _Relay:
             except Exception as exc:
                 self._failed(exc, "connection_made", fatal=True)
 
+    def handshake_done(self, core: CoreConnection, /) -> None:
+        """The core's ``on_handshake``: tell a protocol that waits for it."""
+        target = self.target
+        if isinstance(target, StreamProtocol):
+            try:
+                target._handshake_done()
+            except Exception as exc:
+                self._failed(exc, "connection_made", fatal=True)
+
     def data_received(self, view: memoryview, /) -> None:
         target = self.target
         if target is None:
@@ -335,6 +344,7 @@ class Connection:
             read_budget=read_budget,
             tls=tls,
             on_timer=None if tls is None else _Timer(loop),
+            on_handshake=None if tls is None else relay.handshake_done,
         )
         self._exc: Exception | None = None  # what ended the connection
         self._drain_waiters: list[asyncio.Future[None]] | None = None
@@ -407,6 +417,29 @@ class Connection:
     def pending_bytes(self) -> int:
         """Bytes queued and not yet accepted by the kernel."""
         return self._core.pending_bytes
+
+    def set_write_buffer_limits(
+        self, high: int | None = None, low: int | None = None
+    ) -> None:
+        """Change the watermarks of ``pause_writing`` and :meth:`drain`.
+
+        asyncio's rules: ``high`` alone sets ``low`` to ``high // 4``, ``low``
+        alone sets ``high`` to ``4 * low``, neither restores 65536 and 16384.
+        Pausing and resuming are decided again at once.
+
+        Args:
+            high: Queued bytes above which writing pauses.
+            low: Queued bytes at or below which writing resumes.
+
+        Raises:
+            TypeError: ``high`` or ``low`` is not an int.
+            ValueError: Not ``high >= low >= 0``; the limits are unchanged.
+        """
+        self._core.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """The watermarks as ``(low, high)``, in asyncio's order."""
+        return self._core.get_write_buffer_limits()
 
     def write(
         self,
