@@ -550,12 +550,13 @@ class Connection:
             def data_received(self, view: memoryview) -> None:
                 conn.write(conn.take_buffer())
 
-        A read that fills at most a quarter of a large chunk (a bulk-sized
-        read buffer that received one message) is moved into the smallest
-        chunk that holds it, and the large one goes back to the pool at once:
-        the write queue counts the chunks it pins against the watermarks
-        (docs/design.md invariant 6), so a 64 KiB message must not pin a
-        256 KiB chunk and pause writing by itself.
+        The write queue counts the chunks it pins against the watermarks
+        (docs/design.md invariant 6), so a chunk larger than the high-water
+        mark would pause writing by itself. A read that fills at most half
+        of such a chunk (a bulk-sized read buffer that received one message)
+        is therefore moved into the smallest chunk that holds it, and the
+        large one goes back to the pool at once: a 64 KiB message read into
+        a 256 KiB chunk is sent from a 64 KiB one.
 
         Returns:
             The buffer; its ``filled`` bytes are the view's bytes.
@@ -563,9 +564,13 @@ class Connection:
         Raises:
             RuntimeError: Called outside ``data_received``, or twice in one call.
         """
-        buf = self._core.take_buffer()
+        core = self._core
+        buf = core.take_buffer()
         filled = buf.filled
-        if filled < _TRIM_FROM or filled > buf.size >> 2:
+        if filled < _TRIM_FROM:
+            return buf
+        size = buf.size
+        if filled > size >> 1 or size <= core.get_write_buffer_limits()[1]:
             return buf
         return _trimmed(buf, filled)
 
