@@ -10,7 +10,9 @@ connections hold no pool bytes, docs/design.md invariant 6), and forwards
 ``eof_received``, ``pause_writing``, ``resume_writing`` and
 ``connection_lost``. TLS is the core's :class:`bufkit.TLSLayer`, as on the
 rest of the stream; there is no per-connection receive buffer besides the
-layer's memory BIO.
+layer's memory BIO. As in asyncio, a TLS protocol's ``connection_made``
+waits for the core's ``on_handshake``; a failed handshake never reaches the
+protocol, and ``create_connection`` raises it.
 
 Memory: the bridge lets go of the protocol and the transport once
 ``connection_lost`` ran, and the transport lets go of the connection when it
