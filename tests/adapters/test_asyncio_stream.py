@@ -701,42 +701,6 @@ def test_take_buffer_echoes_without_a_copy() -> None:
     run(body)
 
 
-@pytest.mark.parametrize(("high_water", "third"), [(65536, 16384), (262144, 262144)])
-def test_take_buffer_moves_a_small_read_out_of_a_bulk_chunk(
-    high_water: int, third: int
-) -> None:
-    """A read in a chunk above high water is taken in the chunk that holds it."""
-    sizes: list[int] = []
-
-    class ZeroCopyEcho(StreamProtocol):
-        def connection_made(self, conn: Connection) -> None:
-            self.conn = conn
-
-        def data_received(self, view: memoryview) -> None:
-            buf = self.conn.take_buffer()
-            sizes.append(buf.size)
-            self.conn.write(buf)
-
-    async def body(loop: ReadinessFake, _default: bufkit.BufferPool) -> None:
-        pool = bufkit.BufferPool(size_classes=(2048, 16384, 262144))
-        data = b"a" * 2048 + b"b" * 16384 + b"c" * 10000
-        # Two full reads climb to the 256 KiB class; the third gets 10,000 bytes.
-        recv = [Deliver(data[:2048]), Deliver(data[2048:18432]), Deliver(data[18432:])]
-        sock = FakeSocket(recv=[*recv, WouldBlock()], send=[WouldBlock()])
-        conn = connect(loop, pool, sock, ZeroCopyEcho(), high_water=high_water)
-        loop.readable(sock.fileno())
-        assert sizes == [2048, 16384, third]
-        assert not conn._core.writing_paused
-        await tick()
-        if sock.fileno() in loop.writers:  # the early flush may have sent it all
-            loop.writable(sock.fileno())
-        assert sock.wire == data
-        assert pool.stats().buffers_in_use == 0
-        conn.abort()
-
-    run(body)
-
-
 def test_writes_after_write_eof_are_refused_and_change_nothing() -> None:
     """write, writelines and send after write_eof raise QueueClosedError."""
 

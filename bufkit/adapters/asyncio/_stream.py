@@ -43,14 +43,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-from typing import TYPE_CHECKING, Any, Final, Protocol, cast, final
+from typing import TYPE_CHECKING, Any, Protocol, cast, final
 
 from bufkit import Connection as CoreConnection
 from bufkit import (
     ConnectionState,
     FramingError,
     Interest,
-    PoolExhausted,
     StreamSocket,
 )
 from bufkit.adapters.asyncio._handlers import (
@@ -88,26 +87,6 @@ _WRITES = frozenset({Interest.WRITE, Interest.BOTH})
 _ON_READABLE = CoreConnection.on_readable
 _ON_WRITABLE = CoreConnection.on_writable
 _CLOSING = frozenset({ConnectionState.CLOSING, ConnectionState.CLOSED})
-
-
-_TRIM_FROM: Final = 2048
-"""Taken buffers with fewer bytes are never moved: the write queue copies
-writes this short into its shared tail anyway."""
-
-
-def _trimmed(buf: PooledBuffer, filled: int) -> PooledBuffer:
-    """``buf``'s bytes in the smallest chunk that holds them; ``buf`` released."""
-    try:
-        small = buf.pool.acquire(filled)
-    except PoolExhausted:  # keep the large chunk: it is lent already
-        return buf
-    if small.size >= buf.size:
-        small.release()
-        return buf
-    small.view[:filled] = buf.view[:filled]
-    small.filled = filled
-    buf.release()
-    return small
 
 
 def _tls_info(tls: TLSLayer | None, name: str, default: object) -> object:
@@ -550,29 +529,13 @@ class Connection:
             def data_received(self, view: memoryview) -> None:
                 conn.write(conn.take_buffer())
 
-        The write queue counts the chunks it pins against the watermarks
-        (docs/design.md invariant 6), so a chunk larger than the high-water
-        mark would pause writing by itself. A read that fills at most half
-        of such a chunk (a bulk-sized read buffer that received one message)
-        is therefore moved into the smallest chunk that holds it, and the
-        large one goes back to the pool at once: a 64 KiB message read into
-        a 256 KiB chunk is sent from a 64 KiB one.
-
         Returns:
             The buffer; its ``filled`` bytes are the view's bytes.
 
         Raises:
             RuntimeError: Called outside ``data_received``, or twice in one call.
         """
-        core = self._core
-        buf = core.take_buffer()
-        filled = buf.filled
-        if filled < _TRIM_FROM:
-            return buf
-        size = buf.size
-        if filled > size >> 1 or size <= core.get_write_buffer_limits()[1]:
-            return buf
-        return _trimmed(buf, filled)
+        return self._core.take_buffer()
 
     def pause_reading(self) -> None:
         """Stop reading until :meth:`resume_reading`, from the next read on."""
