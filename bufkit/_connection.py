@@ -21,8 +21,15 @@ The policies, once, here:
   one flush at the end of the loop iteration.
 * **Pause means the kernel refused bytes.** When a write takes the queue above
   its high watermark, the connection tries the send first and calls
-  ``pause_writing`` only if bytes remain, as asyncio's transports do; a
-  subscriber that reads fast is never paused by a burst the kernel can take.
+  ``pause_writing`` only if what remains is still above it, as asyncio's
+  transports do; a subscriber that reads fast is never paused by a burst the
+  kernel can take. ``resume_writing`` follows once at or below the low
+  watermark. The watermarks may change at any time
+  (``set_write_buffer_limits``): pause and resume are decided again at once.
+  The queue's hooks report the crossings; while the queue's own view is out
+  of step with the connection's (new watermarks, or a crossing the send
+  undid), the connection compares ``held_bytes`` itself after each write
+  and flush, until the two agree again.
 * **Reading stops while writing is paused**, and resumes with
   ``resume_writing``: a protocol that writes more than it reads (an
   amplifier) holds at most the watermarks' worth of memory
@@ -45,6 +52,10 @@ The policies, once, here:
   (``on_timer(conn, delay)``, then :meth:`~Connection.on_timeout`) for the
   handshake and graceful-close timeouts. A graceful close sends
   ``close_notify`` after the plaintext drained and closes once that was sent.
+  Until the handshake completes, the reader reads through a small watcher
+  that reports its end (``on_handshake``) before the first plaintext is
+  handed over; the watcher points back at the connection, so it is dropped
+  at the handshake's end and on close.
 * **Errors.** An exception from the user's protocol is a bug: logged once with
   its traceback on the ``bufkit.connection`` logger, the connection aborted,
   ``connection_lost(exc)``. A peer's misbehaviour is not: resets and broken
@@ -88,7 +99,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
 from bufkit._pool import PooledBuffer
 from bufkit._reader import ReadinessReader
 from bufkit._sockets import is_peer_error
-from bufkit._writequeue import WriteQueue
+from bufkit._writequeue import QueueState, WriteQueue
 from bufkit.errors import FramingError, PoolExhausted, QueueFailedError
 
 if TYPE_CHECKING:
@@ -213,6 +224,7 @@ _BOTH: Final = Interest.BOTH
 _NEW: Final = _S.NEW
 _OPEN: Final = _S.OPEN
 _CLOSED: Final = _S.CLOSED
+_DEFAULT_HIGH: Final = 65536
 _SHUT_WR: Final = 1  # socket.SHUT_WR everywhere; importing socket loads selectors
 
 
@@ -355,6 +367,38 @@ class _WeakHook:
 
 
 @final
+class _Handshaking:
+    """The TLS layer as the reader sees it until the handshake completed.
+
+    It tells the connection the moment the handshake is done, before any
+    plaintext reaches the protocol; then the connection reads from the
+    layer itself.
+    """
+
+    __slots__ = ("_conn", "_tls")
+
+    def __init__(self, conn: Connection, tls: TLSLayer) -> None:
+        self._conn = conn
+        self._tls = tls
+
+    def recv_into(self, buffer: memoryview, /) -> int:
+        tls = self._tls
+        try:
+            got = tls.recv_into(buffer)
+        except BlockingIOError:
+            if tls.handshake_done:
+                self._conn._handshake_finished(tls)
+            raise
+        if tls.handshake_done:
+            conn = self._conn
+            conn._handshake_finished(tls)
+            if conn._state is _CLOSED or conn._error is not None:
+                # on_handshake ended the connection: these bytes go nowhere.
+                raise BlockingIOError(errno.EAGAIN, "closed by on_handshake")
+        return got
+
+
+@final
 class _Link:
     """The reader's socket and handler: counts bytes, stops reads, tells errors.
 
@@ -370,7 +414,8 @@ class _Link:
         # The protocol's own method: the reader calls it with no frame of
         # ours in between (bytes are counted in recv_into instead).
         self.data_received: Callable[[memoryview], None] = conn._protocol.data_received
-        pending = getattr(conn._stream, "pending", None)
+        tls = conn._tls
+        pending = getattr(conn._sock if tls is None else tls, "pending", None)
         self.pending: Callable[[], int] | None = pending if callable(pending) else None
         self.recv_error: OSError | None = None
 
@@ -416,6 +461,7 @@ class Connection:
         high_water: Pending bytes above which the connection sends at once
             and, if the kernel refuses bytes, calls ``pause_writing``.
         low_water: Pending bytes at or below which ``resume_writing`` follows.
+            :meth:`set_write_buffer_limits` changes both later.
         read_budget: Reads per readable event at most.
         tls: A :class:`bufkit.TLSLayer` to speak TLS over ``sock`` (a plain
             socket): the protocol then sees plaintext only, and the handshake
@@ -425,10 +471,14 @@ class Connection:
             ``on_timer(conn, None)`` to cancel that. Only TLS connections ask
             (the handshake and graceful-close timeouts); without it they have
             no timeout.
+        on_handshake: Called as ``on_handshake(conn)`` once the TLS
+            handshake completed, before any plaintext reaches the protocol;
+            never without ``tls``, never after a failed handshake.
 
     Raises:
-        TypeError: ``read_budget`` or a watermark is not an int, or ``tls``
-            is not a :class:`bufkit.TLSLayer`.
+        TypeError: ``read_budget`` or a watermark is not an int, ``tls``
+            is not a :class:`bufkit.TLSLayer`, or ``on_handshake`` is not
+            callable.
         ValueError: A watermark is negative, ``low_water`` exceeds
             ``high_water``, or ``read_budget`` is below 1.
     """
@@ -444,9 +494,12 @@ class Connection:
         "_flush_scheduled",
         "_flushes",
         "_flushing",
+        "_high",
         "_in_event",
         "_interest",
         "_link",
+        "_low",
+        "_on_handshake",
         "_on_interest",
         "_on_timer",
         "_pause_pending",
@@ -463,6 +516,7 @@ class Connection:
         "_stream",
         "_timer",
         "_tls",
+        "_watch",
         "_write_armed",
         "_writing_paused",
     )
@@ -480,30 +534,33 @@ class Connection:
         read_budget: int = 16,
         tls: TLSLayer | None = None,
         on_timer: TimerCallback | None = None,
+        on_handshake: Callable[[Connection], object] | None = None,
     ) -> None:
+        if on_handshake is not None and not callable(on_handshake):
+            raise TypeError(
+                f"on_handshake must be callable or None, not {on_handshake!r}"
+            )
         if type(read_budget) is not int:
             raise TypeError(f"read_budget must be an int, not {read_budget!r}")
         if read_budget < 1:
             raise ValueError(f"read_budget must be at least 1, not {read_budget}")
-        self._queue = WriteQueue(
-            high_water=high_water,
-            low_water=low_water,
-            on_pause=_WeakHook(self, Connection._on_pause),
-            on_resume=_WeakHook(self, Connection._on_resume),
-        )
+        self._queue = self._new_queue(high_water, low_water)
+        self._high, self._low = high_water, low_water
+        self._watch = False  # crossings decided here, not by the queue's hooks
         self._state = _NEW
         self._interest = _NONE
         self._pool = pool
         self._sock = sock
         self._tls = tls
-        self._stream: StreamSocket | TLSLayer = sock
+        self._stream: StreamSocket | TLSLayer | _Handshaking = sock
         if tls is not None:
             from bufkit import _tls
 
             if not isinstance(tls, _tls.TLSLayer):
                 raise TypeError(f"tls must be a bufkit.TLSLayer, not {tls!r}")
             tls.attach(sock)
-            self._stream = tls
+            self._stream = _Handshaking(self, tls)
+        self._on_handshake = on_handshake
         self._on_timer = on_timer
         self._timer = _NO_TIMER
         self._protocol = protocol
@@ -741,6 +798,8 @@ class Connection:
             before = queue.pending
             queue.write(data, on_done, nbytes=nbytes)
             self._bytes_written += queue.pending - before
+        if self._watch:
+            self._check_limits()
         if self._pause_pending:
             self._above_high_water()
         elif not (self._in_event or self._write_armed or self._flush_scheduled):
@@ -767,10 +826,48 @@ class Connection:
         before = queue.pending
         queue.writelines(buffers, on_done)
         self._bytes_written += queue.pending - before
+        if self._watch:
+            self._check_limits()
         if self._pause_pending:
             self._above_high_water()
         elif not (self._in_event or self._write_armed or self._flush_scheduled):
             self._schedule_flush()
+
+    def set_write_buffer_limits(
+        self, high: int | None = None, low: int | None = None
+    ) -> None:
+        """Change the watermarks of pending bytes, with asyncio's rules.
+
+        ``high`` alone sets ``low`` to ``high // 4``; ``low`` alone sets
+        ``high`` to ``4 * low``; neither restores the defaults (65536 and
+        16384). Pause and resume are decided again at once: above the new
+        ``high``, ``pause_writing`` follows if the kernel refuses bytes (the
+        send is tried first, as after a write); paused and at or below the
+        new ``low``, ``resume_writing`` is called before this returns. Bytes
+        are counted as :attr:`pending_bytes` plus the unsent part of the
+        pooled chunks the queue holds (docs/design.md invariant 6).
+
+        Args:
+            high: Pending bytes above which writing pauses.
+            low: Pending bytes at or below which writing resumes.
+
+        Raises:
+            TypeError: ``high`` or ``low`` is not an int (a bool is refused).
+            ValueError: Not ``high >= low >= 0``; the message names both
+                values. The limits are unchanged.
+        """
+        high, low = _write_limits(high, low)
+        self._high, self._low = high, low
+        if self._state is _CLOSED:
+            return
+        self._watch = True  # the queue counts with the old ones
+        self._check_limits()
+        if self._pause_pending:
+            self._above_high_water()  # try the send; pause if bytes remain
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """The watermarks as ``(low, high)``, in asyncio's order."""
+        return (self._low, self._high)
 
     def pause_reading(self) -> None:
         """Stop reading (no more ``data_received``) until :meth:`resume_reading`."""
@@ -906,11 +1003,13 @@ class Connection:
                 self._error = exc
                 drained = not queue
             self._flushing = False
+            if self._watch:
+                self._check_limits()
         else:
             drained = True
         self._write_armed = not drained
         if self._pause_pending:
-            self._tell_paused()  # the send was tried and bytes remain
+            self._pause_after_send()
         if self._error is not None:
             return  # a callback raised: the caller aborts the connection
         if drained:
@@ -941,22 +1040,38 @@ class Connection:
         except Exception as exc:  # an on_done or watermark callback raised
             self._error = exc
         self._flushing = False
-        if self._timer == _HANDSHAKE_TIMER and tls.handshake_done:
-            if self._state is _S.CLOSING:  # closed during the handshake
-                self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
-            else:
-                self._set_timer(_NO_TIMER, None)
-            self._update_reading()  # paused writing or close() stop reads now
+        if self._watch:
+            self._check_limits()
+        if self._stream is not tls and tls.handshake_done:
+            self._handshake_finished(tls)
         waiting = tls.cipher_pending
         self._write_armed = bool(waiting) or (bool(queue) and tls.writable)
         if self._pause_pending:
-            self._tell_paused()  # the send was tried and bytes remain
+            self._pause_after_send()
         if self._error is not None:
             return
         if not (queue or waiting) and self._state is not _OPEN:
             self._drained()
         else:
             self._report_interest()
+
+    def _handshake_finished(self, tls: TLSLayer) -> None:
+        # Once, as the handshake completed (noticed by a read, or by the
+        # flush that ends the event): before any plaintext is handed over.
+        if self._stream is tls or self._state is _CLOSED:
+            return
+        self._stream = tls
+        if self._state is _S.CLOSING:  # closed during the handshake
+            self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
+        else:
+            self._set_timer(_NO_TIMER, None)
+        self._update_reading()  # paused writing or close() stop reads now
+        callback = self._on_handshake
+        if callback is not None:
+            try:
+                callback(self)
+            except Exception as exc:
+                self._error = exc
 
     def _set_timer(self, kind: int, delay: float | None) -> None:
         if kind == self._timer == _NO_TIMER:
@@ -1040,7 +1155,55 @@ class Connection:
                 self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
             self._request_flush()
 
+    # -- watermarks ------------------------------------------------------------
+
+    def _new_queue(self, high: int, low: int) -> WriteQueue:
+        return WriteQueue(
+            high_water=high,
+            low_water=low,
+            on_pause=_WeakHook(self, Connection._queue_paused),
+            on_resume=_WeakHook(self, Connection._queue_resumed),
+        )
+
+    def _check_limits(self) -> None:
+        # The crossings decided here rather than by the queue's hooks, while
+        # the queue's own view is out of step: new watermarks, or a crossing
+        # whose send left bytes at or below high (no pause then).
+        queue = self._queue
+        held = queue.held_bytes
+        over = self._pause_pending or self._writing_paused
+        if over and held <= self._low:
+            self._on_resume()
+        elif not over and held > self._high:
+            self._on_pause()
+        if self._flushing:
+            return  # the flush running now may still change the queue
+        over = self._pause_pending or self._writing_paused
+        if queue.high_water == self._high and queue.low_water == self._low:
+            if queue.paused == over:
+                self._watch = False  # back in step: the hooks decide again
+        elif not queue and queue.state is QueueState.OPEN:
+            self._queue = self._new_queue(self._high, self._low)
+            self._watch = over  # a new queue is not paused
+
+    def _pause_after_send(self) -> None:
+        # A write crossed high water and the send was tried: pause only if
+        # what remains is still above it, as asyncio decides.
+        if self._queue.held_bytes > self._high:
+            self._tell_paused()
+        else:
+            self._pause_pending = False
+            self._watch = True  # the queue counts itself paused: out of step
+
     # -- callbacks from the reader, the queue and the pool ----------------------
+
+    def _queue_paused(self) -> None:
+        if not self._watch:
+            self._on_pause()
+
+    def _queue_resumed(self) -> None:
+        if not self._watch:
+            self._on_resume()
 
     def _peer_eof(self) -> bool | None:
         self._eof = True
@@ -1177,8 +1340,10 @@ class Connection:
         self._set_timer(_NO_TIMER, None)
         self._interest = _NONE
         self._on_interest(self, _NONE)
-        if self._tls is not None:
-            self._tls.close()
+        tls = self._tls
+        if tls is not None:
+            tls.close()
+            self._stream = tls  # the handshake watcher points back here
         self._sock.close()
         self._queue.close()
         if not self._in_event:
@@ -1194,6 +1359,22 @@ def _is_handshake_error(exc: OSError) -> bool:
     from bufkit.errors import TLSHandshakeError
 
     return isinstance(exc, TLSHandshakeError)
+
+
+def _write_limits(high: int | None, low: int | None) -> tuple[int, int]:
+    """``(high, low)`` by asyncio's rules for missing values, checked."""
+    for name, value in (("high", high), ("low", low)):
+        if value is not None and (type(value) is bool or not isinstance(value, int)):
+            raise TypeError(f"{name} must be an int or None, not {value!r}")
+    if high is None:
+        high = _DEFAULT_HIGH if low is None else 4 * low
+    if low is None:
+        low = high // 4
+    if not high >= low >= 0:
+        raise ValueError(
+            f"watermarks need high >= low >= 0, got high={high}, low={low}"
+        )
+    return int(high), int(low)
 
 
 _READER_CODE: Final = ReadinessReader.on_readable.__code__

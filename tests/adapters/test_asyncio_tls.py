@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import socket
 import ssl
@@ -427,23 +428,183 @@ def test_drop_in_client_and_transport_methods(
     run_on(loop_factory, main())
 
 
-def test_drop_in_handshake_failure_reaches_protocol(
+class Watched(Client):
+    """A client that records each callback and what TLS said at connection_made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+        self.cipher: object = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Record the cipher: asyncio knows it only after the handshake."""
+        self.events.append("made")
+        self.cipher = transport.get_extra_info("cipher")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Record, then resolve ``done``."""
+        self.events.append("lost")
+        super().connection_lost(exc)
+
+
+def test_drop_in_client_is_made_after_the_handshake(
     loop_factory: LoopFactory, contexts: tuple[ssl.SSLContext, ssl.SSLContext]
 ) -> None:
-    """A wrong host name ends a create_connection protocol with TLSHandshakeError."""
+    """create_connection(ssl=) returns once connection_made ran after the handshake."""
     server_ctx, client_ctx = contexts
 
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(await r.readexactly(5))
+        await w.drain()
+        w.close()
+
     async def main() -> None:
-        server = await create_server(LineEcho, "127.0.0.1", 0, ssl=server_ctx)
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_ctx)
         async with server:
-            _transport, proto = await create_connection(
-                Client,
+            transport, proto = await create_connection(
+                Watched,
                 "127.0.0.1",
                 port_of(server),
                 ssl=client_ctx,
-                server_hostname="wrong.example",
+                server_hostname="localhost",
             )
-            assert isinstance(proto, Client)
-            assert isinstance(await proto.done, bufkit.TLSHandshakeError)
+            assert isinstance(proto, Watched)
+            assert proto.events == ["made"]
+            assert isinstance(proto.cipher, tuple)
+            transport.write(b"hello")
+            assert await proto.done is None
+            assert bytes(proto.data) == b"hello"
+
+    run_on(loop_factory, main())
+
+
+def test_drop_in_client_handshake_failure_raises(
+    loop_factory: LoopFactory, contexts: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    """A wrong host name makes create_connection raise; the protocol is never called."""
+    server_ctx, client_ctx = contexts
+    pool = bufkit.BufferPool()
+    made: list[Watched] = []
+
+    def factory() -> Watched:
+        made.append(Watched())
+        return made[-1]
+
+    async def main() -> None:
+        server = await asyncio.start_server(
+            lambda r, w: None, "127.0.0.1", 0, ssl=server_ctx
+        )
+        async with server:
+            with pytest.raises(bufkit.TLSHandshakeError) as caught:
+                await create_connection(
+                    factory,
+                    "127.0.0.1",
+                    port_of(server),
+                    ssl=client_ctx,
+                    server_hostname="wrong.example",
+                    pool=pool,
+                )
+            assert isinstance(caught.value, ssl.SSLError)
+            await asyncio.sleep(0.05)  # a late connection_lost would show here
+
+    run_on(loop_factory, main())
+    assert len(made) == 1
+    assert made[0].events == []
+    assert pool.stats().buffers_in_use == 0
+
+
+def test_drop_in_server_handshake_failure_is_one_log_line(
+    loop_factory: LoopFactory,
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Plain bytes to create_server(ssl=): one log line, the protocol never called."""
+    server_ctx, _ = contexts
+    pool = bufkit.BufferPool()
+    made: list[Watched] = []
+
+    def factory() -> Watched:
+        made.append(Watched())
+        return made[-1]
+
+    async def main() -> None:
+        server = await create_server(factory, "127.0.0.1", 0, ssl=server_ctx, pool=pool)
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+            writer.write(b"GET / HTTP/1.0\r\n\r\n")
+            assert await reader.read() == b""  # the server closes
+            writer.close()
+            await writer.wait_closed()
+            for _ in range(100):
+                if not server.connections:
+                    break
+                await asyncio.sleep(0.01)
+            assert not server.connections
+
+    caplog.set_level(logging.DEBUG, logger="bufkit")
+    run_on(loop_factory, main())
+    assert len(made) == 1
+    assert made[0].events == []
+    records = [r for r in caplog.records if r.name.startswith("bufkit")]
+    assert len(records) == 1
+    assert "handshake" in records[0].getMessage()
+    assert records[0].exc_info is None
+    assert pool.stats().buffers_in_use == 0
+
+
+class Paced(asyncio.Protocol):
+    """Records pause_writing and resume_writing."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def pause_writing(self) -> None:
+        """Record."""
+        self.events.append("pause")
+
+    def resume_writing(self) -> None:
+        """Record."""
+        self.events.append("resume")
+
+
+def test_drop_in_write_buffer_limits_follow_asyncio(
+    loop_factory: LoopFactory,
+) -> None:
+    """set/get_write_buffer_limits keep asyncio's rules; raising high resumes."""
+
+    async def main() -> None:
+        stalled = asyncio.Event()
+
+        async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await stalled.wait()  # reads nothing until the test is done
+            w.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        async with server:
+            transport, proto = await create_connection(
+                Paced, "127.0.0.1", port_of(server)
+            )
+            assert isinstance(proto, Paced)
+            assert transport.get_write_buffer_limits() == (16384, 65536)
+            transport.set_write_buffer_limits(high=1000)
+            assert transport.get_write_buffer_limits() == (250, 1000)
+            transport.set_write_buffer_limits(low=100)
+            assert transport.get_write_buffer_limits() == (100, 400)
+            with pytest.raises(ValueError, match=r"high=1, low=2"):
+                transport.set_write_buffer_limits(high=1, low=2)
+            assert transport.get_write_buffer_limits() == (100, 400)
+            transport.set_write_buffer_limits()
+            chunk = b"p" * 65536
+            for _ in range(400):
+                if proto.events:
+                    break
+                transport.write(chunk)
+                await asyncio.sleep(0)
+            assert proto.events == ["pause"]
+            pending = transport.get_write_buffer_size()
+            transport.set_write_buffer_limits(high=4 * pending, low=2 * pending)
+            assert proto.events == ["pause", "resume"]
+            transport.abort()
+            stalled.set()
 
     run_on(loop_factory, main())

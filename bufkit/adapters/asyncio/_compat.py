@@ -10,7 +10,9 @@ connections hold no pool bytes, docs/design.md invariant 6), and forwards
 ``eof_received``, ``pause_writing``, ``resume_writing`` and
 ``connection_lost``. TLS is the core's :class:`bufkit.TLSLayer`, as on the
 rest of the stream; there is no per-connection receive buffer besides the
-layer's memory BIO.
+layer's memory BIO. As in asyncio, a TLS protocol's ``connection_made``
+waits for the core's ``on_handshake``; a failed handshake never reaches the
+protocol, and ``create_connection`` raises it.
 
 Memory: the bridge lets go of the protocol and the transport once
 ``connection_lost`` ran, and the transport lets go of the connection when it
@@ -32,7 +34,7 @@ from bufkit.adapters.asyncio._connect import (
     open_protocol_connection,
     start_protocol_server,
 )
-from bufkit.adapters.asyncio._handlers import StreamProtocol
+from bufkit.adapters.asyncio._handlers import StreamProtocol, _settle
 
 if TYPE_CHECKING:
     import ssl as _ssl
@@ -56,12 +58,15 @@ class _Transport(asyncio.Transport):
         self._protocol = protocol
         self._reading = True
         self._closing = False
+        self._limits = (0, 0)  # what get_write_buffer_limits says once lost
 
     def __repr__(self) -> str:
         return f"<bufkit transport {self._conn!r}>"
 
     def _lost(self) -> None:
-        self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._limits = conn.get_write_buffer_limits()
         self._closing = True
         self._reading = False
 
@@ -116,16 +121,17 @@ class _Transport(asyncio.Transport):
     def set_write_buffer_limits(
         self, high: int | None = None, low: int | None = None
     ) -> None:
-        """Refused: the watermarks are fixed when the connection is made.
+        """Change the watermarks of ``pause_writing``, with asyncio's rules.
+
+        Once the connection is lost this does nothing.
 
         Raises:
-            NotImplementedError: Always; pass ``high_water``/``low_water`` to
-                :func:`create_server` or :func:`create_connection`.
+            TypeError: ``high`` or ``low`` is not an int.
+            ValueError: Not ``high >= low >= 0``.
         """
-        raise NotImplementedError(
-            f"set_write_buffer_limits(high={high!r}, low={low!r}): bufkit "
-            "transports take high_water= and low_water= at create_server()"
-        )
+        conn = self._conn
+        if conn is not None:  # once the connection is lost, nothing to pace
+            conn.set_write_buffer_limits(high, low)
 
     def get_write_buffer_size(self) -> int:
         """Bytes queued and not yet accepted by the kernel."""
@@ -135,10 +141,7 @@ class _Transport(asyncio.Transport):
     def get_write_buffer_limits(self) -> tuple[int, int]:
         """The (low, high) watermarks."""
         conn = self._conn
-        if conn is None:
-            return (0, 0)
-        queue = conn._core._queue  # read-only: the limits
-        return (queue.low_water, queue.high_water)
+        return self._limits if conn is None else conn.get_write_buffer_limits()
 
     def write(self, data: Buffer) -> None:
         """Queue ``data`` (copied when mutable); dropped after close as asyncio does."""
@@ -174,19 +177,40 @@ class _Transport(asyncio.Transport):
 
 @final
 class _Bridge(StreamProtocol):
-    """The stream's protocol, relaying to one unmodified asyncio protocol."""
+    """The stream's protocol, relaying to one unmodified asyncio protocol.
 
-    __slots__ = ("_protocol", "_transport")
+    On TLS connections the protocol's ``connection_made`` waits for the end
+    of the handshake, as asyncio's: a handshake that fails never reaches the
+    protocol (neither ``connection_made`` nor ``connection_lost``), and only
+    ``ready`` (a client's, which ``create_connection`` awaits) learns why.
+    """
 
-    def __init__(self, protocol: asyncio.Protocol) -> None:
+    __slots__ = ("_made", "_protocol", "_transport", "ready")
+
+    def __init__(
+        self, protocol: asyncio.Protocol, ready: asyncio.Future[None] | None = None
+    ) -> None:
         self._protocol: asyncio.Protocol | None = protocol
         self._transport: _Transport | None = None
+        self._made = False
+        self.ready = ready
 
     def connection_made(self, conn: Connection) -> None:
         protocol = self._protocol
         assert protocol is not None
         self._transport = _Transport(conn, protocol)
-        protocol.connection_made(self._transport)
+        if conn.get_extra_info("ssl_object") is None:
+            self._handshake_done()
+
+    def _handshake_done(self) -> None:
+        protocol, transport = self._protocol, self._transport
+        if protocol is None or transport is None:  # pragma: no cover - core order
+            return
+        self._made = True
+        ready, self.ready = self.ready, None
+        if ready is not None:
+            _settle(ready, None)
+        protocol.connection_made(transport)
 
     def data_received(self, view: memoryview) -> None:
         protocol = self._protocol
@@ -210,13 +234,19 @@ class _Bridge(StreamProtocol):
         transport, self._transport = self._transport, None
         if transport is not None:
             transport._lost()
-        if protocol is not None:
+        ready, self.ready = self.ready, None
+        if ready is not None:
+            _settle(ready, exc or ConnectionResetError("closed during the handshake"))
+        if protocol is not None and self._made:
             protocol.connection_lost(exc)
 
 
-def _bridged(factory: Callable[[], asyncio.Protocol]) -> Callable[[], _Bridge]:
+def _bridged(
+    factory: Callable[[], asyncio.Protocol],
+    ready: asyncio.Future[None] | None = None,
+) -> Callable[[], _Bridge]:
     def make() -> _Bridge:
-        return _Bridge(factory())
+        return _Bridge(factory(), ready)
 
     return make
 
@@ -310,11 +340,12 @@ async def create_connection(
         low_water: Queued bytes at which ``resume_writing`` is called.
 
     Returns:
-        ``(transport, protocol)`` as asyncio returns them; the handshake
-        goes on in the background (a failure reaches ``connection_lost``
-        as :class:`bufkit.TLSHandshakeError`).
+        ``(transport, protocol)`` as asyncio returns them: with ``ssl``,
+        once the handshake completed and ``connection_made`` returned.
 
     Raises:
+        TLSHandshakeError: The TLS handshake failed or timed out (an
+            :class:`ssl.SSLError`); the protocol was never called.
         TypeError: ``ssl`` is not an :class:`ssl.SSLContext` or ``True``.
         ValueError: ``server_hostname`` or ``ssl_handshake_timeout`` without
             ``ssl``, or ``ssl`` with neither ``host`` nor ``server_hostname``.
@@ -323,8 +354,11 @@ async def create_connection(
     """
     from bufkit import BufferPool
 
-    _conn, bridge = await open_protocol_connection(
-        _bridged(protocol_factory),
+    ready = None
+    if ssl is not None and ssl is not False:
+        ready = asyncio.get_running_loop().create_future()
+    conn, bridge = await open_protocol_connection(
+        _bridged(protocol_factory, ready),
         host,
         port,
         pool=BufferPool() if pool is None else pool,
@@ -335,7 +369,16 @@ async def create_connection(
         high_water=high_water,
         low_water=low_water,
     )
+    if ready is not None:
+        try:
+            await ready
+        except BaseException:
+            conn.abort()  # cancelled, or the handshake failed: nothing stays open
+            # The error's traceback holds this frame: no path back to it.
+            del conn, bridge, ready
+            raise
     transport, protocol = bridge._transport, bridge._protocol
-    assert transport is not None
-    assert protocol is not None
+    if transport is None or protocol is None:
+        # Lost right after the handshake, before this task ran again.
+        raise ConnectionResetError("the connection closed as it was made")
     return transport, protocol

@@ -130,6 +130,7 @@ def _maker(
     tls: _Layer | None = None,
 ) -> _MakeConnection:
     """Bind the connection options once (the caller records the connection)."""
+    defer = loop.call_soon  # one bound method for every connection
 
     def make(sock: socket.socket, protocol: StreamProtocol | None) -> Connection:
         return Connection(
@@ -143,6 +144,7 @@ def _maker(
             read_limit=read_limit,
             read_budget=read_budget,
             tls=None if tls is None else tls(),
+            defer=defer,
         )
 
     return make
@@ -181,23 +183,58 @@ def _listen(
     return sockets
 
 
-async def _listening(
-    loop: asyncio.AbstractEventLoop,
+async def _serve(
+    handler: ClientCallback | None,
+    factory: ProtocolFactory | None,
     host: str | None,
     port: int,
+    *,
+    pool: BufferPool,
     sock: socket.socket | None,
     backlog: int,
     reuse_address: bool,
-) -> list[socket.socket]:
+    ssl: _ssl.SSLContext | None,
+    ssl_handshake_timeout: float | None,
+    framer: FramerFactory | None = None,
+    high_water: int,
+    low_water: int,
+    read_limit: int = DEFAULT_READ_LIMIT,
+    read_budget: int,
+) -> StreamServer:
+    """Both servers: check, listen, bind the options, start accepting."""
+    tls = _tls_options(
+        ssl,
+        server_side=True,
+        host=host,
+        server_hostname=None,
+        handshake_timeout=ssl_handshake_timeout,
+    )
+    loop = asyncio.get_running_loop()
     _check_loop(loop)
     if sock is not None:
         sock.listen(backlog)
         sock.setblocking(False)
-        return [sock]
-    infos = await loop.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        sockets = [sock]
+    else:
+        infos = await loop.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        sockets = _listen(infos, backlog, reuse_address)
+    make = _maker(
+        loop,
+        pool,
+        framer=framer,
+        high_water=high_water,
+        low_water=low_water,
+        read_limit=read_limit,
+        read_budget=read_budget,
+        tls=tls,
     )
-    return _listen(infos, backlog, reuse_address)
+    server = StreamServer(
+        loop, sockets, make, handler=handler, factory=factory, backlog=backlog
+    )
+    server._start()
+    return server
 
 
 async def start_server(
@@ -268,28 +305,23 @@ async def start_server(
         OSError: Resolving or binding the address failed.
     """
     _refuse_classes(handler)
-    tls = _tls_options(
-        ssl,
-        server_side=True,
-        host=host,
-        server_hostname=None,
-        handshake_timeout=ssl_handshake_timeout,
-    )
-    loop = asyncio.get_running_loop()
-    sockets = await _listening(loop, host, port, sock, backlog, reuse_address)
-    make = _maker(
-        loop,
-        pool,
+    return await _serve(
+        handler,
+        None,
+        host,
+        port,
+        sock=sock,
+        backlog=backlog,
+        reuse_address=reuse_address,
+        pool=pool,
+        ssl=ssl,
+        ssl_handshake_timeout=ssl_handshake_timeout,
         framer=framer,
         high_water=high_water,
         low_water=low_water,
         read_limit=read_limit,
         read_budget=read_budget,
-        tls=tls,
     )
-    server = StreamServer(loop, sockets, make, handler=handler, backlog=backlog)
-    server._start()
-    return server
 
 
 async def start_protocol_server(
@@ -345,49 +377,65 @@ async def start_protocol_server(
         UnsupportedLoopError: The running loop has no ``add_reader``.
         OSError: Resolving or binding the address failed.
     """
-    tls = _tls_options(
-        ssl,
-        server_side=True,
-        host=host,
-        server_hostname=None,
-        handshake_timeout=ssl_handshake_timeout,
-    )
-    loop = asyncio.get_running_loop()
-    sockets = await _listening(loop, host, port, sock, backlog, reuse_address)
-    make = _maker(
-        loop,
-        pool,
+    return await _serve(
+        None,
+        factory,
+        host,
+        port,
+        sock=sock,
+        backlog=backlog,
+        reuse_address=reuse_address,
+        pool=pool,
+        ssl=ssl,
+        ssl_handshake_timeout=ssl_handshake_timeout,
         high_water=high_water,
         low_water=low_water,
         read_budget=read_budget,
-        tls=tls,
     )
-    server = StreamServer(loop, sockets, make, factory=factory, backlog=backlog)
-    server._start()
-    return server
 
 
-async def _connected(
-    loop: asyncio.AbstractEventLoop,
+async def _open(
+    factory: Callable[[], _P] | None,
     host: str | None,
     port: int,
+    *,
+    pool: BufferPool,
     sock: socket.socket | None,
-) -> socket.socket:
+    ssl: _ssl.SSLContext | bool | None,
+    server_hostname: str | None,
+    ssl_handshake_timeout: float | None,
+    framer: FramerFactory | None = None,
+    high_water: int,
+    low_water: int,
+    read_limit: int = DEFAULT_READ_LIMIT,
+    read_budget: int,
+) -> tuple[Connection, _P | None]:
+    """Both clients: check, dial, make the protocol, start and record."""
+    tls = _tls_options(
+        ssl,
+        server_side=False,
+        host=host,
+        server_hostname=server_hostname,
+        handshake_timeout=ssl_handshake_timeout,
+    )
+    loop = asyncio.get_running_loop()
     _check_loop(loop)
     if sock is None:
         sock = await _dial(loop, host, port)
     sock.setblocking(False)
     set_nodelay(sock)
-    return sock
-
-
-def _started(
-    loop: asyncio.AbstractEventLoop,
-    make: _MakeConnection,
-    sock: socket.socket,
-    protocol: StreamProtocol | None,
-) -> Connection:
+    make = _maker(
+        loop,
+        pool,
+        framer=framer,
+        high_water=high_water,
+        low_water=low_water,
+        read_limit=read_limit,
+        read_budget=read_budget,
+        tls=tls,
+    )
     try:
+        protocol = None if factory is None else factory()
         conn = make(sock, protocol)
     except BaseException:
         sock.close()
@@ -396,7 +444,7 @@ def _started(
     registry.add(conn)
     conn._owner = registry
     conn._start()
-    return conn
+    return conn, protocol
 
 
 async def open_connection(
@@ -449,26 +497,22 @@ async def open_connection(
         UnsupportedLoopError: The running loop has no ``add_reader``.
         OSError: Resolving or connecting failed (the first address's error).
     """
-    tls = _tls_options(
-        ssl,
-        server_side=False,
-        host=host,
+    conn, _protocol = await _open(
+        None,
+        host,
+        port,
+        pool=pool,
+        sock=sock,
+        ssl=ssl,
         server_hostname=server_hostname,
-        handshake_timeout=ssl_handshake_timeout,
-    )
-    loop = asyncio.get_running_loop()
-    sock = await _connected(loop, host, port, sock)
-    make = _maker(
-        loop,
-        pool,
+        ssl_handshake_timeout=ssl_handshake_timeout,
         framer=framer,
         high_water=high_water,
         low_water=low_water,
         read_limit=read_limit,
         read_budget=read_budget,
-        tls=tls,
     )
-    return _started(loop, make, sock, None)
+    return conn
 
 
 async def open_protocol_connection(
@@ -519,29 +563,21 @@ async def open_protocol_connection(
         UnsupportedLoopError: The running loop has no ``add_reader``.
         OSError: Resolving or connecting failed (the first address's error).
     """
-    tls = _tls_options(
-        ssl,
-        server_side=False,
-        host=host,
+    conn, protocol = await _open(
+        factory,
+        host,
+        port,
+        pool=pool,
+        sock=sock,
+        ssl=ssl,
         server_hostname=server_hostname,
-        handshake_timeout=ssl_handshake_timeout,
-    )
-    loop = asyncio.get_running_loop()
-    sock = await _connected(loop, host, port, sock)
-    try:
-        protocol = factory()
-    except BaseException:
-        sock.close()
-        raise
-    make = _maker(
-        loop,
-        pool,
+        ssl_handshake_timeout=ssl_handshake_timeout,
         high_water=high_water,
         low_water=low_water,
         read_budget=read_budget,
-        tls=tls,
     )
-    return _started(loop, make, sock, protocol), protocol
+    assert protocol is not None  # factory was given
+    return conn, protocol
 
 
 async def _dial(

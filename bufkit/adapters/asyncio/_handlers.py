@@ -57,6 +57,11 @@ class StreamProtocol:
     def resume_writing(self) -> None:
         """The write queue fell back to its low-water mark."""
 
+    def _handshake_done(self) -> None:
+        # TLS connections only: the handshake completed, before any
+        # plaintext arrives (the drop-in's protocols start here).
+        pass
+
 
 class _Frames:
     """The read handler of callback mode: queues frames for ``read_frame``.
@@ -66,15 +71,30 @@ class _Frames:
     freed by reference counting while its unread frames stay readable.
     """
 
-    __slots__ = ("_framer", "_on_arrival", "eof", "frames", "nbytes")
+    __slots__ = (
+        "_framer",
+        "_on_arrival",
+        "eof",
+        "frames",
+        "limit",
+        "nbytes",
+        "user_paused",
+        "waiter",
+    )
 
     def __init__(
-        self, on_arrival: Callable[[], object], framer: FramerFactory | None
+        self,
+        on_arrival: Callable[[], object],
+        framer: FramerFactory | None,
+        limit: int,
     ) -> None:
         self._on_arrival: Callable[[], object] | None = on_arrival
         self.frames: collections.deque[bytes] = collections.deque()
         self.nbytes = 0
+        self.limit = limit  # frame bytes buffered before reading pauses
         self.eof = False
+        self.user_paused = False  # pause_reading() was called
+        self.waiter: asyncio.Future[None] | None = None  # read_frame() waits
         self._framer = None if framer is None else framer(self.on_frame)
 
     def data_received(self, view: memoryview, /) -> None:

@@ -8,12 +8,12 @@ to arm write interest, how to pause, close, abort and fail -- is decided by
 into an asyncio loop and adds the asyncio surface:
 
 * the core's interest becomes ``add_reader``/``add_writer``/``remove_*`` on the
-  socket's descriptor (``_Registration``), so write interest is armed exactly
-  when the core says so (docs/design.md invariant 3), and ``Interest.NONE``
-  once closed unregisters before the socket is closed;
+  socket's descriptor (``_Relay.__call__``), so write interest is armed
+  exactly when the core says so (docs/design.md invariant 3), and
+  ``Interest.NONE`` once closed unregisters before the socket is closed;
 * the core's ``defer`` (one flush at the end of the loop iteration) is
-  ``loop.call_soon``;
-* ``_Relay`` is the protocol the core calls: it hands the user's
+  ``loop.call_soon``, bound once per server or client call;
+* ``_Relay`` is also the protocol the core calls: it hands the user's
   :class:`StreamProtocol` (protocol mode) or the frame queue behind
   :meth:`Connection.read_frame` (callback mode) their callbacks, reports an
   exception raised by a protocol callback to the loop's exception handler
@@ -25,9 +25,10 @@ into an asyncio loop and adds the asyncio surface:
   has told the protocol to pause writing (invariant 6); cancelling either
   drops the waiter, never the data.
 
-Memory: the core holds the registration and the relay; the relay holds the
-user's protocol and this connection, and lets go of both when the
-connection is lost, so a closed or failed connection, its protocol and its
+Memory: the core holds the relay; the relay holds the user's protocol and
+this connection, and lets go of both when the connection is lost; state that
+only callback mode or a waiting task needs (the frame queue, futures) is made
+when first needed, so a closed or failed connection, its protocol and its
 frame queue are freed by reference counting (invariant 6). Exceptions kept
 to fail later calls have their tracebacks cleared once reported.
 
@@ -42,10 +43,15 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-from typing import TYPE_CHECKING, Any, Protocol, final
+from typing import TYPE_CHECKING, Any, Protocol, cast, final
 
 from bufkit import Connection as CoreConnection
-from bufkit import ConnectionState, FramingError, Interest, StreamSocket
+from bufkit import (
+    ConnectionState,
+    FramingError,
+    Interest,
+    StreamSocket,
+)
 from bufkit.adapters.asyncio._handlers import (
     DEFAULT_READ_LIMIT,
     FramerFactory,
@@ -56,7 +62,7 @@ from bufkit.adapters.asyncio._handlers import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import Self
 
     from typing_extensions import Buffer
@@ -74,8 +80,12 @@ class _StreamSocket(StreamSocket, Protocol):
     def getpeername(self) -> Any: ...
 
 
+_NONE = Interest.NONE
 _READS = frozenset({Interest.READ, Interest.BOTH})
 _WRITES = frozenset({Interest.WRITE, Interest.BOTH})
+# Unbound, with the core as the argument: no bound method per connection.
+_ON_READABLE = CoreConnection.on_readable
+_ON_WRITABLE = CoreConnection.on_writable
 _CLOSING = frozenset({ConnectionState.CLOSING, ConnectionState.CLOSED})
 
 
@@ -125,38 +135,6 @@ class _Timer:
 
 
 @final
-class _Registration:
-    """The core's interest as ``add_reader``/``add_writer`` on one descriptor.
-
-    Holds the loop and the descriptor only: no path back to the connection.
-    """
-
-    __slots__ = ("_fd", "_loop", "_reading", "_writing")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
-        self._loop = loop
-        self._fd = fd
-        self._reading = False
-        self._writing = False
-
-    def __call__(self, core: CoreConnection, interest: Interest) -> None:
-        reading = interest in _READS
-        if reading is not self._reading:
-            self._reading = reading
-            if reading:
-                self._loop.add_reader(self._fd, core.on_readable)
-            else:
-                self._loop.remove_reader(self._fd)
-        writing = interest in _WRITES
-        if writing is not self._writing:
-            self._writing = writing
-            if writing:
-                self._loop.add_writer(self._fd, core.on_writable)
-            else:
-                self._loop.remove_writer(self._fd)
-
-
-@final
 class _Relay:
     """The protocol the core calls: guards the user's callbacks, adds futures.
 
@@ -166,20 +144,56 @@ class _Relay:
     receives it; from ``pause_writing`` or ``resume_writing`` nothing else
     happens. A framer's :class:`bufkit.FramingError` is the peer's fault,
     not a bug: it goes on to the core, which closes the connection quietly.
+
+    Called as the core's ``on_interest``, it maps the interest to
+    ``add_reader``/``add_writer`` on the descriptor (one object per
+    connection does both jobs).
     """
 
-    __slots__ = ("conn", "failure", "target")
+    __slots__ = ("conn", "failure", "fd", "interest", "target")
 
-    def __init__(self, conn: Connection, target: StreamProtocol | _Frames) -> None:
+    def __init__(
+        self, conn: Connection, target: StreamProtocol | _Frames, fd: int
+    ) -> None:
         self.conn: Connection | None = conn
         self.target: StreamProtocol | _Frames | None = target
         self.failure: Exception | None = None  # a callback's bug, reported
+        self.fd = fd
+        self.interest = _NONE  # what the loop holds for the descriptor
+
+    def __call__(self, core: CoreConnection, interest: Interest) -> None:
+        conn = self.conn
+        if conn is None:  # pragma: no cover - the core reports NONE before lost
+            return
+        loop, fd, held = conn._loop, self.fd, self.interest
+        self.interest = interest
+        reading = interest in _READS
+        if reading is not (held in _READS):
+            if reading:
+                loop.add_reader(fd, _ON_READABLE, core)
+            else:
+                loop.remove_reader(fd)
+        writing = interest in _WRITES
+        if writing is not (held in _WRITES):
+            if writing:
+                loop.add_writer(fd, _ON_WRITABLE, core)
+            else:
+                loop.remove_writer(fd)
 
     def connection_made(self, core: CoreConnection, /) -> None:
         target, conn = self.target, self.conn
         if isinstance(target, StreamProtocol) and conn is not None:
             try:
                 target.connection_made(conn)
+            except Exception as exc:
+                self._failed(exc, "connection_made", fatal=True)
+
+    def handshake_done(self, core: CoreConnection, /) -> None:
+        """The core's ``on_handshake``: tell a protocol that waits for it."""
+        target = self.target
+        if isinstance(target, StreamProtocol):
+            try:
+                target._handshake_done()
             except Exception as exc:
                 self._failed(exc, "connection_made", fatal=True)
 
@@ -270,14 +284,9 @@ class Connection:
         "_core",
         "_drain_waiters",
         "_exc",
-        "_frame_waiter",
         "_frames",
         "_loop",
         "_owner",
-        "_read_limit",
-        "_sock",
-        "_tls",
-        "_user_paused",
     )
 
     def __init__(
@@ -293,33 +302,31 @@ class Connection:
         read_limit: int = DEFAULT_READ_LIMIT,
         read_budget: int = 16,
         tls: TLSLayer | None = None,
+        defer: Callable[[Callable[[], object]], object] | None = None,
     ) -> None:
         self._loop = loop
-        self._sock = sock
-        self._tls = tls
         self._frames: _Frames | None = None
         target: StreamProtocol | _Frames
         if protocol is None:
-            target = self._frames = _Frames(self._frame_arrived, framer)
+            target = self._frames = _Frames(self._frame_arrived, framer, read_limit)
         else:
             target = protocol
+        relay = _Relay(self, target, sock.fileno())
         self._core = CoreConnection(
             pool,
             sock,
-            _Relay(self, target),
-            on_interest=_Registration(loop, sock.fileno()),
-            defer=loop.call_soon,
+            relay,
+            on_interest=relay,
+            defer=loop.call_soon if defer is None else defer,
             high_water=high_water,
             low_water=low_water,
             read_budget=read_budget,
             tls=tls,
             on_timer=None if tls is None else _Timer(loop),
+            on_handshake=None if tls is None else relay.handshake_done,
         )
-        self._read_limit = read_limit
-        self._user_paused = False
         self._exc: Exception | None = None  # what ended the connection
         self._drain_waiters: list[asyncio.Future[None]] | None = None
-        self._frame_waiter: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] | None = None  # made by wait_closed()
         self._owner: _Owner | None = None
 
@@ -370,16 +377,18 @@ class Connection:
         Returns:
             The value asked for, or ``default``.
         """
+        core = self._core
+        sock = cast("_StreamSocket", core.socket)
         try:
             if name == "socket":
-                return self._sock
+                return sock
             if name == "sockname":
-                return self._sock.getsockname()
+                return sock.getsockname()
             if name == "peername":
-                return self._sock.getpeername()
+                return sock.getpeername()
         except OSError:
             return default
-        return _tls_info(self._tls, name, default)
+        return _tls_info(core.tls, name, default)
 
     # -- writing -----------------------------------------------------------
 
@@ -387,6 +396,29 @@ class Connection:
     def pending_bytes(self) -> int:
         """Bytes queued and not yet accepted by the kernel."""
         return self._core.pending_bytes
+
+    def set_write_buffer_limits(
+        self, high: int | None = None, low: int | None = None
+    ) -> None:
+        """Change the watermarks of ``pause_writing`` and :meth:`drain`.
+
+        asyncio's rules: ``high`` alone sets ``low`` to ``high // 4``, ``low``
+        alone sets ``high`` to ``4 * low``, neither restores 65536 and 16384.
+        Pausing and resuming are decided again at once.
+
+        Args:
+            high: Queued bytes above which writing pauses.
+            low: Queued bytes at or below which writing resumes.
+
+        Raises:
+            TypeError: ``high`` or ``low`` is not an int.
+            ValueError: Not ``high >= low >= 0``; the limits are unchanged.
+        """
+        self._core.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """The watermarks as ``(low, high)``, in asyncio's order."""
+        return self._core.get_write_buffer_limits()
 
     def write(
         self,
@@ -507,14 +539,19 @@ class Connection:
 
     def pause_reading(self) -> None:
         """Stop reading until :meth:`resume_reading`, from the next read on."""
-        self._user_paused = True
+        frames = self._frames
+        if frames is not None:
+            frames.user_paused = True
         self._core.pause_reading()
 
     def resume_reading(self) -> None:
         """Read again after :meth:`pause_reading`."""
-        self._user_paused = False
         frames = self._frames
-        if frames is None or frames.nbytes < self._read_limit:
+        if frames is None:
+            self._core.resume_reading()
+            return
+        frames.user_paused = False
+        if frames.nbytes < frames.limit:
             self._core.resume_reading()
 
     async def read_frame(self) -> bytes | None:
@@ -536,16 +573,16 @@ class Connection:
                 raise self._exc
             if frames.eof or self._core.closed:
                 return None
-            if self._frame_waiter is not None:
+            if frames.waiter is not None:
                 raise RuntimeError("another task is already waiting in read_frame()")
-            self._frame_waiter = self._loop.create_future()
+            waiter = frames.waiter = self._loop.create_future()
             try:
-                await self._frame_waiter
+                await waiter
             finally:
-                self._frame_waiter = None
+                frames.waiter = None
         frame = frames.frames.popleft()
         frames.nbytes -= len(frame)
-        if not self._user_paused and frames.nbytes < self._read_limit:
+        if not frames.user_paused and frames.nbytes < frames.limit:
             self._core.resume_reading()
         return frame
 
@@ -560,11 +597,12 @@ class Connection:
         return frame
 
     def _frame_arrived(self) -> None:
-        waiter = self._frame_waiter
-        if waiter is not None:
-            _settle(waiter, None)
         frames = self._frames
-        if frames is not None and frames.nbytes >= self._read_limit:
+        if frames is None:  # pragma: no cover - only callback mode has frames
+            return
+        if frames.waiter is not None:
+            _settle(frames.waiter, None)
+        if frames.nbytes >= frames.limit:
             self._core.pause_reading()
 
     # -- the end -----------------------------------------------------------
@@ -591,10 +629,11 @@ class Connection:
         if self._drain_waiters:
             aborted = ConnectionAbortedError(errno.ECONNABORTED, "Connection aborted")
             self._wake_drainers(exc or aborted)
-        if self._frame_waiter is not None:
-            _settle(self._frame_waiter, exc)
-        if self._frames is not None:
-            self._frames.close()
+        frames = self._frames
+        if frames is not None:
+            if frames.waiter is not None:
+                _settle(frames.waiter, exc)
+            frames.close()
         self._loop.call_soon(self._call_connection_lost, protocol, exc)
 
     def _call_connection_lost(
