@@ -21,8 +21,15 @@ The policies, once, here:
   one flush at the end of the loop iteration.
 * **Pause means the kernel refused bytes.** When a write takes the queue above
   its high watermark, the connection tries the send first and calls
-  ``pause_writing`` only if bytes remain, as asyncio's transports do; a
-  subscriber that reads fast is never paused by a burst the kernel can take.
+  ``pause_writing`` only if what remains is still above it, as asyncio's
+  transports do; a subscriber that reads fast is never paused by a burst the
+  kernel can take. ``resume_writing`` follows once at or below the low
+  watermark. The watermarks may change at any time
+  (``set_write_buffer_limits``): pause and resume are decided again at once.
+  The queue's hooks report the crossings; while the queue's own view is out
+  of step with the connection's (new watermarks, or a crossing the send
+  undid), the connection compares ``held_bytes`` itself after each write
+  and flush, until the two agree again.
 * **Reading stops while writing is paused**, and resumes with
   ``resume_writing``: a protocol that writes more than it reads (an
   amplifier) holds at most the watermarks' worth of memory
@@ -45,6 +52,10 @@ The policies, once, here:
   (``on_timer(conn, delay)``, then :meth:`~Connection.on_timeout`) for the
   handshake and graceful-close timeouts. A graceful close sends
   ``close_notify`` after the plaintext drained and closes once that was sent.
+  Until the handshake completes, the reader reads through a small watcher
+  that reports its end (``on_handshake``) before the first plaintext is
+  handed over; the watcher points back at the connection, so it is dropped
+  at the handshake's end and on close.
 * **Errors.** An exception from the user's protocol is a bug: logged once with
   its traceback on the ``bufkit.connection`` logger, the connection aborted,
   ``connection_lost(exc)``. A peer's misbehaviour is not: resets and broken
@@ -56,7 +67,7 @@ docs/design.md invariants 1 and 2 (bytes exactly once in order; each
 *when* to flush. docs/design.md invariants 4 and 5: read buffers are borrowed
 for one event; an idle connection holds none. docs/design.md invariant 6: a
 closed or failed connection is freed by reference counting. The queue's
-watermark hooks hold the connection weakly, the reader and its link are
+watermark hook is a weak reference to the connection, the reader and its link are
 dropped on close, so are the protocol (after ``connection_lost``), the
 pool's release callback, the TLS layer's ciphertext and socket and the
 owner's timer (cancelled through ``on_timer``); the traceback of the
@@ -70,8 +81,14 @@ change the table does not list raises.
 Cost model: per readable event, one reader call (one ``acquire``/``recv_into``/
 ``release`` per read), the protocol's own ``data_received`` called directly,
 and one flush; ``on_interest`` is called only when the wanted readiness
-changes. An idle connection is one slotted object and its write queue: the
-reader is made on the first readable event.
+changes. An idle connection is one slotted object of about twenty slots and
+nothing else: the write queue (with its one watermark hook) is made by the
+first write, the reader and its link on the first readable event, and the
+rarely used state (TLS and its timer, non-default watermarks or read
+budget, the pause flags, pool starvation, the peer's EOF) lives in a second
+object made the first time one of them is needed. A write after the
+connection ended with no queue meets a queue made then, closed or failed as
+the connection was, so it raises as it always did.
 """
 
 from __future__ import annotations
@@ -85,10 +102,11 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
 
+from bufkit._checks import positive_int
 from bufkit._pool import PooledBuffer
 from bufkit._reader import ReadinessReader
 from bufkit._sockets import is_peer_error
-from bufkit._writequeue import WriteQueue
+from bufkit._writequeue import QueueState, WriteQueue
 from bufkit.errors import FramingError, PoolExhausted, QueueFailedError
 
 if TYPE_CHECKING:
@@ -338,20 +356,84 @@ PEER_LOG_LIMIT: Final = 10
 _PEER_LOG: Final = _RateLimit(PEER_LOG_LIMIT)
 
 
+_DEFAULT_HIGH: Final = 65536
+_DEFAULT_LOW: Final = 16384
+_DEFAULT_BUDGET: Final = 16
+
+
 @final
-class _WeakHook:
-    """A queue hook that calls a connection's method without keeping it alive."""
+class _Extra:
+    """A connection's rarely used state, made the first time one is needed.
 
-    __slots__ = ("_func", "_ref")
+    TLS, non-default watermarks or read budget, the reading and writing
+    pause flags, pool starvation, the peer's EOF, the failure that ended a
+    connection that never wrote: an idle plain connection has none of it.
+    """
 
-    def __init__(self, conn: Connection, func: Callable[[Connection], None]) -> None:
-        self._ref = weakref.ref(conn)
-        self._func = func
+    __slots__ = (
+        "eof",
+        "failure",
+        "high",
+        "low",
+        "on_handshake",
+        "on_timer",
+        "pause_pending",
+        "paused",
+        "read_budget",
+        "starved",
+        "timer",
+        "tls",
+        "watch",
+        "writing_paused",
+    )
 
-    def __call__(self) -> None:
-        conn = self._ref()
-        if conn is not None:
-            self._func(conn)
+    def __init__(self) -> None:
+        self.tls: TLSLayer | None = None
+        self.on_handshake: Callable[[Connection], object] | None = None
+        self.on_timer: TimerCallback | None = None
+        self.timer = _NO_TIMER
+        self.high = _DEFAULT_HIGH
+        self.low = _DEFAULT_LOW
+        self.read_budget = _DEFAULT_BUDGET
+        self.paused = False  # pause_reading()
+        self.writing_paused = False  # pause_writing() was called
+        self.pause_pending = False  # above high water, send not tried yet
+        self.watch = False  # crossings decided by the connection, not the queue
+        self.starved = False  # the pool could not lend a read buffer
+        self.eof = False
+        self.failure: Exception | None = None  # for writes after, if no queue
+
+
+@final
+class _Handshaking:
+    """The TLS layer as the reader sees it until the handshake completed.
+
+    It tells the connection the moment the handshake is done, before any
+    plaintext reaches the protocol; then the reader reads from the layer
+    itself.
+    """
+
+    __slots__ = ("_conn", "_tls")
+
+    def __init__(self, conn: Connection, tls: TLSLayer) -> None:
+        self._conn = conn
+        self._tls = tls
+
+    def recv_into(self, buffer: memoryview, /) -> int:
+        tls = self._tls
+        try:
+            got = tls.recv_into(buffer)
+        except BlockingIOError:
+            if tls.handshake_done:
+                self._conn._handshake_finished(tls)
+            raise
+        if tls.handshake_done:
+            conn = self._conn
+            conn._handshake_finished(tls)
+            if conn._state is _CLOSED or conn._error is not None:
+                # on_handshake ended the connection: these bytes go nowhere.
+                raise BlockingIOError(errno.EAGAIN, "closed by on_handshake")
+        return got
 
 
 @final
@@ -359,18 +441,23 @@ class _Link:
     """The reader's socket and handler: counts bytes, stops reads, tells errors.
 
     Made on the first readable event (an idle connection that never received
-    a byte has none). ``pending`` is the socket's ``pending()`` if it has one
-    (a TLS socket: decrypted bytes no selector reports), else None.
+    a byte has none). ``stream`` is what is read: the socket, the TLS layer,
+    or the handshake's watcher. ``pending`` is its ``pending()`` if it has one
+    (a TLS layer: decrypted bytes no selector reports), else None.
     """
 
-    __slots__ = ("_conn", "data_received", "pending", "recv_error")
+    __slots__ = ("_conn", "data_received", "pending", "recv_error", "stream")
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         # The protocol's own method: the reader calls it with no frame of
         # ours in between (bytes are counted in recv_into instead).
         self.data_received: Callable[[memoryview], None] = conn._protocol.data_received
-        pending = getattr(conn._stream, "pending", None)
+        tls = conn.tls
+        self.stream: StreamSocket | TLSLayer | _Handshaking = conn._sock
+        if tls is not None:
+            self.stream = tls if tls.handshake_done else _Handshaking(conn, tls)
+        pending = getattr(conn._sock if tls is None else tls, "pending", None)
         self.pending: Callable[[], int] | None = pending if callable(pending) else None
         self.recv_error: OSError | None = None
 
@@ -382,7 +469,7 @@ class _Link:
         if conn._read_stopped:
             raise BlockingIOError(errno.EAGAIN, "reading is stopped")
         try:
-            got = conn._stream.recv_into(buffer)
+            got = self.stream.recv_into(buffer)
         except (BlockingIOError, InterruptedError):
             raise
         except OSError as exc:  # tell the socket's errors from the protocol's
@@ -416,6 +503,7 @@ class Connection:
         high_water: Pending bytes above which the connection sends at once
             and, if the kernel refuses bytes, calls ``pause_writing``.
         low_water: Pending bytes at or below which ``resume_writing`` follows.
+            :meth:`set_write_buffer_limits` changes both later.
         read_budget: Reads per readable event at most.
         tls: A :class:`bufkit.TLSLayer` to speak TLS over ``sock`` (a plain
             socket): the protocol then sees plaintext only, and the handshake
@@ -425,10 +513,14 @@ class Connection:
             ``on_timer(conn, None)`` to cancel that. Only TLS connections ask
             (the handshake and graceful-close timeouts); without it they have
             no timeout.
+        on_handshake: Called as ``on_handshake(conn)`` once the TLS
+            handshake completed, before any plaintext reaches the protocol;
+            never without ``tls``, never after a failed handshake.
 
     Raises:
-        TypeError: ``read_budget`` or a watermark is not an int, or ``tls``
-            is not a :class:`bufkit.TLSLayer`.
+        TypeError: ``read_budget`` or a watermark is not an int, ``tls``
+            is not a :class:`bufkit.TLSLayer`, or ``on_handshake`` is not
+            callable.
         ValueError: A watermark is negative, ``low_water`` exceeds
             ``high_water``, or ``read_budget`` is below 1.
     """
@@ -439,8 +531,8 @@ class Connection:
         "_bytes_received",
         "_bytes_written",
         "_defer",
-        "_eof",
         "_error",
+        "_extra",
         "_flush_scheduled",
         "_flushes",
         "_flushing",
@@ -448,23 +540,14 @@ class Connection:
         "_interest",
         "_link",
         "_on_interest",
-        "_on_timer",
-        "_pause_pending",
-        "_paused",
         "_pool",
         "_protocol",
         "_queue",
-        "_read_budget",
         "_read_stopped",
         "_reader",
         "_sock",
-        "_starved",
         "_state",
-        "_stream",
-        "_timer",
-        "_tls",
         "_write_armed",
-        "_writing_paused",
     )
 
     def __init__(
@@ -475,57 +558,70 @@ class Connection:
         *,
         on_interest: InterestCallback,
         defer: DeferCallback | None = None,
-        high_water: int = 65536,
-        low_water: int = 16384,
-        read_budget: int = 16,
+        high_water: int = _DEFAULT_HIGH,
+        low_water: int = _DEFAULT_LOW,
+        read_budget: int = _DEFAULT_BUDGET,
         tls: TLSLayer | None = None,
         on_timer: TimerCallback | None = None,
+        on_handshake: Callable[[Connection], object] | None = None,
     ) -> None:
+        if on_handshake is not None and not callable(on_handshake):
+            raise TypeError(
+                f"on_handshake must be callable or None, not {on_handshake!r}"
+            )
         if type(read_budget) is not int:
             raise TypeError(f"read_budget must be an int, not {read_budget!r}")
         if read_budget < 1:
             raise ValueError(f"read_budget must be at least 1, not {read_budget}")
-        self._queue = WriteQueue(
-            high_water=high_water,
-            low_water=low_water,
-            on_pause=_WeakHook(self, Connection._on_pause),
-            on_resume=_WeakHook(self, Connection._on_resume),
-        )
-        self._state = _NEW
-        self._interest = _NONE
-        self._pool = pool
-        self._sock = sock
-        self._tls = tls
-        self._stream: StreamSocket | TLSLayer = sock
+        positive_int("high_water", high_water, minimum=0)
+        positive_int("low_water", low_water, minimum=0)
+        if low_water > high_water:
+            raise ValueError(
+                f"watermarks need 0 <= low_water <= high_water, "
+                f"got low_water={low_water}, high_water={high_water}"
+            )
+        self._extra: _Extra | None = None
         if tls is not None:
             from bufkit import _tls
 
             if not isinstance(tls, _tls.TLSLayer):
                 raise TypeError(f"tls must be a bufkit.TLSLayer, not {tls!r}")
             tls.attach(sock)
-            self._stream = tls
-        self._on_timer = on_timer
-        self._timer = _NO_TIMER
+            extra = self._rare()
+            extra.tls, extra.on_timer, extra.on_handshake = tls, on_timer, on_handshake
+        if (
+            high_water != _DEFAULT_HIGH
+            or low_water != _DEFAULT_LOW
+            or read_budget != _DEFAULT_BUDGET
+        ):
+            extra = self._rare()
+            extra.high, extra.low = int(high_water), int(low_water)
+            extra.read_budget = read_budget
+        self._state = _NEW
+        self._interest = _NONE
+        self._pool = pool
+        self._sock = sock
         self._protocol = protocol
         self._on_interest = on_interest
         self._defer = defer
-        self._read_budget = read_budget
+        self._queue: WriteQueue | None = None  # made by the first write
         self._reader: ReadinessReader | None = None  # made on the first read
         self._link: _Link | None = None
         self._in_event = False
         self._flushing = False
         self._write_armed = False
         self._flush_scheduled = False
-        self._paused = False  # pause_reading()
-        self._writing_paused = False  # pause_writing() was called
-        self._pause_pending = False  # above high water, send not tried yet
-        self._starved = False  # the pool could not lend a read buffer
-        self._eof = False
         self._read_stopped = True
         self._error: Exception | None = None
         self._bytes_received = 0
         self._bytes_written = 0
         self._flushes = 0
+
+    def _rare(self) -> _Extra:
+        extra = self._extra
+        if extra is None:
+            extra = self._extra = _Extra()
+        return extra
 
     # -- read-only state ----------------------------------------------------
 
@@ -557,12 +653,14 @@ class Connection:
     @property
     def writing_paused(self) -> bool:
         """Whether the protocol was told ``pause_writing`` (and not resumed)."""
-        return self._writing_paused
+        extra = self._extra
+        return extra is not None and extra.writing_paused
 
     @property
     def pending_bytes(self) -> int:
         """Bytes written but not yet accepted by the kernel."""
-        return self._queue.pending
+        queue = self._queue
+        return 0 if queue is None else queue.pending
 
     @property
     def bytes_received(self) -> int:
@@ -587,7 +685,8 @@ class Connection:
     @property
     def tls(self) -> TLSLayer | None:
         """The TLS layer (peer certificate, ALPN, cipher, version), if any."""
-        return self._tls
+        extra = self._extra
+        return None if extra is None else extra.tls
 
     @property
     def protocol(self) -> ConnectionProtocol | None:
@@ -602,7 +701,7 @@ class Connection:
     def __repr__(self) -> str:
         return (
             f"<Connection {self._state.value} interest={self._interest.name}"
-            f" pending={self._queue.pending}>"
+            f" pending={self.pending_bytes}>"
         )
 
     # -- inputs from the owner ------------------------------------------------
@@ -622,7 +721,7 @@ class Connection:
             self._protocol.connection_made(self)
         except Exception as exc:
             self._error = exc
-        tls = self._tls
+        tls = self.tls
         if tls is not None and self._state is _OPEN:
             self._set_timer(_HANDSHAKE_TIMER, tls.handshake_timeout)
             try:
@@ -658,8 +757,11 @@ class Connection:
         a graceful close still sending is aborted with :class:`TimeoutError`.
         Does nothing if no timer is due (cancelled, or the connection closed).
         """
-        kind, self._timer = self._timer, _NO_TIMER
-        tls = self._tls
+        extra = self._extra
+        if extra is None:
+            return
+        kind, extra.timer = extra.timer, _NO_TIMER
+        tls = extra.tls
         if self._state is _CLOSED or tls is None or kind == _NO_TIMER:
             return
         if kind == _HANDSHAKE_TIMER:
@@ -727,6 +829,8 @@ class Connection:
             bufkit.QueueFailedError: After :meth:`abort` or a socket error.
         """
         queue = self._queue
+        if queue is None:
+            queue = self._make_queue()
         # The common cases count what they queue without asking the queue.
         if type(data) is bytes and nbytes is None:
             queue.write(data, on_done)
@@ -741,8 +845,9 @@ class Connection:
             before = queue.pending
             queue.write(data, on_done, nbytes=nbytes)
             self._bytes_written += queue.pending - before
-        if self._pause_pending:
-            self._above_high_water()
+        extra = self._extra
+        if extra is not None:
+            self._after_write(extra)
         elif not (self._in_event or self._write_armed or self._flush_scheduled):
             self._schedule_flush()
 
@@ -764,22 +869,75 @@ class Connection:
             bufkit.QueueFailedError: After :meth:`abort` or a socket error.
         """
         queue = self._queue
+        if queue is None:
+            queue = self._make_queue()
         before = queue.pending
         queue.writelines(buffers, on_done)
         self._bytes_written += queue.pending - before
-        if self._pause_pending:
+        extra = self._extra
+        if extra is not None:
+            self._after_write(extra)
+        elif not (self._in_event or self._write_armed or self._flush_scheduled):
+            self._schedule_flush()
+
+    def _after_write(self, extra: _Extra) -> None:
+        if extra.watch:
+            self._check_limits(extra)
+        if extra.pause_pending:
             self._above_high_water()
         elif not (self._in_event or self._write_armed or self._flush_scheduled):
             self._schedule_flush()
 
+    def set_write_buffer_limits(
+        self, high: int | None = None, low: int | None = None
+    ) -> None:
+        """Change the watermarks of pending bytes, with asyncio's rules.
+
+        ``high`` alone sets ``low`` to ``high // 4``; ``low`` alone sets
+        ``high`` to ``4 * low``; neither restores the defaults (65536 and
+        16384). Pause and resume are decided again at once: above the new
+        ``high``, ``pause_writing`` follows if the kernel refuses bytes (the
+        send is tried first, as after a write); paused and at or below the
+        new ``low``, ``resume_writing`` is called before this returns. Bytes
+        are counted as :attr:`pending_bytes` plus the unsent part of the
+        pooled chunks the queue holds (docs/design.md invariant 6).
+
+        Args:
+            high: Pending bytes above which writing pauses.
+            low: Pending bytes at or below which writing resumes.
+
+        Raises:
+            TypeError: ``high`` or ``low`` is not an int (a bool is refused).
+            ValueError: Not ``high >= low >= 0``; the message names both
+                values. The limits are unchanged.
+        """
+        high, low = _write_limits(high, low)
+        extra = self._rare()
+        extra.high, extra.low = high, low
+        if self._state is _CLOSED:
+            return
+        extra.watch = self._queue is not None  # it counts with the old ones
+        self._check_limits(extra)
+        if extra.pause_pending:
+            self._above_high_water()  # try the send; pause if bytes remain
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """The watermarks as ``(low, high)``, in asyncio's order."""
+        extra = self._extra
+        if extra is None:
+            return (_DEFAULT_LOW, _DEFAULT_HIGH)
+        return (extra.low, extra.high)
+
     def pause_reading(self) -> None:
         """Stop reading (no more ``data_received``) until :meth:`resume_reading`."""
-        self._paused = True
+        self._rare().paused = True
         self._update_reading()
 
     def resume_reading(self) -> None:
         """Read again after :meth:`pause_reading`."""
-        self._paused = False
+        extra = self._extra
+        if extra is not None:
+            extra.paused = False
         self._update_reading()
 
     def write_eof(self) -> None:
@@ -797,7 +955,7 @@ class Connection:
         if self._state is not _OPEN:
             return
         ssl = sys.modules.get("ssl")  # no SSLSocket exists unless ssl is loaded
-        if self._tls is not None or (
+        if self.tls is not None or (
             ssl is not None and isinstance(self._sock, ssl.SSLSocket)
         ):
             raise NotImplementedError(
@@ -805,7 +963,8 @@ class Connection:
                 "close() the connection instead"
             )
         self._state = transition(CONNECTION_TRANSITIONS, _OPEN, _E.WRITE_EOF)
-        self._queue.close()
+        if self._queue is not None:
+            self._queue.close()
         self._request_flush()
 
     def close(self) -> None:
@@ -825,9 +984,35 @@ class Connection:
 
     def _make_reader(self) -> tuple[ReadinessReader, _Link]:
         link = _Link(self)
-        reader = ReadinessReader(self._pool, link, read_budget=self._read_budget)
+        extra = self._extra
+        budget = _DEFAULT_BUDGET if extra is None else extra.read_budget
+        reader = ReadinessReader(self._pool, link, read_budget=budget)
         self._reader, self._link = reader, link
         return reader, link
+
+    def _make_queue(self) -> WriteQueue:
+        # The first write (or the first since the queue was let go of).
+        extra = self._extra
+        hook = _Crossing(self)
+        if extra is None:
+            queue = WriteQueue(on_pause=hook, on_resume=hook)
+        else:
+            queue = WriteQueue(
+                high_water=extra.high,
+                low_water=extra.low,
+                on_pause=hook,
+                on_resume=hook,
+            )
+        self._queue = queue
+        state = self._state
+        if state is not _OPEN and state is not _NEW:
+            # What the queue would say had it been there all along.
+            failure = None if extra is None else extra.failure
+            if failure is None:
+                queue.close()
+            else:
+                queue.fail(failure)
+        return queue
 
     def _end_event(self) -> None:
         # Still "in the event" while flushing: writes made by completions join
@@ -889,11 +1074,12 @@ class Connection:
             self._end_event()
 
     def _flush(self) -> None:
-        queue = self._queue
-        if self._tls is not None:
-            self._flush_tls(self._tls)
+        extra = self._extra
+        if extra is not None and extra.tls is not None:
+            self._flush_tls(extra.tls, extra)
             return
-        if queue:
+        queue = self._queue
+        if queue is not None and queue:
             self._flushes += 1
             self._flushing = True
             try:
@@ -906,11 +1092,14 @@ class Connection:
                 self._error = exc
                 drained = not queue
             self._flushing = False
+            if extra is not None:
+                if extra.watch:
+                    self._check_limits(extra)
+                if extra.pause_pending:
+                    self._pause_after_send(extra)
         else:
             drained = True
         self._write_armed = not drained
-        if self._pause_pending:
-            self._tell_paused()  # the send was tried and bytes remain
         if self._error is not None:
             return  # a callback raised: the caller aborts the connection
         if drained:
@@ -921,14 +1110,14 @@ class Connection:
                 return  # the usual end of an event: nothing to change
         self._report_interest()
 
-    def _flush_tls(self, tls: TLSLayer) -> None:
+    def _flush_tls(self, tls: TLSLayer, extra: _Extra) -> None:
         # Plaintext goes through the TLS layer, which reports it sent once its
         # ciphertext was; handshake and alert bytes go out in the same flush.
         queue = self._queue
         self._flushing = True
         try:
             tls.flush()  # handshake and post-handshake messages first
-            if queue and tls.handshake_done:
+            if queue is not None and queue and tls.handshake_done:
                 self._flushes += 1
                 queue.flush(tls)
             if self._state is _S.CLOSING and not queue:
@@ -941,29 +1130,50 @@ class Connection:
         except Exception as exc:  # an on_done or watermark callback raised
             self._error = exc
         self._flushing = False
-        if self._timer == _HANDSHAKE_TIMER and tls.handshake_done:
-            if self._state is _S.CLOSING:  # closed during the handshake
-                self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
-            else:
-                self._set_timer(_NO_TIMER, None)
-            self._update_reading()  # paused writing or close() stop reads now
+        if extra.timer == _HANDSHAKE_TIMER and tls.handshake_done:
+            self._handshake_finished(tls)
         waiting = tls.cipher_pending
-        self._write_armed = bool(waiting) or (bool(queue) and tls.writable)
-        if self._pause_pending:
-            self._tell_paused()  # the send was tried and bytes remain
+        pending = queue is not None and bool(queue)
+        self._write_armed = bool(waiting) or (pending and tls.writable)
+        if extra.watch:
+            self._check_limits(extra)
+        if extra.pause_pending:
+            self._pause_after_send(extra)
         if self._error is not None:
             return
-        if not (queue or waiting) and self._state is not _OPEN:
+        if not (pending or waiting) and self._state is not _OPEN:
             self._drained()
         else:
             self._report_interest()
 
-    def _set_timer(self, kind: int, delay: float | None) -> None:
-        if kind == self._timer == _NO_TIMER:
+    def _handshake_finished(self, tls: TLSLayer) -> None:
+        # Once, as the handshake completed (noticed by a read, or by the
+        # flush that ends the event): before any plaintext is handed over.
+        extra = self._extra
+        if extra is None or extra.timer != _HANDSHAKE_TIMER or self._state is _CLOSED:
             return
-        self._timer = kind
-        if self._on_timer is not None:
-            self._on_timer(self, delay)
+        link = self._link
+        if link is not None:
+            link.stream = tls  # the watcher points back here: let it go
+        if self._state is _S.CLOSING:  # closed during the handshake
+            self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
+        else:
+            self._set_timer(_NO_TIMER, None)
+        self._update_reading()  # paused writing or close() stop reads now
+        callback = extra.on_handshake
+        if callback is not None:
+            try:
+                callback(self)
+            except Exception as exc:
+                self._error = exc
+
+    def _set_timer(self, kind: int, delay: float | None) -> None:
+        extra = self._extra
+        if extra is None or kind == extra.timer == _NO_TIMER:
+            return
+        extra.timer = kind
+        if extra.on_timer is not None:
+            extra.on_timer(self, delay)
 
     def _above_high_water(self) -> None:
         # A write took the queue above high water: try the send before
@@ -990,7 +1200,8 @@ class Connection:
                 self._lose(exc)
                 return
             self._state = transition(CONNECTION_TRANSITIONS, state, _E.SHUT_WR)
-            if self._eof:
+            extra = self._extra
+            if extra is not None and extra.eof:
                 self._finish(None)
             else:
                 self._report_interest()
@@ -998,22 +1209,25 @@ class Connection:
             self._report_interest()
 
     def _update_reading(self) -> None:
-        self._read_stopped = (
-            self._paused
-            or self._starved
-            or self._eof
-            or (
-                (self._writing_paused or self._state not in _READABLE)
-                and not self._handshaking()
+        extra = self._extra
+        if extra is None:
+            self._read_stopped = self._state not in _READABLE
+        else:
+            self._read_stopped = (
+                extra.paused
+                or extra.starved
+                or extra.eof
+                or (
+                    (extra.writing_paused or self._state not in _READABLE)
+                    and not self._handshaking(extra.tls)
+                )
             )
-        )
         if not self._in_event:
             self._report_interest()
 
-    def _handshaking(self) -> bool:
+    def _handshaking(self, tls: TLSLayer | None) -> bool:
         # A TLS handshake needs reads: neither paused writing nor close()
         # stops them until it completes (what was written still goes out).
-        tls = self._tls
         return tls is not None and self._state is not _CLOSED and not tls.handshake_done
 
     def _report_interest(self) -> None:
@@ -1033,17 +1247,66 @@ class Connection:
             self._finish(None)
         elif state in _READABLE:
             self._state = transition(CONNECTION_TRANSITIONS, state, _E.CLOSE)
-            self._queue.close()
+            if self._queue is not None:
+                self._queue.close()
             self._update_reading()
-            tls = self._tls
+            tls = self.tls
             if tls is not None and tls.handshake_done:
                 self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
             self._request_flush()
 
+    # -- watermarks ------------------------------------------------------------
+
+    def _check_limits(self, extra: _Extra) -> None:
+        # The crossings decided here rather than by the queue's hook while
+        # the queue's own view is out of step: new watermarks, or a crossing
+        # whose send left bytes at or below high (no pause then).
+        queue = self._queue
+        held = 0 if queue is None else queue.held_bytes
+        if extra.pause_pending or extra.writing_paused:
+            if held <= extra.low:
+                self._on_resume()
+        elif held > extra.high:
+            self._on_pause()
+        queue = self._queue  # the callbacks may have written
+        if self._flushing or not extra.watch:
+            return  # the flush running now may still change the queue
+        if queue is None:
+            extra.watch = False
+            return
+        over = extra.pause_pending or extra.writing_paused
+        if queue.high_water == extra.high and queue.low_water == extra.low:
+            if queue.paused == over:
+                extra.watch = False  # back in step: the hook decides again
+        elif not queue and not over and queue.state is QueueState.OPEN:
+            self._queue = None  # the next write makes one with the new limits
+            extra.watch = False
+
+    def _pause_after_send(self, extra: _Extra) -> None:
+        # A write crossed high water and the send was tried: pause only if
+        # what remains is still above it, as asyncio decides.
+        queue = self._queue
+        if queue is not None and queue.held_bytes > extra.high:
+            self._tell_paused()
+        else:
+            extra.pause_pending = False
+            extra.watch = queue is not None  # the queue counts itself paused
+
     # -- callbacks from the reader, the queue and the pool ----------------------
 
+    def _queue_crossed(self) -> None:
+        # The queue's hook: it went above high water, or back to low water.
+        extra = self._extra
+        if extra is not None and extra.watch:
+            return
+        queue = self._queue
+        if queue is not None and queue.paused:
+            self._on_pause()
+        else:
+            self._on_resume()
+
     def _peer_eof(self) -> bool | None:
-        self._eof = True
+        self._rare().eof = True
         self._read_stopped = True
         try:
             keep_open = self._protocol.eof_received()
@@ -1060,13 +1323,14 @@ class Connection:
         if self._write_armed or self._state is _CLOSED:
             self._tell_paused()  # the kernel is refusing bytes already
         else:
-            self._pause_pending = True
+            self._rare().pause_pending = True
 
     def _tell_paused(self) -> None:
-        self._pause_pending = False
-        if self._writing_paused:
+        extra = self._rare()
+        extra.pause_pending = False
+        if extra.writing_paused:
             return
-        self._writing_paused = True
+        extra.writing_paused = True
         self._update_reading()
         try:
             self._protocol.pause_writing()
@@ -1074,12 +1338,15 @@ class Connection:
             self._error = exc
 
     def _on_resume(self) -> None:
-        if self._pause_pending:
-            self._pause_pending = False  # drained by the send: no pause at all
+        extra = self._extra
+        if extra is None:
             return
-        if not self._writing_paused:
+        if extra.pause_pending:
+            extra.pause_pending = False  # drained by the send: no pause at all
             return
-        self._writing_paused = False
+        if not extra.writing_paused:
+            return
+        extra.writing_paused = False
         self._update_reading()
         try:
             self._protocol.resume_writing()
@@ -1087,8 +1354,9 @@ class Connection:
             self._error = exc
 
     def _starve(self, exc: PoolExhausted) -> None:
-        if not self._starved:
-            self._starved = True
+        extra = self._rare()
+        if not extra.starved:
+            extra.starved = True
             _PEER_LOG.log(
                 logging.WARNING,
                 "%s stops reading until the pool has a buffer again: %s",
@@ -1107,8 +1375,9 @@ class Connection:
             self._defer(self._resume_after_starving)
 
     def _resume_after_starving(self) -> None:
-        if self._starved and self._state is not _CLOSED:
-            self._starved = False
+        extra = self._extra
+        if extra is not None and extra.starved and self._state is not _CLOSED:
+            extra.starved = False
             self._update_reading()
 
     # -- ending ---------------------------------------------------------------
@@ -1146,7 +1415,7 @@ class Connection:
 
     def _lose(self, exc: OSError) -> None:
         # The socket failed: a peer's reset is not our bug, say it quietly.
-        if self._tls is not None and _is_handshake_error(exc):
+        if self.tls is not None and _is_handshake_error(exc):
             _PEER_LOG.log(logging.INFO, "%s: TLS handshake failed: %s", repr(self), exc)
         elif is_peer_error(exc):
             LOGGER.debug("%s lost: %s", repr(self), exc)
@@ -1161,26 +1430,34 @@ class Connection:
         failure = exc
         if failure is None:
             failure = ConnectionAbortedError(errno.ECONNABORTED, "connection aborted")
-        try:
-            self._queue.fail(failure)
-        except Exception:  # on_done callbacks raised; they are failed anyway
-            LOGGER.exception("completion callback raised while aborting %s", repr(self))
+        queue = self._queue
+        if queue is None:
+            self._rare().failure = failure  # for a write after: QueueFailedError
+        else:
+            try:
+                queue.fail(failure)
+            except Exception:  # on_done callbacks raised; they are failed anyway
+                LOGGER.exception(
+                    "completion callback raised while aborting %s", repr(self)
+                )
         self._finish(exc)
 
     def _finish(self, exc: Exception | None) -> None:
         self._state = transition(CONNECTION_TRANSITIONS, self._state, _E.LOST)
         self._read_stopped = True
         self._write_armed = False
-        if self._starved:
-            self._starved = False
+        extra = self._extra
+        if extra is not None and extra.starved:
+            extra.starved = False
             self._pool.remove_release_callback(self._pool_returned)
         self._set_timer(_NO_TIMER, None)
         self._interest = _NONE
         self._on_interest(self, _NONE)
-        if self._tls is not None:
-            self._tls.close()
+        if extra is not None and extra.tls is not None:
+            extra.tls.close()
         self._sock.close()
-        self._queue.close()
+        if self._queue is not None:
+            self._queue.close()
         if not self._in_event:
             self._reader = self._link = None
         protocol, self._protocol = self._protocol, _DETACHED
@@ -1190,10 +1467,43 @@ class Connection:
             LOGGER.exception("connection_lost raised for %s", repr(self))
 
 
+@final
+class _Crossing(weakref.ref[Connection]):
+    """The write queue's one watermark hook: a weak reference to its connection.
+
+    The queue calls it at a pause and at a resume alike (the connection asks
+    the queue which); being the weak reference itself, it costs one object
+    and keeps the connection alive neither directly nor through a cycle.
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        conn = weakref.ref.__call__(self)
+        if conn is not None:
+            conn._queue_crossed()
+
+
 def _is_handshake_error(exc: OSError) -> bool:
     from bufkit.errors import TLSHandshakeError
 
     return isinstance(exc, TLSHandshakeError)
+
+
+def _write_limits(high: int | None, low: int | None) -> tuple[int, int]:
+    """``(high, low)`` by asyncio's rules for missing values, checked."""
+    for name, value in (("high", high), ("low", low)):
+        if value is not None and (type(value) is bool or not isinstance(value, int)):
+            raise TypeError(f"{name} must be an int or None, not {value!r}")
+    if high is None:
+        high = _DEFAULT_HIGH if low is None else 4 * low
+    if low is None:
+        low = high // 4
+    if not high >= low >= 0:
+        raise ValueError(
+            f"watermarks need high >= low >= 0, got high={high}, low={low}"
+        )
+    return int(high), int(low)
 
 
 _READER_CODE: Final = ReadinessReader.on_readable.__code__

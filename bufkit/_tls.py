@@ -12,14 +12,18 @@ and writes plaintext through it as if it were the socket:
   what the incoming BIO already holds straight into that buffer
   (``SSLObject.read(n, buffer)``); when OpenSSL wants more it receives
   ciphertext *into the same buffer*, copies it into the incoming BIO and
-  decrypts again. No second buffer is borrowed; the protocol sees plaintext
-  views of a pooled buffer that goes back to the pool after the call
+  decrypts again. One ``SSLObject.read`` yields one record at most, so the
+  whole records already in the BIO are decrypted into the rest of the
+  buffer: one protocol call (and one encryption and send of its reply) per
+  buffer of ciphertext, not per record. No second buffer is borrowed; the
+  protocol sees plaintext views of a pooled buffer that goes back to the
+  pool after the call
   (docs/design.md invariants 4 and 5). :meth:`TLSLayer.pending` tells the
   core about decrypted bytes, and whole records, that no selector can see.
 * **Writes, completion style.** The core's plaintext write queue flushes into
   :meth:`TLSLayer.sendmsg`, which encrypts at most :data:`TLS_BATCH` bytes of
-  plaintext (one ``SSLObject.write`` per record, one read of the outgoing
-  BIO per call) into the ciphertext :class:`~bufkit.WriteQueue`, flushes that
+  plaintext (one ``SSLObject.write`` and one read of the outgoing BIO per
+  record) into the ciphertext :class:`~bufkit.WriteQueue`, flushes that
   queue with one gather write, and reports as "sent" only the plaintext whose
   ciphertext the kernel accepted. So a ``write()`` completion fires when the
   ciphertext carrying its last byte was accepted by the kernel, and the
@@ -27,7 +31,10 @@ and writes plaintext through it as if it were the socket:
 * **Idle means empty.** After an event, the incoming BIO holds at most a
   partial record and the outgoing BIO nothing; the ciphertext queue is empty
   once the kernel took it. An idle TLS connection holds OpenSSL's state and
-  no pool bytes nor Python buffer of bufkit's (invariant 7).
+  no pool bytes nor Python buffer of bufkit's (invariant 7). OpenSSL never
+  shrinks a memory BIO's buffer once grown, so the outgoing BIO is emptied
+  after every record: it keeps one record's capacity at most. (The incoming
+  BIO keeps the capacity of the largest read of ciphertext it was given.)
 
 Handshake, post-handshake messages (session tickets, KeyUpdate), alerts and
 ``close_notify`` are bytes OpenSSL puts in the outgoing BIO at any time: every
@@ -38,13 +45,13 @@ plaintext queue (no write interest is armed for it: the handshake needs reads).
 The lifecycle is data: :class:`TLSState` and :data:`TLS_TRANSITIONS`.
 
 Cost model: per readable event, one ``recv_into`` and one ``MemoryBIO.write``
-per ciphertext read and one ``SSLObject.read`` per record; per flush, one
-``SSLObject.write`` per record, one ``MemoryBIO.read`` and one gather write.
+per ciphertext read, one ``SSLObject.read`` per record and one protocol call
+per buffer filled; per flush, one ``SSLObject.write`` and one
+``MemoryBIO.read`` per record, and one gather write.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import enum
 import errno
@@ -116,6 +123,10 @@ TLS_TRANSITIONS: Final[Mapping[tuple[TLSState, TLSEvent], TLSState]] = {
 """Every legal ``(state, event) -> state`` change of a :class:`TLSLayer`."""
 
 _HANDSHAKING: Final = _T.HANDSHAKING
+# Marks in _stuck: the end of the stream was decrypted and awaits its read;
+# a partial record was taken into OpenSSL and the socket may hold the rest.
+_ENDED: Final = -2
+_RETRY: Final = -3
 _OPEN: Final = _T.OPEN
 
 
@@ -225,7 +236,8 @@ class TLSLayer:
         )
         self._cipher = WriteQueue(high_water=1 << 62, low_water=0)
         # One [ciphertext bytes left, plaintext bytes carried] per queued batch.
-        self._batches: collections.deque[list[int]] = collections.deque()
+        # (A list: empty, it holds no storage, where a deque keeps a block.)
+        self._batches: list[list[int]] = []
         self._sock: _Wire | None = None
         self._state = _HANDSHAKING
         self._stuck = -1  # incoming BIO size known to hold only a partial record
@@ -335,11 +347,15 @@ class TLSLayer:
         """
         obj, incoming, sock = self._obj, self._incoming, self._sock
         assert sock is not None, "attach() a socket first"
+        if self._stuck == _ENDED:
+            return 0
         while True:
             if self._state is _HANDSHAKING:
                 self._handshake()
             if self._state is not _HANDSHAKING:
                 got = self._decrypt(obj, buffer)
+                if got > 0 and got < len(buffer):
+                    return self._fill(obj, buffer, got)
                 if got >= 0:
                     return got
             try:
@@ -362,8 +378,11 @@ class TLSLayer:
         held = self._obj.pending()
         if held:
             return held
+        stuck = self._stuck
+        if stuck <= _ENDED:
+            return 1  # the end of the stream to report, or a read to retry
         size = self._incoming.pending
-        return 0 if size == self._stuck else size
+        return 0 if size == stuck else size
 
     def sendmsg(self, buffers: Iterable[Buffer], /) -> int:
         """Encrypt plaintext, send ciphertext; return plaintext bytes delivered.
@@ -460,6 +479,28 @@ class TLSLayer:
             self._collect()
         return got  # 0: the peer's close_notify (ssl reports it so, not raising)
 
+    def _fill(self, obj: ssl.SSLObject, buffer: memoryview, got: int) -> int:
+        # One SSLObject.read returns one record at most: decrypt the whole
+        # records the incoming BIO already holds into the rest of the buffer,
+        # so the protocol gets one call, and its reply one encryption and
+        # one send, per read of ciphertext rather than per record.
+        incoming, size = self._incoming, len(buffer)
+        while got < size and (incoming.pending or obj.pending()):
+            try:
+                more = self._decrypt(obj, buffer[got:])
+            except ssl.SSLError:
+                break  # raised again by the next call, after this plaintext
+            if more < 0:
+                # OpenSSL took a partial record out of the BIO: the socket
+                # may hold the rest, so pending() asks for one more read.
+                self._stuck = _RETRY
+                break
+            if not more:
+                self._stuck = _ENDED  # the end of the stream, for the next call
+                break
+            got += more
+        return got
+
     def _eof(self) -> int:
         if self._state is _HANDSHAKING:
             raise handshake_error(
@@ -473,7 +514,7 @@ class TLSLayer:
         # buffers: sent but not reported yet, or not sent yet.
         skip = self._unacked + self._acked
         room = TLS_BATCH - self._cipher.pending
-        write, plain = self._obj.write, 0
+        write = self._obj.write
         for buf in buffers:
             if room <= 0:
                 break
@@ -494,11 +535,11 @@ class TLSLayer:
                     room = 0
                     break
                 start += n
-                plain += n
                 room -= n
-        if plain:
-            self._unacked += plain
-            self._queue_cipher(plain)
+                # Each record leaves the outgoing BIO at once: OpenSSL never
+                # gives a memory BIO's buffer back, so it stays one record.
+                self._unacked += n
+                self._queue_cipher(n)
 
     def _collect(self) -> None:
         if self._outgoing.pending:
@@ -521,7 +562,7 @@ class TLSLayer:
                 break
             sent -= batch[0]
             acked += batch[1]
-            batches.popleft()
+            del batches[0]
         self._unacked -= acked
         self._acked += acked
 

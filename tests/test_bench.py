@@ -85,7 +85,7 @@ def report() -> dict[str, Any]:
 def test_every_scenario_has_rows(report: dict[str, Any]) -> None:
     """A smoke run yields figures for each scenario from plain asyncio."""
     scenarios = report["scenarios"]
-    assert set(scenarios) == {"idle", "echo", "fanout", "micro"}
+    assert set(scenarios) == {"idle", "echo", "tls-echo", "fanout", "micro"}
     for name in ("idle", "echo", "fanout"):
         rows = [r for r in scenarios[name] if r["contender"] == "asyncio"]
         assert rows, name
@@ -98,6 +98,134 @@ def test_every_scenario_has_rows(report: dict[str, Any]) -> None:
     fanout = next(r for r in scenarios["fanout"] if r["contender"] == "asyncio")
     assert fanout["responses_per_s"] > 0
     assert "syscall_note" in fanout
+
+
+def test_smoke_runs_tls_echo_cells_for_the_tls_contenders(
+    report: dict[str, Any],
+) -> None:
+    """TLS echo rows come from asyncio ssl= and bufkit-selectors, not the C server."""
+    rows = report["scenarios"]["tls-echo"]
+    assert [r["contender"] for r in rows] == ["asyncio", "bufkit-selectors"]
+    for row in rows:
+        assert "error" not in row, row
+        assert row["tls"] is True
+        assert (row["connections"], row["size"]) == (2, 4096)
+        assert row["rounds"] == 3
+        low, high = row["server_cpu_s_per_gb_range"]
+        assert 0 < low <= row["server_cpu_s_per_gb"] <= high
+        assert row["mb_per_s"] > 0
+    plain = next(r for r in report["scenarios"]["echo"] if r["contender"] == "asyncio")
+    assert plain["tls"] is False
+    judged = {t["target"] for t in evaluate(report["scenarios"])}
+    assert "TLS echo server CPU per GB <= asyncio ssl= (TLS, 2 conn x 4 KiB)" in judged
+
+
+def test_tls_echo_contenders_default_to_the_targets_full_to_all() -> None:
+    """The default TLS echo measures the targets' contenders; --full every TLS one."""
+    from bufkit.bench._config import TLS_TARGET_CONTENDERS
+    from bufkit.bench._runner import tls_contenders
+
+    every = [c.name for c in _contenders.CONTENDERS]
+    assert tls_contenders(BenchConfig.quick(), every) == list(TLS_TARGET_CONTENDERS)
+    full = tls_contenders(BenchConfig.full(), every)
+    assert full == [
+        "asyncio",
+        "uvloop",
+        "twisted",
+        "bufkit-selectors",
+        "bufkit-stream",
+        "bufkit-stream-uvloop",
+        "bufkit-twisted",
+        "bufkit-asyncio",
+    ]
+    only_plain = attrs.evolve(BenchConfig.full(), scenarios=("idle", "fanout"))
+    assert tls_contenders(only_plain, every) == []
+    assert [c.name for c in _contenders.CONTENDERS if c.tls_only] == ["bufkit-asyncio"]
+
+
+def test_naming_contenders_measures_each_in_the_tls_echo_cells() -> None:
+    """--contender lifts the default TLS selection: named TLS contenders all run."""
+    import argparse
+
+    from bufkit.bench._command import add_parser, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["bench", "--contender", "bufkit-asyncio"])
+    config = config_from_args(args)
+    assert config.contenders == ("bufkit-asyncio",)
+    assert config.tls_contenders is None
+    assert config_from_args(parser.parse_args(["bench"])).tls_contenders == (
+        "asyncio",
+        "uvloop",
+        "bufkit-selectors",
+        "bufkit-stream-uvloop",
+    )
+
+
+def test_tls_echo_targets_judge_cpu_per_gb_and_throughput() -> None:
+    """TLS echo: CPU per GB at most and throughput at least the peer's ssl=."""
+
+    def row(name: str, size: int, *cpu: float, seconds: float = 1.0) -> dict[str, Any]:
+        rounds = [s | {"seconds": seconds} for s in _rounds(*cpu)]
+        base = {"contender": name, "connections": 64, "size": size, "tls": True}
+        return base | {"samples": rounds}
+
+    cells = [
+        # CPU ratios 0.8, 0.9, 0.85 (hit); throughput ratios 1.25 (hit).
+        row("asyncio", 16384, 1.0, 1.0, 1.0, seconds=1.25),
+        row("bufkit-selectors", 16384, 0.8, 0.9, 0.85),
+        # CPU ratios 1.9 (missed); throughput ratios 0.5 (missed).
+        row("uvloop", 65536, 1.0, 1.0, 1.0),
+        row("bufkit-stream-uvloop", 65536, 1.9, 1.9, 1.9, seconds=2.0),
+        # A contender outside the pairs is not judged.
+        row("bufkit-twisted", 16384, 0.1, 0.1, 0.1),
+    ]
+    targets = evaluate({"tls-echo": cells})
+    found = {t["target"]: (t["contender"], t["verdict"]) for t in targets}
+    assert found == {
+        "TLS echo server CPU per GB <= asyncio ssl= (TLS, 64 conn x 16 KiB)": (
+            "bufkit-selectors",
+            "hit",
+        ),
+        "TLS echo throughput >= asyncio ssl= (TLS, 64 conn x 16 KiB)": (
+            "bufkit-selectors",
+            "hit",
+        ),
+        "TLS echo server CPU per GB <= uvloop ssl= (TLS, 64 conn x 64 KiB)": (
+            "bufkit-stream-uvloop",
+            "missed",
+        ),
+        "TLS echo throughput >= uvloop ssl= (TLS, 64 conn x 64 KiB)": (
+            "bufkit-stream-uvloop",
+            "missed",
+        ),
+    }
+    measured = {t["target"]: t["measured"] for t in targets}
+    key = "TLS echo throughput >= uvloop ssl= (TLS, 64 conn x 64 KiB)"
+    assert measured[key] == "0.50x uvloop ssl= (0.50-0.50)"
+
+
+def test_tls_echo_rows_render_with_ratios_to_asyncio_ssl() -> None:
+    """The TLS echo table shows CPU per GB as a multiple of asyncio ssl='s."""
+    rows = [
+        summarise(
+            "tls-echo",
+            {
+                "contender": name,
+                "connections": 1,
+                "size": 65536,
+                "tls": True,
+                "samples": _rounds(cpu, cpu, cpu),
+            },
+        )
+        for name, cpu in (("asyncio", 1.0), ("bufkit-selectors", 2.0))
+    ]
+    headers, cells = grid("tls-echo", rows)
+    per_gb = headers.index("srv s/GB")
+    assert headers[per_gb + 1] == "x aio"
+    assert cells[1][per_gb + 1] == "2.00x"
+    assert rows[1]["server_cpu_s_per_gb"] == pytest.approx(2000.0)
 
 
 def test_throughput_cells_carry_cpu_per_message_and_rounds(
@@ -197,7 +325,8 @@ def test_markdown(report: dict[str, Any]) -> None:
     """``--markdown`` gives one pipe table per scenario, with the command."""
     text = to_markdown(report, "bufkit bench --smoke")
     assert text.startswith("Command: `bufkit bench --smoke`")
-    assert text.count("| contender |") == 3
+    assert text.count("| contender |") == 4  # idle, echo, TLS echo, fanout
+    assert "**TLS echo: server CPU per message and per GB" in text
     assert "| benchmark |" in text
     assert "| srv µs/msg | x aio | x C | range |" in text
     assert "3 rounds of 0.1 s" in text
@@ -645,18 +774,40 @@ def test_a_reported_ratio_is_neither_hit_nor_missed() -> None:
     assert [line[3] for line in cells] == ["hit", "reported"]
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl tool")
 def test_tls_idle_rows_measure_every_server_or_say_why_not() -> None:
     """Each TLS idle row has a figure per connection or a skip reason."""
     from bufkit.bench._tls_idle import SERVERS, tls_idle_rows
 
+    assert SERVERS == (
+        "bufkit-selectors",
+        "raw-sslsocket",
+        "asyncio",
+        "uvloop",
+        "twisted",
+        "bufkit-twisted",
+    )
     rows = tls_idle_rows(3)
     assert [r["server"] for r in rows] == list(SERVERS)
     for row in rows:
         assert ("rss_per_conn" in row) != ("skipped" in row), row
-    ours = rows[0]
-    assert ours["connections"] == 3
-    assert isinstance(ours["pool_bytes_idle"], int)  # bufkit reports its pool
+    by_name = {r["server"]: r for r in rows}
+    for ours in ("bufkit-selectors", "bufkit-twisted"):
+        assert by_name[ours]["connections"] == 3
+        assert by_name[ours]["pool_bytes_idle"] == 0  # bufkit reports its pool
+    assert by_name["twisted"]["pool_bytes_idle"] is None  # pyOpenSSL's own TLS
+
+
+def test_tls_idle_servers_follow_the_named_contenders() -> None:
+    """--contender keeps the named TLS idle servers and always the raw floor."""
+    from bufkit.bench._command import tls_idle_servers
+    from bufkit.bench._tls_idle import SERVERS
+
+    assert tls_idle_servers(None) == SERVERS
+    assert tls_idle_servers(("twisted", "bufkit-asyncio", "c-epoll")) == (
+        "raw-sslsocket",
+        "twisted",
+        "bufkit-asyncio",
+    )
 
 
 def test_tls_idle_verdicts_compare_rows_of_the_same_run() -> None:
@@ -668,10 +819,13 @@ def test_tls_idle_verdicts_compare_rows_of_the_same_run() -> None:
         {"server": "raw-sslsocket", "rss_per_conn": 10240},
         {"server": "asyncio", "rss_per_conn": 204800},
         {"server": "uvloop", "rss_per_conn": 12288},
+        {"server": "twisted", "rss_per_conn": 20480},
+        {"server": "bufkit-twisted", "rss_per_conn": 15360},
     ]
     assert verdicts(rows) == [
         "MISSED: within 1.2x of the raw SSLSocket floor (1.30x)",
         "met: at most 0.1x of asyncio ssl= (0.065x)",
         "MISSED: below uvloop ssl= (13.0 vs 12.0 KiB)",
+        "reported: bufkit-twisted vs Twisted's own TLS (0.75x)",
         "met: pool bytes held by idle TLS connections 0 (0 bytes)",
     ]

@@ -8,8 +8,10 @@ process busy. The job (JSON on the command line) names the ``mode``
 connection).
 
 The client connects every connection (at most :data:`CONNECT_BATCH` pending
-at a time, so the server's backlog never drops a SYN) and prints
-``CONNECTED``. Then it obeys stdin:
+at a time, so the server's backlog never drops a SYN), completes every TLS
+handshake when the job names a ``cafile`` (the server's certificate: the job
+speaks TLS, with Python's :mod:`ssl`), and prints ``CONNECTED``. Then it
+obeys stdin:
 
 * idle mode: ``roundtrip`` sends one byte on every connection and waits for
   it to come back (``ROUNDTRIP``); ``close`` or end of input closes all.
@@ -32,6 +34,7 @@ import json
 import os
 import select
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -45,6 +48,8 @@ CONNECT_BATCH: Final = 256
 _IN: Final = select.POLLIN
 _OUT: Final = select.POLLOUT
 _STDIN: Final = 0
+_BLOCKED: Final = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_TLS_WAIT: Final = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class _Poller:
@@ -111,6 +116,62 @@ def _connect_all(host: str, port: int, count: int) -> dict[int, socket.socket]:
             sock.close()
         raise
     return socks
+
+
+def _handshake_all(socks: dict[int, socket.socket], cafile: str) -> None:
+    """Wrap every connection in TLS (in place) and complete the handshakes."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    poller = _Poller()
+    for fd, sock in socks.items():
+        socks[fd] = ctx.wrap_socket(
+            sock, server_hostname="localhost", do_handshake_on_connect=False
+        )
+        poller.register(fd, 0)
+    waiting = set(socks)
+    ready = list(socks)
+    deadline = time.monotonic() + 30 + len(socks) / 50
+    while waiting:
+        for fd in ready:
+            if fd in waiting and _handshake_step(socks[fd], poller, fd):
+                waiting.discard(fd)
+        if waiting and time.monotonic() > deadline:
+            raise _Fatal(f"TLS handshakes timed out ({len(waiting)} waiting)")
+        ready = [fd for fd, _ in poller.poll(1.0)] if waiting else []
+
+
+def _handshake_step(sock: socket.socket, poller: _Poller, fd: int) -> bool:
+    """Advance one handshake; return whether it completed."""
+    assert isinstance(sock, ssl.SSLSocket)
+    try:
+        sock.do_handshake()
+    except ssl.SSLWantReadError:
+        poller.modify(fd, _IN)
+        return False
+    except ssl.SSLWantWriteError:
+        poller.modify(fd, _OUT)
+        return False
+    poller.modify(fd, 0)
+    return True
+
+
+def _recv_plain(sock: socket.socket, buf: memoryview) -> int:
+    n = sock.recv_into(buf)
+    if n == 0:
+        raise _Fatal("server closed a connection")
+    return n
+
+
+def _recv_tls(sock: socket.socket, buf: memoryview) -> int:
+    """Read every decrypted byte there is (records the selector cannot see)."""
+    got = 0
+    while True:
+        try:
+            n = sock.recv_into(buf)
+        except _TLS_WAIT:
+            return got
+        if n == 0:
+            raise _Fatal("server closed a connection")
+        got += n
 
 
 class _Commands:
@@ -189,6 +250,7 @@ def _run_load(
         poller.register(fd, _IN)
     buf = memoryview(bytearray(1 << 18))
     total = 0
+    recv = _recv_tls if "cafile" in job else _recv_plain
 
     def top_up(fd: int, sock: socket.socket) -> None:
         if fanout:
@@ -200,7 +262,7 @@ def _run_load(
             return
         try:
             n = sock.send(payload[:room])
-        except BlockingIOError:
+        except _BLOCKED:
             n = 0
         sent[fd] += n
         if n < room and fd not in armed:
@@ -226,9 +288,7 @@ def _run_load(
                 continue
             sock = socks[fd]
             if events & _IN:
-                n = sock.recv_into(buf)
-                if n == 0:
-                    raise _Fatal("server closed a connection")
+                n = recv(sock, buf)
                 received[fd] += n
                 total += n
             top_up(fd, sock)
@@ -241,6 +301,8 @@ def _run_job(job: dict[str, Any], commands: _Commands) -> bool:
         socks = _connect_all(
             job.get("host", "127.0.0.1"), job["port"], job["connections"]
         )
+        if "cafile" in job:
+            _handshake_all(socks, job["cafile"])
         _emit("CONNECTED", {"n": len(socks), "t": time.monotonic()})
         if job["mode"] == "idle":
             _run_idle(socks, commands)

@@ -9,10 +9,18 @@ from typing import Any
 
 from bufkit.bench._config import SCENARIOS, BenchConfig
 
-__all__ = ["add_parser", "run_command"]
+__all__ = ["add_parser", "run_command", "tls_idle_servers"]
 
 _EPILOG = """\
 Each contender is a server in its own process; a load client runs in another.
+The echo scenario also runs TLS cells (1 and 64 connections x 64 B, 16 KiB,
+64 KiB over TLS): by default with the contenders of the TLS targets alone
+(asyncio ssl=, uvloop ssl=, bufkit-selectors, bufkit-stream-uvloop), with
+--full or --contender with every named contender that speaks TLS (the asyncio
+drop-in bufkit-asyncio, both Twisted TLS stacks and the other bufkit streams).
+The idle scenario ends with TLS rows (300 idle TLS connections per server:
+asyncio, uvloop, Twisted's own TLS, bufkit-selectors, bufkit-twisted and the
+raw ssl.SSLSocket floor; --contender keeps the named ones and the floor).
 Throughput cells run in interleaved rounds and report the median and range of
 the server's CPU per message; targets whose rounds disagree by more than their
 margin are "unsettled". Contenders whose module, optional dependency or C
@@ -36,7 +44,8 @@ def add_parser(
     parser.add_argument(
         "--full",
         action="store_true",
-        help="1k and 10k idle, 3 fanout cells, longer windows, 5 rounds",
+        help="1k and 10k idle, 3 fanout cells, longer windows, 5 rounds, every "
+        "TLS contender in the TLS echo cells",
     )
     parser.add_argument(
         "--smoke",
@@ -55,7 +64,8 @@ def add_parser(
         "--contender",
         action="append",
         metavar="NAME",
-        help="run only this contender (repeatable; default: all)",
+        help="run only this contender (repeatable; default: all); the TLS echo "
+        "cells then measure every named contender that speaks TLS",
     )
     parser.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     parser.add_argument(
@@ -106,6 +116,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         changes["scenarios"] = tuple(s for s in SCENARIOS if s in args.only)
     if args.contender:
         changes["contenders"] = tuple(args.contender)
+        changes["tls_contenders"] = None
     if args.duration is not None:
         changes["duration"] = args.duration
     if args.rounds is not None:
@@ -219,16 +230,29 @@ def execute(config: BenchConfig, console: Any) -> dict[str, Any]:
     render(report, console)
     if "idle" in config.scenarios:
         count = min(max(config.idle_connections), CONNECTIONS)
-        report["tls_idle"] = _tls_idle(console, count)
+        report["tls_idle"] = _tls_idle(console, count, config.contenders)
     return report
 
 
-def _tls_idle(console: Any, count: int) -> dict[str, Any]:
+def tls_idle_servers(contenders: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The TLS idle servers for ``--contender`` names (the floor always runs)."""
+    from bufkit.bench._tls_idle import EXTRA_SERVERS, FLOOR, SERVERS
+
+    if contenders is None:
+        return SERVERS
+    return tuple(
+        name for name in SERVERS + EXTRA_SERVERS if name == FLOOR or name in contenders
+    )
+
+
+def _tls_idle(
+    console: Any, count: int, contenders: tuple[str, ...] | None
+) -> dict[str, Any]:
     """Measure and print the idle scenario's TLS rows and their targets."""
     from bufkit.bench._tls_idle import tls_idle_rows, verdicts
 
     console.print(f"TLS idle: {count} connections per server ...")
-    rows = tls_idle_rows(count)
+    rows = tls_idle_rows(count, tls_idle_servers(contenders))
     for row in rows:
         if "skipped" in row:
             console.print(f"  {row['server']:18} skipped: {row['skipped']}")

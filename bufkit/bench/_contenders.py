@@ -9,6 +9,9 @@ does the real import and reports a skip of its own if the module is there
 but lacks the API the contender needs. The native contender is the C epoll
 server (:mod:`bufkit.bench._native`), built by the bench when ``cc`` is
 there: the machine's limit that every figure is also compared with.
+
+A contender with ``tls`` also serves TLS echo when the bench hands it a
+certificate; one with ``tls_only`` runs in the TLS echo cells alone.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Final, Literal
 import attrs
 
 from bufkit.bench import _native
+from bufkit.bench._certs import CertFiles
 from bufkit.bench._procs import Child, Children
 
 __all__ = [
@@ -42,6 +46,8 @@ class Contender:
     label: str
     family: Family
     requires: tuple[str, ...] = ()
+    tls: bool = False  #: serves TLS echo when given a certificate
+    tls_only: bool = False  #: runs in the TLS echo cells alone
 
 
 BASELINE: Final = "asyncio"
@@ -50,27 +56,30 @@ LIMIT: Final = "c-epoll"
 _SERVER: Final = "bufkit.bench._server"
 
 CONTENDERS: Final[tuple[Contender, ...]] = (
-    Contender("asyncio", "asyncio Protocol", "peer"),
+    Contender("asyncio", "asyncio Protocol", "peer", tls=True),
     Contender("asyncio-buffered", "asyncio BufferedProtocol 64 KiB/conn", "peer"),
-    Contender("uvloop", "uvloop Protocol", "peer", ("uvloop",)),
-    Contender("twisted", "Twisted Protocol (epoll)", "peer", ("twisted",)),
+    Contender("uvloop", "uvloop Protocol", "peer", ("uvloop",), tls=True),
+    Contender("twisted", "Twisted Protocol (epoll)", "peer", ("twisted",), tls=True),
     Contender(
         "bufkit-selectors",
         "bufkit selectors Loop",
         "bufkit",
         ("bufkit.adapters.selectors", "bufkit.servers"),
+        tls=True,
     ),
     Contender(
         "bufkit-stream",
         "bufkit stream (asyncio)",
         "bufkit",
         ("bufkit.adapters.asyncio",),
+        tls=True,
     ),
     Contender(
         "bufkit-stream-uvloop",
         "bufkit stream (uvloop)",
         "bufkit",
         ("bufkit.adapters.asyncio", "uvloop"),
+        tls=True,
     ),
     Contender(
         "bufkit-pooled",
@@ -89,6 +98,15 @@ CONTENDERS: Final[tuple[Contender, ...]] = (
         "bufkit Twisted adapter",
         "bufkit",
         ("bufkit.adapters.twisted", "twisted"),
+        tls=True,
+    ),
+    Contender(
+        "bufkit-asyncio",
+        "bufkit asyncio drop-in (create_server)",
+        "bufkit",
+        ("bufkit.adapters.asyncio",),
+        tls=True,
+        tls_only=True,
     ),
     Contender(LIMIT, "C epoll server (the machine's limit)", "native"),
 )
@@ -112,8 +130,15 @@ def skip_reason(contender: Contender) -> str | None:
     return None
 
 
-def launch(children: Children, contender: Contender, host: str) -> Child:
+def launch(
+    children: Children,
+    contender: Contender,
+    host: str,
+    tls: CertFiles | None = None,
+) -> Child:
     """Start ``contender``'s server process; it prints ``READY`` or ``SKIP``.
+
+    With ``tls``, a contender that speaks TLS also serves TLS echo.
 
     Raises:
         ContenderUnavailable: the C server could not be built (with the reason).
@@ -121,7 +146,10 @@ def launch(children: Children, contender: Contender, host: str) -> Child:
     name = f"{contender.name} server"
     if contender.family == "native":
         return children.start([_native.build(), host], name=name)
-    return children.start_python(_SERVER, contender.name, "--host", host, name=name)
+    args = ["--host", host]
+    if tls is not None and contender.tls:
+        args += ["--tls", tls.cert, tls.key]
+    return children.start_python(_SERVER, contender.name, *args, name=name)
 
 
 def _module_exists(module: str) -> bool:

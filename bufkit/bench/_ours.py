@@ -14,6 +14,13 @@
   as its docs require).
 * ``bufkit-twisted``: the very Twisted protocols of the ``twisted`` peer,
   unmodified, on :mod:`bufkit.adapters.twisted` transports (epoll reactor).
+* ``bufkit-asyncio``: the asyncio drop-in,
+  :func:`bufkit.adapters.asyncio.create_server`, serving the asyncio peer's
+  unmodified protocols (measured in the TLS echo cells).
+
+With a certificate, each also serves TLS echo with ``ssl=`` (the same echo
+protocol, on :class:`bufkit.TLSLayer`); ``bufkit-pooled`` writes through the
+loop's own transport and has no TLS echo.
 
 Each imports its adapter only when started, so a missing adapter makes that
 contender skip (the server process reports the ``ImportError``).
@@ -35,8 +42,11 @@ from bufkit.bench._wire import (
 )
 
 if TYPE_CHECKING:
+    import ssl
+
     from bufkit import BufferPool, PooledBuffer
     from bufkit.adapters.asyncio import Connection as StreamConnection
+    from bufkit.bench._certs import CertFiles
 
 __all__ = ["serve"]
 
@@ -60,7 +70,13 @@ def _in_use(pool: BufferPool) -> Callable[[], int | None]:
     return lambda: pool.stats().bytes_in_use
 
 
-def serve_selectors(host: str) -> Served:
+def _context(tls: CertFiles | None) -> ssl.SSLContext | None:
+    from bufkit.bench._certs import server_context
+
+    return None if tls is None else server_context(tls)
+
+
+def serve_selectors(host: str, tls: CertFiles | None = None) -> Served:
     """Start ``bufkit.servers.Echo`` and ``Fanout`` on the selectors ``Loop``."""
     from bufkit.adapters.selectors import Loop
     from bufkit.servers import Echo, Fanout
@@ -69,15 +85,22 @@ def serve_selectors(host: str) -> Served:
     loop = Loop(pool=pool)
     echo = loop.listen(Echo, host, 0, backlog=BACKLOG)
     fanout = loop.listen(Fanout, host, 0, backlog=BACKLOG)
+    ctx = _context(tls)
+    tls_port = None
+    if ctx is not None:
+        tls_port = loop.listen(Echo, host, 0, backlog=BACKLOG, ssl=ctx).address[1]
     return Served(
         echo_port=echo.address[1],
         fanout_port=fanout.address[1],
         run_forever=loop.run_forever,
         pool_bytes=_in_use(pool),
+        tls_port=tls_port,
     )
 
 
-def serve_stream(host: str, *, use_uvloop: bool) -> Served:
+def serve_stream(
+    host: str, *, use_uvloop: bool, tls: CertFiles | None = None
+) -> Served:
     """Start the asyncio readiness stream (protocol mode) on a new loop."""
     from bufkit.adapters.asyncio import StreamProtocol, start_protocol_server
 
@@ -100,18 +123,20 @@ def serve_stream(host: str, *, use_uvloop: bool) -> Served:
     loop = new_loop(use_uvloop)
     pool = _stream_pool()
 
-    def listen(factory: type[StreamProtocol]) -> int:
+    def listen(factory: type[StreamProtocol], ctx: ssl.SSLContext | None = None) -> int:
         server = loop.run_until_complete(
-            start_protocol_server(factory, host, 0, pool=pool, backlog=BACKLOG)
+            start_protocol_server(factory, host, 0, pool=pool, backlog=BACKLOG, ssl=ctx)
         )
         port: int = server.sockets[0].getsockname()[1]
         return port
 
+    ctx = _context(tls)
     return Served(
         echo_port=listen(Echo),
         fanout_port=listen(Fanout),
         run_forever=loop.run_forever,
         pool_bytes=_in_use(pool),
+        tls_port=None if ctx is None else listen(Echo, ctx),
     )
 
 
@@ -152,7 +177,7 @@ def serve_pooled(host: str, *, use_uvloop: bool) -> Served:
     )
 
 
-def serve_twisted_adapter(host: str) -> Served:
+def serve_twisted_adapter(host: str, tls: CertFiles | None = None) -> Served:
     """Start the Twisted peer's protocols on bufkit's Twisted transports."""
     from bufkit.adapters.twisted import listen_tcp
     from bufkit.bench._peers import twisted_peer
@@ -160,22 +185,52 @@ def serve_twisted_adapter(host: str) -> Served:
     pool = _pool()
     reactor, echo, fanout = twisted_peer()
 
-    def listen(factory: object) -> int:
+    def listen(factory: object, ctx: ssl.SSLContext | None = None) -> int:
         port = listen_tcp(
-            reactor, 0, factory, interface=host, backlog=BACKLOG, pool=pool
+            reactor, 0, factory, interface=host, backlog=BACKLOG, pool=pool, ssl=ctx
         )
         number: int = port.getHost().port
         return number
 
+    ctx = _context(tls)
     return Served(
         echo_port=listen(echo),
         fanout_port=listen(fanout),
         run_forever=reactor.run,
         pool_bytes=_in_use(pool),
+        tls_port=None if ctx is None else listen(echo, ctx),
     )
 
 
-def serve(name: str, host: str) -> Served:
+def serve_drop_in(host: str, tls: CertFiles | None = None) -> Served:
+    """Start the asyncio peer's protocols on the drop-in ``create_server``."""
+    from bufkit.adapters.asyncio import create_server
+    from bufkit.bench._peers import echo_protocols
+
+    echo, fanout = echo_protocols()
+    loop = new_loop(use_uvloop=False)
+    pool = _pool()
+
+    def listen(
+        factory: Callable[[], asyncio.Protocol], ctx: ssl.SSLContext | None = None
+    ) -> int:
+        server = loop.run_until_complete(
+            create_server(factory, host, 0, pool=pool, backlog=BACKLOG, ssl=ctx)
+        )
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+
+    ctx = _context(tls)
+    return Served(
+        echo_port=listen(echo),
+        fanout_port=listen(fanout),
+        run_forever=loop.run_forever,
+        pool_bytes=_in_use(pool),
+        tls_port=None if ctx is None else listen(echo, ctx),
+    )
+
+
+def serve(name: str, host: str, tls: CertFiles | None = None) -> Served:
     """Start bufkit contender ``name`` on ``host``.
 
     Raises:
@@ -183,11 +238,13 @@ def serve(name: str, host: str) -> Served:
         ImportError: the adapter it needs is not importable.
     """
     if name == "bufkit-selectors":
-        return serve_selectors(host)
+        return serve_selectors(host, tls)
     if name in ("bufkit-stream", "bufkit-stream-uvloop"):
-        return serve_stream(host, use_uvloop=name.endswith("-uvloop"))
+        return serve_stream(host, use_uvloop=name.endswith("-uvloop"), tls=tls)
     if name in ("bufkit-pooled", "bufkit-pooled-uvloop"):
         return serve_pooled(host, use_uvloop=name.endswith("-uvloop"))
     if name == "bufkit-twisted":
-        return serve_twisted_adapter(host)
+        return serve_twisted_adapter(host, tls)
+    if name == "bufkit-asyncio":
+        return serve_drop_in(host, tls)
     raise ContenderUnavailable(f"{name} has no server in this version of bufkit")

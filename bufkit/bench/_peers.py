@@ -6,13 +6,18 @@ with what people actually run: an :class:`asyncio.Protocol` that writes what
 :class:`asyncio.BufferedProtocol` that owns a 64 KiB ``bytearray`` per
 connection and copies out of it (the completion-style "buffer per pending
 read" pattern), and a Twisted ``Protocol`` on the epoll reactor.
+
+With a certificate, the same echo protocol also serves TLS echo the way
+each framework offers TLS: ``create_server(ssl=)`` on asyncio and uvloop,
+and Twisted's own TLS (pyOpenSSL, :class:`TLSMemoryBIOFactory`) around the
+same factory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from bufkit.bench._wire import (
     BACKLOG,
@@ -22,13 +27,18 @@ from bufkit.bench._wire import (
     Served,
 )
 
+if TYPE_CHECKING:
+    from bufkit.bench._certs import CertFiles
+
 __all__ = [
     "READ_BUFFER",
+    "echo_protocols",
     "listen_port",
     "new_loop",
     "serve_asyncio",
     "serve_twisted",
     "twisted_peer",
+    "twisted_tls_factory",
 ]
 
 READ_BUFFER: Final = 65536
@@ -85,6 +95,11 @@ class _BufferedFanout(_BufferedEcho):
             write(_CHUNK)
 
 
+def echo_protocols() -> tuple[type[asyncio.Protocol], type[asyncio.Protocol]]:
+    """The asyncio peer's echo and fanout protocols (for the drop-in)."""
+    return _Echo, _Fanout
+
+
 def new_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
     """Return a new default-policy or uvloop event loop, set as current."""
     if use_uvloop:
@@ -105,8 +120,10 @@ def listen_port(server: asyncio.Server) -> int:
     return port
 
 
-def serve_asyncio(host: str, *, use_uvloop: bool, buffered: bool) -> Served:
-    """Start the asyncio (or uvloop) peers on ``host``."""
+def serve_asyncio(
+    host: str, *, use_uvloop: bool, buffered: bool, tls: CertFiles | None = None
+) -> Served:
+    """Start the asyncio (or uvloop) peers on ``host`` (TLS echo with ``tls``)."""
     loop = new_loop(use_uvloop)
     echo: type[asyncio.BaseProtocol] = _BufferedEcho if buffered else _Echo
     fanout: type[asyncio.BaseProtocol] = _BufferedFanout if buffered else _Fanout
@@ -116,11 +133,20 @@ def serve_asyncio(host: str, *, use_uvloop: bool, buffered: bool) -> Served:
     fanout_server = loop.run_until_complete(
         loop.create_server(fanout, host, 0, backlog=BACKLOG)
     )
+    tls_port = None
+    if tls is not None and not buffered:
+        from bufkit.bench._certs import server_context
+
+        tls_server = loop.run_until_complete(
+            loop.create_server(_Echo, host, 0, backlog=BACKLOG, ssl=server_context(tls))
+        )
+        tls_port = listen_port(tls_server)
     return Served(
         echo_port=listen_port(echo_server),
         fanout_port=listen_port(fanout_server),
         run_forever=loop.run_forever,
         buffer_bytes=(lambda: _Live.count * READ_BUFFER) if buffered else _zero,
+        tls_port=tls_port,
     )
 
 
@@ -164,8 +190,26 @@ def twisted_peer() -> tuple[Any, Any, Any]:
     return reactor, echo, fanout
 
 
-def serve_twisted(host: str) -> Served:
-    """Start the Twisted peer (epoll reactor) on ``host``."""
+def twisted_tls_factory(factory: Any, tls: CertFiles) -> Any:
+    """Wrap ``factory`` in Twisted's own TLS (pyOpenSSL) with ``tls``.
+
+    Raises:
+        ContenderUnavailable: pyOpenSSL (Twisted's TLS) cannot be imported.
+    """
+    try:
+        from twisted.internet import ssl
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+    except ImportError as exc:
+        raise ContenderUnavailable(f"Twisted's TLS needs pyOpenSSL: {exc}") from exc
+    with open(tls.cert, "rb") as cert, open(tls.key, "rb") as key:
+        pem = cert.read() + key.read()
+    private: Any = ssl.PrivateCertificate  # untyped in Twisted
+    options = private.loadPEM(pem).options()
+    return TLSMemoryBIOFactory(options, False, factory)
+
+
+def serve_twisted(host: str, tls: CertFiles | None = None) -> Served:
+    """Start the Twisted peer (epoll reactor) on ``host`` (TLS echo with ``tls``)."""
     reactor, echo, fanout = twisted_peer()
 
     def listen(factory: Any) -> int:
@@ -173,8 +217,16 @@ def serve_twisted(host: str) -> Served:
         number: int = port.getHost().port
         return number
 
+    tls_port, tls_note = None, None
+    if tls is not None:
+        try:
+            tls_port = listen(twisted_tls_factory(echo, tls))
+        except ContenderUnavailable as exc:
+            tls_note = str(exc)
     return Served(
         echo_port=listen(echo),
         fanout_port=listen(fanout),
         run_forever=reactor.run,
+        tls_port=tls_port,
+        tls_note=tls_note,
     )

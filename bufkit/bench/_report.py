@@ -118,6 +118,18 @@ _COLUMNS: Final[dict[str, tuple[tuple[str, ...], list[_Column]]]] = {
             _Column("cpu_utils", "CPU srv/cli", _utils),
         ],
     ),
+    "tls-echo": (
+        ("connections", "size"),
+        [
+            _Column("connections", "conns", _num(",")),
+            _Column("size", "size", _size),
+            _Column("server_cpu_us_per_msg", "srv µs/msg", _num(".2f"), True, True),
+            _Column("server_cpu_s_per_gb", "srv s/GB", _num(".3f"), True),
+            _Column("mb_per_s", "MB/s", _num(",.0f"), ratio=True),
+            _Column("saturated", "saturated", _text),
+            _Column("cpu_utils", "CPU srv/cli", _utils),
+        ],
+    ),
     "fanout": (
         ("connections",),
         [
@@ -144,6 +156,8 @@ CAPTION: Final = (
 TITLES: Final = {
     "idle": "Idle memory: RSS growth per connection, pool bytes in use",
     "echo": "Echo: server CPU per message (pipelined; median of interleaved rounds)",
+    "tls-echo": "TLS echo: server CPU per message and per GB over TLS (x aio: "
+    "asyncio ssl=)",
     "fanout": "Fanout: 1-byte request -> 32 writes of 100 B; server CPU per response",
     "micro": "Queue and pool micro-benchmarks (best of repeats)",
 }

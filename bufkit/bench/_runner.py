@@ -8,20 +8,28 @@ the per-round ratios stay meaningful. Idle memory runs first, while the
 servers are fresh. A contender that fails (its server crashed, a client
 reported an error) gets an error row for that cell and the run goes on; a
 contender whose server is gone is marked failed for the rest of the run.
+
+The echo scenario's TLS cells (reported as ``tls-echo``) run right after
+its plain cells, against the servers' TLS echo ports, with the contenders
+that speak TLS and that the run's ``tls_contenders`` names; the servers get
+a throwaway certificate (:mod:`bufkit.bench._certs`) when they start.
 """
 
 from __future__ import annotations
 
 import json
 import signal
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
-from bufkit.bench import _contenders, _environment
+from bufkit.bench import _certs, _contenders, _environment
+from bufkit.bench._certs import CertFiles
 from bufkit.bench._config import BenchConfig
 from bufkit.bench._procs import BenchError, Child, Children
 from bufkit.bench._scenarios import (
@@ -36,7 +44,7 @@ from bufkit.bench._scenarios import (
 )
 from bufkit.bench._wire import ContenderUnavailable
 
-__all__ = ["Progress", "run"]
+__all__ = ["Progress", "run", "tls_contenders"]
 
 _HOST: Final = "127.0.0.1"
 _READY_TIMEOUT: Final = 60.0
@@ -46,13 +54,16 @@ Progress = Callable[[str, str, int, int], object]
 
 
 def _start_servers(
-    children: Children, names: list[str], statuses: dict[str, dict[str, Any]]
+    children: Children,
+    names: list[str],
+    statuses: dict[str, dict[str, Any]],
+    tls: CertFiles | None = None,
 ) -> dict[str, Server]:
     started: dict[str, Child] = {}
     for name in names:
         try:
             started[name] = _contenders.launch(
-                children, _contenders.by_name(name), _HOST
+                children, _contenders.by_name(name), _HOST, tls
             )
         except ContenderUnavailable as exc:
             statuses[name] |= {"status": "skipped", "reason": str(exc)}
@@ -70,7 +81,11 @@ def _start_servers(
             continue
         statuses[name] |= {"status": "ran", "pid": payload["pid"]}
         statuses[name] |= {"ports": [payload["echo"], payload["fanout"]]}
-        servers[name] = Server(name, child, payload["echo"], payload["fanout"])
+        if payload.get("tls_note"):
+            statuses[name] |= {"tls_note": payload["tls_note"]}
+        servers[name] = Server(
+            name, child, payload["echo"], payload["fanout"], payload.get("tls")
+        )
     return servers
 
 
@@ -84,9 +99,12 @@ class _Cell:
 
 
 def _cells(
-    config: BenchConfig, children: Children, loader: Loader
+    config: BenchConfig,
+    children: Children,
+    loader: Loader,
+    cafile: str | None = None,
 ) -> dict[str, list[_Cell]]:
-    """Return each scenario's cells."""
+    """Return each scenario's cells (``tls-echo``'s need ``cafile``)."""
 
     def idle(n: int) -> _Cell:
         return _Cell(f"{n} idle connections", lambda s: idle_cell(s, children, n))
@@ -105,12 +123,22 @@ def _cells(
             config.rounds,
         )
 
+    def tls_echo(c: int, size: int) -> _Cell:
+        return _Cell(
+            f"TLS {c} conn x {_size(size)}",
+            lambda s: echo_cell(s, loader, config, c, size, cafile=cafile),
+            config.rounds,
+        )
+
     def syscalls(server: Server) -> Row:
         return syscall_cell(server, children, config)
 
     return {
         "idle": [idle(n) for n in config.idle_connections],
         "echo": [echo(c, s) for c, s in config.echo_cells],
+        "tls-echo": [tls_echo(c, s) for c, s in config.tls_echo_cells]
+        if cafile is not None
+        else [],
         "fanout": [fanout(c) for c in config.fanout_connections]
         + [_Cell("syscalls (strace)", syscalls)],
     }
@@ -230,25 +258,54 @@ def run(config: BenchConfig, progress: Progress) -> dict[str, Any]:
         "config": json.loads(json.dumps(_config_dict(config))),
         "scenarios": {},
     }
+    tls_names = tls_contenders(config, runnable)
+    note = _certs.unavailable() if tls_names else None
+    if note is not None:
+        report["tls_echo_note"] = f"TLS echo cells skipped: {note}"
+        tls_names = []
+    plain = [n for n in runnable if not _contenders.by_name(n).tls_only]
+    for name in runnable:
+        if name not in plain and name not in tls_names:
+            statuses[name] |= {
+                "status": "not run",
+                "reason": "runs in the TLS echo cells only (--full or --contender)",
+            }
     started = time.monotonic()
-    with _sigterm_as_interrupt(), Children() as children:
+    with (
+        _sigterm_as_interrupt(),
+        Children() as children,
+        _certificate(bool(tls_names)) as tls,
+    ):
         progress("setup", "starting servers", 0, 1)
+        names = [n for n in runnable if n in plain or n in tls_names]
         servers = (
-            _start_servers(children, runnable, statuses)
+            _start_servers(children, names, statuses, tls)
             if _needs_servers(config)
             else {}
         )
         progress("setup", "servers ready", 1, 1)
         loader = Loader(children)
-        cells = _cells(config, children, loader)
+        cells = _cells(config, children, loader, None if tls is None else tls.cert)
+        plain_servers = {n: s for n, s in servers.items() if n in plain}
         for scenario in config.scenarios:
             if scenario == "micro":
                 report["scenarios"]["micro"] = _micro(children, config, progress)
                 continue
-            rows = _run_cells(scenario, cells[scenario], servers, statuses, progress)
+            rows = _run_cells(
+                scenario, cells[scenario], plain_servers, statuses, progress
+            )
             report["scenarios"][scenario] = (
                 _merge_syscalls(rows) if scenario == "fanout" else rows
             )
+            if scenario == "echo" and cells["tls-echo"]:
+                tls_servers = {
+                    n: s
+                    for n, s in servers.items()
+                    if n in tls_names and s.tls_port is not None
+                }
+                report["scenarios"]["tls-echo"] = _run_cells(
+                    "tls-echo", cells["tls-echo"], tls_servers, statuses, progress
+                )
         loader.reset()
         report["server_pids"] = [s.child.pid for s in servers.values()]
     for status in statuses.values():
@@ -257,6 +314,28 @@ def run(config: BenchConfig, progress: Progress) -> dict[str, Any]:
     report["contenders"] = list(statuses.values())
     report["seconds"] = time.monotonic() - started
     return report
+
+
+def tls_contenders(config: BenchConfig, runnable: list[str]) -> list[str]:
+    """The contenders of ``runnable`` that the TLS echo cells measure."""
+    if "echo" not in config.scenarios or not config.tls_echo_cells:
+        return []
+    wanted = config.tls_contenders
+    return [
+        name
+        for name in runnable
+        if _contenders.by_name(name).tls and (wanted is None or name in wanted)
+    ]
+
+
+@contextmanager
+def _certificate(needed: bool) -> Iterator[CertFiles | None]:
+    """A throwaway certificate for the run's TLS echo, if ``needed``."""
+    if not needed:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="bufkit-bench-tls-") as tmp:
+        yield _certs.self_signed(Path(tmp))
 
 
 def _needs_servers(config: BenchConfig) -> bool:

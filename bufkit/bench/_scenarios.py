@@ -61,6 +61,7 @@ class Server:
     child: Child
     echo_port: int
     fanout_port: int
+    tls_port: int | None = None  #: TLS echo, if the server offers it
 
     def stats(self) -> ServerStats:
         """Ask the server for a snapshot of its process."""
@@ -227,6 +228,10 @@ _NAMES: Final = {
         "server_cpu_us_per_unit": "server_cpu_us_per_msg",
         "units_per_s": "msgs_per_s",
     },
+    "tls-echo": {
+        "server_cpu_us_per_unit": "server_cpu_us_per_msg",
+        "units_per_s": "msgs_per_s",
+    },
     "fanout": {
         "server_cpu_us_per_unit": "server_cpu_us_per_response",
         "units_per_s": "responses_per_s",
@@ -239,7 +244,7 @@ def summarise(scenario: str, row: Row) -> Row:
 
     Each figure ``f`` gets ``f`` (the median) and ``f_range`` ([min, max]).
     """
-    unit = row["size"] if scenario == "echo" else FANOUT_RESPONSE
+    unit = FANOUT_RESPONSE if scenario == "fanout" else row["size"]
     per_round = [_figures(sample, unit) for sample in row["samples"]]
     out = dict(row, rounds=len(per_round))
     for key in per_round[0]:
@@ -252,22 +257,39 @@ def summarise(scenario: str, row: Row) -> Row:
 
 
 def echo_cell(
-    server: Server, loader: Loader, config: BenchConfig, connections: int, size: int
+    server: Server,
+    loader: Loader,
+    config: BenchConfig,
+    connections: int,
+    size: int,
+    *,
+    cafile: str | None = None,
 ) -> Row:
-    """One round of ``size``-byte messages streamed over ``connections``."""
+    """One round of ``size``-byte messages streamed over ``connections``.
+
+    With ``cafile`` (the certificate the server's TLS echo presents), the
+    round runs over TLS against the server's TLS echo port; each round opens
+    fresh connections, and the handshakes end before the warm-up starts.
+    """
     window = echo_window(connections, size)
-    job = {
+    tls = cafile is not None
+    if tls and server.tls_port is None:
+        raise BenchError(f"{server.name} serves no TLS echo")
+    job: dict[str, Any] = {
         "mode": "echo",
-        "port": server.echo_port,
+        "port": server.tls_port if tls else server.echo_port,
         "connections": connections,
         "size": size,
         "window": window,
     }
+    if tls:
+        job["cafile"] = cafile
     return {
         "contender": server.name,
         "connections": connections,
         "size": size,
         "window": window,
+        "tls": tls,
         "samples": [measure_round(server, loader, config, job)],
     }
 

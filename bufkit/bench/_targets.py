@@ -17,7 +17,7 @@ from typing import Any, Final
 from bufkit.bench._contenders import LIMIT
 from bufkit.bench._stats import HIT, MISSED, Judged, judge, paired_ratios
 
-__all__ = ["evaluate"]
+__all__ = ["TLS_PAIRS", "evaluate"]
 
 Row = dict[str, Any]
 
@@ -225,6 +225,50 @@ def _echo(rows: list[Row]) -> Iterator[Row]:
             )
 
 
+#: TLS echo targets: (ours, the peer it must match) in every TLS echo cell.
+TLS_PAIRS: Final = (
+    ("bufkit-selectors", "asyncio"),
+    ("bufkit-stream-uvloop", "uvloop"),
+)
+
+
+def _throughput(row: Row) -> list[float]:
+    """The bytes per second of each round of ``row``."""
+    return [s["bytes"] / s["seconds"] for s in row.get("samples", ()) if s["seconds"]]
+
+
+def _tls_echo(rows: list[Row]) -> Iterator[Row]:
+    rows = _ok(rows)
+    for ours, peer in TLS_PAIRS:
+        for row in rows:
+            if row["contender"] != ours:
+                continue
+            cell = {"connections": row["connections"], "size": row["size"]}
+            other = _find(rows, peer, **cell)
+            if other is None:
+                continue
+            size = row["size"]
+            label = f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
+            where = f"TLS, {row['connections']} conn x {label}"
+            cpu = paired_ratios(_cpu_per_byte(row), _cpu_per_byte(other))
+            if cpu:
+                yield _judged(
+                    f"TLS echo server CPU per GB <= {peer} ssl= ({where})",
+                    ours,
+                    judge(cpu, 1.0, "lower"),
+                    f"{peer} ssl=",
+                    _vs_limit(rows, row, "server_cpu_s_per_gb", **cell),
+                )
+            rate = paired_ratios(_throughput(row), _throughput(other))
+            if rate:
+                yield _judged(
+                    f"TLS echo throughput >= {peer} ssl= ({where})",
+                    ours,
+                    judge(rate, 1.0, "higher"),
+                    f"{peer} ssl=",
+                )
+
+
 def _micro(rows: list[Row]) -> Iterator[Row]:
     for shape in ("1 write", "64 KiB writes"):
         small = _drain(rows, 4, shape)
@@ -262,7 +306,13 @@ def _drain(rows: list[Row], mib: int, shape: str) -> Row | None:
 
 def evaluate(scenarios: dict[str, list[Row]]) -> list[Row]:
     """Return one row per target that this run's figures can judge."""
-    checks = {"idle": _idle, "fanout": _fanout, "echo": _echo, "micro": _micro}
+    checks = {
+        "idle": _idle,
+        "fanout": _fanout,
+        "echo": _echo,
+        "tls-echo": _tls_echo,
+        "micro": _micro,
+    }
     targets: list[Row] = []
     for scenario, check in checks.items():
         targets.extend(check(scenarios.get(scenario, [])))

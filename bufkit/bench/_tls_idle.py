@@ -1,17 +1,22 @@
 """The idle scenario's TLS rows: server memory per idle TLS connection.
 
-Theory of operation: each server (asyncio ``ssl=``, uvloop ``ssl=``, the
-bufkit selectors ``Loop`` with ``ssl=``, and non-blocking ``ssl.SSLSocket``
-objects on a selector, the floor for a Python TLS server) runs in its own
-process, ``python -m bufkit.bench._tls_idle NAME CERT KEY``, echoes, prints
-``READY PORT``, and answers ``pool`` on stdin with the pool bytes it has lent
-(bufkit only). The bench opens the connections from its own process with
-Python's :mod:`ssl`, completes each handshake and echoes one message, waits
-one second, and reads the server's resident set size from ``/proc``: (RSS with
-the idle connections - RSS before any) per connection. The certificate is a
-self-signed one that ``openssl req`` writes into a temporary folder; without
-the tool the rows are skipped. Targets are judged against the other rows of
-the same run, by the bench, never by a test.
+Theory of operation: each server runs in its own process, ``python -m
+bufkit.bench._tls_idle NAME CERT KEY``, echoes over TLS, prints ``READY
+PORT``, and answers ``pool`` on stdin with the pool bytes it has lent (bufkit
+only). The servers (:data:`SERVERS`): asyncio ``ssl=``, uvloop ``ssl=``,
+Twisted's own TLS (pyOpenSSL, ``TLSMemoryBIOFactory``), the bufkit selectors
+``Loop`` and bufkit's Twisted transports with ``ssl=``, and non-blocking
+``ssl.SSLSocket`` objects on a selector, the floor for a Python TLS server;
+:data:`EXTRA_SERVERS` adds the asyncio drop-in on asyncio and on uvloop.
+
+The bench opens the connections from its own process with Python's
+:mod:`ssl`, :data:`BATCH` at a time (non-blocking handshakes, then one echoed
+message each), waits half a second, and reads the server's resident set size
+from ``/proc``: (RSS with the idle connections - RSS before any) per
+connection. The certificate is a throwaway one (:mod:`bufkit.bench._certs`).
+Targets are judged against the other rows of the same run, by the bench,
+never by a test. ``benchmarks/tls_idle_rss.py`` is a command line over this
+module.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import selectors
-import shutil
 import socket
 import ssl
 import subprocess
@@ -29,14 +33,46 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-__all__ = ["CONNECTIONS", "SERVERS", "main", "tls_idle_rows", "verdicts"]
+if TYPE_CHECKING:
+    from bufkit.bench._certs import CertFiles
 
-SERVERS: Final = ("bufkit-selectors", "raw-sslsocket", "asyncio", "uvloop")
-CONNECTIONS: Final = 500
+__all__ = [
+    "BATCH",
+    "CONNECTIONS",
+    "EXTRA_SERVERS",
+    "FLOOR",
+    "SERVERS",
+    "main",
+    "measure",
+    "tls_idle_rows",
+    "verdicts",
+]
+
+FLOOR: Final = "raw-sslsocket"
+SERVERS: Final = (
+    "bufkit-selectors",
+    FLOOR,
+    "asyncio",
+    "uvloop",
+    "twisted",
+    "bufkit-twisted",
+)
+"""The servers of the idle scenario's TLS rows, in order."""
+EXTRA_SERVERS: Final = ("bufkit-asyncio", "bufkit-asyncio-uvloop")
+"""The asyncio drop-in (``create_server(ssl=)``) on asyncio and on uvloop."""
+CONNECTIONS: Final = 300
 """Idle TLS connections per server (each costs a full handshake)."""
-_SETTLE: Final = 1.0
+BATCH: Final = 16
+"""Handshakes the client runs at once."""
+_SETTLE: Final = 0.5
+_NEEDS: Final = {
+    "uvloop": "uvloop",
+    "bufkit-asyncio-uvloop": "uvloop",
+    "twisted": "OpenSSL",
+    "bufkit-twisted": "twisted",
+}
 
 
 def _context(cert: str, key: str) -> ssl.SSLContext:
@@ -55,6 +91,46 @@ def _ready(port: int, pool: Callable[[], int | None]) -> None:
         os._exit(0)
 
     threading.Thread(target=control, daemon=True).start()
+
+
+def _serve_twisted(cert: str, key: str, ours: bool) -> None:
+    from bufkit.bench._certs import CertFiles
+    from bufkit.bench._peers import twisted_peer, twisted_tls_factory
+
+    reactor, echo, _fanout = twisted_peer()
+    if ours:
+        from bufkit.adapters.twisted import listen_tcp
+
+        pool = _pool()
+        port = listen_tcp(
+            reactor, 0, echo, interface="127.0.0.1", ssl=_context(cert, key), pool=pool
+        )
+        _ready(port.getHost().port, lambda: pool.stats().bytes_in_use)
+    else:
+        wrapped = twisted_tls_factory(echo, CertFiles(cert, key))
+        port = reactor.listenTCP(0, wrapped, interface="127.0.0.1")
+        _ready(port.getHost().port, lambda: None)
+    reactor.run()
+
+
+def _serve_drop_in(ctx: ssl.SSLContext, use_uvloop: bool) -> None:
+    from bufkit.adapters.asyncio import create_server
+    from bufkit.bench._peers import echo_protocols, new_loop
+
+    loop = new_loop(use_uvloop)
+    pool = _pool()
+    echo, _fanout = echo_protocols()
+    server = loop.run_until_complete(
+        create_server(echo, "127.0.0.1", 0, ssl=ctx, pool=pool)
+    )
+    _ready(server.sockets[0].getsockname()[1], lambda: pool.stats().bytes_in_use)
+    loop.run_forever()
+
+
+def _pool() -> Any:
+    from bufkit import BufferPool
+
+    return BufferPool()
 
 
 def _serve_bufkit(ctx: ssl.SSLContext) -> None:
@@ -140,11 +216,16 @@ def main(argv: list[str] | None = None) -> int:
 
     name, cert, key = argv if argv is not None else sys.argv[1:]
     raise_nofile_limit()
+    if name in ("twisted", "bufkit-twisted"):
+        _serve_twisted(cert, key, ours=name == "bufkit-twisted")
+        return 0
     ctx = _context(cert, key)
     if name == "bufkit-selectors":
         _serve_bufkit(ctx)
-    elif name == "raw-sslsocket":
+    elif name == FLOOR:
         _serve_raw(ctx)
+    elif name.startswith("bufkit-asyncio"):
+        _serve_drop_in(ctx, use_uvloop=name.endswith("-uvloop"))
     else:
         _serve_asyncio(ctx, use_uvloop=name == "uvloop")
     return 0
@@ -157,28 +238,70 @@ def _rss(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def _certificate(folder: Path) -> tuple[str, str] | None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        return None
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            *(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt"),
-            *("ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost"),
-            *("-addext", "subjectAltName=DNS:localhost", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert)),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return str(cert), str(key)
+def _open(port: int, cafile: str, count: int) -> list[ssl.SSLSocket]:
+    """Open ``count`` TLS connections, each with one message echoed."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    socks: list[ssl.SSLSocket] = []
+    try:
+        with selectors.DefaultSelector() as sel:
+            while len(socks) < count:
+                batch = []
+                for _ in range(min(BATCH, count - len(socks))):
+                    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+                    tls = ctx.wrap_socket(
+                        raw, server_hostname="localhost", do_handshake_on_connect=False
+                    )
+                    socks.append(tls)
+                    tls.setblocking(False)
+                    batch.append(tls)
+                _settle(sel, batch)
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
 
 
-def _measure(name: str, cert: str, key: str, count: int) -> dict[str, Any]:
+def _settle(sel: selectors.BaseSelector, batch: list[ssl.SSLSocket]) -> None:
+    """Drive the handshakes and one echo of ``batch`` to the end."""
+    echoed = {sock: bytearray() for sock in batch}
+    deadline = time.monotonic() + 60
+    todo = list(batch)
+    for sock in todo:
+        sel.register(sock, selectors.EVENT_READ)
+    try:
+        while todo:
+            todo = [sock for sock in todo if not _step(sock, echoed[sock])]
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"{len(todo)} TLS connections did not echo")
+            if todo:
+                sel.select(0.5)
+    finally:
+        for sock in batch:
+            sel.unregister(sock)
+
+
+def _step(sock: ssl.SSLSocket, echoed: bytearray) -> bool:
+    """Advance one connection; return whether its message came back."""
+    try:
+        if not echoed:
+            sock.do_handshake()
+            echoed += b"-"  # the handshake is done: send the message once
+            sock.send(b"ping")
+        while len(echoed) < 5:
+            more = sock.recv(5 - len(echoed))
+            if not more:
+                raise ConnectionError("the server closed a TLS connection")
+            echoed += more
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return False
+    return True
+
+
+def measure(name: str, files: CertFiles, count: int) -> dict[str, Any]:
+    """Measure server ``name`` with ``count`` idle TLS connections; one row."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bufkit.bench._tls_idle", name, cert, key],
+        [sys.executable, "-m", "bufkit.bench._tls_idle", name, files.cert, files.key],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -195,18 +318,7 @@ def _measure(name: str, cert: str, key: str, count: int) -> dict[str, Any]:
         port = int(line.split()[1])
         time.sleep(0.3)
         before = _rss(proc.pid)
-        client = ssl.create_default_context(cafile=cert)
-        for _ in range(count):
-            raw = socket.create_connection(("127.0.0.1", port), timeout=30)
-            tls = client.wrap_socket(raw, server_hostname="localhost")
-            socks.append(tls)
-            tls.sendall(b"ping")
-            got = b""
-            while len(got) < 4:
-                more = tls.recv(4 - len(got))
-                if not more:
-                    raise ConnectionError(f"{name} closed a TLS connection")
-                got += more
+        socks = _open(port, files.cert, count)
         time.sleep(_SETTLE)
         after = _rss(proc.pid)
         proc.stdin.write("pool\n")
@@ -224,21 +336,33 @@ def _measure(name: str, cert: str, key: str, count: int) -> dict[str, Any]:
         proc.communicate(timeout=10)
 
 
-def tls_idle_rows(count: int) -> list[dict[str, Any]]:
-    """Measure every TLS server with ``count`` idle connections; one row each."""
+def _missing(name: str) -> str | None:
+    module = _NEEDS.get(name)
+    if module is not None and importlib.util.find_spec(module) is None:
+        return f"{module} is not installed"
+    return None
+
+
+def tls_idle_rows(
+    count: int, servers: tuple[str, ...] = SERVERS
+) -> list[dict[str, Any]]:
+    """Measure each of ``servers`` with ``count`` idle TLS connections; one row each."""
+    from bufkit.bench._certs import self_signed, unavailable
     from bufkit.bench._wire import raise_nofile_limit
 
     raise_nofile_limit()
+    reason = unavailable()
+    if reason is not None:
+        return [{"server": n, "skipped": reason} for n in servers]
     with tempfile.TemporaryDirectory(prefix="bufkit-bench-tls-") as tmp:
-        files = _certificate(Path(tmp))
-        if files is None:
-            return [{"server": n, "skipped": "no openssl tool"} for n in SERVERS]
+        files = self_signed(Path(tmp))
         rows = []
-        for name in SERVERS:
-            if name == "uvloop" and importlib.util.find_spec("uvloop") is None:
-                rows.append({"server": name, "skipped": "uvloop is not installed"})
+        for name in servers:
+            missing = _missing(name)
+            if missing is not None:
+                rows.append({"server": name, "skipped": missing})
                 continue
-            rows.append(_measure(name, *files, count))
+            rows.append(measure(name, files, count))
     return rows
 
 
@@ -265,6 +389,9 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
             ours < per["uvloop"],
             f"{ours / 1024:.1f} vs {per['uvloop'] / 1024:.1f} KiB",
         )
+    if "twisted" in per and "bufkit-twisted" in per:
+        ratio = per["bufkit-twisted"] / per["twisted"]
+        out.append(f"reported: bufkit-twisted vs Twisted's own TLS ({ratio:.2f}x)")
     pool = next(
         r.get("pool_bytes_idle") for r in rows if r["server"] == "bufkit-selectors"
     )

@@ -7,6 +7,9 @@ Every contender serves two protocols on two ephemeral ports of 127.0.0.1:
   :data:`FANOUT_WRITES` separate writes of :data:`FANOUT_CHUNK` bytes each
   (the "handler makes many small writes" case).
 
+Started with ``--tls CERT KEY``, a contender that speaks TLS also serves
+**TLS echo** (echo over TLS) on a third port.
+
 A server process prints one line ``READY {json}`` (its pid and ports) or
 ``SKIP reason`` on stdout, then answers control lines on stdin: ``stats``
 gets ``STATS {json}`` back (see :class:`ServerStats`), ``quit`` or the end of
@@ -63,6 +66,8 @@ class Served:
     run_forever: Callable[[], object]
     pool_bytes: Callable[[], int | None] = _none
     buffer_bytes: Callable[[], int | None] = _none
+    tls_port: int | None = None  #: TLS echo, when asked for and offered
+    tls_note: str | None = None  #: why there is no TLS echo
 
 
 @attrs.frozen
