@@ -96,10 +96,12 @@ from __future__ import annotations
 import enum
 import errno
 import logging
+import os
 import sys
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
 
 from bufkit._checks import positive_int
@@ -1046,13 +1048,15 @@ class Connection:
             self._error = exc
 
     def _from_reader_acquire(self, exc: PoolExhausted) -> bool:
-        # The reader's own acquire failed (not the protocol's): the frame
-        # after ReadinessReader.on_readable's is the pool's acquire.
+        # The reader's own acquire failed (not the protocol's): the traceback
+        # entry after ReadinessReader.on_readable's is the pool's acquire.
+        # Told by function and file name, which a compiled build's entries
+        # keep (its functions have no code objects or locals to compare).
         tb = exc.__traceback__
-        while tb is not None and tb.tb_frame.f_code is not _READER_CODE:
+        while tb is not None and not _runs(tb, "on_readable", "_reader.py"):
             tb = tb.tb_next
         below = None if tb is None else tb.tb_next
-        return below is not None and below.tb_frame.f_locals.get("self") is self._pool
+        return below is not None and _runs(below, "acquire", "_pool.py")
 
     def _request_flush(self) -> None:
         if not (self._in_event or self._write_armed or self._flush_scheduled):
@@ -1506,6 +1510,13 @@ def _write_limits(high: int | None, low: int | None) -> tuple[int, int]:
     return int(high), int(low)
 
 
-_READER_CODE: Final = ReadinessReader.on_readable.__code__
+def _runs(tb: TracebackType, function: str, module_file: str) -> bool:
+    """Whether traceback entry ``tb`` is in ``function`` of ``module_file``."""
+    code = tb.tb_frame.f_code
+    return (
+        code.co_name == function and os.path.basename(code.co_filename) == module_file
+    )
+
+
 # Documented where users import them.
 StreamSocket.__module__ = ConnectionProtocol.__module__ = "bufkit"

@@ -57,6 +57,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 from bufkit import BufferPool, Connection, ConnectionProtocol, Interest, StreamSocket
+from bufkit._argtypes import Checked
 from bufkit._sockets import AcceptAction, AcceptBackoff, set_nodelay
 from bufkit.adapters.selectors._callbacks import LOGGER, Handle, Wakeup, check_signal
 
@@ -554,7 +555,7 @@ class Loop:
         return handle
 
     def add_signal_handler(
-        self, sig: int, callback: Callable[..., object], *args: object
+        self, sig: Checked[int], callback: Callable[..., object], *args: object
     ) -> None:
         """Run ``callback(*args)`` in the loop each time signal ``sig`` arrives.
 
@@ -573,7 +574,7 @@ class Loop:
         self._check_open()
         self._waker().add_signal(signum, Handle(0.0, callback, args))
 
-    def remove_signal_handler(self, sig: int) -> bool:
+    def remove_signal_handler(self, sig: Checked[int]) -> bool:
         """Remove the handler of ``sig``; the signal's earlier handler returns.
 
         Returns:
