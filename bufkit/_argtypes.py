@@ -13,11 +13,22 @@ Cost: none at run time; annotations are never evaluated by the core.
 
 from __future__ import annotations
 
-from typing import Annotated, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeAlias, TypeVar
 
 __all__ = ["Checked"]
 
 _T = TypeVar("_T")
 
-Checked: TypeAlias = Annotated[_T, "validated by bufkit"]
-"""An argument of type ``_T``, checked by bufkit's own code at run time."""
+if TYPE_CHECKING:
+    Checked: TypeAlias = Annotated[_T, "validated by bufkit"]
+else:
+
+    class _Checked:
+        """At run time ``Checked[T]`` is ``T``, which documentation tools show."""
+
+        __slots__ = ()
+
+        def __getitem__(self, item: object) -> object:
+            return item
+
+    Checked = _Checked()
