@@ -25,10 +25,14 @@ __all__ = [
 ]
 
 
-def require_int(name: str, value: object) -> None:
-    """Raise TypeError, naming ``name``, unless ``value`` is an int (not bool)."""
+def require_int(name: str, value: object) -> int:
+    """Return ``value``; raise TypeError, naming ``name``, unless it is an int.
+
+    A ``bool`` is refused too.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    return value
 
 
 def positive_int(name: str, value: object, minimum: int = 1) -> int:

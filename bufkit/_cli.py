@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from bufkit._build import build
 from bufkit._version import __version__
 
 __all__ = ["build_parser", "main"]
@@ -17,7 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bufkit",
         description="bufkit: readiness for reads, completion for writes.",
     )
-    parser.add_argument("--version", action="version", version=f"bufkit {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"bufkit {__version__}, {build()} build"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_subcommands(subparsers)
     return parser

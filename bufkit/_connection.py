@@ -67,7 +67,7 @@ docs/design.md invariants 1 and 2 (bytes exactly once in order; each
 *when* to flush. docs/design.md invariants 4 and 5: read buffers are borrowed
 for one event; an idle connection holds none. docs/design.md invariant 6: a
 closed or failed connection is freed by reference counting. The queue's
-watermark hooks hold the connection weakly, the reader and its link are
+watermark hook is a weak reference to the connection, the reader and its link are
 dropped on close, so are the protocol (after ``connection_lost``), the
 pool's release callback, the TLS layer's ciphertext and socket and the
 owner's timer (cancelled through ``on_timer``); the traceback of the
@@ -81,8 +81,14 @@ change the table does not list raises.
 Cost model: per readable event, one reader call (one ``acquire``/``recv_into``/
 ``release`` per read), the protocol's own ``data_received`` called directly,
 and one flush; ``on_interest`` is called only when the wanted readiness
-changes. An idle connection is one slotted object and its write queue: the
-reader is made on the first readable event.
+changes. An idle connection is one slotted object of about twenty slots and
+nothing else: the write queue (with its one watermark hook) is made by the
+first write, the reader and its link on the first readable event, and the
+rarely used state (TLS and its timer, non-default watermarks or read
+budget, the pause flags, pool starvation, the peer's EOF) lives in a second
+object made the first time one of them is needed. A write after the
+connection ended with no queue meets a queue made then, closed or failed as
+the connection was, so it raises as it always did.
 """
 
 from __future__ import annotations
@@ -90,12 +96,15 @@ from __future__ import annotations
 import enum
 import errno
 import logging
+import os
 import sys
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
 
+from bufkit._checks import positive_int
 from bufkit._pool import PooledBuffer
 from bufkit._reader import ReadinessReader
 from bufkit._sockets import is_peer_error
@@ -224,7 +233,6 @@ _BOTH: Final = Interest.BOTH
 _NEW: Final = _S.NEW
 _OPEN: Final = _S.OPEN
 _CLOSED: Final = _S.CLOSED
-_DEFAULT_HIGH: Final = 65536
 _SHUT_WR: Final = 1  # socket.SHUT_WR everywhere; importing socket loads selectors
 
 
@@ -350,20 +358,52 @@ PEER_LOG_LIMIT: Final = 10
 _PEER_LOG: Final = _RateLimit(PEER_LOG_LIMIT)
 
 
+_DEFAULT_HIGH: Final = 65536
+_DEFAULT_LOW: Final = 16384
+_DEFAULT_BUDGET: Final = 16
+
+
 @final
-class _WeakHook:
-    """A queue hook that calls a connection's method without keeping it alive."""
+class _Extra:
+    """A connection's rarely used state, made the first time one is needed.
 
-    __slots__ = ("_func", "_ref")
+    TLS, non-default watermarks or read budget, the reading and writing
+    pause flags, pool starvation, the peer's EOF, the failure that ended a
+    connection that never wrote: an idle plain connection has none of it.
+    """
 
-    def __init__(self, conn: Connection, func: Callable[[Connection], None]) -> None:
-        self._ref = weakref.ref(conn)
-        self._func = func
+    __slots__ = (
+        "eof",
+        "failure",
+        "high",
+        "low",
+        "on_handshake",
+        "on_timer",
+        "pause_pending",
+        "paused",
+        "read_budget",
+        "starved",
+        "timer",
+        "tls",
+        "watch",
+        "writing_paused",
+    )
 
-    def __call__(self) -> None:
-        conn = self._ref()
-        if conn is not None:
-            self._func(conn)
+    def __init__(self) -> None:
+        self.tls: TLSLayer | None = None
+        self.on_handshake: Callable[[Connection], object] | None = None
+        self.on_timer: TimerCallback | None = None
+        self.timer = _NO_TIMER
+        self.high = _DEFAULT_HIGH
+        self.low = _DEFAULT_LOW
+        self.read_budget = _DEFAULT_BUDGET
+        self.paused = False  # pause_reading()
+        self.writing_paused = False  # pause_writing() was called
+        self.pause_pending = False  # above high water, send not tried yet
+        self.watch = False  # crossings decided by the connection, not the queue
+        self.starved = False  # the pool could not lend a read buffer
+        self.eof = False
+        self.failure: Exception | None = None  # for writes after, if no queue
 
 
 @final
@@ -371,8 +411,8 @@ class _Handshaking:
     """The TLS layer as the reader sees it until the handshake completed.
 
     It tells the connection the moment the handshake is done, before any
-    plaintext reaches the protocol; then the connection reads from the
-    layer itself.
+    plaintext reaches the protocol; then the reader reads from the layer
+    itself.
     """
 
     __slots__ = ("_conn", "_tls")
@@ -403,18 +443,22 @@ class _Link:
     """The reader's socket and handler: counts bytes, stops reads, tells errors.
 
     Made on the first readable event (an idle connection that never received
-    a byte has none). ``pending`` is the socket's ``pending()`` if it has one
-    (a TLS socket: decrypted bytes no selector reports), else None.
+    a byte has none). ``stream`` is what is read: the socket, the TLS layer,
+    or the handshake's watcher. ``pending`` is its ``pending()`` if it has one
+    (a TLS layer: decrypted bytes no selector reports), else None.
     """
 
-    __slots__ = ("_conn", "data_received", "pending", "recv_error")
+    __slots__ = ("_conn", "data_received", "pending", "recv_error", "stream")
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         # The protocol's own method: the reader calls it with no frame of
         # ours in between (bytes are counted in recv_into instead).
         self.data_received: Callable[[memoryview], None] = conn._protocol.data_received
-        tls = conn._tls
+        tls = conn.tls
+        self.stream: StreamSocket | TLSLayer | _Handshaking = conn._sock
+        if tls is not None:
+            self.stream = tls if tls.handshake_done else _Handshaking(conn, tls)
         pending = getattr(conn._sock if tls is None else tls, "pending", None)
         self.pending: Callable[[], int] | None = pending if callable(pending) else None
         self.recv_error: OSError | None = None
@@ -427,7 +471,7 @@ class _Link:
         if conn._read_stopped:
             raise BlockingIOError(errno.EAGAIN, "reading is stopped")
         try:
-            got = conn._stream.recv_into(buffer)
+            got = self.stream.recv_into(buffer)
         except (BlockingIOError, InterruptedError):
             raise
         except OSError as exc:  # tell the socket's errors from the protocol's
@@ -489,36 +533,23 @@ class Connection:
         "_bytes_received",
         "_bytes_written",
         "_defer",
-        "_eof",
         "_error",
+        "_extra",
         "_flush_scheduled",
         "_flushes",
         "_flushing",
-        "_high",
         "_in_event",
         "_interest",
         "_link",
-        "_low",
-        "_on_handshake",
         "_on_interest",
-        "_on_timer",
-        "_pause_pending",
-        "_paused",
         "_pool",
         "_protocol",
         "_queue",
-        "_read_budget",
         "_read_stopped",
         "_reader",
         "_sock",
-        "_starved",
         "_state",
-        "_stream",
-        "_timer",
-        "_tls",
-        "_watch",
         "_write_armed",
-        "_writing_paused",
     )
 
     def __init__(
@@ -529,9 +560,9 @@ class Connection:
         *,
         on_interest: InterestCallback,
         defer: DeferCallback | None = None,
-        high_water: int = 65536,
-        low_water: int = 16384,
-        read_budget: int = 16,
+        high_water: int = _DEFAULT_HIGH,
+        low_water: int = _DEFAULT_LOW,
+        read_budget: int = _DEFAULT_BUDGET,
         tls: TLSLayer | None = None,
         on_timer: TimerCallback | None = None,
         on_handshake: Callable[[Connection], object] | None = None,
@@ -544,45 +575,55 @@ class Connection:
             raise TypeError(f"read_budget must be an int, not {read_budget!r}")
         if read_budget < 1:
             raise ValueError(f"read_budget must be at least 1, not {read_budget}")
-        self._queue = self._new_queue(high_water, low_water)
-        self._high, self._low = high_water, low_water
-        self._watch = False  # crossings decided here, not by the queue's hooks
-        self._state = _NEW
-        self._interest = _NONE
-        self._pool = pool
-        self._sock = sock
-        self._tls = tls
-        self._stream: StreamSocket | TLSLayer | _Handshaking = sock
+        positive_int("high_water", high_water, minimum=0)
+        positive_int("low_water", low_water, minimum=0)
+        if low_water > high_water:
+            raise ValueError(
+                f"watermarks need 0 <= low_water <= high_water, "
+                f"got low_water={low_water}, high_water={high_water}"
+            )
+        self._extra: _Extra | None = None
         if tls is not None:
             from bufkit import _tls
 
             if not isinstance(tls, _tls.TLSLayer):
                 raise TypeError(f"tls must be a bufkit.TLSLayer, not {tls!r}")
             tls.attach(sock)
-            self._stream = _Handshaking(self, tls)
-        self._on_handshake = on_handshake
-        self._on_timer = on_timer
-        self._timer = _NO_TIMER
+            extra = self._rare()
+            extra.tls, extra.on_timer, extra.on_handshake = tls, on_timer, on_handshake
+        if (
+            high_water != _DEFAULT_HIGH
+            or low_water != _DEFAULT_LOW
+            or read_budget != _DEFAULT_BUDGET
+        ):
+            extra = self._rare()
+            extra.high, extra.low = int(high_water), int(low_water)
+            extra.read_budget = read_budget
+        self._state = _NEW
+        self._interest = _NONE
+        self._pool = pool
+        self._sock = sock
         self._protocol = protocol
         self._on_interest = on_interest
         self._defer = defer
-        self._read_budget = read_budget
+        self._queue: WriteQueue | None = None  # made by the first write
         self._reader: ReadinessReader | None = None  # made on the first read
         self._link: _Link | None = None
         self._in_event = False
         self._flushing = False
         self._write_armed = False
         self._flush_scheduled = False
-        self._paused = False  # pause_reading()
-        self._writing_paused = False  # pause_writing() was called
-        self._pause_pending = False  # above high water, send not tried yet
-        self._starved = False  # the pool could not lend a read buffer
-        self._eof = False
         self._read_stopped = True
         self._error: Exception | None = None
         self._bytes_received = 0
         self._bytes_written = 0
         self._flushes = 0
+
+    def _rare(self) -> _Extra:
+        extra = self._extra
+        if extra is None:
+            extra = self._extra = _Extra()
+        return extra
 
     # -- read-only state ----------------------------------------------------
 
@@ -614,12 +655,14 @@ class Connection:
     @property
     def writing_paused(self) -> bool:
         """Whether the protocol was told ``pause_writing`` (and not resumed)."""
-        return self._writing_paused
+        extra = self._extra
+        return extra is not None and extra.writing_paused
 
     @property
     def pending_bytes(self) -> int:
         """Bytes written but not yet accepted by the kernel."""
-        return self._queue.pending
+        queue = self._queue
+        return 0 if queue is None else queue.pending
 
     @property
     def bytes_received(self) -> int:
@@ -644,7 +687,8 @@ class Connection:
     @property
     def tls(self) -> TLSLayer | None:
         """The TLS layer (peer certificate, ALPN, cipher, version), if any."""
-        return self._tls
+        extra = self._extra
+        return None if extra is None else extra.tls
 
     @property
     def protocol(self) -> ConnectionProtocol | None:
@@ -659,7 +703,7 @@ class Connection:
     def __repr__(self) -> str:
         return (
             f"<Connection {self._state.value} interest={self._interest.name}"
-            f" pending={self._queue.pending}>"
+            f" pending={self.pending_bytes}>"
         )
 
     # -- inputs from the owner ------------------------------------------------
@@ -679,7 +723,7 @@ class Connection:
             self._protocol.connection_made(self)
         except Exception as exc:
             self._error = exc
-        tls = self._tls
+        tls = self.tls
         if tls is not None and self._state is _OPEN:
             self._set_timer(_HANDSHAKE_TIMER, tls.handshake_timeout)
             try:
@@ -715,8 +759,11 @@ class Connection:
         a graceful close still sending is aborted with :class:`TimeoutError`.
         Does nothing if no timer is due (cancelled, or the connection closed).
         """
-        kind, self._timer = self._timer, _NO_TIMER
-        tls = self._tls
+        extra = self._extra
+        if extra is None:
+            return
+        kind, extra.timer = extra.timer, _NO_TIMER
+        tls = extra.tls
         if self._state is _CLOSED or tls is None or kind == _NO_TIMER:
             return
         if kind == _HANDSHAKE_TIMER:
@@ -784,6 +831,8 @@ class Connection:
             bufkit.QueueFailedError: After :meth:`abort` or a socket error.
         """
         queue = self._queue
+        if queue is None:
+            queue = self._make_queue()
         # The common cases count what they queue without asking the queue.
         if type(data) is bytes and nbytes is None:
             queue.write(data, on_done)
@@ -798,10 +847,9 @@ class Connection:
             before = queue.pending
             queue.write(data, on_done, nbytes=nbytes)
             self._bytes_written += queue.pending - before
-        if self._watch:
-            self._check_limits()
-        if self._pause_pending:
-            self._above_high_water()
+        extra = self._extra
+        if extra is not None:
+            self._after_write(extra)
         elif not (self._in_event or self._write_armed or self._flush_scheduled):
             self._schedule_flush()
 
@@ -823,12 +871,21 @@ class Connection:
             bufkit.QueueFailedError: After :meth:`abort` or a socket error.
         """
         queue = self._queue
+        if queue is None:
+            queue = self._make_queue()
         before = queue.pending
         queue.writelines(buffers, on_done)
         self._bytes_written += queue.pending - before
-        if self._watch:
-            self._check_limits()
-        if self._pause_pending:
+        extra = self._extra
+        if extra is not None:
+            self._after_write(extra)
+        elif not (self._in_event or self._write_armed or self._flush_scheduled):
+            self._schedule_flush()
+
+    def _after_write(self, extra: _Extra) -> None:
+        if extra.watch:
+            self._check_limits(extra)
+        if extra.pause_pending:
             self._above_high_water()
         elif not (self._in_event or self._write_armed or self._flush_scheduled):
             self._schedule_flush()
@@ -857,26 +914,32 @@ class Connection:
                 values. The limits are unchanged.
         """
         high, low = _write_limits(high, low)
-        self._high, self._low = high, low
+        extra = self._rare()
+        extra.high, extra.low = high, low
         if self._state is _CLOSED:
             return
-        self._watch = True  # the queue counts with the old ones
-        self._check_limits()
-        if self._pause_pending:
+        extra.watch = self._queue is not None  # it counts with the old ones
+        self._check_limits(extra)
+        if extra.pause_pending:
             self._above_high_water()  # try the send; pause if bytes remain
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         """The watermarks as ``(low, high)``, in asyncio's order."""
-        return (self._low, self._high)
+        extra = self._extra
+        if extra is None:
+            return (_DEFAULT_LOW, _DEFAULT_HIGH)
+        return (extra.low, extra.high)
 
     def pause_reading(self) -> None:
         """Stop reading (no more ``data_received``) until :meth:`resume_reading`."""
-        self._paused = True
+        self._rare().paused = True
         self._update_reading()
 
     def resume_reading(self) -> None:
         """Read again after :meth:`pause_reading`."""
-        self._paused = False
+        extra = self._extra
+        if extra is not None:
+            extra.paused = False
         self._update_reading()
 
     def write_eof(self) -> None:
@@ -894,7 +957,7 @@ class Connection:
         if self._state is not _OPEN:
             return
         ssl = sys.modules.get("ssl")  # no SSLSocket exists unless ssl is loaded
-        if self._tls is not None or (
+        if self.tls is not None or (
             ssl is not None and isinstance(self._sock, ssl.SSLSocket)
         ):
             raise NotImplementedError(
@@ -902,7 +965,8 @@ class Connection:
                 "close() the connection instead"
             )
         self._state = transition(CONNECTION_TRANSITIONS, _OPEN, _E.WRITE_EOF)
-        self._queue.close()
+        if self._queue is not None:
+            self._queue.close()
         self._request_flush()
 
     def close(self) -> None:
@@ -922,9 +986,35 @@ class Connection:
 
     def _make_reader(self) -> tuple[ReadinessReader, _Link]:
         link = _Link(self)
-        reader = ReadinessReader(self._pool, link, read_budget=self._read_budget)
+        extra = self._extra
+        budget = _DEFAULT_BUDGET if extra is None else extra.read_budget
+        reader = ReadinessReader(self._pool, link, read_budget=budget)
         self._reader, self._link = reader, link
         return reader, link
+
+    def _make_queue(self) -> WriteQueue:
+        # The first write (or the first since the queue was let go of).
+        extra = self._extra
+        hook = _Crossing(self)
+        if extra is None:
+            queue = WriteQueue(on_pause=hook, on_resume=hook)
+        else:
+            queue = WriteQueue(
+                high_water=extra.high,
+                low_water=extra.low,
+                on_pause=hook,
+                on_resume=hook,
+            )
+        self._queue = queue
+        state = self._state
+        if state is not _OPEN and state is not _NEW:
+            # What the queue would say had it been there all along.
+            failure = None if extra is None else extra.failure
+            if failure is None:
+                queue.close()
+            else:
+                queue.fail(failure)
+        return queue
 
     def _end_event(self) -> None:
         # Still "in the event" while flushing: writes made by completions join
@@ -958,13 +1048,15 @@ class Connection:
             self._error = exc
 
     def _from_reader_acquire(self, exc: PoolExhausted) -> bool:
-        # The reader's own acquire failed (not the protocol's): the frame
-        # after ReadinessReader.on_readable's is the pool's acquire.
+        # The reader's own acquire failed (not the protocol's): the traceback
+        # entry after ReadinessReader.on_readable's is the pool's acquire.
+        # Told by function and file name, which a compiled build's entries
+        # keep (its functions have no code objects or locals to compare).
         tb = exc.__traceback__
-        while tb is not None and tb.tb_frame.f_code is not _READER_CODE:
+        while tb is not None and not _runs(tb, "on_readable", "_reader.py"):
             tb = tb.tb_next
         below = None if tb is None else tb.tb_next
-        return below is not None and below.tb_frame.f_locals.get("self") is self._pool
+        return below is not None and _runs(below, "acquire", "_pool.py")
 
     def _request_flush(self) -> None:
         if not (self._in_event or self._write_armed or self._flush_scheduled):
@@ -986,11 +1078,12 @@ class Connection:
             self._end_event()
 
     def _flush(self) -> None:
-        queue = self._queue
-        if self._tls is not None:
-            self._flush_tls(self._tls)
+        extra = self._extra
+        if extra is not None and extra.tls is not None:
+            self._flush_tls(extra.tls, extra)
             return
-        if queue:
+        queue = self._queue
+        if queue is not None and queue:
             self._flushes += 1
             self._flushing = True
             try:
@@ -1003,13 +1096,14 @@ class Connection:
                 self._error = exc
                 drained = not queue
             self._flushing = False
-            if self._watch:
-                self._check_limits()
+            if extra is not None:
+                if extra.watch:
+                    self._check_limits(extra)
+                if extra.pause_pending:
+                    self._pause_after_send(extra)
         else:
             drained = True
         self._write_armed = not drained
-        if self._pause_pending:
-            self._pause_after_send()
         if self._error is not None:
             return  # a callback raised: the caller aborts the connection
         if drained:
@@ -1020,14 +1114,14 @@ class Connection:
                 return  # the usual end of an event: nothing to change
         self._report_interest()
 
-    def _flush_tls(self, tls: TLSLayer) -> None:
+    def _flush_tls(self, tls: TLSLayer, extra: _Extra) -> None:
         # Plaintext goes through the TLS layer, which reports it sent once its
         # ciphertext was; handshake and alert bytes go out in the same flush.
         queue = self._queue
         self._flushing = True
         try:
             tls.flush()  # handshake and post-handshake messages first
-            if queue and tls.handshake_done:
+            if queue is not None and queue and tls.handshake_done:
                 self._flushes += 1
                 queue.flush(tls)
             if self._state is _S.CLOSING and not queue:
@@ -1040,17 +1134,18 @@ class Connection:
         except Exception as exc:  # an on_done or watermark callback raised
             self._error = exc
         self._flushing = False
-        if self._watch:
-            self._check_limits()
-        if self._stream is not tls and tls.handshake_done:
+        if extra.timer == _HANDSHAKE_TIMER and tls.handshake_done:
             self._handshake_finished(tls)
         waiting = tls.cipher_pending
-        self._write_armed = bool(waiting) or (bool(queue) and tls.writable)
-        if self._pause_pending:
-            self._pause_after_send()
+        pending = queue is not None and bool(queue)
+        self._write_armed = bool(waiting) or (pending and tls.writable)
+        if extra.watch:
+            self._check_limits(extra)
+        if extra.pause_pending:
+            self._pause_after_send(extra)
         if self._error is not None:
             return
-        if not (queue or waiting) and self._state is not _OPEN:
+        if not (pending or waiting) and self._state is not _OPEN:
             self._drained()
         else:
             self._report_interest()
@@ -1058,15 +1153,18 @@ class Connection:
     def _handshake_finished(self, tls: TLSLayer) -> None:
         # Once, as the handshake completed (noticed by a read, or by the
         # flush that ends the event): before any plaintext is handed over.
-        if self._stream is tls or self._state is _CLOSED:
+        extra = self._extra
+        if extra is None or extra.timer != _HANDSHAKE_TIMER or self._state is _CLOSED:
             return
-        self._stream = tls
+        link = self._link
+        if link is not None:
+            link.stream = tls  # the watcher points back here: let it go
         if self._state is _S.CLOSING:  # closed during the handshake
             self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
         else:
             self._set_timer(_NO_TIMER, None)
         self._update_reading()  # paused writing or close() stop reads now
-        callback = self._on_handshake
+        callback = extra.on_handshake
         if callback is not None:
             try:
                 callback(self)
@@ -1074,11 +1172,12 @@ class Connection:
                 self._error = exc
 
     def _set_timer(self, kind: int, delay: float | None) -> None:
-        if kind == self._timer == _NO_TIMER:
+        extra = self._extra
+        if extra is None or kind == extra.timer == _NO_TIMER:
             return
-        self._timer = kind
-        if self._on_timer is not None:
-            self._on_timer(self, delay)
+        extra.timer = kind
+        if extra.on_timer is not None:
+            extra.on_timer(self, delay)
 
     def _above_high_water(self) -> None:
         # A write took the queue above high water: try the send before
@@ -1105,7 +1204,8 @@ class Connection:
                 self._lose(exc)
                 return
             self._state = transition(CONNECTION_TRANSITIONS, state, _E.SHUT_WR)
-            if self._eof:
+            extra = self._extra
+            if extra is not None and extra.eof:
                 self._finish(None)
             else:
                 self._report_interest()
@@ -1113,22 +1213,25 @@ class Connection:
             self._report_interest()
 
     def _update_reading(self) -> None:
-        self._read_stopped = (
-            self._paused
-            or self._starved
-            or self._eof
-            or (
-                (self._writing_paused or self._state not in _READABLE)
-                and not self._handshaking()
+        extra = self._extra
+        if extra is None:
+            self._read_stopped = self._state not in _READABLE
+        else:
+            self._read_stopped = (
+                extra.paused
+                or extra.starved
+                or extra.eof
+                or (
+                    (extra.writing_paused or self._state not in _READABLE)
+                    and not self._handshaking(extra.tls)
+                )
             )
-        )
         if not self._in_event:
             self._report_interest()
 
-    def _handshaking(self) -> bool:
+    def _handshaking(self, tls: TLSLayer | None) -> bool:
         # A TLS handshake needs reads: neither paused writing nor close()
         # stops them until it completes (what was written still goes out).
-        tls = self._tls
         return tls is not None and self._state is not _CLOSED and not tls.handshake_done
 
     def _report_interest(self) -> None:
@@ -1148,65 +1251,66 @@ class Connection:
             self._finish(None)
         elif state in _READABLE:
             self._state = transition(CONNECTION_TRANSITIONS, state, _E.CLOSE)
-            self._queue.close()
+            if self._queue is not None:
+                self._queue.close()
             self._update_reading()
-            tls = self._tls
+            tls = self.tls
             if tls is not None and tls.handshake_done:
                 self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
             self._request_flush()
 
     # -- watermarks ------------------------------------------------------------
 
-    def _new_queue(self, high: int, low: int) -> WriteQueue:
-        return WriteQueue(
-            high_water=high,
-            low_water=low,
-            on_pause=_WeakHook(self, Connection._queue_paused),
-            on_resume=_WeakHook(self, Connection._queue_resumed),
-        )
-
-    def _check_limits(self) -> None:
-        # The crossings decided here rather than by the queue's hooks, while
+    def _check_limits(self, extra: _Extra) -> None:
+        # The crossings decided here rather than by the queue's hook while
         # the queue's own view is out of step: new watermarks, or a crossing
         # whose send left bytes at or below high (no pause then).
         queue = self._queue
-        held = queue.held_bytes
-        over = self._pause_pending or self._writing_paused
-        if over and held <= self._low:
-            self._on_resume()
-        elif not over and held > self._high:
+        held = 0 if queue is None else queue.held_bytes
+        if extra.pause_pending or extra.writing_paused:
+            if held <= extra.low:
+                self._on_resume()
+        elif held > extra.high:
             self._on_pause()
-        if self._flushing:
+        queue = self._queue  # the callbacks may have written
+        if self._flushing or not extra.watch:
             return  # the flush running now may still change the queue
-        over = self._pause_pending or self._writing_paused
-        if queue.high_water == self._high and queue.low_water == self._low:
+        if queue is None:
+            extra.watch = False
+            return
+        over = extra.pause_pending or extra.writing_paused
+        if queue.high_water == extra.high and queue.low_water == extra.low:
             if queue.paused == over:
-                self._watch = False  # back in step: the hooks decide again
-        elif not queue and queue.state is QueueState.OPEN:
-            self._queue = self._new_queue(self._high, self._low)
-            self._watch = over  # a new queue is not paused
+                extra.watch = False  # back in step: the hook decides again
+        elif not queue and not over and queue.state is QueueState.OPEN:
+            self._queue = None  # the next write makes one with the new limits
+            extra.watch = False
 
-    def _pause_after_send(self) -> None:
+    def _pause_after_send(self, extra: _Extra) -> None:
         # A write crossed high water and the send was tried: pause only if
         # what remains is still above it, as asyncio decides.
-        if self._queue.held_bytes > self._high:
+        queue = self._queue
+        if queue is not None and queue.held_bytes > extra.high:
             self._tell_paused()
         else:
-            self._pause_pending = False
-            self._watch = True  # the queue counts itself paused: out of step
+            extra.pause_pending = False
+            extra.watch = queue is not None  # the queue counts itself paused
 
     # -- callbacks from the reader, the queue and the pool ----------------------
 
-    def _queue_paused(self) -> None:
-        if not self._watch:
+    def _queue_crossed(self) -> None:
+        # The queue's hook: it went above high water, or back to low water.
+        extra = self._extra
+        if extra is not None and extra.watch:
+            return
+        queue = self._queue
+        if queue is not None and queue.paused:
             self._on_pause()
-
-    def _queue_resumed(self) -> None:
-        if not self._watch:
+        else:
             self._on_resume()
 
     def _peer_eof(self) -> bool | None:
-        self._eof = True
+        self._rare().eof = True
         self._read_stopped = True
         try:
             keep_open = self._protocol.eof_received()
@@ -1223,13 +1327,14 @@ class Connection:
         if self._write_armed or self._state is _CLOSED:
             self._tell_paused()  # the kernel is refusing bytes already
         else:
-            self._pause_pending = True
+            self._rare().pause_pending = True
 
     def _tell_paused(self) -> None:
-        self._pause_pending = False
-        if self._writing_paused:
+        extra = self._rare()
+        extra.pause_pending = False
+        if extra.writing_paused:
             return
-        self._writing_paused = True
+        extra.writing_paused = True
         self._update_reading()
         try:
             self._protocol.pause_writing()
@@ -1237,12 +1342,15 @@ class Connection:
             self._error = exc
 
     def _on_resume(self) -> None:
-        if self._pause_pending:
-            self._pause_pending = False  # drained by the send: no pause at all
+        extra = self._extra
+        if extra is None:
             return
-        if not self._writing_paused:
+        if extra.pause_pending:
+            extra.pause_pending = False  # drained by the send: no pause at all
             return
-        self._writing_paused = False
+        if not extra.writing_paused:
+            return
+        extra.writing_paused = False
         self._update_reading()
         try:
             self._protocol.resume_writing()
@@ -1250,8 +1358,9 @@ class Connection:
             self._error = exc
 
     def _starve(self, exc: PoolExhausted) -> None:
-        if not self._starved:
-            self._starved = True
+        extra = self._rare()
+        if not extra.starved:
+            extra.starved = True
             _PEER_LOG.log(
                 logging.WARNING,
                 "%s stops reading until the pool has a buffer again: %s",
@@ -1270,8 +1379,9 @@ class Connection:
             self._defer(self._resume_after_starving)
 
     def _resume_after_starving(self) -> None:
-        if self._starved and self._state is not _CLOSED:
-            self._starved = False
+        extra = self._extra
+        if extra is not None and extra.starved and self._state is not _CLOSED:
+            extra.starved = False
             self._update_reading()
 
     # -- ending ---------------------------------------------------------------
@@ -1309,7 +1419,7 @@ class Connection:
 
     def _lose(self, exc: OSError) -> None:
         # The socket failed: a peer's reset is not our bug, say it quietly.
-        if self._tls is not None and _is_handshake_error(exc):
+        if self.tls is not None and _is_handshake_error(exc):
             _PEER_LOG.log(logging.INFO, "%s: TLS handshake failed: %s", repr(self), exc)
         elif is_peer_error(exc):
             LOGGER.debug("%s lost: %s", repr(self), exc)
@@ -1324,28 +1434,34 @@ class Connection:
         failure = exc
         if failure is None:
             failure = ConnectionAbortedError(errno.ECONNABORTED, "connection aborted")
-        try:
-            self._queue.fail(failure)
-        except Exception:  # on_done callbacks raised; they are failed anyway
-            LOGGER.exception("completion callback raised while aborting %s", repr(self))
+        queue = self._queue
+        if queue is None:
+            self._rare().failure = failure  # for a write after: QueueFailedError
+        else:
+            try:
+                queue.fail(failure)
+            except Exception:  # on_done callbacks raised; they are failed anyway
+                LOGGER.exception(
+                    "completion callback raised while aborting %s", repr(self)
+                )
         self._finish(exc)
 
     def _finish(self, exc: Exception | None) -> None:
         self._state = transition(CONNECTION_TRANSITIONS, self._state, _E.LOST)
         self._read_stopped = True
         self._write_armed = False
-        if self._starved:
-            self._starved = False
+        extra = self._extra
+        if extra is not None and extra.starved:
+            extra.starved = False
             self._pool.remove_release_callback(self._pool_returned)
         self._set_timer(_NO_TIMER, None)
         self._interest = _NONE
         self._on_interest(self, _NONE)
-        tls = self._tls
-        if tls is not None:
-            tls.close()
-            self._stream = tls  # the handshake watcher points back here
+        if extra is not None and extra.tls is not None:
+            extra.tls.close()
         self._sock.close()
-        self._queue.close()
+        if self._queue is not None:
+            self._queue.close()
         if not self._in_event:
             self._reader = self._link = None
         protocol, self._protocol = self._protocol, _DETACHED
@@ -1353,6 +1469,23 @@ class Connection:
             protocol.connection_lost(exc)
         except Exception:
             LOGGER.exception("connection_lost raised for %s", repr(self))
+
+
+@final
+class _Crossing(weakref.ref[Connection]):
+    """The write queue's one watermark hook: a weak reference to its connection.
+
+    The queue calls it at a pause and at a resume alike (the connection asks
+    the queue which); being the weak reference itself, it costs one object
+    and keeps the connection alive neither directly nor through a cycle.
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        conn = weakref.ref.__call__(self)
+        if conn is not None:
+            conn._queue_crossed()
 
 
 def _is_handshake_error(exc: OSError) -> bool:
@@ -1377,6 +1510,13 @@ def _write_limits(high: int | None, low: int | None) -> tuple[int, int]:
     return int(high), int(low)
 
 
-_READER_CODE: Final = ReadinessReader.on_readable.__code__
+def _runs(tb: TracebackType, function: str, module_file: str) -> bool:
+    """Whether traceback entry ``tb`` is in ``function`` of ``module_file``."""
+    code = tb.tb_frame.f_code
+    return (
+        code.co_name == function and os.path.basename(code.co_filename) == module_file
+    )
+
+
 # Documented where users import them.
 StreamSocket.__module__ = ConnectionProtocol.__module__ = "bufkit"

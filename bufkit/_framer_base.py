@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from bufkit._argtypes import Checked
 from bufkit._checks import require_int
 from bufkit._pool import BufferPool, PooledBuffer
 from bufkit.errors import FramingError
@@ -41,10 +42,10 @@ class _Framer:
         self,
         pool: BufferPool,
         on_frame: _OnFrame,
-        max_frame: int,
+        max_frame: Checked[int],
         on_eof: Callable[[], object] | None,
     ) -> None:
-        require_int("max_frame", max_frame)
+        max_frame = require_int("max_frame", max_frame)
         if not callable(on_frame):
             raise TypeError(f"on_frame must be callable, not {on_frame!r}")
         if on_eof is not None and not callable(on_eof):

@@ -34,8 +34,9 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
-from typing import NoReturn, final
+from typing import NoReturn, cast, final
 
+from bufkit._argtypes import Checked
 from bufkit._framer_base import _Framer, _OnFrame
 from bufkit._pool import BufferPool
 from bufkit.errors import FrameTooLarge, FramingError
@@ -69,7 +70,6 @@ class LengthPrefixedFramer(_Framer):
             largest class and the pool has no heap fallback.
     """
 
-    __module__ = "bufkit"
     __slots__ = (
         "_extra",
         "_header_part",
@@ -85,13 +85,14 @@ class LengthPrefixedFramer(_Framer):
         pool: BufferPool,
         on_frame: _OnFrame,
         *,
-        max_frame: int,
-        header: str = "!I",
-        includes_header: bool = False,
+        max_frame: Checked[int],
+        header: Checked[str] = "!I",
+        includes_header: Checked[bool] = False,
         on_eof: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(pool, on_frame, max_frame, on_eof)
         layout = _length_struct(header)
+        max_frame = self._max_frame
         self._unpack_from = layout.unpack_from
         self._hsize = layout.size
         self._includes_header = includes_header
@@ -214,16 +215,26 @@ class LengthPrefixedFramer(_Framer):
         return length
 
 
-def _length_struct(header: str) -> struct.Struct:
+def _length_struct(header: object) -> struct.Struct:
     """Compile ``header``; it must unpack to exactly one integer."""
     try:
-        layout = struct.Struct(header)
+        layout = struct.Struct(cast("str", header))  # a wrong type: TypeError
         values = layout.unpack(bytes(layout.size))
     except struct.error as exc:
         raise ValueError(f"header {header!r} is not a struct format: {exc}") from None
     if len(values) != 1 or type(values[0]) is not int:
         raise ValueError(f"header {header!r} must hold exactly one integer")
     return layout
+
+
+def _delimiter_bytes(delimiter: object) -> bytes:
+    """A copy of ``delimiter``, any bytes-like object; TypeError naming others."""
+    try:
+        return bytes(memoryview(cast("bytes", delimiter)))
+    except TypeError:
+        raise TypeError(
+            f"delimiter must be bytes, not {type(delimiter).__name__}"
+        ) from None
 
 
 @final
@@ -251,7 +262,6 @@ class DelimiterFramer(_Framer):
             class and the pool has no heap fallback.
     """
 
-    __module__ = "bufkit"
     __slots__ = ("_delimiter", "_search")
 
     def __init__(
@@ -259,21 +269,16 @@ class DelimiterFramer(_Framer):
         pool: BufferPool,
         on_frame: _OnFrame,
         *,
-        max_frame: int,
-        delimiter: bytes = b"\r\n",
+        max_frame: Checked[int],
+        delimiter: Checked[bytes] = b"\r\n",
         on_eof: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(pool, on_frame, max_frame, on_eof)
-        try:
-            self._delimiter = bytes(memoryview(delimiter))
-        except TypeError:
-            raise TypeError(
-                f"delimiter must be bytes, not {type(delimiter).__name__}"
-            ) from None
+        self._delimiter = _delimiter_bytes(delimiter)
         if not self._delimiter:
             raise ValueError("delimiter must not be empty")
         self._search = re.compile(re.escape(self._delimiter)).search
-        self._check_room(max_frame + len(self._delimiter) - 1)
+        self._check_room(self._max_frame + len(self._delimiter) - 1)
 
     def __repr__(self) -> str:
         return (
@@ -371,3 +376,9 @@ class DelimiterFramer(_Framer):
             buf = self._grow(need, self._max_frame + len(self._delimiter) - 1)
         buf.view[have:need] = part
         self._filled = need
+
+
+# Public under the package's name. Set after the classes, not in their bodies:
+# a compiled class ignores a __module__ assigned in its body.
+for _public in (LengthPrefixedFramer, DelimiterFramer):
+    _public.__module__ = "bufkit"

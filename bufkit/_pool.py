@@ -51,6 +51,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import mmap
 import os
@@ -64,6 +65,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Final, Literal, final
 
+from bufkit._argtypes import Checked
 from bufkit._checks import positive_int
 from bufkit._pool_stats import ClassStats, PoolStats
 from bufkit.errors import (
@@ -221,7 +223,6 @@ class PooledBuffer:
     ``PooledBuffer`` object again for the same chunk (debug pools never do).
     """
 
-    __module__ = "bufkit"
     __slots__ = (
         "__weakref__",
         "_carrier",
@@ -241,7 +242,7 @@ class PooledBuffer:
     _cls: _SizeClass | None  # None: a heap fallback
     _slab: _Slab | None  # the slab of a carrier; None for leases and heap buffers
     _carrier: PooledBuffer | None  # a lease's carrier; None otherwise
-    _tracker: weakref.ref[PooledBuffer] | None  # set by a tracking pool
+    _tracker: set[None] | None  # a tracking pool's watch token (see _Debug)
 
     def __init__(self, key: object = None, /) -> None:
         if key is not _PRIVATE:
@@ -282,7 +283,7 @@ class PooledBuffer:
         return self._filled
 
     @filled.setter
-    def filled(self, nbytes: int) -> None:
+    def filled(self, nbytes: Checked[int]) -> None:
         if not self._lent:
             raise BufferReleasedError(f"{self!r}: filled set on a released buffer")
         if type(nbytes) is not int:
@@ -411,21 +412,29 @@ class _Debug:
         self.poison = poison
         self.scrub = scrub
         self.track = track
-        self.live: dict[weakref.ref[PooledBuffer], tuple[str, str]] = {}
+        # id(token) -> (the weak reference watching it, buffer repr, stack)
+        self.live: dict[int, tuple[weakref.ref[set[None]], str, str]] = {}
 
     def on_acquire(self, buf: PooledBuffer) -> None:
         """Give ``buf`` its own view (poison) and watch it (track)."""
         if self.poison and buf._carrier is not None:
             buf._mem = buf._carrier._mem[:]
         if self.track:
-            ref = weakref.ref(buf, self._lost)
-            self.live[ref] = (repr(buf), _acquiring_stack())
-            buf._tracker = ref
+            # The buffer holds the only reference to a fresh token, watched
+            # weakly: the token dies with the buffer. (A compiled
+            # PooledBuffer cannot be weakly referenced; a set can.)
+            token: set[None] = set()
+            key = id(token)
+            ref = weakref.ref(token, functools.partial(self._lost, key))
+            self.live[key] = (ref, repr(buf), _acquiring_stack())
+            buf._tracker = token
 
     def on_release(self, buf: PooledBuffer) -> None:
         """Forget ``buf``, wipe its chunk, and revoke its own view."""
-        if buf._tracker is not None:
-            self.live.pop(buf._tracker, None)
+        token = buf._tracker
+        if token is not None:  # forget the watch first, then drop the token
+            self.live.pop(id(token), None)
+            buf._tracker = None
         view = buf._mem
         chunk = view if buf._carrier is None else buf._carrier._mem
         if self.poison:
@@ -435,11 +444,11 @@ class _Debug:
         if view is not chunk:
             _release_quietly(view)
 
-    def _lost(self, ref: weakref.ref[PooledBuffer]) -> None:
+    def _lost(self, key: int, ref: weakref.ref[set[None]]) -> None:
         """Report a buffer that was garbage-collected unreleased."""
-        entry = self.live.pop(ref, None)
+        entry = self.live.pop(key, None)
         if entry is not None:
-            what, stack = entry
+            _, what, stack = entry
             warnings.warn(
                 f"{what} was garbage-collected without release(); "
                 f"it was acquired at (most recent call last):\n{stack}",
@@ -450,7 +459,8 @@ class _Debug:
 
 def _acquiring_stack() -> str:
     """The caller's stack, without this module's frames, formatted."""
-    stack = traceback.extract_stack(sys._getframe(1), limit=TRACK_DEPTH + 4)
+    # From the current frame: a compiled build's functions have no frames.
+    stack = traceback.extract_stack(limit=TRACK_DEPTH + 4)
     mine = [f for f in stack if _normpath(f.filename) != _THIS_FILE]
     return "".join(traceback.format_list(mine[-TRACK_DEPTH:]))
 
@@ -490,7 +500,6 @@ class BufferPool:
             ``backing`` is not one of the allowed values.
     """
 
-    __module__ = "bufkit"
     __slots__ = (
         "__weakref__",
         "_bytes_in_use",
@@ -518,14 +527,14 @@ class BufferPool:
     def __init__(
         self,
         *,
-        size_classes: Sequence[int] = (2048, 16384, 65536),
-        slab_size: int = 1 << 20,
-        max_bytes: int | None = None,
-        fallback: Literal["raise", "heap"] = "raise",
-        backing: Literal["bytearray", "mmap"] = "bytearray",
-        poison: bool = False,
-        scrub: bool = False,
-        track: bool = False,
+        size_classes: Sequence[Checked[int]] = (2048, 16384, 65536),
+        slab_size: Checked[int] = 1 << 20,
+        max_bytes: Checked[int] | None = None,
+        fallback: Checked[Literal["raise", "heap"]] = "raise",
+        backing: Checked[Literal["bytearray", "mmap"]] = "bytearray",
+        poison: Checked[bool] = False,
+        scrub: Checked[bool] = False,
+        track: Checked[bool] = False,
     ) -> None:
         sizes = sorted(positive_int("size class", size) for size in size_classes)
         if not sizes or len(set(sizes)) != len(sizes):
@@ -550,7 +559,7 @@ class BufferPool:
         self._fallback = fallback
         self._mmap = backing == "mmap"
         self._debug = (
-            _Debug(poison=poison, scrub=scrub, track=track)
+            _Debug(poison=bool(poison), scrub=bool(scrub), track=bool(track))
             if poison or scrub or track
             else None
         )
@@ -594,7 +603,7 @@ class BufferPool:
         """What happens when the pool cannot lend a chunk."""
         return self._fallback
 
-    def acquire(self, min_size: int) -> PooledBuffer:
+    def acquire(self, min_size: Checked[int]) -> PooledBuffer:
         """Lend a chunk of the smallest size class that holds ``min_size`` bytes.
 
         Args:
@@ -663,7 +672,7 @@ class BufferPool:
             f"max_bytes={self._max_bytes}",
         )
 
-    def release(self, buffer: PooledBuffer) -> None:
+    def release(self, buffer: Checked[PooledBuffer]) -> None:
         """Give ``buffer`` back: the same as ``buffer.release()``, checked.
 
         Args:
@@ -884,3 +893,9 @@ class BufferPool:
                 callback()
             except Exception:
                 LOGGER.exception("release callback %r raised", callback)
+
+
+# Public under the package's name. Set after the classes, not in their bodies:
+# a compiled class ignores a __module__ assigned in its body.
+for _public in (PooledBuffer, BufferPool):
+    _public.__module__ = "bufkit"

@@ -209,18 +209,20 @@ class ReadinessReader:
             return False
         # The hot path, kept in one function: locals instead of attribute
         # chains, no call per read besides acquire, recv_into, the handler
-        # and release (benchmarks/test_bench_reader.py).
-        acquire = self._pool.acquire
-        data_received = self._handler.data_received
+        # and release (benchmarks/test_bench_reader.py). Methods are called
+        # on their objects (no bound method is made), and the chunk's memory
+        # is read from the buffer just lent, not through its checked property.
+        pool = self._pool
+        handler = self._handler
         trim = self._trim
         budget = self._read_budget
         while budget:
             budget -= 1
             size = self._read_size
-            buf = acquire(size)
+            buf = pool.acquire(size)
             self._lent = buf
             try:
-                view = buf.view[:size] if trim else buf.view
+                view = buf._mem[:size] if trim else buf._mem
                 try:
                     got = sock.recv_into(view)
                 except InterruptedError:
@@ -233,7 +235,7 @@ class ReadinessReader:
                     return True
                 if got:
                     buf._filled = got  # what take_buffer() hands over
-                    data_received(view if got == size else view[:got])
+                    handler.data_received(view if got == size else view[:got])
             finally:
                 if self._lent is not None:
                     self._lent = None

@@ -56,6 +56,16 @@ When one buffer is pending on a plain :class:`socket.socket` the round is
 one ``send`` of it: no gather list, and the tail goes unsealed. An idle
 queue holds no containers: ``_segs``, ``_comps`` and ``_owned`` are ``None``
 until a write needs them and again once they empty.
+
+The solo buffer (the echo path): a pooled buffer written to an empty queue
+is kept in ``_solo`` alone, with no view list and no ledger entry (the
+watermark counts are updated as for any owned buffer). A flush on a plain
+socket sends it with one ``send`` and, when the kernel takes it all,
+releases it with no container made or dropped. Anything else -- another
+write, ``buffers``, ``advance``, a short send, a failure, another kind of
+socket -- first moves it into ``_segs`` and ``_owned`` (``_spill``), where
+the general rules above apply: the solo state is only ever a shorter
+spelling of the same queue.
 """
 
 from __future__ import annotations
@@ -73,7 +83,14 @@ from bufkit._checks import (
     require_int,
     send_would_block,
 )
-from bufkit._gather import GATHER_BYTES, IOV_MAX, gather, is_plain_socket, send_once
+from bufkit._gather import (
+    GATHER_BYTES,
+    IOV_MAX,
+    PLAIN,
+    gather,
+    is_plain_socket,
+    send_once,
+)
 from bufkit._pool import PooledBuffer
 from bufkit.errors import QueueClosedError, QueueFailedError
 
@@ -299,6 +316,7 @@ class WriteQueue:
         "_paused",
         "_segs",
         "_sent",
+        "_solo",
         "_spin",
         "_state",
         "_tail",
@@ -336,6 +354,9 @@ class WriteQueue:
         self._spin = write_spin
         self._name = name
         self._segs: list[memoryview] | None = None
+        # The one pooled buffer written to an empty queue, before any other
+        # write: its bytes are all that is pending (see _spill).
+        self._solo: PooledBuffer | None = None
         self._tail = bytearray()
         self._first = self._head_off = self._written = self._sent = 0
         self._pause_at = high_water  # high_water - (held_bytes - pending)
@@ -445,6 +466,8 @@ class WriteQueue:
         """
         if self._state is not _OPEN or (on_done is not None and not callable(on_done)):
             self._refuse((data,), on_done)
+        if self._solo is not None:
+            self._spill()
         if type(data) is bytes and nbytes is None:  # the hot path: locals only
             size = len(data)
             if size < self._coalesce:
@@ -455,7 +478,26 @@ class WriteQueue:
             elif size:
                 self._push(memoryview(data))
         elif type(data) is PooledBuffer:
-            size = self._add_pooled(data, nbytes)
+            # Forwarding a read buffer (echo): inline while the buffer is lent
+            # and the count is plain, else _add_pooled checks and refuses.
+            mem = data._mem
+            chunk = len(mem)
+            size = data._filled if nbytes is None else nbytes
+            if not data._lent or size.__class__ is not int or not 0 < size <= chunk:
+                size = self._add_pooled(data, nbytes)
+            elif size < self._coalesce:
+                tail = self._tail
+                tail += mem[:size]
+                data.release()
+                if len(tail) >= TAIL_LIMIT:
+                    self._seal()
+            else:
+                if self._written == self._sent:  # nothing pending: no container
+                    self._solo = data
+                else:
+                    self._own(data, mem[:size] if size < chunk else mem, size)
+                self._base += chunk - size
+                self._pause_at -= chunk - size
         else:
             view = _byte_view(data, copy, self._coalesce)
             if nbytes is not None:
@@ -500,6 +542,8 @@ class WriteQueue:
         items = list(iterable)
         if self._state is not _OPEN or (on_done is not None and not callable(on_done)):
             self._refuse(items, on_done)
+        if self._solo is not None:
+            self._spill()
         try:
             parts = [self._check_item(item, copy) for item in items]
             owned = [item for item in items if type(item) is PooledBuffer]
@@ -576,14 +620,33 @@ class WriteQueue:
             self._add(view[:size])
             buf.release()
             return size
-        self._push(view[:size] if size < chunk else view)
-        if self._owned is None:
-            self._owned = deque()
-        start = self._written
-        self._owned.append((start + size, start, chunk - size, buf))
+        self._own(buf, view[:size] if size < chunk else view, size)
         self._base += chunk - size
         self._pause_at -= chunk - size
         return size
+
+    def _own(self, buf: PooledBuffer, view: memoryview, size: int) -> None:
+        """Enqueue ``view`` (``size`` bytes of ``buf``) as written at ``_written``."""
+        self._push(view)
+        if self._owned is None:
+            self._owned = deque()
+        start = self._written
+        self._owned.append((start + size, start, len(buf._mem) - size, buf))
+
+    def _spill(self) -> None:
+        """Move the solo buffer into the general ledgers, before anything else.
+
+        The solo buffer is all that is pending and none of it was sent (a
+        partial send spills first), so it becomes the first view and the one
+        owned entry; the watermark counts already include it.
+        """
+        buf = self._solo
+        assert buf is not None
+        self._solo = None
+        mem = buf._mem
+        size = self._written - self._sent
+        self._segs = [mem[:size] if size < len(mem) else mem]
+        self._owned = deque(((self._written, self._sent, len(mem) - size, buf),))
 
     def _push(self, view: memoryview) -> None:
         if self._tail:
@@ -641,6 +704,8 @@ class WriteQueue:
             max_count = IOV_MAX
         elif max_count < 1:
             raise ValueError(f"max_count must be at least 1, not {max_count}")
+        if self._solo is not None:
+            self._spill()
         if self._tail:
             self._seal()
         segs = self._segs
@@ -676,6 +741,8 @@ class WriteQueue:
             raise ValueError(
                 f"cannot advance {n} bytes: {self._written - self._sent} pending"
             )
+        if self._solo is not None:
+            self._spill()
         errors = self._consume(n, None)
         if errors:
             raise _group(errors)
@@ -729,21 +796,48 @@ class WriteQueue:
         while self._written != self._sent and spins:
             spins -= 1
             try:
-                segs = self._segs
-                if is_plain_socket(sock) and (
-                    segs is None or (not self._tail and len(segs) == self._first + 1)
+                solo = self._solo
+                offered = self._written - self._sent
+                if (
+                    solo is not None
+                    and PLAIN.get(sock.__class__)
+                    and offered <= self._max_gather
                 ):
-                    # One buffer pending: one plain send, no gather list. The
-                    # tail goes unsealed (_consume reuses it once all sent).
-                    one = self._tail if segs is None else segs[-1]
-                    head = self._head_off
-                    offered = len(one) - head
-                    if head or offered > self._max_gather:
-                        offered = min(offered, self._max_gather)
-                        one = memoryview(one)[head : head + offered]
-                    sent = sock.send(one)
+                    # The solo buffer: one send from its memory, no list
+                    # (PLAIN: the class is socket.socket, which has send).
+                    sent = sock.send(solo._mem[:offered])  # type: ignore[union-attr]
+                    if sent == offered:  # the usual end: all of it went
+                        self._solo = None
+                        self._sent = self._written
+                        self._base = 0
+                        self._pause_at = self._high
+                        try:
+                            solo.release()
+                        except Exception as exc:  # released behind our back
+                            errors = [*(errors or ()), exc]
+                        if self._paused or self._state is not _OPEN:
+                            errors = self._after_drain(errors)
+                        break
+                    self._spill()  # partly sent: _consume moves the cursor
                 else:
-                    sent, offered = self._send_gathered(sock)
+                    if solo is not None:
+                        self._spill()
+                    segs = self._segs
+                    if is_plain_socket(sock) and (
+                        segs is None
+                        or (not self._tail and len(segs) == self._first + 1)
+                    ):
+                        # One buffer pending: one plain send, no gather list. The
+                        # tail goes unsealed (_consume reuses it once all sent).
+                        one = self._tail if segs is None else segs[-1]
+                        head = self._head_off
+                        offered = len(one) - head
+                        if head or offered > self._max_gather:
+                            offered = min(offered, self._max_gather)
+                            one = memoryview(one)[head : head + offered]
+                        sent = sock.send(one)
+                    else:
+                        sent, offered = self._send_gathered(sock)
             except InterruptedError:
                 continue
             except OSError as exc:
@@ -792,11 +886,7 @@ class WriteQueue:
                 self._tail.clear()  # never exported while unsealed: reuse it
             if self._owned:
                 errors = self._release(errors, None)
-            if self._state is _CLOSING:
-                self._move(Event.DRAIN)  # the only DRAIN that changes state
-            if self._paused:
-                self._paused = False
-                errors = self._call(self._on_resume, errors)
+            errors = self._after_drain(errors)
         elif n:
             rest = self._head_off + n
             tail = self._tail
@@ -831,6 +921,15 @@ class WriteQueue:
             errors = self._dispatch(errors)
         return errors
 
+    def _after_drain(self, errors: Errors) -> Errors:
+        """Nothing is pending any more: finish closing, resume the writer."""
+        if self._state is _CLOSING:
+            self._move(Event.DRAIN)  # the only DRAIN that changes state
+        if self._paused:
+            self._paused = False
+            errors = self._call(self._on_resume, errors)
+        return errors
+
     def _release(self, errors: Errors, upto: int | None) -> Errors:
         """Release the owned buffers sent by ``upto`` (all if None); recount."""
         owned = self._owned
@@ -851,6 +950,8 @@ class WriteQueue:
         return errors
 
     def _break(self, exc: BaseException, errors: Errors) -> Errors:
+        if self._solo is not None:
+            self._spill()
         self._exc = exc
         self._move(Event.FAIL)
         self._segs = None

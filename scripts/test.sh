@@ -4,6 +4,13 @@
 #
 #   bash scripts/test.sh              everything, on python3 (3.11 or newer)
 #   PYTHON=python3.12 VENV=.venv-3.12 bash scripts/test.sh --pytest-only
+#   VENV=.venv-compiled bash scripts/test.sh --compiled
+#
+# --compiled installs the mypyc-compiled build (BUFKIT_COMPILE=1 pip install .,
+# a regular install, recompiled from the current sources on every run) and
+# runs the whole pytest suite against it, without coverage, from a copy of
+# the tree without bufkit/ so that only the installed build can be imported.
+# Every run checks that it imported the build it asked for (tests/test_build.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,17 +22,45 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.bufkit-installed"
+fresh=""
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    if [ "$MODE" = "--pytest-only" ]; then
-        "$VENV/bin/python" -m pip install --quiet -e ".[test]"
+    if [ "$MODE" = "--compiled" ]; then
+        started=$SECONDS
+        BUFKIT_COMPILE=1 "$VENV/bin/python" -m pip install --quiet ".[test]"
+        fresh="compiled and installed with the test dependencies in $((SECONDS - started))s"
+    elif [ "$MODE" = "--pytest-only" ]; then
+        BUFKIT_COMPILE= "$VENV/bin/python" -m pip install --quiet -e ".[test]"
     else
-        "$VENV/bin/python" -m pip install --quiet -e ".[test,docs]"
+        BUFKIT_COMPILE= "$VENV/bin/python" -m pip install --quiet -e ".[test,docs]"
     fi
     touch "$stamp"
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
 echo "== $("$VENV/bin/python" --version) in $VENV"
+
+if [ "$MODE" = "--compiled" ]; then
+    if [ -z "$fresh" ]; then
+        started=$SECONDS
+        BUFKIT_COMPILE=1 "$VENV/bin/python" -m pip install --quiet \
+            --force-reinstall --no-deps .
+        fresh="compiled and installed in $((SECONDS - started))s"
+    fi
+    echo "== bufkit $fresh: $("$VENV/bin/bufkit" --version)"
+    python_abs="$(cd "$VENV/bin" && pwd)/python"
+    stage="$(mktemp -d)"
+    trap 'rm -rf "$stage"' EXIT
+    tar --exclude=./bufkit --exclude='./.venv*' --exclude=./.git \
+        --exclude=./docs/_build -cf - . | tar -xf - -C "$stage"
+    echo "== pytest against the compiled build"
+    started=$SECONDS
+    (cd "$stage" && BUFKIT_EXPECT_BUILD=compiled \
+        HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-${CI:+ci}}" \
+        "$python_abs" -m pytest -q)
+    echo "== compiled build passed in $((SECONDS - started))s"
+    exit 0
+fi
+export BUFKIT_EXPECT_BUILD=pure
 
 if [ "$MODE" != "--pytest-only" ]; then
     echo "== ruff check"

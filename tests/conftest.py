@@ -8,6 +8,7 @@ import ssl
 import pytest
 from hypothesis import HealthCheck, settings
 
+from bufkit._build import build
 from tests._tls import make_tls_contexts
 
 settings.register_profile(
@@ -32,6 +33,13 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "default")
+
+
+def pytest_report_header() -> list[str]:
+    """Say which bufkit build, from where, the whole run is testing."""
+    import bufkit
+
+    return [f"bufkit {bufkit.__version__}: {build()} build from {bufkit.__file__}"]
 
 
 @pytest.fixture(scope="session")

@@ -8,15 +8,19 @@ import sys
 import pytest
 
 import bufkit
+import bufkit._pool
 from bufkit._cli import main
+
+_BUILD = "pure Python" if bufkit._pool.__file__.endswith(".py") else "compiled (mypyc)"
+_VERSION = f"bufkit {bufkit.__version__}, {_BUILD} build"
 
 
 def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    """``bufkit --version`` prints the package version and exits 0."""
+    """``bufkit --version`` prints the version and the build, and exits 0."""
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"bufkit {bufkit.__version__}"
+    assert capsys.readouterr().out.strip() == _VERSION
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -33,7 +37,7 @@ def test_python_dash_m() -> None:
         text=True,
         check=True,
     )
-    assert out.stdout.strip() == f"bufkit {bufkit.__version__}"
+    assert out.stdout.strip() == _VERSION
 
 
 # Runs the command as on a platform without these (Windows lacks them all).
@@ -63,7 +67,7 @@ def test_version_without_fork_sigusr1_or_reuseport() -> None:
     """``bufkit --version`` works where SIGUSR1, fork and SO_REUSEPORT are missing."""
     out = _run_without_platform_features("--version")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == f"bufkit {bufkit.__version__}"
+    assert out.stdout.strip() == _VERSION
 
 
 def test_workers_without_fork_is_refused_in_one_line() -> None:

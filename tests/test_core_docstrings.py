@@ -69,6 +69,8 @@ def test_public_properties_have_docstrings(cls: type) -> None:
 )
 def test_constructor_arguments_are_documented(cls: type) -> None:
     """The class docstring documents every constructor argument and its errors."""
+    if hasattr(cls, "__mypyc_attrs__"):
+        pytest.skip("compiled by mypyc, which drops docstrings; the pure run checks")
     doc = inspect.getdoc(cls) or ""
     params = list(inspect.signature(cls).parameters)
     assert "Args:" in doc

@@ -40,7 +40,10 @@ def test_every_public_name_is_documented(module_name: str) -> None:
             inspect.isclass(obj) or inspect.isfunction(obj)
         ):
             continue
-        assert inspect.getdoc(obj), f"{module_name}.{name} has no docstring"
+        # mypyc drops the docstrings of the classes it compiles; the
+        # pure-Python run checks the same source.
+        compiled = hasattr(obj, "__mypyc_attrs__")
+        assert compiled or inspect.getdoc(obj), f"{module_name}.{name} has no docstring"
         assert not obj.__module__.split(".")[-1].startswith("_") or (
             obj.__module__ == "bufkit"
         ), f"{module_name}.{name} has private __module__ {obj.__module__}"

@@ -57,7 +57,12 @@ def state_of(queue: WriteQueue) -> QueueState:
 def entries(queue: WriteQueue) -> int:
     """The buffers pending: what a full gather list would hold."""
     segs = queue._segs
-    return (0 if segs is None else len(segs) - queue._first) + (1 if queue._tail else 0)
+    solo = 1 if queue._solo is not None else 0
+    return (
+        (0 if segs is None else len(segs) - queue._first)
+        + (1 if queue._tail else 0)
+        + solo
+    )
 
 
 def drain(queue: WriteQueue, sock: FakeSocket | None = None) -> bytes:

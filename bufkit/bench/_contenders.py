@@ -67,6 +67,7 @@ CONTENDERS: Final[tuple[Contender, ...]] = (
         ("bufkit.adapters.selectors", "bufkit.servers"),
         tls=True,
     ),
+    Contender("bufkit-compiled", "bufkit selectors Loop, compiled (mypyc)", "bufkit"),
     Contender(
         "bufkit-stream",
         "bufkit stream (asyncio)",

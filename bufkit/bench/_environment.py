@@ -10,6 +10,8 @@ import shutil
 import subprocess
 from typing import Any, Final
 
+from bufkit._build import build
+
 __all__ = ["describe", "summary_line"]
 
 _PACKAGES: Final = ("bufkit", "uvloop", "twisted", "rich", "matplotlib", "psutil")
@@ -69,6 +71,7 @@ def describe() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "os": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "bufkit_build": build(),
         "packages": {name: _version(name) for name in _PACKAGES},
         "strace": _strace_version(),
         "cc": _cc_version(),
@@ -83,5 +86,5 @@ def summary_line(env: dict[str, Any]) -> str:
     )
     return (
         f"{env['date']} | {env['cpu']} x{env['cores']} | {env['os']} | "
-        f"{env['python']} | {packages}"
+        f"{env['python']} | {packages} | {env.get('bufkit_build', '?')} build"
     )

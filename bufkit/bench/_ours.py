@@ -239,6 +239,10 @@ def serve(name: str, host: str, tls: CertFiles | None = None) -> Served:
     """
     if name == "bufkit-selectors":
         return serve_selectors(host, tls)
+    if name == "bufkit-compiled":
+        from bufkit.bench import _compiled
+
+        return _compiled.serve(host, tls)
     if name in ("bufkit-stream", "bufkit-stream-uvloop"):
         return serve_stream(host, use_uvloop=name.endswith("-uvloop"), tls=tls)
     if name in ("bufkit-pooled", "bufkit-pooled-uvloop"):

@@ -402,7 +402,7 @@ class _FlakyAccept:
 
 
 def _registered(listener: Listener) -> bool:
-    return listener._registered
+    return listener._fd >= 0
 
 
 def test_listener_backs_off_on_emfile_then_accepts(

@@ -11,7 +11,7 @@ perhaps in the middle of a read, a write or a lend of the pool: code there
 sees half-updated state, and a lock taken there may already be held. So the
 handler the loop installs does nothing; the interpreter's C-level handler
 writes the signal's number to a socket pair given to
-:func:`signal.set_wakeup_fd`, the loop's selector sees the read end
+:func:`signal.set_wakeup_fd`, the loop's poller sees the read end
 readable, and the loop runs the user's callback as an ordinary callback of
 the next iteration. A byte 0 (no signal has that number) wakes the loop for
 callbacks queued by other threads, kept in a deque (``append`` and
@@ -20,7 +20,7 @@ arrives, and at the start of each iteration (so a fake selector, which never
 sees the socket pair, still runs them).
 
 The socket pair exists only while a signal handler or a thread-safe callback
-needs it; its read end is registered with the selector like a listener. The
+needs it; its read end is registered with the loop like a listener. The
 wakeup fd is one per process: the one it replaced is put back when the last
 signal handler goes. Nothing here touches a connection: docs/design.md
 invariants 1 to 6 are the connection core's, and callbacks reach connections
@@ -42,7 +42,7 @@ import socket
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Final, final
+from typing import Final, Protocol, final
 
 __all__ = ["LOGGER", "Handle", "Wakeup", "check_signal"]
 
@@ -94,6 +94,22 @@ def _nothing(*args: object) -> None:
     """What a cancelled handle holds instead of its callback."""
 
 
+class _Watch(Protocol):
+    """The loop's ``_watch``: register a socket; return its fd."""
+
+    def __call__(self, sock: socket.socket, events: int, target: Wakeup, /) -> int:
+        """Register ``sock`` for ``events`` (selectors' masks) to wake ``target``."""
+        ...
+
+
+class _Unwatch(Protocol):
+    """The loop's ``_unwatch``: forget a socket before it is closed."""
+
+    def __call__(self, sock: socket.socket, fd: int, target: Wakeup, /) -> None:
+        """Forget ``sock``, registered as ``fd`` for ``target``."""
+        ...
+
+
 _Previous = Callable[[int, FrameType | None], object] | int | None
 
 
@@ -121,10 +137,13 @@ class Wakeup:
 
     def __init__(
         self,
-        selector: selectors.BaseSelector,
+        watch: _Watch,
+        unwatch: _Unwatch,
         schedule: Callable[[Handle], None],
     ) -> None:
-        self._selector = selector
+        self._watch = watch
+        self._unwatch = unwatch
+        self._fd = -1  # the read end's, while the pair is open
         self._schedule = schedule  # appends to the loop's ready list
         self._pair: tuple[socket.socket, socket.socket] | None = None
         self._handlers: dict[int, tuple[Handle, _Previous]] = {}
@@ -171,7 +190,7 @@ class Wakeup:
         with self._lock:
             pair, self._pair = self._pair, None
         if pair is not None:
-            self._selector.unregister(pair[0])
+            self._unwatch(pair[0], self._fd, self)
             pair[0].close()
             pair[1].close()
         self.threadsafe.clear()
@@ -182,7 +201,7 @@ class Wakeup:
                 rsock, wsock = socket.socketpair()
                 rsock.setblocking(False)
                 wsock.setblocking(False)
-                self._selector.register(rsock, selectors.EVENT_READ, self)
+                self._fd = self._watch(rsock, selectors.EVENT_READ, self)
                 self._pair = (rsock, wsock)
             return self._pair
 

@@ -13,8 +13,14 @@ sent at once by the connection core, whatever the loop.)
 
 The loop is a shim over the connection core: it registers a socket for
 exactly the :class:`~bufkit.Interest` its connection reported, and
-unregisters it when the interest is ``NONE`` (``selectors`` has no empty
-registration), which keeps docs/design.md invariant 3 by construction. It owns
+unregisters it when the interest is ``NONE`` (an empty registration would
+still report hang-ups), which keeps docs/design.md invariant 3 by
+construction. Where :func:`select.epoll` exists and no selector was given,
+the loop polls it directly: a table from file descriptor to connection (or
+listener, connector, wakeup) replaces the ``selectors`` module's key objects
+and its ready list, and a registration is modified only when the core
+reports a new interest. Elsewhere, or with ``selector=`` (the fake selector
+of :mod:`bufkit.testing`), it goes through :mod:`selectors`. It owns
 one :class:`~bufkit.BufferPool` shared by every connection (invariants 4 and 5:
 read buffers are lent for one event at a time).
 
@@ -32,9 +38,9 @@ connection the one timer it asks for (``on_timer``: handshake and
 graceful-close timeouts) with :meth:`Loop.call_later`. docs/design.md
 invariant 7: an idle TLS connection holds no pool bytes.
 
-Cost model per event: one ``selector.select`` per iteration, one dict lookup and
-one method call per ready socket, one ``selector.modify`` only when a
-connection's interest changes.
+Cost model per event: one ``epoll.poll`` (or ``selector.select``) per
+iteration, one dict lookup and one method call per ready socket, one
+``epoll.modify`` only when a connection's interest changes.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from __future__ import annotations
 import errno
 import heapq
 import logging
+import select
 import selectors
 import socket
 import threading
@@ -50,6 +57,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 from bufkit import BufferPool, Connection, ConnectionProtocol, Interest, StreamSocket
+from bufkit._argtypes import Checked
 from bufkit._sockets import AcceptAction, AcceptBackoff, set_nodelay
 from bufkit.adapters.selectors._callbacks import LOGGER, Handle, Wakeup, check_signal
 
@@ -62,6 +70,10 @@ __all__ = ["Connector", "Listener", "Loop", "ProtocolFactory", "SelectableSocket
 
 _EVENT_READ: Final = selectors.EVENT_READ
 _EVENT_WRITE: Final = selectors.EVENT_WRITE
+_EPOLLIN: Final[int] = getattr(select, "EPOLLIN", 1)  # where epoll exists
+_EPOLLOUT: Final[int] = getattr(select, "EPOLLOUT", 4)
+_EPOLL_OF: Final = (0, _EPOLLIN, _EPOLLOUT, _EPOLLIN | _EPOLLOUT)
+"""epoll's event mask for each selectors-style mask (READ 1, WRITE 2, BOTH 3)."""
 
 _AddrInfos = Sequence[tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]]
 
@@ -99,6 +111,21 @@ class _TLSOptions:
         )
 
 
+class _Ready(Protocol):
+    """What a listener, a connector and the wakeup have in common: ready once."""
+
+    def _on_ready(self, mask: int) -> None: ...
+
+
+_Target = Connection | _Ready  # what one registered descriptor wakes
+
+
+def _new_epoll() -> select.epoll | None:
+    """An epoll object where the platform has one, else None."""
+    make: Callable[[], select.epoll] | None = getattr(select, "epoll", None)
+    return None if make is None else make()
+
+
 class SelectableSocket(StreamSocket, Protocol):
     """A :class:`bufkit.StreamSocket` a selector can watch, as :class:`Loop` needs."""
 
@@ -117,8 +144,9 @@ class Loop:
 
     Args:
         selector: Any :class:`selectors.BaseSelector` (e.g. the fake
-            selector of :mod:`bufkit.testing`); a ``DefaultSelector`` by
-            default. The loop closes it only if it made it.
+            selector of :mod:`bufkit.testing`). By default the loop polls
+            :func:`select.epoll` directly where it exists, else a
+            ``DefaultSelector``. The loop closes it only if it made it.
         pool: The buffer pool shared by every connection (default: a new
             :class:`bufkit.BufferPool`).
         clock: Monotonic time source used by :meth:`call_later`.
@@ -140,7 +168,13 @@ class Loop:
         accept_batch: int = 128,
     ) -> None:
         self._owns_selector = selector is None
-        self._selector = selectors.DefaultSelector() if selector is None else selector
+        # Either an epoll object polled directly, or a selector: never both.
+        self._epoll = _new_epoll() if selector is None else None
+        self._selector: selectors.BaseSelector | None = selector
+        if selector is None and self._epoll is None:  # pragma: no cover - not Linux
+            self._selector = selectors.DefaultSelector()
+        # With epoll: each registered descriptor -> what it wakes.
+        self._targets: dict[int, _Target] = {}
         self._pool = BufferPool() if pool is None else pool
         self._clock = clock
         self._high_water = high_water
@@ -150,9 +184,9 @@ class Loop:
         self._ready: list[Handle] = []
         self._timers: list[Handle] = []
         self._deferred: list[Callable[[], object]] = []
-        # Each open connection -> its socket; the registered ones in a set.
+        # Each open connection -> its socket; the registered ones -> their fd.
         self._connections: dict[Connection, SelectableSocket] = {}
-        self._registered: set[Connection] = set()
+        self._registered: dict[Connection, int] = {}
         # One bound method each, shared by every connection (not one per
         # connection: they are a good part of an idle connection's memory).
         self._interest_hook = self._on_interest
@@ -421,23 +455,56 @@ class Loop:
         return conn
 
     def _on_interest(self, conn: Connection, interest: Interest) -> None:
-        sock = self._connections[conn]
+        # The core reports only changes: each call is one registration change.
+        fd = self._registered.get(conn)
         if interest:
             events = interest.value  # a plain int: enum arithmetic is slow
-            if conn in self._registered:
-                self._selector.modify(sock, events, conn)
+            epoll = self._epoll
+            if fd is not None:
+                if epoll is not None:
+                    epoll.modify(fd, _EPOLL_OF[events])
+                else:
+                    self._selector_of().modify(self._connections[conn], events, conn)
             else:
-                self._selector.register(sock, events, conn)
-                self._registered.add(conn)
-        elif conn in self._registered:
-            self._selector.unregister(sock)
-            self._registered.discard(conn)
+                sock = self._connections[conn]
+                self._registered[conn] = self._watch(sock, events, conn)
+        elif fd is not None:
+            del self._registered[conn]
+            self._unwatch(self._connections[conn], fd, conn)
         if conn.closed:
             del self._connections[conn]
             if LOGGER.isEnabledFor(logging.INFO):  # what `bufkit serve` shows
                 LOGGER.info(
                     "closed %s after %d bytes in", repr(conn), conn.bytes_received
                 )
+
+    def _watch(self, sock: SelectableSocket, events: int, target: _Target) -> int:
+        """Register ``sock`` for ``events`` (selectors' masks); return its fd."""
+        fd = sock.fileno()
+        epoll = self._epoll
+        if epoll is None:
+            self._selector_of().register(sock, events, target)
+        else:
+            epoll.register(fd, _EPOLL_OF[events])
+            self._targets[fd] = target
+        return fd
+
+    def _unwatch(self, sock: SelectableSocket, fd: int, target: _Target) -> None:
+        """Forget ``sock``, registered as ``fd`` for ``target``, before it closes."""
+        epoll = self._epoll
+        if epoll is None:
+            self._selector_of().unregister(sock)
+        elif self._targets.get(fd) is target:  # not if the fd was reused since
+            del self._targets[fd]
+            try:
+                epoll.unregister(fd)
+            except OSError:  # the socket was closed behind the loop's back
+                LOGGER.debug("fd %d was closed before it was unregistered", fd)
+
+    def _selector_of(self) -> selectors.BaseSelector:
+        selector = self._selector
+        assert selector is not None  # there is a selector when there is no epoll
+        return selector
 
     def _on_timer(self, conn: Connection, delay: float | None) -> None:
         handle = self._timeouts.pop(conn, None)
@@ -488,7 +555,7 @@ class Loop:
         return handle
 
     def add_signal_handler(
-        self, sig: int, callback: Callable[..., object], *args: object
+        self, sig: Checked[int], callback: Callable[..., object], *args: object
     ) -> None:
         """Run ``callback(*args)`` in the loop each time signal ``sig`` arrives.
 
@@ -507,7 +574,7 @@ class Loop:
         self._check_open()
         self._waker().add_signal(signum, Handle(0.0, callback, args))
 
-    def remove_signal_handler(self, sig: int) -> bool:
+    def remove_signal_handler(self, sig: Checked[int]) -> bool:
         """Remove the handler of ``sig``; the signal's earlier handler returns.
 
         Returns:
@@ -526,7 +593,7 @@ class Loop:
         wakeup = self._wakeup
         if wakeup is None:
             # _run_due replaces the ready list: look it up at each call.
-            wakeup = Wakeup(self._selector, lambda h: self._ready.append(h))
+            wakeup = Wakeup(self._watch, self._unwatch, lambda h: self._ready.append(h))
             self._wakeup = wakeup
         return wakeup
 
@@ -545,15 +612,42 @@ class Loop:
 
     def run_once(self, timeout: float | None = None) -> None:
         """Run one iteration, waiting at most ``timeout`` seconds for events."""
-        if self._wakeup is not None and self._wakeup.threadsafe:
-            self._wakeup.drain()
+        wakeup = self._wakeup
+        if wakeup is not None and wakeup.threadsafe:
+            wakeup.drain()
         if self._ready or self._deferred:
             timeout = 0.0
         elif self._timers:
             wait = max(0.0, self._timers[0].when - self._clock())
             timeout = wait if timeout is None else min(timeout, wait)
-        events = self._selector.select(timeout)
-        for key, mask in events:
+        epoll = self._epoll
+        if epoll is None:
+            self._select(timeout)
+        else:
+            targets = self._targets
+            if timeout is None:
+                timeout = -1.0
+            elif timeout < 0:
+                timeout = 0.0
+            for fd, mask in epoll.poll(timeout, len(targets) or 1):
+                target = targets.get(fd)  # None: closed by an earlier handler
+                if type(target) is Connection:
+                    if mask == _EPOLLIN:
+                        target.on_readable()
+                    elif mask == _EPOLLOUT:
+                        target.on_writable()
+                    else:
+                        _hang_up(target, mask)
+                elif target is not None:
+                    target._on_ready(mask)
+        if self._timers or self._ready:
+            self._run_due()
+        if self._deferred:
+            self._run_deferred()
+
+    def _select(self, timeout: float | None) -> None:
+        """One iteration's wait and dispatch through the selector."""
+        for key, mask in self._selector_of().select(timeout):
             target = key.data
             if type(target) is Connection:
                 if mask & _EVENT_READ:
@@ -562,10 +656,6 @@ class Loop:
                     target.on_writable()
             else:
                 target._on_ready(mask)
-        if self._timers or self._ready:
-            self._run_due()
-        if self._deferred:
-            self._run_deferred()
 
     def _run_deferred(self) -> None:
         # Connections hold ``self._deferred.append``: keep the list object, and
@@ -649,8 +739,10 @@ class Loop:
         self._ready.clear()
         self._timers.clear()
         self._deferred.clear()
-        if self._owns_selector:
-            self._selector.close()
+        if self._epoll is not None:
+            self._epoll.close()
+        elif self._owns_selector:
+            self._selector_of().close()
 
     def _enter(self) -> None:
         self._check_open()
@@ -679,7 +771,7 @@ class Listener:
         self._factory = factory
         self._tls = tls
         self._policy = AcceptBackoff()
-        self._registered = False
+        self._fd = -1  # registered under this fd; -1 when not
         self._closed = False
         self._accepted = 0
 
@@ -714,14 +806,13 @@ class Listener:
         self._loop._listeners.discard(self)
 
     def _register(self) -> None:
-        if not self._closed and not self._registered:
-            self._loop._selector.register(self._sock, _EVENT_READ, self)
-            self._registered = True
+        if not self._closed and self._fd < 0:
+            self._fd = self._loop._watch(self._sock, _EVENT_READ, self)
 
     def _unregister(self) -> None:
-        if self._registered:
-            self._loop._selector.unregister(self._sock)
-            self._registered = False
+        if self._fd >= 0:
+            self._loop._unwatch(self._sock, self._fd, self)
+            self._fd = -1
 
     def _on_ready(self, mask: int) -> None:
         """Accept every pending connection, up to the loop's batch size."""
@@ -778,6 +869,7 @@ class Connector:
         self._tls = tls
         self._on_error = on_error
         self._sock: socket.socket | None = None
+        self._fd = -1  # the socket's, while connecting
         self._connection: Connection | None = None
         self._error: OSError | None = None
         self._done = False
@@ -849,12 +941,12 @@ class Connector:
             )
             return
         self._sock = sock
-        self._loop._selector.register(sock, _EVENT_WRITE, self)
+        self._fd = self._loop._watch(sock, _EVENT_WRITE, self)
 
     def _on_ready(self, mask: int) -> None:
         sock = self._sock
         assert sock is not None  # registered only while connecting
-        self._loop._selector.unregister(sock)
+        self._loop._unwatch(sock, self._fd, self)
         self._sock = None
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
@@ -879,5 +971,18 @@ class Connector:
     def _drop_socket(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
-            self._loop._selector.unregister(sock)
+            self._loop._unwatch(sock, self._fd, self)
             sock.close()
+
+
+def _hang_up(conn: Connection, mask: int) -> None:
+    """Dispatch an epoll mask other than IN or OUT alone (both, ERR, HUP).
+
+    As :mod:`selectors` does: an error or hang-up wakes whatever the
+    connection is registered for, read first.
+    """
+    wanted = conn.interest.value
+    if mask & ~_EPOLLOUT and wanted & _EVENT_READ:
+        conn.on_readable()
+    if mask & ~_EPOLLIN and wanted & _EVENT_WRITE:
+        conn.on_writable()
