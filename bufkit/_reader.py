@@ -227,6 +227,8 @@ class ReadinessReader:
                     got = sock.recv_into(view)
                 except InterruptedError:
                     got = _recv_after_eintr(sock, view)
+                except BlockingIOError:  # the usual end of a stream's reads
+                    return True
                 except OSError as exc:  # raised unchanged unless it would block
                     if would_block(exc):
                         return True
