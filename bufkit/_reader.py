@@ -26,6 +26,12 @@ down after ``SHRINK_AFTER`` consecutive reads that would have fit in the class
 below. So a bulk stream reads in the largest class and a chatty protocol in the
 smallest, which matters when handlers keep buffers (``take_buffer``).
 
+So that a connection can hand it the socket itself, with no wrapper frame
+around each ``recv_into``, the reader also counts the bytes it hands over
+(``bytes_received``), stops when the handler sets ``paused`` (checked before
+each read), and says whether an error came from the socket
+(``recv_failed``) rather than from the handler or the pool.
+
 Cost model: per read, one ``acquire``/``release`` pair (O(1), LIFO), one
 ``recv_into`` syscall, one ``memoryview`` slice unless the read filled the
 buffer, and one handler call. No per-connection memory besides this object.
@@ -103,9 +109,12 @@ class ReadinessReader:
         "_index",
         "_keep_open",
         "_lent",
+        "_paused",
         "_pool",
         "_read_budget",
         "_read_size",
+        "_received",
+        "_recv_failed",
         "_small_reads",
         "_small_size",
         "_trim",
@@ -154,6 +163,9 @@ class ReadinessReader:
         self._eof = False
         self._keep_open = False
         self._lent: PooledBuffer | None = None
+        self._paused = False
+        self._received = 0
+        self._recv_failed = False
 
     def __repr__(self) -> str:
         state = "at EOF" if self._eof else "open"
@@ -172,6 +184,35 @@ class ReadinessReader:
         then stays open for writing). ``False`` before end of file.
         """
         return self._keep_open
+
+    @property
+    def paused(self) -> bool:
+        """Whether reading is paused: :meth:`on_readable` then reads nothing.
+
+        Set it from inside ``data_received`` to end the current
+        :meth:`on_readable` call after that chunk (asyncio's
+        ``pause_reading``); clear it to read again at the next call.
+        """
+        return self._paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self._paused = bool(value)
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes handed to ``data_received`` so far."""
+        return self._received
+
+    @property
+    def recv_failed(self) -> bool:
+        """Whether the last :meth:`on_readable` call raised the socket's error.
+
+        True when ``recv_into`` raised (an :class:`OSError` that does not
+        mean "would block"), so a caller can tell the socket's errors from
+        the handler's and the pool's without wrapping the socket.
+        """
+        return self._recv_failed
 
     @property
     def read_size(self) -> int:
@@ -207,6 +248,7 @@ class ReadinessReader:
         """
         if self._eof:
             return False
+        self._recv_failed = False
         # The hot path, kept in one function: locals instead of attribute
         # chains, no call per read besides acquire, recv_into, the handler
         # and release (benchmarks/test_bench_reader.py). Methods are called
@@ -217,6 +259,8 @@ class ReadinessReader:
         trim = self._trim
         budget = self._read_budget
         while budget:
+            if self._paused:  # set by the handler: end this call here
+                return True
             budget -= 1
             size = self._read_size
             buf = pool.acquire(size)
@@ -226,15 +270,19 @@ class ReadinessReader:
                 try:
                     got = sock.recv_into(view)
                 except InterruptedError:
-                    got = _recv_after_eintr(sock, view)
+                    got = self._recv_after_eintr(sock, view)
+                except BlockingIOError:  # the usual end of a stream's reads
+                    return True
                 except OSError as exc:  # raised unchanged unless it would block
                     if would_block(exc):
                         return True
+                    self._recv_failed = True
                     raise
                 if got < 0:
                     return True
                 if got:
                     buf._filled = got  # what take_buffer() hands over
+                    self._received += got
                     handler.data_received(view if got == size else view[:got])
             finally:
                 if self._lent is not None:
@@ -303,15 +351,15 @@ class ReadinessReader:
         self._lent = None
         return buf
 
-
-def _recv_after_eintr(sock: SupportsRecvInto, view: memoryview) -> int:
-    """Retry a read that ``EINTR`` interrupted; -1 when it would block."""
-    while True:
-        try:
-            return sock.recv_into(view)
-        except InterruptedError:
-            continue
-        except OSError as exc:
-            if would_block(exc):
-                return -1
-            raise
+    def _recv_after_eintr(self, sock: SupportsRecvInto, view: memoryview) -> int:
+        """Retry a read that ``EINTR`` interrupted; -1 when it would block."""
+        while True:
+            try:
+                return sock.recv_into(view)
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                if would_block(exc):
+                    return -1
+                self._recv_failed = True
+                raise

@@ -59,10 +59,11 @@ until a write needs them and again once they empty.
 
 The solo buffer (the echo path): a pooled buffer written to an empty queue
 is kept in ``_solo`` alone, with no view list and no ledger entry (the
-watermark counts are updated as for any owned buffer). A flush on a plain
-socket sends it with one ``send`` and, when the kernel takes it all,
-releases it with no container made or dropped. Anything else -- another
-write, ``buffers``, ``advance``, a short send, a failure, another kind of
+watermark counts are updated as for any owned buffer); short writes after it
+go to the tail as usual. A flush on a plain socket sends it with one
+``send`` and, when the kernel takes it all, releases it with no container
+made or dropped. Anything else -- a write that takes an entry, a sealed
+tail, ``buffers``, ``advance``, a short send, a failure, another kind of
 socket -- first moves it into ``_segs`` and ``_owned`` (``_spill``), where
 the general rules above apply: the solo state is only ever a shorter
 spelling of the same queue.
@@ -466,8 +467,6 @@ class WriteQueue:
         """
         if self._state is not _OPEN or (on_done is not None and not callable(on_done)):
             self._refuse((data,), on_done)
-        if self._solo is not None:
-            self._spill()
         if type(data) is bytes and nbytes is None:  # the hot path: locals only
             size = len(data)
             if size < self._coalesce:
@@ -542,8 +541,6 @@ class WriteQueue:
         items = list(iterable)
         if self._state is not _OPEN or (on_done is not None and not callable(on_done)):
             self._refuse(items, on_done)
-        if self._solo is not None:
-            self._spill()
         try:
             parts = [self._check_item(item, copy) for item in items]
             owned = [item for item in items if type(item) is PooledBuffer]
@@ -636,19 +633,22 @@ class WriteQueue:
     def _spill(self) -> None:
         """Move the solo buffer into the general ledgers, before anything else.
 
-        The solo buffer is all that is pending and none of it was sent (a
-        partial send spills first), so it becomes the first view and the one
-        owned entry; the watermark counts already include it.
+        The solo buffer holds the first pending bytes, none of them sent (a
+        partial send spills first), and the tail the rest: it becomes the
+        first view and the one owned entry; the watermarks count it already.
         """
         buf = self._solo
         assert buf is not None
         self._solo = None
         mem = buf._mem
-        size = self._written - self._sent
+        size = self._written - self._sent - len(self._tail)
         self._segs = [mem[:size] if size < len(mem) else mem]
-        self._owned = deque(((self._written, self._sent, len(mem) - size, buf),))
+        start = self._sent
+        self._owned = deque(((start + size, start, len(mem) - size, buf),))
 
     def _push(self, view: memoryview) -> None:
+        if self._solo is not None:
+            self._spill()
         if self._tail:
             self._seal()
         if self._segs is None:
@@ -657,6 +657,8 @@ class WriteQueue:
             self._segs.append(view)
 
     def _seal(self) -> None:
+        if self._solo is not None:
+            self._spill()
         view = memoryview(self._tail)
         self._tail = bytearray()
         if self._segs is None:
@@ -797,28 +799,37 @@ class WriteQueue:
             spins -= 1
             try:
                 solo = self._solo
+                if solo is not None and self._tail:
+                    self._spill()  # two buffers pending: the general path
+                    solo = None
                 offered = self._written - self._sent
                 if (
-                    solo is not None
-                    and PLAIN.get(sock.__class__)
+                    self._segs is None
                     and offered <= self._max_gather
+                    and PLAIN.get(sock.__class__)
                 ):
-                    # The solo buffer: one send from its memory, no list
+                    # All that is pending is in one buffer, from its start:
+                    # the solo buffer or the tail. One send of it, no list
                     # (PLAIN: the class is socket.socket, which has send).
-                    sent = sock.send(solo._mem[:offered])  # type: ignore[union-attr]
+                    one = self._tail if solo is None else solo._mem[:offered]
+                    sent = sock.send(one)  # type: ignore[union-attr]
                     if sent == offered:  # the usual end: all of it went
-                        self._solo = None
                         self._sent = self._written
-                        self._base = 0
-                        self._pause_at = self._high
-                        try:
-                            solo.release()
-                        except Exception as exc:  # released behind our back
-                            errors = [*(errors or ()), exc]
+                        if solo is None:
+                            self._tail.clear()  # never exported: reuse it
+                        else:
+                            self._solo = None
+                            self._base = 0
+                            self._pause_at = self._high
+                            try:
+                                solo.release()
+                            except Exception as exc:  # released behind our back
+                                errors = [*(errors or ()), exc]
                         if self._paused or self._state is not _OPEN:
                             errors = self._after_drain(errors)
                         break
-                    self._spill()  # partly sent: _consume moves the cursor
+                    if solo is not None:
+                        self._spill()  # partly sent: _consume moves the cursor
                 else:
                     if solo is not None:
                         self._spill()
@@ -886,7 +897,8 @@ class WriteQueue:
                 self._tail.clear()  # never exported while unsealed: reuse it
             if self._owned:
                 errors = self._release(errors, None)
-            errors = self._after_drain(errors)
+            if self._paused or self._state is _CLOSING:
+                errors = self._after_drain(errors)
         elif n:
             rest = self._head_off + n
             tail = self._tail

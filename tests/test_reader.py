@@ -573,3 +573,71 @@ def test_take_buffer_hands_over_the_fill_length() -> None:
     assert [buf.filled for buf in taken] == [5]
     assert bytes(taken[0].view[: taken[0].filled]) == b"hello"
     taken[0].release()
+
+
+# -- pausing, counting, and telling the socket's errors apart -----------------
+
+
+class Pauser(Recorder):
+    """A handler that pauses its reader after the first chunk."""
+
+    reader: ReadinessReader
+
+    def data_received(self, view: memoryview) -> None:
+        super().data_received(view)
+        self.reader.paused = True
+
+
+def test_pausing_inside_data_received_ends_the_call() -> None:
+    """paused set by the handler: no further read in this call or the next."""
+    pool = make_pool()
+    handler = Pauser()
+    reader = ReadinessReader(pool, handler, initial_size=16)
+    handler.reader = reader
+    sock = FakeSocket(recv=[Deliver(b"a" * 16), Deliver(b"b" * 16)])
+    assert reader.on_readable(sock)
+    assert handler.chunks == [b"a" * 16]
+    assert reader.on_readable(sock)
+    assert handler.chunks == [b"a" * 16]
+    reader.paused = False
+    assert reader.on_readable(sock)
+    assert handler.chunks[1] == b"b" * 16
+    assert in_use(pool) == 0
+
+
+def test_bytes_received_counts_what_the_handler_got() -> None:
+    """bytes_received is the sum of the chunks handed over."""
+    pool = make_pool()
+    handler = Recorder()
+    reader = ReadinessReader(pool, handler, initial_size=16)
+    sock = FakeSocket(recv=[Deliver(b"x" * 40), WouldBlock(), Deliver(b"y" * 5)])
+    reader.on_readable(sock)
+    assert reader.bytes_received == len(handler.data) == 40
+    reader.on_readable(sock)
+    reader.on_readable(sock)
+    assert reader.bytes_received == len(handler.data) == 45
+
+
+def test_recv_failed_tells_the_sockets_error_from_the_handlers() -> None:
+    """recv_failed: true after recv_into raised, false after the handler did."""
+    pool = make_pool()
+    reader = ReadinessReader(pool, Raiser())
+    with pytest.raises(KeyError):
+        reader.on_readable(FakeSocket(recv=[Deliver(b"hi")]))
+    after_handler = reader.recv_failed
+    reset = ConnectionResetError(errno.ECONNRESET, "reset")
+    with pytest.raises(ConnectionResetError) as info:
+        reader.on_readable(ScriptedSocket(reset))
+    assert info.value is reset
+    assert (after_handler, reader.recv_failed) == (False, True)
+    assert in_use(pool) == 0
+
+
+def test_recv_failed_after_an_interrupted_read() -> None:
+    """A socket error on the retry after EINTR is the socket's too."""
+    pool = make_pool()
+    reader = ReadinessReader(pool, Recorder())
+    broken = BrokenPipeError(errno.EPIPE, "gone")
+    with pytest.raises(BrokenPipeError):
+        reader.on_readable(ScriptedSocket(InterruptedError(), broken))
+    assert reader.recv_failed

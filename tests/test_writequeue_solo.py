@@ -119,6 +119,33 @@ def test_write_after_a_lone_buffer_keeps_the_order() -> None:
     assert pool.stats().buffers_in_use == 0
 
 
+def test_short_writes_after_a_lone_buffer_follow_it() -> None:
+    """Short writes after the lone buffer go to the tail and leave after it."""
+    pool = BufferPool()
+    queue = WriteQueue()
+    with socket_pair() as (a, b):
+        queue.write(filled(pool, b"1" * 3000))
+        queue.write(b"2" * 10)
+        queue.write(bytearray(b"3" * 20))
+        assert queue.pending == 3030
+        assert queue.flush(a)
+        assert receive(b, 3030) == b"1" * 3000 + b"2" * 10 + b"3" * 20
+    assert pool.stats().buffers_in_use == 0
+
+
+def test_advance_past_a_lone_buffer_into_the_tail_releases_it() -> None:
+    """Sending the lone buffer and part of the tail gives the chunk back."""
+    pool = BufferPool()
+    queue = WriteQueue()
+    queue.write(filled(pool, b"1" * 2048, 2048))
+    queue.write(b"2" * 244)
+    assert queue.held_bytes == 2292
+    queue.advance(2131)
+    assert (queue.pending, queue.held_bytes) == (161, 161)
+    assert pool.stats().buffers_in_use == 0
+    assert b"".join(map(bytes, queue.buffers())) == b"2" * 161
+
+
 def test_writelines_after_a_lone_buffer_keeps_the_order() -> None:
     """writelines() right after the lone buffer sends after it."""
     pool = BufferPool()
