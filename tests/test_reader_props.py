@@ -112,7 +112,9 @@ def test_handler_sees_exactly_the_bytes_sent(
 ) -> None:
     """Whatever the cuts, EAGAINs and EINTRs, the handler gets every byte once."""
     payload = data.draw(st.binary(max_size=2000), label="payload")
-    schedule = data.draw(recv_schedules(payload, max_chunks=None), label="schedule")
+    schedule = data.draw(
+        recv_schedules(payload, max_chunks=None, interrupts=True), label="schedule"
+    )
     pool = make_pool()
     handler = Recorder()
     reader = ReadinessReader(pool, handler, **options)  # type: ignore[arg-type]
@@ -145,7 +147,9 @@ def test_length_prefixed_frames_round_trip(
     if fmt == "!B":
         messages = [m[: 255 - 8] for m in messages]
     stream = lp_stream(messages, fmt, includes_header)
-    schedule = data.draw(recv_schedules(stream, max_chunks=None), label="schedule")
+    schedule = data.draw(
+        recv_schedules(stream, max_chunks=None, interrupts=True), label="schedule"
+    )
     pool = make_pool()
     frames: list[bytes] = []
     framer = LengthPrefixedFramer(
@@ -198,7 +202,9 @@ def test_delimited_frames_round_trip(
     """Lines out equal lines in, delimiters split anywhere; idle means no buffer."""
     delimiter, messages = case
     stream = b"".join(m + delimiter for m in messages)
-    schedule = data.draw(recv_schedules(stream, max_chunks=None), label="schedule")
+    schedule = data.draw(
+        recv_schedules(stream, max_chunks=None, interrupts=True), label="schedule"
+    )
     pool = make_pool()
     frames: list[bytes] = []
     framer = DelimiterFramer(
@@ -316,7 +322,7 @@ def test_bad_header_with_drawn_cuts(data: st.DataObject, kind: BadKind) -> None:
     before = data.draw(st.lists(st.binary(max_size=MAX_FRAME), max_size=4))
     stream = lp_stream(before, "!i", False) + bad_header(kind, "!I", False)
     stream += data.draw(st.binary(max_size=600))
-    schedule = data.draw(recv_schedules(stream, max_chunks=None))
+    schedule = data.draw(recv_schedules(stream, max_chunks=None, interrupts=True))
     pool = make_pool()
     frames: list[bytes] = []
     framer = LengthPrefixedFramer(
@@ -350,7 +356,7 @@ class ZeroCopyEcho:
 
 @given(
     data=st.data(),
-    send=send_schedules(min_steps=1, max_accept=200),
+    send=send_schedules(min_steps=1, max_accept=200, interrupts=True),
     options=reader_options,
     coalesce=st.sampled_from([0, 100]),
 )
@@ -362,7 +368,9 @@ def test_zero_copy_echo_sends_every_byte_once_and_returns_every_buffer(
 ) -> None:
     """take_buffer into a WriteQueue: wire equals input; no chunk lent twice or kept."""
     payload = data.draw(st.binary(min_size=1, max_size=3000), label="payload")
-    recv = data.draw(recv_schedules(payload, max_chunks=None), label="recv")
+    recv = data.draw(
+        recv_schedules(payload, max_chunks=None, interrupts=True), label="recv"
+    )
     pool = make_pool()
     queue = WriteQueue(coalesce_below=coalesce)
     echo = ZeroCopyEcho(queue)

@@ -98,7 +98,7 @@ async def scenario(run: Run, steps: list[Op]) -> None:
         await asyncio.wait(run.futures)
 
 
-@given(schedule=fault_schedules(max_accept=5000), steps=ops)
+@given(schedule=fault_schedules(max_accept=5000, interrupts=True), steps=ops)
 def test_stream_invariants(schedule: list[Any], steps: list[Op]) -> None:
     """Bytes reach the wire once and in order; each completion fires once."""
     pool = bufkit.BufferPool()

@@ -46,8 +46,10 @@ def _run(loop: Loop, selector: FakeSelector, max_iterations: int = 3000) -> None
 @st.composite
 def _echo_peer(draw: st.DrawFn) -> tuple[bytes, list[RecvStep], list[SendStep]]:
     data = draw(st.binary(min_size=0, max_size=20000))
-    recv = draw(recv_schedules(data, max_chunks=8))
-    send = draw(send_schedules(max_accept=5000, spurious=True, max_steps=12))
+    recv = draw(recv_schedules(data, max_chunks=8, interrupts=True))
+    send = draw(
+        send_schedules(max_accept=5000, spurious=True, max_steps=12, interrupts=True)
+    )
     return data, recv, send
 
 
@@ -74,7 +76,7 @@ def test_echo_loop_is_byte_exact_and_gives_every_buffer_back(
 
 @given(
     requests=st.integers(1, 5),
-    send=send_schedules(max_accept=3000, spurious=True, max_steps=12),
+    send=send_schedules(max_accept=3000, spurious=True, max_steps=12, interrupts=True),
 )
 def test_fanout_on_the_fake_loop(requests: int, send: list[SendStep]) -> None:
     """Fanout's replies arrive whole whatever the partial writes."""
