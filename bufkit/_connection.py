@@ -102,7 +102,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
 
-from bufkit._checks import positive_int
+from bufkit._checks import positive_int, send_would_block
 from bufkit._pool import PooledBuffer
 from bufkit._reader import ReadinessReader
 from bufkit._sockets import is_peer_error
@@ -540,6 +540,7 @@ class Connection:
         "_interest",
         "_link",
         "_on_interest",
+        "_one",
         "_pool",
         "_protocol",
         "_queue",
@@ -605,6 +606,9 @@ class Connection:
         self._on_interest = on_interest
         self._defer = defer
         self._queue: WriteQueue | None = None  # made by the first write
+        # The one write of an event with no queue: bytes, or a pooled buffer
+        # and the view of what it sends. Sent at the end of the event.
+        self._one: bytes | tuple[PooledBuffer, memoryview] | None = None
         self._reader: ReadinessReader | None = None  # made on the first read
         self._link: _Link | None = None
         self._in_event = False
@@ -659,8 +663,11 @@ class Connection:
     @property
     def pending_bytes(self) -> int:
         """Bytes written but not yet accepted by the kernel."""
-        queue = self._queue
-        return 0 if queue is None else queue.pending
+        queue, one = self._queue, self._one
+        pending = 0 if queue is None else queue.pending
+        if one is not None:
+            pending += len(one) if isinstance(one, bytes) else one[1].nbytes
+        return pending
 
     @property
     def bytes_received(self) -> int:
@@ -830,6 +837,26 @@ class Connection:
         """
         queue = self._queue
         if queue is None:
+            if (
+                self._in_event
+                and on_done is None
+                and self._one is None
+                and self._extra is None
+                and self._state is _OPEN
+                and not self._flushing
+            ):
+                # The one write of an event: kept here, sent at its end.
+                if type(data) is bytes:
+                    if nbytes is None and data:
+                        self._one = data
+                        self._bytes_written += len(data)
+                        return
+                elif type(data) is PooledBuffer and nbytes.__class__ is int:
+                    view = data.view  # BufferReleasedError if released
+                    if 0 < nbytes <= len(view):
+                        self._one = (data, view[:nbytes])
+                        self._bytes_written += nbytes
+                        return
             queue = self._make_queue()
         # The common cases count what they queue without asking the queue.
         if type(data) is bytes and nbytes is None:
@@ -916,6 +943,8 @@ class Connection:
         extra.high, extra.low = high, low
         if self._state is _CLOSED:
             return
+        if self._one is not None:
+            self._make_queue()  # counted with the others from now on
         extra.watch = self._queue is not None  # it counts with the old ones
         self._check_limits(extra)
         if extra.pause_pending:
@@ -1004,6 +1033,13 @@ class Connection:
                 on_resume=hook,
             )
         self._queue = queue
+        one = self._one
+        if one is not None:  # it was written first
+            self._one = None
+            if isinstance(one, bytes):
+                queue.write(one)
+            else:
+                queue.write(one[0], nbytes=one[1].nbytes)
         state = self._state
         if state is not _OPEN and state is not _NEW:
             # What the queue would say had it been there all along.
@@ -1079,7 +1115,21 @@ class Connection:
             self._flush_tls(extra.tls, extra)
             return
         queue = self._queue
-        if queue is not None and queue:
+        if queue is None:
+            one = self._one
+            if one is None:
+                drained = True
+            else:
+                self._one = None
+                self._flushes += 1
+                drained = self._send_one(one)
+                if self._state is _CLOSED:
+                    return
+                if extra is None:
+                    extra = self._extra  # the rest may have gone above high
+                if extra is not None and extra.pause_pending:
+                    self._pause_after_send(extra)
+        elif queue:
             self._flushes += 1
             self._flushing = True
             try:
@@ -1109,6 +1159,46 @@ class Connection:
             if self._interest is _READ and not self._read_stopped:
                 return  # the usual end of an event: nothing to change
         self._report_interest()
+
+    def _send_one(self, one: bytes | tuple[PooledBuffer, memoryview]) -> bool:
+        # One send of the event's one write; what the kernel does not take
+        # goes to a queue made now. Returns whether all of it was sent.
+        buf: PooledBuffer | None
+        data: bytes | memoryview
+        if isinstance(one, bytes):
+            data, buf = one, None
+        else:
+            buf, data = one
+        size = len(data)
+        try:
+            sent = self._sock.send(data)
+        except OSError as exc:
+            if not send_would_block(exc) and not isinstance(exc, InterruptedError):
+                if buf is not None:
+                    buf.release()
+                self._lose(exc)
+                return True
+            sent = 0
+        if sent == size:
+            if buf is not None:
+                buf.release()
+            return True
+        if sent.__class__ is not int or not 0 <= sent < size:
+            if buf is not None:
+                buf.release()
+            self._error = ValueError(
+                f"{self._sock!r} reported {sent!r} bytes sent of {size} offered"
+            )
+            return True
+        queue = self._make_queue()
+        if buf is None:
+            queue.write(memoryview(data)[sent:])  # a view of bytes: no copy
+        elif sent:
+            queue.write(data[sent:])  # copied: the chunk goes back now
+            buf.release()
+        else:
+            queue.write(buf, nbytes=size)
+        return False
 
     def _flush_tls(self, tls: TLSLayer, extra: _Extra) -> None:
         # Plaintext goes through the TLS layer, which reports it sent once its
@@ -1458,6 +1548,11 @@ class Connection:
         self._sock.close()
         if self._queue is not None:
             self._queue.close()
+        one = self._one
+        if one is not None:  # never sent: ownership handed over is consumed
+            self._one = None
+            if not isinstance(one, bytes):
+                one[0].release()
         if not self._in_event:
             self._reader = self._link = None
         protocol, self._protocol = self._protocol, _DETACHED

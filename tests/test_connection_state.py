@@ -45,7 +45,8 @@ class _Amplifier(ConnectionProtocol):
         self.conn: Connection | None = None
         self.data = bytearray()
         self.lost: list[Exception | None] = []
-        self.amplify = False
+        self.amplify = 0  # writes per read (the first alone has no queue yet)
+        self.zero_copy = False  # the first of them hands the read buffer over
         self.out = out  # shared with the test's own writes: one expected stream
         self.paused = False
 
@@ -59,7 +60,10 @@ class _Amplifier(ConnectionProtocol):
         conn = self.conn
         if self.amplify and conn is not None and conn.state is ConnectionState.OPEN:
             chunk = bytes(view)
-            for _ in range(AMPLIFY):
+            if self.zero_copy:  # the chunk itself, by ownership
+                conn.write(conn.take_buffer(), nbytes=len(chunk))
+                self.out += chunk
+            for _ in range(self.amplify - self.zero_copy):
                 conn.write(chunk)
                 self.out += chunk
 
@@ -220,10 +224,11 @@ class ConnectionMachine(RuleBasedStateMachine):
         self._moved()
         self._end_iteration()
 
-    @rule(on=st.booleans())
-    def amplify(self, on: bool) -> None:
-        """The protocol starts or stops writing 4x what it reads."""
-        self.proto.amplify = on
+    @rule(copies=st.integers(0, AMPLIFY), zero_copy=st.booleans())
+    def amplify(self, copies: int, zero_copy: bool) -> None:
+        """The protocol writes back what it reads 0 to 4 times, maybe zero-copy."""
+        self.proto.amplify = copies
+        self.proto.zero_copy = zero_copy and copies > 0
 
     @rule()
     def iterate(self) -> None:
@@ -309,7 +314,7 @@ class ConnectionMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         """Close with a reading peer: every completion fired once, all freed."""
         self.sock.after_send = "accept"
-        self.proto.amplify = False
+        self.proto.amplify = 0
         self.conn.close()
         self._end_iteration()
         for _ in range(500):
