@@ -608,7 +608,7 @@ class Connection:
         self._queue: WriteQueue | None = None  # made by the first write
         # The one write of an event with no queue: bytes, or a pooled buffer
         # and the view of what it sends. Sent at the end of the event.
-        self._one: bytes | tuple[PooledBuffer, memoryview] | None = None
+        self._one: tuple[PooledBuffer | None, bytes | memoryview] | None = None
         self._reader: ReadinessReader | None = None  # made on the first read
         self._link: _Link | None = None
         self._in_event = False
@@ -666,7 +666,7 @@ class Connection:
         queue, one = self._queue, self._one
         pending = 0 if queue is None else queue.pending
         if one is not None:
-            pending += len(one) if isinstance(one, bytes) else one[1].nbytes
+            pending += len(one[1])
         return pending
 
     @property
@@ -848,7 +848,7 @@ class Connection:
                 # The one write of an event: kept here, sent at its end.
                 if type(data) is bytes:
                     if nbytes is None and data:
-                        self._one = data
+                        self._one = (None, data)
                         self._bytes_written += len(data)
                         return
                 elif type(data) is PooledBuffer and nbytes.__class__ is int:
@@ -1036,10 +1036,11 @@ class Connection:
         one = self._one
         if one is not None:  # it was written first
             self._one = None
-            if isinstance(one, bytes):
-                queue.write(one)
+            buf, data = one
+            if buf is None:
+                queue.write(data)
             else:
-                queue.write(one[0], nbytes=one[1].nbytes)
+                queue.write(buf, nbytes=len(data))
         state = self._state
         if state is not _OPEN and state is not _NEW:
             # What the queue would say had it been there all along.
@@ -1160,15 +1161,10 @@ class Connection:
                 return  # the usual end of an event: nothing to change
         self._report_interest()
 
-    def _send_one(self, one: bytes | tuple[PooledBuffer, memoryview]) -> bool:
+    def _send_one(self, one: tuple[PooledBuffer | None, bytes | memoryview]) -> bool:
         # One send of the event's one write; what the kernel does not take
         # goes to a queue made now. Returns whether all of it was sent.
-        buf: PooledBuffer | None
-        data: bytes | memoryview
-        if isinstance(one, bytes):
-            data, buf = one, None
-        else:
-            buf, data = one
+        buf, data = one
         size = len(data)
         try:
             sent = self._sock.send(data)
@@ -1551,7 +1547,7 @@ class Connection:
         one = self._one
         if one is not None:  # never sent: ownership handed over is consumed
             self._one = None
-            if not isinstance(one, bytes):
+            if one[0] is not None:
                 one[0].release()
         if not self._in_event:
             self._reader = self._link = None
