@@ -1123,7 +1123,18 @@ class Connection:
             else:
                 self._one = None
                 self._flushes += 1
-                drained = self._send_one(one)
+                buf, data = one
+                try:
+                    sent = self._sock.send(data)
+                except OSError as exc:
+                    drained = self._send_failed(buf, data, exc)
+                else:
+                    if sent == len(data):
+                        if buf is not None:
+                            buf.release()
+                        drained = True
+                    else:
+                        drained = self._send_rest(buf, data, sent)
                 if self._state is _CLOSED:
                     return
                 if extra is None:
@@ -1161,24 +1172,24 @@ class Connection:
                 return  # the usual end of an event: nothing to change
         self._report_interest()
 
-    def _send_one(self, one: tuple[PooledBuffer | None, bytes | memoryview]) -> bool:
-        # One send of the event's one write; what the kernel does not take
-        # goes to a queue made now. Returns whether all of it was sent.
-        buf, data = one
+    def _send_failed(
+        self, buf: PooledBuffer | None, data: bytes | memoryview, exc: OSError
+    ) -> bool:
+        # The one write's send raised: it would block (all of it waits in a
+        # queue), or the connection is lost. Returns whether nothing waits.
+        if send_would_block(exc) or isinstance(exc, InterruptedError):
+            return self._send_rest(buf, data, 0)
+        if buf is not None:
+            buf.release()
+        self._lose(exc)
+        return True
+
+    def _send_rest(
+        self, buf: PooledBuffer | None, data: bytes | memoryview, sent: int
+    ) -> bool:
+        # The kernel took ``sent`` bytes of the one write: the rest waits in
+        # a queue made now. Returns whether nothing waits.
         size = len(data)
-        try:
-            sent = self._sock.send(data)
-        except OSError as exc:
-            if not send_would_block(exc) and not isinstance(exc, InterruptedError):
-                if buf is not None:
-                    buf.release()
-                self._lose(exc)
-                return True
-            sent = 0
-        if sent == size:
-            if buf is not None:
-                buf.release()
-            return True
         if sent.__class__ is not int or not 0 <= sent < size:
             if buf is not None:
                 buf.release()
