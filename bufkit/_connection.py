@@ -836,28 +836,29 @@ class Connection:
             bufkit.QueueFailedError: After :meth:`abort` or a socket error.
         """
         queue = self._queue
-        if queue is None:
-            if (
-                self._in_event
-                and on_done is None
-                and self._one is None
-                and self._extra is None
-                and self._state is _OPEN
-                and not self._flushing
-            ):
-                # The one write of an event: kept here, sent at its end.
-                if type(data) is bytes:
-                    if nbytes is None and data:
-                        self._one = (None, data)
-                        self._bytes_written += len(data)
-                        return
-                elif type(data) is PooledBuffer and nbytes.__class__ is int:
-                    view = data.view  # BufferReleasedError if released
-                    if 0 < nbytes <= len(view):
-                        self._one = (data, view[:nbytes])
-                        self._bytes_written += nbytes
-                        return
-            queue = self._make_queue()
+        if (
+            self._in_event
+            and on_done is None
+            and self._one is None
+            and self._extra is None
+            and self._state is _OPEN
+            and not self._flushing
+            and (queue is None or not queue)
+        ):
+            # The one write of an event: kept here, sent at its end.
+            if type(data) is bytes:
+                if nbytes is None and data:
+                    self._one = (None, data)
+                    self._bytes_written += len(data)
+                    return
+            elif type(data) is PooledBuffer and nbytes.__class__ is int:
+                view = data.view  # BufferReleasedError if released
+                if 0 < nbytes <= len(view):
+                    self._one = (data, view[:nbytes])
+                    self._bytes_written += nbytes
+                    return
+        if queue is None or self._one is not None:
+            queue = self._queue_for_write()
         # The common cases count what they queue without asking the queue.
         if type(data) is bytes and nbytes is None:
             queue.write(data, on_done)
@@ -895,9 +896,7 @@ class Connection:
             bufkit.QueueClosedError: After :meth:`close` or :meth:`write_eof`.
             bufkit.QueueFailedError: After :meth:`abort` or a socket error.
         """
-        queue = self._queue
-        if queue is None:
-            queue = self._make_queue()
+        queue = self._queue_for_write()
         before = queue.pending
         queue.writelines(buffers, on_done)
         self._bytes_written += queue.pending - before
@@ -944,7 +943,7 @@ class Connection:
         if self._state is _CLOSED:
             return
         if self._one is not None:
-            self._make_queue()  # counted with the others from now on
+            self._queue_for_write()  # counted with the others from now on
         extra.watch = self._queue is not None  # it counts with the old ones
         self._check_limits(extra)
         if extra.pause_pending:
@@ -991,6 +990,8 @@ class Connection:
                 f"write_eof() is not supported over TLS ({self!r}): "
                 "close() the connection instead"
             )
+        if self._one is not None:
+            self._queue_for_write()  # the queue drains it before the shutdown
         self._state = transition(CONNECTION_TRANSITIONS, _OPEN, _E.WRITE_EOF)
         if self._queue is not None:
             self._queue.close()
@@ -1033,14 +1034,6 @@ class Connection:
                 on_resume=hook,
             )
         self._queue = queue
-        one = self._one
-        if one is not None:  # it was written first
-            self._one = None
-            buf, data = one
-            if buf is None:
-                queue.write(data)
-            else:
-                queue.write(buf, nbytes=len(data))
         state = self._state
         if state is not _OPEN and state is not _NEW:
             # What the queue would say had it been there all along.
@@ -1049,6 +1042,22 @@ class Connection:
                 queue.close()
             else:
                 queue.fail(failure)
+        return queue
+
+    def _queue_for_write(self) -> WriteQueue:
+        # The queue (made if needed) with the event's kept write moved in
+        # first: it was written before whatever comes now.
+        queue = self._queue
+        if queue is None:
+            queue = self._make_queue()
+        one = self._one
+        if one is not None:
+            self._one = None
+            buf, data = one
+            if buf is None:
+                queue.write(data)
+            else:
+                queue.write(buf, nbytes=len(data))
         return queue
 
     def _end_event(self) -> None:
@@ -1116,32 +1125,29 @@ class Connection:
             self._flush_tls(extra.tls, extra)
             return
         queue = self._queue
-        if queue is None:
-            one = self._one
-            if one is None:
-                drained = True
+        one = self._one
+        if one is not None:  # the event's one write; the queue, if any, is empty
+            self._one = None
+            self._flushes += 1
+            buf, data = one
+            try:
+                sent = self._sock.send(data)
+            except OSError as exc:
+                drained = self._send_failed(buf, data, exc)
             else:
-                self._one = None
-                self._flushes += 1
-                buf, data = one
-                try:
-                    sent = self._sock.send(data)
-                except OSError as exc:
-                    drained = self._send_failed(buf, data, exc)
+                if sent == len(data):
+                    if buf is not None:
+                        buf.release()
+                    drained = True
                 else:
-                    if sent == len(data):
-                        if buf is not None:
-                            buf.release()
-                        drained = True
-                    else:
-                        drained = self._send_rest(buf, data, sent)
-                if self._state is _CLOSED:
-                    return
-                if extra is None:
-                    extra = self._extra  # the rest may have gone above high
-                if extra is not None and extra.pause_pending:
-                    self._pause_after_send(extra)
-        elif queue:
+                    drained = self._send_rest(buf, data, sent)
+            if self._state is _CLOSED:
+                return
+            if extra is None:
+                extra = self._extra  # the rest may have gone above high
+            if extra is not None and extra.pause_pending:
+                self._pause_after_send(extra)
+        elif queue is not None and queue:
             self._flushes += 1
             self._flushing = True
             try:
@@ -1197,7 +1203,9 @@ class Connection:
                 f"{self._sock!r} reported {sent!r} bytes sent of {size} offered"
             )
             return True
-        queue = self._make_queue()
+        queue = self._queue
+        if queue is None:
+            queue = self._make_queue()
         if buf is None:
             queue.write(memoryview(data)[sent:])  # a view of bytes: no copy
         elif sent:
@@ -1343,6 +1351,8 @@ class Connection:
         if state is _NEW:
             self._finish(None)
         elif state in _READABLE:
+            if self._one is not None:
+                self._queue_for_write()  # the queue drains it before the close
             self._state = transition(CONNECTION_TRANSITIONS, state, _E.CLOSE)
             if self._queue is not None:
                 self._queue.close()

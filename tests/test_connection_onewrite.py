@@ -193,6 +193,47 @@ def test_a_close_after_the_one_write_sends_it_first(ending: str) -> None:
     assert pool.stats().buffers_in_use == 0
 
 
+@pytest.mark.parametrize("ending", ["close", "write_eof"])
+@pytest.mark.parametrize("reply", [_echo, _copy])
+def test_a_close_after_the_one_write_the_kernel_refuses_still_sends_it(
+    ending: str, reply: Callable[[Connection, memoryview], object]
+) -> None:
+    """close() or write_eof() after the write, then a short send: all goes out."""
+
+    def then_end(conn: Connection, view: memoryview) -> None:
+        reply(conn, view)
+        getattr(conn, ending)()
+
+    sock = FakeSocket(recv=[Deliver(b"0123456789")], send=[Accept(3), WouldBlock()])
+    sock.after_send = "accept"
+    conn, proto, pool = _open(sock, then_end)
+    conn.on_readable()
+    assert sock.wire == b"012"
+    assert conn.pending_bytes == 7
+    for _ in range(3):
+        conn.on_writable()
+    assert sock.wire == b"0123456789"
+    assert conn.closed == (ending == "close")
+    assert proto.lost == ([None] if ending == "close" else [])
+    assert pool.stats().buffers_in_use == 0
+
+
+def test_one_write_per_event_after_a_queue_was_made() -> None:
+    """Once a queue exists and is empty, an event's one write is sent directly."""
+
+    def first_twice(conn: Connection, view: memoryview) -> None:
+        conn.write(bytes(view))
+        if view[0] == ord("a"):
+            conn.write(b"+")
+
+    sock = FakeSocket(recv=[Deliver(b"a"), Deliver(b"b")], after_send="accept")
+    conn, _, _ = _open(sock, first_twice)
+    conn.on_readable()
+    conn.on_readable()
+    assert sock.wire == b"a+b"
+    assert _sends(sock) == ["sendmsg", "send"]
+
+
 def test_an_abort_after_the_one_write_drops_it_and_its_buffer() -> None:
     """abort() in the same event: nothing sent, the pooled buffer is released."""
 
