@@ -19,6 +19,14 @@ The policies, once, here:
   enqueue; the connection flushes once when the event ends (one ``sendmsg``
   for any number of small writes). A write outside an event asks ``defer`` for
   one flush at the end of the loop iteration.
+* **One write, one send.** The first write of an event, on a plain
+  connection with nothing pending and no completion callback, is not queued:
+  the connection keeps it (counted in ``pending_bytes``) and the
+  end-of-event flush sends it with one ``send``. Only what the kernel refuses
+  goes to the queue (made then if need be). A second write in the event,
+  ``writelines``, new watermarks, ``close()`` or ``write_eof()`` move it into
+  the queue first, so order and the queue's semantics are unchanged
+  (docs/design.md invariants 1 and 2); an abort releases its pooled buffer.
 * **Pause means the kernel refused bytes.** When a write takes the queue above
   its high watermark, the connection tries the send first and calls
   ``pause_writing`` only if what remains is still above it, as asyncio's
@@ -80,8 +88,9 @@ change the table does not list raises.
 
 Cost model: per readable event, one reader call (one ``acquire``/``recv_into``/
 ``release`` per read), the protocol's own ``data_received`` called directly,
-and one flush; ``on_interest`` is called only when the wanted readiness
-changes. An idle connection is one slotted object of about twenty slots and
+and one flush; a reply written as the event's only write costs no queue call
+(one ``send`` from the flush); ``on_interest`` is called only when the wanted
+readiness changes. An idle connection is one slotted object of about twenty slots and
 nothing else: the write queue (with its one watermark hook) is made by the
 first write, the reader and its link on the first readable event, and the
 rarely used state (TLS and its timer, non-default watermarks or read
