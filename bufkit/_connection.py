@@ -240,6 +240,10 @@ _BOTH: Final = Interest.BOTH
 _NEW: Final = _S.NEW
 _OPEN: Final = _S.OPEN
 _CLOSED: Final = _S.CLOSED
+# Connection._in_event: False between events, True in one, and in one that
+# wrote: _KEPT (its one write is kept by the connection) then _WROTE.
+_KEPT: Final = 2
+_WROTE: Final = 3
 _SHUT_WR: Final = 1  # socket.SHUT_WR everywhere; importing socket loads selectors
 
 
@@ -620,7 +624,7 @@ class Connection:
         self._one: tuple[PooledBuffer | None, bytes | memoryview] | None = None
         self._reader: ReadinessReader | None = None  # made on the first read
         self._link: _Link | None = None
-        self._in_event = False
+        self._in_event: int = False  # or True, _KEPT, _WROTE: see _KEPT
         self._flushing = False
         self._write_armed = False
         self._flush_scheduled = False
@@ -845,28 +849,36 @@ class Connection:
             bufkit.QueueFailedError: After :meth:`abort` or a socket error.
         """
         queue = self._queue
-        if (
-            self._in_event
-            and on_done is None
-            and self._one is None
-            and self._extra is None
-            and self._state is _OPEN
-            and not self._flushing
-            and (queue is None or not queue)
-        ):
-            # The one write of an event: kept here, sent at its end.
-            if type(data) is bytes:
-                if nbytes is None and data:
-                    self._one = (None, data)
-                    self._bytes_written += len(data)
-                    return
-            elif type(data) is PooledBuffer and nbytes.__class__ is int:
-                view = data.view  # BufferReleasedError if released
-                if 0 < nbytes <= len(view):
-                    self._one = (data, view[:nbytes])
-                    self._bytes_written += nbytes
-                    return
-        if queue is None or self._one is not None:
+        in_event = self._in_event
+        if in_event is not _WROTE:  # not the third or later write of an event
+            if in_event is True:  # the first
+                self._in_event = _WROTE
+                if (
+                    on_done is None
+                    and self._extra is None
+                    and self._state is _OPEN
+                    and not self._flushing
+                    and (queue is None or not queue)
+                ):
+                    # The one write of an event: kept here, sent at its end.
+                    if type(data) is bytes:
+                        if nbytes is None and data:
+                            self._one = (None, data)
+                            self._bytes_written += len(data)
+                            self._in_event = _KEPT
+                            return
+                    elif type(data) is PooledBuffer and nbytes.__class__ is int:
+                        view = data.view  # BufferReleasedError if released
+                        if 0 < nbytes <= len(view):
+                            self._one = (data, view[:nbytes])
+                            self._bytes_written += nbytes
+                            self._in_event = _KEPT
+                            return
+            elif in_event is _KEPT:  # the second: the kept one goes first
+                self._in_event = _WROTE
+            if queue is None or self._one is not None:
+                queue = self._queue_for_write()
+        elif queue is None:  # let go of for new watermarks in this event
             queue = self._queue_for_write()
         # The common cases count what they queue without asking the queue.
         if type(data) is bytes and nbytes is None:
@@ -885,7 +897,9 @@ class Connection:
         extra = self._extra
         if extra is not None:
             self._after_write(extra)
-        elif not (self._in_event or self._write_armed or self._flush_scheduled):
+        elif self._in_event is False and not (
+            self._write_armed or self._flush_scheduled
+        ):
             self._schedule_flush()
 
     def writelines(
