@@ -850,6 +850,18 @@ class Connection:
         """
         queue = self._queue
         in_event = self._in_event
+        if (
+            in_event is _WROTE
+            and queue is not None
+            and type(data) is bytes
+            and nbytes is None
+        ):
+            # The third or later write of an event (fanout): the queue takes it.
+            queue.write(data, on_done)
+            self._bytes_written += len(data)
+            if self._extra is not None:
+                self._after_write(self._extra)
+            return
         if in_event is not _WROTE:  # not the third or later write of an event
             if in_event is True:  # the first
                 self._in_event = _WROTE
