@@ -19,6 +19,14 @@ The policies, once, here:
   enqueue; the connection flushes once when the event ends (one ``sendmsg``
   for any number of small writes). A write outside an event asks ``defer`` for
   one flush at the end of the loop iteration.
+* **One write, one send.** The first write of an event, on a plain
+  connection with nothing pending and no completion callback, is not queued:
+  the connection keeps it (counted in ``pending_bytes``) and the
+  end-of-event flush sends it with one ``send``. Only what the kernel refuses
+  goes to the queue (made then if need be). A second write in the event,
+  ``writelines``, new watermarks, ``close()`` or ``write_eof()`` move it into
+  the queue first, so order and the queue's semantics are unchanged
+  (docs/design.md invariants 1 and 2); an abort releases its pooled buffer.
 * **Pause means the kernel refused bytes.** When a write takes the queue above
   its high watermark, the connection tries the send first and calls
   ``pause_writing`` only if what remains is still above it, as asyncio's
@@ -80,8 +88,9 @@ change the table does not list raises.
 
 Cost model: per readable event, one reader call (one ``acquire``/``recv_into``/
 ``release`` per read), the protocol's own ``data_received`` called directly,
-and one flush; ``on_interest`` is called only when the wanted readiness
-changes. An idle connection is one slotted object of about twenty slots and
+and one flush; a reply written as the event's only write costs no queue call
+(one ``send`` from the flush); ``on_interest`` is called only when the wanted
+readiness changes. An idle connection is one slotted object of about twenty slots and
 nothing else: the write queue (with its one watermark hook) is made by the
 first write, the reader and its link on the first readable event, and the
 rarely used state (TLS and its timer, non-default watermarks or read
@@ -104,7 +113,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
 
-from bufkit._checks import positive_int
+from bufkit._checks import positive_int, send_would_block
 from bufkit._pool import PooledBuffer
 from bufkit._reader import ReadinessReader
 from bufkit._sockets import is_peer_error
@@ -233,6 +242,10 @@ _BOTH: Final = Interest.BOTH
 _NEW: Final = _S.NEW
 _OPEN: Final = _S.OPEN
 _CLOSED: Final = _S.CLOSED
+# Connection._in_event: False between events, True in one, and in one that
+# wrote: _KEPT (its one write is kept by the connection) then _WROTE.
+_KEPT: Final = 2
+_WROTE: Final = 3
 _SHUT_WR: Final = 1  # socket.SHUT_WR everywhere; importing socket loads selectors
 
 
@@ -542,6 +555,7 @@ class Connection:
         "_interest",
         "_link",
         "_on_interest",
+        "_one",
         "_pool",
         "_protocol",
         "_queue",
@@ -607,9 +621,12 @@ class Connection:
         self._on_interest = on_interest
         self._defer = defer
         self._queue: WriteQueue | None = None  # made by the first write
+        # The one write of an event with no queue: bytes, or a pooled buffer
+        # and the view of what it sends. Sent at the end of the event.
+        self._one: tuple[PooledBuffer | None, bytes | memoryview] | None = None
         self._reader: ReadinessReader | None = None  # made on the first read
         self._link: _Link | None = None
-        self._in_event = False
+        self._in_event: int = False  # or True, _KEPT, _WROTE: see _KEPT
         self._flushing = False
         self._write_armed = False
         self._flush_scheduled = False
@@ -661,8 +678,11 @@ class Connection:
     @property
     def pending_bytes(self) -> int:
         """Bytes written but not yet accepted by the kernel."""
-        queue = self._queue
-        return 0 if queue is None else queue.pending
+        queue, one = self._queue, self._one
+        pending = 0 if queue is None else queue.pending
+        if one is not None:
+            pending += len(one[1])
+        return pending
 
     @property
     def bytes_received(self) -> int:
@@ -831,8 +851,49 @@ class Connection:
             bufkit.QueueFailedError: After :meth:`abort` or a socket error.
         """
         queue = self._queue
-        if queue is None:
-            queue = self._make_queue()
+        in_event = self._in_event
+        if (
+            in_event is _WROTE
+            and queue is not None
+            and type(data) is bytes
+            and nbytes is None
+        ):
+            # The third or later write of an event (fanout): the queue takes it.
+            queue.write(data, on_done)
+            self._bytes_written += len(data)
+            if self._extra is not None:
+                self._after_write(self._extra)
+            return
+        if in_event is not _WROTE:  # not the third or later write of an event
+            if in_event is True:  # the first
+                self._in_event = _WROTE
+                if (
+                    on_done is None
+                    and self._extra is None
+                    and self._state is _OPEN
+                    and not self._flushing
+                    and (queue is None or not queue)
+                ):
+                    # The one write of an event: kept here, sent at its end.
+                    if type(data) is bytes:
+                        if nbytes is None and data:
+                            self._one = (None, data)
+                            self._bytes_written += len(data)
+                            self._in_event = _KEPT
+                            return
+                    elif type(data) is PooledBuffer and nbytes.__class__ is int:
+                        view = data.view  # BufferReleasedError if released
+                        if 0 < nbytes <= len(view):
+                            self._one = (data, view[:nbytes])
+                            self._bytes_written += nbytes
+                            self._in_event = _KEPT
+                            return
+            elif in_event is _KEPT:  # the second: the kept one goes first
+                self._in_event = _WROTE
+            if queue is None or self._one is not None:
+                queue = self._queue_for_write()
+        elif queue is None:  # let go of for new watermarks in this event
+            queue = self._queue_for_write()
         # The common cases count what they queue without asking the queue.
         if type(data) is bytes and nbytes is None:
             queue.write(data, on_done)
@@ -850,7 +911,9 @@ class Connection:
         extra = self._extra
         if extra is not None:
             self._after_write(extra)
-        elif not (self._in_event or self._write_armed or self._flush_scheduled):
+        elif self._in_event is False and not (
+            self._write_armed or self._flush_scheduled
+        ):
             self._schedule_flush()
 
     def writelines(
@@ -870,9 +933,7 @@ class Connection:
             bufkit.QueueClosedError: After :meth:`close` or :meth:`write_eof`.
             bufkit.QueueFailedError: After :meth:`abort` or a socket error.
         """
-        queue = self._queue
-        if queue is None:
-            queue = self._make_queue()
+        queue = self._queue_for_write()
         before = queue.pending
         queue.writelines(buffers, on_done)
         self._bytes_written += queue.pending - before
@@ -918,6 +979,8 @@ class Connection:
         extra.high, extra.low = high, low
         if self._state is _CLOSED:
             return
+        if self._one is not None:
+            self._queue_for_write()  # counted with the others from now on
         extra.watch = self._queue is not None  # it counts with the old ones
         self._check_limits(extra)
         if extra.pause_pending:
@@ -964,6 +1027,8 @@ class Connection:
                 f"write_eof() is not supported over TLS ({self!r}): "
                 "close() the connection instead"
             )
+        if self._one is not None:
+            self._queue_for_write()  # the queue drains it before the shutdown
         self._state = transition(CONNECTION_TRANSITIONS, _OPEN, _E.WRITE_EOF)
         if self._queue is not None:
             self._queue.close()
@@ -1014,6 +1079,22 @@ class Connection:
                 queue.close()
             else:
                 queue.fail(failure)
+        return queue
+
+    def _queue_for_write(self) -> WriteQueue:
+        # The queue (made if needed) with the event's kept write moved in
+        # first: it was written before whatever comes now.
+        queue = self._queue
+        if queue is None:
+            queue = self._make_queue()
+        one = self._one
+        if one is not None:
+            self._one = None
+            buf, data = one
+            if buf is None:
+                queue.write(data)
+            else:
+                queue.write(buf, nbytes=len(data))
         return queue
 
     def _end_event(self) -> None:
@@ -1083,7 +1164,29 @@ class Connection:
             self._flush_tls(extra.tls, extra)
             return
         queue = self._queue
-        if queue is not None and queue:
+        one = self._one
+        if one is not None:  # the event's one write; the queue, if any, is empty
+            self._one = None
+            self._flushes += 1
+            buf, data = one
+            try:
+                sent = self._sock.send(data)
+            except OSError as exc:
+                drained = self._send_failed(buf, data, exc)
+            else:
+                if sent == len(data):
+                    if buf is not None:
+                        buf.release()
+                    drained = True
+                else:
+                    drained = self._send_rest(buf, data, sent)
+            if self._state is _CLOSED:
+                return
+            if extra is None:
+                extra = self._extra  # the rest may have gone above high
+            if extra is not None and extra.pause_pending:
+                self._pause_after_send(extra)
+        elif queue is not None and queue:
             self._flushes += 1
             self._flushing = True
             try:
@@ -1113,6 +1216,43 @@ class Connection:
             if self._interest is _READ and not self._read_stopped:
                 return  # the usual end of an event: nothing to change
         self._report_interest()
+
+    def _send_failed(
+        self, buf: PooledBuffer | None, data: bytes | memoryview, exc: OSError
+    ) -> bool:
+        # The one write's send raised: it would block (all of it waits in a
+        # queue), or the connection is lost. Returns whether nothing waits.
+        if send_would_block(exc) or isinstance(exc, InterruptedError):
+            return self._send_rest(buf, data, 0)
+        if buf is not None:
+            buf.release()
+        self._lose(exc)
+        return True
+
+    def _send_rest(
+        self, buf: PooledBuffer | None, data: bytes | memoryview, sent: int
+    ) -> bool:
+        # The kernel took ``sent`` bytes of the one write: the rest waits in
+        # a queue made now. Returns whether nothing waits.
+        size = len(data)
+        if sent.__class__ is not int or not 0 <= sent < size:
+            if buf is not None:
+                buf.release()
+            self._error = ValueError(
+                f"{self._sock!r} reported {sent!r} bytes sent of {size} offered"
+            )
+            return True
+        queue = self._queue
+        if queue is None:
+            queue = self._make_queue()
+        if buf is None:
+            queue.write(memoryview(data)[sent:])  # a view of bytes: no copy
+        elif sent:
+            queue.write(data[sent:])  # copied: the chunk goes back now
+            buf.release()
+        else:
+            queue.write(buf, nbytes=size)
+        return False
 
     def _flush_tls(self, tls: TLSLayer, extra: _Extra) -> None:
         # Plaintext goes through the TLS layer, which reports it sent once its
@@ -1250,6 +1390,8 @@ class Connection:
         if state is _NEW:
             self._finish(None)
         elif state in _READABLE:
+            if self._one is not None:
+                self._queue_for_write()  # the queue drains it before the close
             self._state = transition(CONNECTION_TRANSITIONS, state, _E.CLOSE)
             if self._queue is not None:
                 self._queue.close()
@@ -1462,6 +1604,11 @@ class Connection:
         self._sock.close()
         if self._queue is not None:
             self._queue.close()
+        one = self._one
+        if one is not None:  # never sent: ownership handed over is consumed
+            self._one = None
+            if one[0] is not None:
+                one[0].release()
         if not self._in_event:
             self._reader = self._link = None
         protocol, self._protocol = self._protocol, _DETACHED

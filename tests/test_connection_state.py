@@ -2,10 +2,11 @@
 
 It drives a :class:`bufkit.Connection` over the fake socket with random events
 (writes, peer data, partial writes, would-block, resets, EOF, every way to
-end) and checks after each step the design's invariants 1 to 6, that every
-state change is in :data:`bufkit.CONNECTION_TRANSITIONS`, that
-``connection_lost`` comes at most once, and that ``Interest.NONE`` is reported
-once the connection is closed, exactly once.
+end, watermarks changed at any time) and checks after each step the design's
+invariants 1 to 6, that pause and resume alternate and match the watermarks,
+that every state change is in :data:`bufkit.CONNECTION_TRANSITIONS`, that
+``connection_lost`` comes at most once, and that ``Interest.NONE`` is
+reported once the connection is closed, exactly once.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ LOW: int = 64
 AMPLIFY: int = 4
 MAX_FEED: int = 300
 MAX_WRITE: int = 100
+MAX_HIGH: int = 512
 
 
 class _Amplifier(ConnectionProtocol):
@@ -43,7 +45,8 @@ class _Amplifier(ConnectionProtocol):
         self.conn: Connection | None = None
         self.data = bytearray()
         self.lost: list[Exception | None] = []
-        self.amplify = False
+        self.amplify = 0  # writes per read (the first alone has no queue yet)
+        self.zero_copy = False  # the first of them hands the read buffer over
         self.out = out  # shared with the test's own writes: one expected stream
         self.paused = False
 
@@ -57,7 +60,10 @@ class _Amplifier(ConnectionProtocol):
         conn = self.conn
         if self.amplify and conn is not None and conn.state is ConnectionState.OPEN:
             chunk = bytes(view)
-            for _ in range(AMPLIFY):
+            if self.zero_copy:  # the chunk itself, by ownership
+                conn.write(conn.take_buffer(), nbytes=len(chunk))
+                self.out += chunk
+            for _ in range(self.amplify - self.zero_copy):
                 conn.write(chunk)
                 self.out += chunk
 
@@ -71,10 +77,12 @@ class _Amplifier(ConnectionProtocol):
 
     def pause_writing(self) -> None:
         """Count (the core stops reading: no more amplified writes)."""
+        assert not self.paused, "pause_writing twice in a row"
         self.paused = True
 
     def resume_writing(self) -> None:
         """Count."""
+        assert self.paused, "resume_writing without a pause"
         self.paused = False
 
 
@@ -202,10 +210,25 @@ class ConnectionMachine(RuleBasedStateMachine):
         """The peer shuts its sending side."""
         self.sock.feed_eof()
 
-    @rule(on=st.booleans())
-    def amplify(self, on: bool) -> None:
-        """The protocol starts or stops writing 4x what it reads."""
-        self.proto.amplify = on
+    @rule(
+        high=st.one_of(st.none(), st.integers(0, MAX_HIGH)),
+        low=st.one_of(st.none(), st.integers(0, MAX_HIGH // 4)),
+    )
+    def limits(self, high: int | None, low: int | None) -> None:
+        """Change the watermarks, even before the first write or after the end."""
+        before = self.conn.get_write_buffer_limits()
+        try:
+            self.conn.set_write_buffer_limits(high, low)
+        except ValueError:
+            assert self.conn.get_write_buffer_limits() == before
+        self._moved()
+        self._end_iteration()
+
+    @rule(copies=st.integers(0, AMPLIFY), zero_copy=st.booleans())
+    def amplify(self, copies: int, zero_copy: bool) -> None:
+        """The protocol writes back what it reads 0 to 4 times, maybe zero-copy."""
+        self.proto.amplify = copies
+        self.proto.zero_copy = zero_copy and copies > 0
 
     @rule()
     def iterate(self) -> None:
@@ -262,9 +285,22 @@ class ConnectionMachine(RuleBasedStateMachine):
         assert self.pool.stats().buffers_in_use == 0
 
     @invariant()
+    def paused_exactly_between_crossings(self) -> None:
+        """Between iterations: paused only above low, unpaused only at most high."""
+        conn = self.conn
+        assert conn.writing_paused == self.proto.paused
+        if conn.closed or self.deferred:
+            return
+        low, high = conn.get_write_buffer_limits()
+        if conn.writing_paused:
+            assert conn.pending_bytes > low
+        else:
+            assert conn.pending_bytes <= high
+
+    @invariant()
     def bounded_while_paused(self) -> None:
         """6: reading stops while paused, so pending stays near the watermark."""
-        bound = HIGH + AMPLIFY * MAX_FEED + MAX_WRITE
+        bound = max(HIGH, MAX_HIGH) + AMPLIFY * MAX_FEED + MAX_WRITE
         assert self.conn.pending_bytes <= bound
         if self.conn.writing_paused:
             assert not self.conn.reading
@@ -278,7 +314,7 @@ class ConnectionMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         """Close with a reading peer: every completion fired once, all freed."""
         self.sock.after_send = "accept"
-        self.proto.amplify = False
+        self.proto.amplify = 0
         self.conn.close()
         self._end_iteration()
         for _ in range(500):
