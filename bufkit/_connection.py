@@ -58,7 +58,10 @@ The policies, once, here:
   without write interest (the handshake needs reads, not writes). The core
   has no clock: it asks its owner for one timer at a time
   (``on_timer(conn, delay)``, then :meth:`~Connection.on_timeout`) for the
-  handshake and graceful-close timeouts. A graceful close sends
+  handshake and graceful-close timeouts. When reading resumes while the
+  layer holds plaintext or whole records (read before reading stopped),
+  the connection asks ``defer`` for one read: no selector would report
+  bytes that already left the kernel. A graceful close sends
   ``close_notify`` after the plaintext drained and closes once that was sent.
   Until the handshake completes, the reader reads through a small watcher
   that reports its end (``on_handshake``) before the first plaintext is
@@ -395,6 +398,7 @@ class _Extra:
         "pause_pending",
         "paused",
         "read_budget",
+        "read_deferred",
         "starved",
         "timer",
         "tls",
@@ -415,6 +419,7 @@ class _Extra:
         self.pause_pending = False  # above high water, send not tried yet
         self.watch = False  # crossings decided by the connection, not the queue
         self.starved = False  # the pool could not lend a read buffer
+        self.read_deferred = False  # defer(read) asked for, not yet run
         self.eof = False
         self.failure: Exception | None = None  # for writes after, if no queue
 
@@ -513,8 +518,11 @@ class Connection:
             unregister it).
         defer: Called with a flush function when data was written outside an
             event; run it once at the end of the loop iteration
-            (``list.append`` onto a list you drain is enough). ``None``
-            flushes at once, one send per write.
+            (``list.append`` onto a list you drain is enough). Also called
+            with a read function when reading resumes while the TLS layer
+            holds bytes no selector reports. ``None`` flushes at once, one
+            send per write, and reads such bytes at once when reading
+            resumes outside an event.
         high_water: Pending bytes above which the connection sends at once
             and, if the kernel refuses bytes, calls ``pause_writing``.
         low_water: Pending bytes at or below which ``resume_writing`` follows.
@@ -1357,7 +1365,8 @@ class Connection:
         if extra is None:
             self._read_stopped = self._state not in _READABLE
         else:
-            self._read_stopped = (
+            was_stopped = self._read_stopped
+            self._read_stopped = stopped = (
                 extra.paused
                 or extra.starved
                 or extra.eof
@@ -1366,8 +1375,35 @@ class Connection:
                     and not self._handshaking(extra.tls)
                 )
             )
+            if was_stopped and not stopped and extra.tls is not None:
+                if not self._in_event:
+                    self._report_interest()
+                self._defer_read(extra, extra.tls)
+                return
         if not self._in_event:
             self._report_interest()
+
+    def _defer_read(self, extra: _Extra, tls: TLSLayer) -> None:
+        # Reading resumed: bytes the layer already holds (read from the
+        # kernel before reading stopped) make no socket readable, so ask
+        # for one read at the end of the loop iteration. Once per resume:
+        # a read that stops again asks for nothing until the next one.
+        if extra.read_deferred or not tls.pending():
+            return
+        extra.read_deferred = True
+        if self._defer is not None:
+            self._defer(self._deferred_read)
+        elif not self._in_event:
+            self._deferred_read()  # no loop to defer to: read at once
+        else:
+            extra.read_deferred = False  # read by the next readable event
+
+    def _deferred_read(self) -> None:
+        extra = self._extra
+        if extra is not None:
+            extra.read_deferred = False
+        if self._state is not _CLOSED and not self._read_stopped:
+            self.on_readable()
 
     def _handshaking(self, tls: TLSLayer | None) -> bool:
         # A TLS handshake needs reads: neither paused writing nor close()
