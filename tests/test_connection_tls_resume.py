@@ -6,8 +6,9 @@ import ssl
 
 import pytest
 
-from bufkit import Connection
-from tests._tls_drive import Duo
+from bufkit import Connection, TLSLayer
+from bufkit.testing._tls_fake import MemorySocket
+from tests._tls_drive import Duo, Peer
 
 Contexts = tuple[ssl.SSLContext, ssl.SSLContext]
 
@@ -119,3 +120,38 @@ def test_deferred_read_after_abort_does_nothing(tls_contexts: Contexts) -> None:
     assert len(duo.server.data) == got
     assert duo.server_conn.closed
     assert len(duo.server.lost) == 1
+
+
+class _NoDeferServer(Duo):
+    """A Duo whose server core has no ``defer``: it reads at once on resume."""
+
+    def _make(self, sock: MemorySocket, peer: Peer, tls: TLSLayer) -> Connection:
+        if not tls.server_side:
+            return super()._make(sock, peer, tls)
+        conn = Connection(
+            self.pool,
+            sock,
+            peer,
+            on_interest=lambda c, i: None,
+            tls=tls,
+            on_timer=self.timers.__setitem__,
+        )
+        self.socks[conn] = sock
+        return conn
+
+
+def test_resume_reading_without_defer_reads_at_once(tls_contexts: Contexts) -> None:
+    """With defer=None, resume_reading() outside an event delivers held bytes."""
+    duo = _NoDeferServer(tls_contexts, max_send=1 << 20, max_recv=1 << 20)
+
+    def pause_once(conn: Connection, view: memoryview) -> None:
+        conn.pause_reading()
+        duo.server.on_data = None
+
+    sent = _flight(duo, [3000, 500, 40])
+    duo.server.on_data = pause_once
+    duo.run(lambda: False)
+    _held_with_quiet_socket(duo, sent)
+    duo.server_conn.resume_reading()
+    assert bytes(duo.server.data) == sent
+    assert duo.deferred == []
