@@ -551,11 +551,13 @@ class WriteQueue:
             raise
         written = self._written
         for part in parts:
+            # Up to date before each item: owned entries end at absolute
+            # offsets, and spilling the solo buffer measures it from here.
+            self._written = written
             if type(part) is memoryview:
                 written += self._add(part)
             else:
                 buf, size = part
-                self._written = written  # owned entries end at absolute offsets
                 written += self._add_pooled(buf, size)
         self._written = written
         self._after_write(on_done)

@@ -346,3 +346,18 @@ def test_any_mix_with_lone_buffers_reaches_a_real_socket_intact(
     writes = [n for n, (kind, _) in enumerate(steps) if kind in ("pooled", "bytes")]
     assert done == writes
     assert pool.stats().buffers_in_use == 0
+
+
+def test_writelines_after_a_lone_pooled_buffer_keeps_every_byte() -> None:
+    """writelines after a lone pooled buffer (tail, then a spill) sends every byte."""
+    pool = BufferPool()
+    queue = WriteQueue(coalesce_below=64)
+    buf = pool.acquire(2048)
+    buf.view[:] = b"\x00" * buf.size
+    buf.filled = buf.size
+    queue.write(buf)
+    queue.writelines([b"\x01", b"\x02" * 64])
+    sock = FakeSocket()
+    assert queue.flush(sock)
+    assert sock.wire == b"\x00" * 2048 + b"\x01" + b"\x02" * 64
+    assert pool.stats().bytes_in_use == 0
