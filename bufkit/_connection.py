@@ -854,8 +854,9 @@ class Connection:
             The pooled buffer; release it, or pass it to :meth:`write`.
 
         Raises:
-            RuntimeError: No ``data_received`` call is in progress, or its
-                buffer was already taken.
+            RuntimeError: No ``data_received`` call is in progress, its
+                buffer was already taken, or its read came as bytes
+                (``read_bytes``).
         """
         reader = self._reader
         if reader is None:
