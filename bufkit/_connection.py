@@ -484,6 +484,20 @@ class _Link:
     def eof_received(self) -> bool | None:
         return self._conn._peer_eof()
 
+    def recv(self, size: int, /) -> bytes:
+        conn = self._conn
+        if conn._read_stopped:
+            raise BlockingIOError(errno.EAGAIN, "reading is stopped")
+        try:
+            data: bytes = self.stream.recv(size)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            raise
+        except OSError as exc:  # tell the socket's errors from the protocol's
+            self.recv_error = exc
+            raise
+        conn._bytes_received += len(data)
+        return data
+
     def recv_into(self, buffer: memoryview, /) -> int:
         conn = self._conn
         if conn._read_stopped:
@@ -539,11 +553,17 @@ class Connection:
         on_handshake: Called as ``on_handshake(conn)`` once the TLS
             handshake completed, before any plaintext reaches the protocol;
             never without ``tls``, never after a failed handshake.
+        read_bytes: For a protocol that needs :class:`bytes`: a read that
+            follows a read that filled its buffer is made with
+            ``sock.recv`` and ``data_received`` gets ``memoryview(data)``
+            of that new bytes object (its ``obj``), see
+            :class:`bufkit.ReadinessReader`. Ignored with ``tls`` (reads
+            stay pooled). :meth:`take_buffer` refuses such reads.
 
     Raises:
         TypeError: ``read_budget`` or a watermark is not an int, ``tls``
             is not a :class:`bufkit.TLSLayer`, or ``on_handshake`` is not
-            callable.
+            callable, or ``read_bytes`` is set and ``sock`` has no ``recv``.
         ValueError: A watermark is negative, ``low_water`` exceeds
             ``high_water``, or ``read_budget`` is below 1.
     """
@@ -567,6 +587,7 @@ class Connection:
         "_pool",
         "_protocol",
         "_queue",
+        "_read_bytes",
         "_read_stopped",
         "_reader",
         "_sock",
@@ -588,6 +609,7 @@ class Connection:
         tls: TLSLayer | None = None,
         on_timer: TimerCallback | None = None,
         on_handshake: Callable[[Connection], object] | None = None,
+        read_bytes: bool = False,
     ) -> None:
         if on_handshake is not None and not callable(on_handshake):
             raise TypeError(
@@ -604,6 +626,9 @@ class Connection:
                 f"watermarks need 0 <= low_water <= high_water, "
                 f"got low_water={low_water}, high_water={high_water}"
             )
+        if read_bytes and tls is None and not callable(getattr(sock, "recv", None)):
+            raise TypeError(f"read_bytes needs a socket with recv(), not {sock!r}")
+        self._read_bytes = bool(read_bytes) and tls is None
         self._extra: _Extra | None = None
         if tls is not None:
             from bufkit import _tls
@@ -829,8 +854,9 @@ class Connection:
             The pooled buffer; release it, or pass it to :meth:`write`.
 
         Raises:
-            RuntimeError: No ``data_received`` call is in progress, or its
-                buffer was already taken.
+            RuntimeError: No ``data_received`` call is in progress, its
+                buffer was already taken, or its read came as bytes
+                (``read_bytes``).
         """
         reader = self._reader
         if reader is None:
@@ -1061,7 +1087,9 @@ class Connection:
         link = _Link(self)
         extra = self._extra
         budget = _DEFAULT_BUDGET if extra is None else extra.read_budget
-        reader = ReadinessReader(self._pool, link, read_budget=budget)
+        reader = ReadinessReader(
+            self._pool, link, read_budget=budget, read_bytes=self._read_bytes
+        )
         self._reader, self._link = reader, link
         return reader, link
 

@@ -32,6 +32,15 @@ around each ``recv_into``, the reader also counts the bytes it hands over
 each read), and says whether an error came from the socket
 (``recv_failed``) rather than from the handler or the pool.
 
+With ``read_bytes`` (for handlers that need :class:`bytes` anyway, such as
+Twisted protocols) a read that follows a read that filled its buffer is made
+with ``recv(read_size)`` instead: the bytes object is the only allocation,
+and it is all data, since the read is expected to come back full too. Its
+``data_received`` gets ``memoryview(data)``, whose ``obj`` is ``data`` itself,
+so the handler keeps it without another copy. Any other read keeps the pooled
+path, so a read that may come back short never allocates the whole read size,
+and an idle connection still holds nothing (invariant 5).
+
 Cost model: per read, one ``acquire``/``release`` pair (O(1), LIFO), one
 ``recv_into`` syscall, one ``memoryview`` slice unless the read filled the
 buffer, and one handler call. No per-connection memory besides this object.
@@ -39,7 +48,7 @@ buffer, and one handler call. No per-connection memory besides this object.
 
 from __future__ import annotations
 
-from typing import Final, final
+from typing import Any, Final, final
 
 from bufkit._checks import require_int, would_block
 from bufkit._pool import BufferPool, PooledBuffer
@@ -92,6 +101,12 @@ class ReadinessReader:
             changes: one class up after a read that fills the buffer, one
             down after 3 reads in a row that would fit in the class below
             (as Netty's adaptive allocator). ``False`` keeps it fixed.
+        read_bytes: Read with ``sock.recv(read_size)`` whenever the last
+            read filled its buffer, and hand the handler ``memoryview(data)``
+            of the new :class:`bytes` object (its ``obj`` is that object,
+            which the handler may keep); other reads stay pooled. The socket
+            must then have ``recv``, and :meth:`take_buffer` refuses such a
+            read.
 
     Raises:
         TypeError: ``handler`` lacks ``data_received`` or ``eof_received``,
@@ -103,8 +118,10 @@ class ReadinessReader:
     __module__ = "bufkit"
     __slots__ = (
         "_adaptive",
+        "_bytes_now",
         "_classes",
         "_eof",
+        "_full",
         "_handler",
         "_index",
         "_keep_open",
@@ -112,6 +129,7 @@ class ReadinessReader:
         "_paused",
         "_pool",
         "_read_budget",
+        "_read_bytes",
         "_read_size",
         "_received",
         "_recv_failed",
@@ -128,6 +146,7 @@ class ReadinessReader:
         read_budget: int = DEFAULT_READ_BUDGET,
         initial_size: int | None = None,
         adaptive: bool = True,
+        read_bytes: bool = False,
     ) -> None:
         for method in ("data_received", "eof_received"):
             if not callable(getattr(handler, method, None)):
@@ -166,6 +185,9 @@ class ReadinessReader:
         self._paused = False
         self._received = 0
         self._recv_failed = False
+        self._read_bytes = bool(read_bytes)
+        self._full = False  # the last read that returned data filled its buffer
+        self._bytes_now = False  # data_received runs on a bytes read
 
     def __repr__(self) -> str:
         state = "at EOF" if self._eof else "open"
@@ -215,6 +237,11 @@ class ReadinessReader:
         return self._recv_failed
 
     @property
+    def read_bytes(self) -> bool:
+        """Whether reads that follow a full read are made with ``recv``."""
+        return self._read_bytes
+
+    @property
     def read_size(self) -> int:
         """How many bytes the next ``recv_into`` asks for."""
         return self._read_size
@@ -229,7 +256,8 @@ class ReadinessReader:
         pool before this returns or raises, unless the handler took it.
 
         Args:
-            sock: The readable socket (anything with ``recv_into``).
+            sock: The readable socket (anything with ``recv_into``; with
+                ``read_bytes``, also ``recv``).
 
         A TLS socket can hold decrypted bytes that the event loop does not
         see: if this returns ``True`` while ``sock.pending()`` is non-zero,
@@ -241,6 +269,7 @@ class ReadinessReader:
             not read again and ``eof_received`` is not called again).
 
         Raises:
+            TypeError: ``read_bytes`` is on and ``sock`` has no ``recv``.
             PoolExhausted: The pool could not lend a read buffer.
             FramingError: From a framer used as the handler (any exception of
                 the handler propagates unchanged, after the buffer went back).
@@ -258,36 +287,48 @@ class ReadinessReader:
         handler = self._handler
         trim = self._trim
         budget = self._read_budget
+        recv: Any = None
+        if self._read_bytes:
+            recv = getattr(sock, "recv", None)
+            if not callable(recv):
+                raise TypeError(f"read_bytes needs a socket with recv(), not {sock!r}")
         while budget:
             if self._paused:  # set by the handler: end this call here
                 return True
             budget -= 1
             size = self._read_size
-            buf = pool.acquire(size)
-            self._lent = buf
-            try:
-                view = buf._mem[:size] if trim else buf._mem
-                try:
-                    got = sock.recv_into(view)
-                except InterruptedError:
-                    got = self._recv_after_eintr(sock, view)
-                except BlockingIOError:  # the usual end of a stream's reads
-                    return True
-                except OSError as exc:  # raised unchanged unless it would block
-                    if would_block(exc):
-                        return True
-                    self._recv_failed = True
-                    raise
+            if recv is not None and self._full:
+                got = self._read_into_bytes(recv, size)
                 if got < 0:
                     return True
-                if got:
-                    buf._filled = got  # what take_buffer() hands over
-                    self._received += got
-                    handler.data_received(view if got == size else view[:got])
-            finally:
-                if self._lent is not None:
-                    self._lent = None
-                    buf.release()
+            else:
+                buf = pool.acquire(size)
+                self._lent = buf
+                try:
+                    view = buf._mem[:size] if trim else buf._mem
+                    try:
+                        got = sock.recv_into(view)
+                    except InterruptedError:
+                        got = self._recv_after_eintr(sock, view)
+                    except BlockingIOError:  # the usual end of a stream's reads
+                        return True
+                    except OSError as exc:  # raised unchanged unless it would block
+                        if would_block(exc):
+                            return True
+                        self._recv_failed = True
+                        raise
+                    if got < 0:
+                        return True
+                    if got:
+                        buf._filled = got  # what take_buffer() hands over
+                        self._received += got
+                        handler.data_received(view if got == size else view[:got])
+                finally:
+                    if self._lent is not None:
+                        self._lent = None
+                        buf.release()
+            if recv is not None:
+                self._full = got == size
             if got < size:
                 if got == 0:
                     return self._end_of_file()
@@ -299,6 +340,29 @@ class ReadinessReader:
             if self._adaptive:
                 self._record_full()
         return True
+
+    def _read_into_bytes(self, recv: Any, size: int) -> int:
+        """One read into a new bytes object, handed over whole; -1 if it would block."""
+        while True:
+            try:
+                data: bytes = recv(size)
+                break
+            except InterruptedError:
+                continue
+            except OSError as exc:  # raised unchanged unless it would block
+                if would_block(exc):
+                    return -1
+                self._recv_failed = True
+                raise
+        got = len(data)
+        if got:
+            self._received += got
+            self._bytes_now = True
+            try:
+                self._handler.data_received(memoryview(data))
+            finally:
+                self._bytes_now = False
+        return got
 
     def _record_full(self) -> None:
         """A read filled its buffer: more is likely waiting, go up a class."""
@@ -340,11 +404,17 @@ class ReadinessReader:
             The :class:`~bufkit.PooledBuffer` holding the bytes just received.
 
         Raises:
-            RuntimeError: No ``data_received`` call is in progress, or its
-                buffer was already taken.
+            RuntimeError: No ``data_received`` call is in progress, its
+                buffer was already taken, or its read came as bytes
+                (``read_bytes``).
         """
         buf = self._lent
         if buf is None:
+            if self._bytes_now:
+                raise RuntimeError(
+                    "take_buffer() has no pool buffer to hand over: this read came "
+                    "as bytes (read_bytes=True); keep the view's obj instead"
+                )
             raise RuntimeError(
                 "take_buffer() works only inside data_received, once per call"
             )

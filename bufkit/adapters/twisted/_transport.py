@@ -16,6 +16,10 @@ vocabulary:
   per-reactor batch that runs from one ``callLater(0)``;
 * ``data_received(view)`` becomes ``dataReceived(bytes(view))``: exactly the
   bytes read, copied once, since Twisted protocols keep what they receive.
+  Without TLS the core reads in bytes mode (``read_bytes``): a read that
+  follows a read that filled its buffer is made with ``recv`` into a new
+  bytes object, passed on as it is (no copy); other reads stay pooled, so a
+  short read never allocates the whole read size.
   A protocol that provides :class:`IViewReceiver` gets the pooled view itself
   (valid during the call only) and skips the copy (invariants 4 and 5: the
   buffer goes back to the pool when the call returns);
@@ -46,11 +50,11 @@ registered) and by :data:`OPEN_TRANSPORTS`, so a paused, idle connection is
 never left to the cyclic garbage collector.
 
 Cost model: per readable event, the core's cost plus one ``bytes`` copy per
-read (none for an :class:`IViewReceiver`); per small write inside
-``dataReceived``, one list append, and one join and queue write per
-``dataReceived``; per other write, one queue write; one reactor call per
-change of wanted readiness. Every boolean of a transport lives in one int
-slot (seven slots in all).
+pooled read (none for an :class:`IViewReceiver`, none for a bytes-mode
+read); per small write inside ``dataReceived``, one list append, and one
+join and queue write per ``dataReceived``; per other write, one queue
+write; one reactor call per change of wanted readiness. Every boolean of a
+transport lives in one int slot (seven slots in all).
 """
 
 from __future__ import annotations
@@ -281,6 +285,8 @@ class Transport:
             low_water=low_water,
             tls=tls,
             on_timer=None if tls is None else _on_timer,
+            # Reads that follow a full read arrive as bytes the protocol keeps.
+            read_bytes=tls is None and not IViewReceiver.providedBy(protocol),
         )
 
     def __repr__(self) -> str:
@@ -553,11 +559,13 @@ class Transport:
             return
         now = _NOW
         if now.transport is not None:  # a read driven from another's dataReceived
-            protocol.dataReceived(bytes(view))
+            obj = view.obj
+            protocol.dataReceived(obj if type(obj) is bytes else bytes(view))
             return
         now.transport = self
+        obj = view.obj  # the read's own bytes object, after a full read
         try:
-            protocol.dataReceived(bytes(view))
+            protocol.dataReceived(obj if type(obj) is bytes else bytes(view))
         finally:
             if now.small:
                 _write_small()
