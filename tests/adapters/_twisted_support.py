@@ -1,4 +1,4 @@
-"""Fresh reactors for tests (never the global one), and a way to run one."""
+"""Fresh reactors for tests (never the global one), running one, a collector."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import asyncio
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
+
+from twisted.internet import protocol
+from twisted.python.failure import Failure
 
 T = TypeVar("T")
 
@@ -78,3 +81,19 @@ def sleep(reactor: Any, seconds: float) -> Any:
     from twisted.internet import task
 
     return task.deferLater(reactor, seconds, lambda: None)
+
+
+class Collect(protocol.Protocol):
+    """Collects what it receives; records how it ended."""
+
+    transport: Any
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.reasons: list[Failure] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        self.reasons.append(reason)

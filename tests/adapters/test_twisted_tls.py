@@ -29,7 +29,7 @@ from bufkit import BufferPool, TLSHandshakeError
 from bufkit.adapters.twisted import ClientEndpoint, ServerEndpoint, Transport
 from bufkit.adapters.twisted._transport import TLS_TIMERS
 from tests._tls import self_signed
-from tests.adapters._twisted_support import fresh_reactor, run, sleep
+from tests.adapters._twisted_support import Collect, fresh_reactor, run, sleep
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,22 +64,6 @@ class EchoALine(Echo):
         super().dataReceived(data)
         if data.endswith(b"\n"):
             self.transport.loseConnection()
-
-
-class Collect(protocol.Protocol):
-    """Collects what it receives; records how it ended."""
-
-    transport: Any
-
-    def __init__(self) -> None:
-        self.data = b""
-        self.reasons: list[Failure] = []
-
-    def dataReceived(self, data: bytes) -> None:
-        self.data += data
-
-    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
-        self.reasons.append(reason)
 
 
 class EchoFactory(protocol.Factory):

@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from bufkit import TLSHandshakeError
 from bufkit.adapters.twisted import ClientEndpoint, ServerEndpoint, listen_tcp
 from tests._tls import self_signed
-from tests.adapters._twisted_support import fresh_reactor, run, sleep
+from tests.adapters._twisted_support import Collect, fresh_reactor, run, sleep
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -59,22 +59,6 @@ class EchoFactory(protocol.Factory):
         self.made: list[Echo] = []
         self.lost: list[Failure] = []
         self.peer_certs: list[Any] = []
-
-
-class Collect(protocol.Protocol):
-    """Collects what it receives; records how it ended."""
-
-    transport: Any
-
-    def __init__(self) -> None:
-        self.data = b""
-        self.reasons: list[Failure] = []
-
-    def dataReceived(self, data: bytes) -> None:
-        self.data += data
-
-    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
-        self.reasons.append(reason)
 
 
 @pytest.fixture(scope="module")
