@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("twisted")
 
-from twisted.internet import defer, error, protocol
+from twisted.internet import address, defer, error, protocol
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import (
     IHalfCloseableProtocol,
@@ -837,3 +837,42 @@ def test_transport_reports_addresses_and_socket_options() -> None:
             return result
 
         assert run(reactor, main) == (True, True, "127.0.0.1", True, True)
+
+
+class CountingSocket(socket.socket):
+    """A real socket that counts the address questions asked of it."""
+
+    def __init__(self, fileno: int) -> None:
+        super().__init__(fileno=fileno)
+        self.asked: list[str] = []
+
+    def getpeername(self) -> Any:
+        self.asked.append("peer")
+        return super().getpeername()
+
+    def getsockname(self) -> Any:
+        self.asked.append("host")
+        return super().getsockname()
+
+
+def test_addresses_are_asked_of_the_socket_once_and_kept() -> None:
+    """getPeer/getHost make one syscall each, then answer even after close."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        peer = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+    sock = CountingSocket(accepted.detach())
+    with fresh_reactor("epoll") as reactor, peer:
+        transport = Transport(reactor, sock, protocol.Protocol(), BufferPool())
+        peer_name, host_name = first = (transport.getPeer(), transport.getHost())
+        assert isinstance(peer_name, address.IPv4Address)
+        assert isinstance(host_name, address.IPv4Address)
+        for _ in range(3):
+            assert (transport.getPeer(), transport.getHost()) == first
+        sock.close()
+        after_close = (transport.getPeer(), transport.getHost())
+        expected = (peer.getsockname(), peer.getpeername())
+    assert sock.asked == ["peer", "host"]
+    assert after_close == first
+    assert ((peer_name.host, peer_name.port), (host_name.host, host_name.port)) == (
+        expected
+    )

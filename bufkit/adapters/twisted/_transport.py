@@ -53,8 +53,11 @@ Cost model: per readable event, the core's cost plus one ``bytes`` copy per
 pooled read (none for an :class:`IViewReceiver`, none for a bytes-mode
 read); per small write inside ``dataReceived``, one list append, and one
 join and queue write per ``dataReceived``; per other write, one queue
-write; one reactor call per change of wanted readiness. Every boolean of a
-transport lives in one int slot (seven slots in all).
+write; one reactor call per change of wanted readiness; one
+``getpeername``/``getsockname`` per transport at most, on the first
+``getPeer``/``getHost`` (Twisted's web server asks both per request). Every
+boolean of a transport lives in one int slot; with the addresses' slot it
+has eight, which CPython's allocator rounds to the same size as seven.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ import logging
 import socket
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from twisted.internet import address, error
 from twisted.internet.interfaces import (
@@ -136,9 +139,10 @@ class IViewReceiver(Interface):  # type: ignore[misc]
         """Bytes arrived; ``view`` is valid only until this returns."""
 
 
-def peer_address(
-    family: int, sockaddr: Any
-) -> address.IPv4Address | address.IPv6Address | address.UNIXAddress:
+_Address: TypeAlias = address.IPv4Address | address.IPv6Address | address.UNIXAddress
+
+
+def peer_address(family: int, sockaddr: Any) -> _Address:
     """Twisted's address object for a socket address of ``family``."""
     if family == socket.AF_INET:
         return address.IPv4Address("TCP", sockaddr[0], sockaddr[1])
@@ -250,6 +254,7 @@ class Transport:
         "__weakref__",
         "_conn",
         "_flags",
+        "_names",
         "_producer",
         "_reactor",
         "_sock",
@@ -273,6 +278,8 @@ class Transport:
         self.protocol: Any | None = protocol
         self._flags = 0  # _CONNECTED | _READING | ... (every boolean, one slot)
         self._producer: Any = None
+        # (peer, host) addresses, each made on its first getPeer()/getHost().
+        self._names: tuple[_Address | None, _Address | None] | None = None
         # The transport is the core's protocol: no bridge object per
         # connection. The core lets go of it once closed, so no cycle remains.
         self._conn = Connection(
@@ -425,17 +432,32 @@ class Transport:
         self._conn.write(b"", self._write_side_done)
         self._conn.write_eof()
 
-    def getPeer(
-        self,
-    ) -> address.IPv4Address | address.IPv6Address | address.UNIXAddress:
-        """The remote address."""
-        return peer_address(self._sock.family, self._sock.getpeername())
+    def getPeer(self) -> _Address:
+        """The remote address, asked of the socket once and then kept.
 
-    def getHost(
-        self,
-    ) -> address.IPv4Address | address.IPv6Address | address.UNIXAddress:
-        """The local address."""
-        return peer_address(self._sock.family, self._sock.getsockname())
+        Raises:
+            OSError: The first call came after the socket closed, or the
+                peer is already gone (``ENOTCONN``).
+        """
+        names = self._names
+        if names is not None and names[0] is not None:
+            return names[0]
+        peer = peer_address(self._sock.family, self._sock.getpeername())
+        self._names = (peer, None if names is None else names[1])
+        return peer
+
+    def getHost(self) -> _Address:
+        """The local address, asked of the socket once and then kept.
+
+        Raises:
+            OSError: The first call came after the socket closed.
+        """
+        names = self._names
+        if names is not None and names[1] is not None:
+            return names[1]
+        host = peer_address(self._sock.family, self._sock.getsockname())
+        self._names = (None if names is None else names[0], host)
+        return host
 
     def getHandle(self) -> socket.socket:
         """The socket itself (``ISystemHandle``)."""
@@ -710,9 +732,7 @@ def _write_small() -> None:
     data = small[0] if len(small) == 1 else b"".join(small)
     small.clear()
     if transport is not None:
-        conn = transport._conn
-        if conn.state is _OPEN:
-            conn.write(data)
+        transport._write_now(data)  # dropped once closing, shut or closed
 
 
 def _timed_out(conn: Connection) -> None:
