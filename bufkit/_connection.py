@@ -90,8 +90,11 @@ the table :data:`CONNECTION_TRANSITIONS` (``(state, event) -> state``); a
 change the table does not list raises.
 
 Cost model: per readable event, one reader call (one ``acquire``/``recv_into``/
-``release`` per read), the protocol's own ``data_received`` called directly,
-and one flush; a reply written as the event's only write costs no queue call
+``release`` per read) handed the socket itself, with no wrapper around each
+read (the reader stops on its ``paused`` flag, which the connection keeps
+equal to its own, counts the bytes and says when an error was the
+socket's), the protocol's own ``data_received`` called directly, and one
+flush; a reply written as the event's only write costs no queue call
 (one ``send`` from the flush); ``on_interest`` is called only when the wanted
 readiness changes. An idle connection is one slotted object of about twenty slots and
 nothing else: the write queue (with its one watermark hook) is made by the
@@ -458,20 +461,20 @@ class _Handshaking:
 
 @final
 class _Link:
-    """The reader's socket and handler: counts bytes, stops reads, tells errors.
+    """The reader's handler, and what the reader reads from.
 
     Made on the first readable event (an idle connection that never received
-    a byte has none). ``stream`` is what is read: the socket, the TLS layer,
-    or the handshake's watcher. ``pending`` is its ``pending()`` if it has one
-    (a TLS layer: decrypted bytes no selector reports), else None.
+    a byte has none). ``data_received`` is the protocol's own method, so the
+    reader calls it with no frame of ours in between. ``stream`` is what the
+    reader reads, handed to it as is: the socket, the TLS layer, or the
+    handshake's watcher. ``pending`` is its ``pending()`` if it has one (a
+    TLS layer: decrypted bytes no selector reports), else None.
     """
 
-    __slots__ = ("_conn", "data_received", "pending", "recv_error", "stream")
+    __slots__ = ("_conn", "data_received", "pending", "stream")
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        # The protocol's own method: the reader calls it with no frame of
-        # ours in between (bytes are counted in recv_into instead).
         self.data_received: Callable[[memoryview], None] = conn._protocol.data_received
         tls = conn.tls
         self.stream: StreamSocket | TLSLayer | _Handshaking = conn._sock
@@ -479,38 +482,9 @@ class _Link:
             self.stream = tls if tls.handshake_done else _Handshaking(conn, tls)
         pending = getattr(conn._sock if tls is None else tls, "pending", None)
         self.pending: Callable[[], int] | None = pending if callable(pending) else None
-        self.recv_error: OSError | None = None
 
     def eof_received(self) -> bool | None:
         return self._conn._peer_eof()
-
-    def recv(self, size: int, /) -> bytes:
-        conn = self._conn
-        if conn._read_stopped:
-            raise BlockingIOError(errno.EAGAIN, "reading is stopped")
-        try:
-            data: bytes = self.stream.recv(size)  # type: ignore[union-attr]
-        except (BlockingIOError, InterruptedError):
-            raise
-        except OSError as exc:  # tell the socket's errors from the protocol's
-            self.recv_error = exc
-            raise
-        conn._bytes_received += len(data)
-        return data
-
-    def recv_into(self, buffer: memoryview, /) -> int:
-        conn = self._conn
-        if conn._read_stopped:
-            raise BlockingIOError(errno.EAGAIN, "reading is stopped")
-        try:
-            got = self.stream.recv_into(buffer)
-        except (BlockingIOError, InterruptedError):
-            raise
-        except OSError as exc:  # tell the socket's errors from the protocol's
-            self.recv_error = exc
-            raise
-        conn._bytes_received += got
-        return got
 
 
 @final
@@ -720,7 +694,10 @@ class Connection:
     @property
     def bytes_received(self) -> int:
         """Bytes handed to the protocol so far."""
-        return self._bytes_received
+        reader = self._reader
+        if reader is None:
+            return self._bytes_received
+        return self._bytes_received + reader.bytes_received
 
     @property
     def bytes_written(self) -> int:
@@ -795,14 +772,16 @@ class Connection:
             reader, link = self._make_reader()
         self._in_event = True
         try:
-            more = reader.on_readable(link)
+            # The stream itself, not a wrapper: the reader stops when told
+            # (``paused``, kept equal to _read_stopped) and counts the bytes.
+            more = reader.on_readable(link.stream)
             # A TLS socket may hold decrypted bytes past the read budget that
             # no selector will report: read them now (at most a record).
             pending = link.pending
             while more and pending is not None and pending() and not self._read_stopped:
-                more = reader.on_readable(link)
+                more = reader.on_readable(link.stream)
         except Exception as exc:
-            self._read_failed(exc, link)
+            self._read_failed(exc, reader)
         self._end_event()
 
     def on_timeout(self) -> None:
@@ -1090,6 +1069,7 @@ class Connection:
         reader = ReadinessReader(
             self._pool, link, read_budget=budget, read_bytes=self._read_bytes
         )
+        reader.paused = self._read_stopped
         self._reader, self._link = reader, link
         return reader, link
 
@@ -1142,13 +1122,17 @@ class Connection:
         if self._error is not None:
             self._protocol_failed()
         if self._state is _CLOSED:
-            self._reader = self._link = None  # the reader's link points back here
+            self._drop_reader()  # the reader's link points back here
 
-    def _read_failed(self, exc: Exception, link: _Link) -> None:
-        recv_error = link.recv_error
-        if recv_error is not None and exc is recv_error:
-            link.recv_error = None
-            self._lose(recv_error)
+    def _drop_reader(self) -> None:
+        reader = self._reader
+        if reader is not None:
+            self._bytes_received += reader.bytes_received  # kept for the property
+        self._reader = self._link = None
+
+    def _read_failed(self, exc: Exception, reader: ReadinessReader) -> None:
+        if reader.recv_failed and isinstance(exc, OSError):
+            self._lose(exc)
         elif isinstance(exc, PoolExhausted) and self._from_reader_acquire(exc):
             self._starve(exc)
         elif isinstance(exc, FramingError):
@@ -1404,12 +1388,21 @@ class Connection:
                 )
             )
             if was_stopped and not stopped and extra.tls is not None:
+                self._tell_reader()
                 if not self._in_event:
                     self._report_interest()
                 self._defer_read(extra, extra.tls)
                 return
+        self._tell_reader()
         if not self._in_event:
             self._report_interest()
+
+    def _tell_reader(self) -> None:
+        # The reader is handed the stream itself: it stops reading, even in
+        # the middle of an event, by its own flag, kept equal to ours.
+        reader = self._reader
+        if reader is not None:
+            reader.paused = self._read_stopped
 
     def _defer_read(self, extra: _Extra, tls: TLSLayer) -> None:
         # Reading resumed: bytes the layer already holds (read from the
@@ -1655,6 +1648,7 @@ class Connection:
     def _finish(self, exc: Exception | None) -> None:
         self._state = transition(CONNECTION_TRANSITIONS, self._state, _E.LOST)
         self._read_stopped = True
+        self._tell_reader()
         self._write_armed = False
         extra = self._extra
         if extra is not None and extra.starved:
@@ -1674,7 +1668,7 @@ class Connection:
             if one[0] is not None:
                 one[0].release()
         if not self._in_event:
-            self._reader = self._link = None
+            self._drop_reader()
         protocol, self._protocol = self._protocol, _DETACHED
         try:
             protocol.connection_lost(exc)
