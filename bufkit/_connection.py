@@ -20,7 +20,8 @@ The policies, once, here:
   for any number of small writes). A write outside an event asks ``defer`` for
   one flush at the end of the loop iteration.
 * **One write, one send.** The first write of an event, on a plain
-  connection with nothing pending and no completion callback, is not queued:
+  connection with nothing pending, no completion callback and no pause
+  pending or told (a past pause or new watermarks do not matter), is not queued:
   the connection keeps it (counted in ``pending_bytes``) and the
   end-of-event flush sends it with one ``send``. Only what the kernel refuses
   goes to the queue (made then if need be). A second write in the event,
@@ -425,6 +426,18 @@ class _Extra:
         self.read_deferred = False  # defer(read) asked for, not yet run
         self.eof = False
         self.failure: Exception | None = None  # for writes after, if no queue
+
+    def solo_ok(self) -> bool:
+        """Whether an event's one write may still skip the queue.
+
+        Not over TLS (the layer's flush sends), and not while the crossings
+        are decided by the connection or a pause is pending or told: the
+        rest of the rarely used state (new watermarks, a past pause, pool
+        starvation, ...) does not change how one write is sent.
+        """
+        return self.tls is None and not (
+            self.watch or self.pause_pending or self.writing_paused
+        )
 
 
 @final
@@ -882,7 +895,7 @@ class Connection:
                 self._in_event = _WROTE
                 if (
                     on_done is None
-                    and self._extra is None
+                    and (self._extra is None or self._extra.solo_ok())
                     and self._state is _OPEN
                     and not self._flushing
                     and (queue is None or not queue)

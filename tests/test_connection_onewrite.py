@@ -141,6 +141,37 @@ def test_a_big_one_write_the_kernel_refuses_pauses() -> None:
     assert sock.wire == b"x" * 100
 
 
+def test_after_a_pause_one_write_is_one_send_again() -> None:
+    """Once a pause ended, an event's one write skips the queue again: one send."""
+    sock = FakeSocket(recv=[Deliver(b"x" * 100), Deliver(b"abc")], send=[Accept(10)])
+    sock.after_send = "block"
+    conn, proto, pool = _open(sock, _copy, high_water=50, low_water=20)
+    conn.on_readable()
+    sock.after_send = "accept"
+    conn.on_writable()
+    assert proto.calls == ["pause", "resume"]
+    before = len(_sends(sock))
+    conn.on_readable()
+    assert _sends(sock)[before:] == ["send"]
+    assert sock.wire == b"x" * 100 + b"abc"
+    assert conn.pending_bytes == 0
+    assert pool.stats().buffers_in_use == 0
+
+
+@pytest.mark.parametrize("reply", [_echo, _copy])
+def test_new_watermarks_keep_one_write_one_send(
+    reply: Callable[[Connection, memoryview], object],
+) -> None:
+    """Watermarks other than the defaults do not send one write through the queue."""
+    sock = FakeSocket(recv=[Deliver(b"hello")], after_send="accept")
+    conn, proto, pool = _open(sock, reply, high_water=1000, low_water=100)
+    conn.on_readable()
+    assert _sends(sock) == ["send"]
+    assert sock.wire == b"hello"
+    assert proto.calls == []
+    assert pool.stats().buffers_in_use == 0
+
+
 def test_a_reset_on_the_one_send_loses_the_connection_quietly(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
