@@ -427,18 +427,6 @@ class _Extra:
         self.eof = False
         self.failure: Exception | None = None  # for writes after, if no queue
 
-    def solo_ok(self) -> bool:
-        """Whether an event's one write may still skip the queue.
-
-        Not over TLS (the layer's flush sends), and not while the crossings
-        are decided by the connection or a pause is pending or told: the
-        rest of the rarely used state (new watermarks, a past pause, pool
-        starvation, ...) does not change how one write is sent.
-        """
-        return self.tls is None and not (
-            self.watch or self.pause_pending or self.writing_paused
-        )
-
 
 @final
 class _Handshaking:
@@ -895,7 +883,19 @@ class Connection:
                 self._in_event = _WROTE
                 if (
                     on_done is None
-                    and (self._extra is None or self._extra.solo_ok())
+                    # Not over TLS (the layer's flush sends it), nor while
+                    # a pause is pending or told or the connection decides
+                    # the crossings; other rare state (a past pause, new
+                    # watermarks, ...) does not change how it is sent.
+                    and (
+                        (extra := self._extra) is None
+                        or (
+                            extra.tls is None
+                            and not extra.watch
+                            and not extra.pause_pending
+                            and not extra.writing_paused
+                        )
+                    )
                     and self._state is _OPEN
                     and not self._flushing
                     and (queue is None or not queue)
@@ -908,7 +908,9 @@ class Connection:
                             self._in_event = _KEPT
                             return
                     elif type(data) is PooledBuffer and nbytes.__class__ is int:
-                        view = data.view  # BufferReleasedError if released
+                        # Its memory without the checked property's frame;
+                        # the property raises BufferReleasedError if released.
+                        view = data._mem if data._lent else data.view
                         if 0 < nbytes <= len(view):
                             self._one = (data, view[:nbytes])
                             self._bytes_written += nbytes

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bufkit import (
     BufferPool,
+    BufferReleasedError,
     Connection,
     ConnectionProtocol,
     QueueClosedError,
@@ -347,3 +348,25 @@ def test_echo_is_exact_whatever_the_kernel_takes(
     assert conn.pending_bytes == 0
     assert pool.stats().buffers_in_use == 0
     assert proto.lost == []
+
+
+def test_a_released_buffer_as_the_one_write_is_refused() -> None:
+    """A released pooled buffer written first in an event raises; nothing is kept."""
+    refused: list[Exception] = []
+
+    def reply(conn: Connection, view: memoryview) -> None:
+        buf = conn.take_buffer()
+        buf.release()
+        try:
+            conn.write(buf, nbytes=len(view))
+        except BufferReleasedError as exc:
+            refused.append(exc)
+
+    sock = FakeSocket(recv=[Deliver(b"hello")], after_send="accept")
+    conn, proto, pool = _open(sock, reply)
+    conn.on_readable()
+    assert len(refused) == 1
+    assert proto.seen_pending == [0]
+    assert sock.wire == b""
+    assert proto.lost == []
+    assert pool.stats().buffers_in_use == 0
