@@ -477,7 +477,8 @@ class _Link:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self.data_received: Callable[[memoryview], None] = conn._protocol.data_received
-        tls = conn.tls
+        extra = conn._extra
+        tls = None if extra is None else extra.tls
         self.stream: StreamSocket | TLSLayer | _Handshaking = conn._sock
         if tls is not None:
             self.stream = tls if tls.handshake_done else _Handshaking(conn, tls)
@@ -1084,7 +1085,8 @@ class Connection:
         reader = ReadinessReader(
             self._pool, link, read_budget=budget, read_bytes=self._read_bytes
         )
-        reader.paused = self._read_stopped
+        if self._read_stopped:  # a new reader reads until told otherwise
+            reader.paused = True
         self._reader, self._link = reader, link
         return reader, link
 
