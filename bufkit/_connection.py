@@ -169,6 +169,9 @@ class ConnectionState(enum.Enum):
     """
 
     __module__ = "bufkit"
+    # Members are singletons that compare by identity: hash them by identity
+    # too, in C (Enum's own __hash__ is a Python call per table lookup).
+    __hash__ = object.__hash__
 
     NEW = "new"
     """Built, :meth:`Connection.start` not called yet."""
@@ -188,6 +191,7 @@ class ConnectionEvent(enum.Enum):
     """What moves a :class:`Connection` from one state to another."""
 
     __module__ = "bufkit"
+    __hash__ = object.__hash__  # as ConnectionState's
 
     START = "start()"
     """The owner started the connection."""
@@ -595,13 +599,18 @@ class Connection:
             raise TypeError(f"read_budget must be an int, not {read_budget!r}")
         if read_budget < 1:
             raise ValueError(f"read_budget must be at least 1, not {read_budget}")
-        positive_int("high_water", high_water, minimum=0)
-        positive_int("low_water", low_water, minimum=0)
-        if low_water > high_water:
-            raise ValueError(
-                f"watermarks need 0 <= low_water <= high_water, "
-                f"got low_water={low_water}, high_water={high_water}"
-            )
+        if not (
+            type(high_water) is int
+            and type(low_water) is int
+            and 0 <= low_water <= high_water
+        ):  # checked in full only when not plainly valid (no call per accept)
+            positive_int("high_water", high_water, minimum=0)
+            positive_int("low_water", low_water, minimum=0)
+            if low_water > high_water:
+                raise ValueError(
+                    f"watermarks need 0 <= low_water <= high_water, "
+                    f"got low_water={low_water}, high_water={high_water}"
+                )
         if read_bytes and tls is None and not callable(getattr(sock, "recv", None)):
             raise TypeError(f"read_bytes needs a socket with recv(), not {sock!r}")
         self._read_bytes = bool(read_bytes) and tls is None
@@ -755,7 +764,8 @@ class Connection:
             self._protocol.connection_made(self)
         except Exception as exc:
             self._error = exc
-        tls = self.tls
+        extra = self._extra
+        tls = None if extra is None else extra.tls
         if tls is not None and self._state is _OPEN:
             self._set_timer(_HANDSHAKE_TIMER, tls.handshake_timeout)
             try:
@@ -1470,7 +1480,8 @@ class Connection:
             if self._queue is not None:
                 self._queue.close()
             self._update_reading()
-            tls = self.tls
+            extra = self._extra
+            tls = None if extra is None else extra.tls
             if tls is not None and tls.handshake_done:
                 self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
             self._request_flush()
