@@ -20,7 +20,8 @@ The policies, once, here:
   for any number of small writes). A write outside an event asks ``defer`` for
   one flush at the end of the loop iteration.
 * **One write, one send.** The first write of an event, on a plain
-  connection with nothing pending and no completion callback, is not queued:
+  connection with nothing pending, no completion callback and no pause
+  pending or told (a past pause or new watermarks do not matter), is not queued:
   the connection keeps it (counted in ``pending_bytes``) and the
   end-of-event flush sends it with one ``send``. Only what the kernel refuses
   goes to the queue (made then if need be). A second write in the event,
@@ -90,8 +91,11 @@ the table :data:`CONNECTION_TRANSITIONS` (``(state, event) -> state``); a
 change the table does not list raises.
 
 Cost model: per readable event, one reader call (one ``acquire``/``recv_into``/
-``release`` per read), the protocol's own ``data_received`` called directly,
-and one flush; a reply written as the event's only write costs no queue call
+``release`` per read) handed the socket itself, with no wrapper around each
+read (the reader stops on its ``paused`` flag, which the connection keeps
+equal to its own, counts the bytes and says when an error was the
+socket's), the protocol's own ``data_received`` called directly, and one
+flush; a reply written as the event's only write costs no queue call
 (one ``send`` from the flush); ``on_interest`` is called only when the wanted
 readiness changes. An idle connection is one slotted object of about twenty slots and
 nothing else: the write queue (with its one watermark hook) is made by the
@@ -165,6 +169,9 @@ class ConnectionState(enum.Enum):
     """
 
     __module__ = "bufkit"
+    # Members are singletons that compare by identity: hash them by identity
+    # too, in C (Enum's own __hash__ is a Python call per table lookup).
+    __hash__ = object.__hash__
 
     NEW = "new"
     """Built, :meth:`Connection.start` not called yet."""
@@ -184,6 +191,7 @@ class ConnectionEvent(enum.Enum):
     """What moves a :class:`Connection` from one state to another."""
 
     __module__ = "bufkit"
+    __hash__ = object.__hash__  # as ConnectionState's
 
     START = "start()"
     """The owner started the connection."""
@@ -458,59 +466,31 @@ class _Handshaking:
 
 @final
 class _Link:
-    """The reader's socket and handler: counts bytes, stops reads, tells errors.
+    """The reader's handler, and what the reader reads from.
 
     Made on the first readable event (an idle connection that never received
-    a byte has none). ``stream`` is what is read: the socket, the TLS layer,
-    or the handshake's watcher. ``pending`` is its ``pending()`` if it has one
-    (a TLS layer: decrypted bytes no selector reports), else None.
+    a byte has none). ``data_received`` is the protocol's own method, so the
+    reader calls it with no frame of ours in between. ``stream`` is what the
+    reader reads, handed to it as is: the socket, the TLS layer, or the
+    handshake's watcher. ``pending`` is its ``pending()`` if it has one (a
+    TLS layer: decrypted bytes no selector reports), else None.
     """
 
-    __slots__ = ("_conn", "data_received", "pending", "recv_error", "stream")
+    __slots__ = ("_conn", "data_received", "pending", "stream")
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        # The protocol's own method: the reader calls it with no frame of
-        # ours in between (bytes are counted in recv_into instead).
         self.data_received: Callable[[memoryview], None] = conn._protocol.data_received
-        tls = conn.tls
+        extra = conn._extra
+        tls = None if extra is None else extra.tls
         self.stream: StreamSocket | TLSLayer | _Handshaking = conn._sock
         if tls is not None:
             self.stream = tls if tls.handshake_done else _Handshaking(conn, tls)
         pending = getattr(conn._sock if tls is None else tls, "pending", None)
         self.pending: Callable[[], int] | None = pending if callable(pending) else None
-        self.recv_error: OSError | None = None
 
     def eof_received(self) -> bool | None:
         return self._conn._peer_eof()
-
-    def recv(self, size: int, /) -> bytes:
-        conn = self._conn
-        if conn._read_stopped:
-            raise BlockingIOError(errno.EAGAIN, "reading is stopped")
-        try:
-            data: bytes = self.stream.recv(size)  # type: ignore[union-attr]
-        except (BlockingIOError, InterruptedError):
-            raise
-        except OSError as exc:  # tell the socket's errors from the protocol's
-            self.recv_error = exc
-            raise
-        conn._bytes_received += len(data)
-        return data
-
-    def recv_into(self, buffer: memoryview, /) -> int:
-        conn = self._conn
-        if conn._read_stopped:
-            raise BlockingIOError(errno.EAGAIN, "reading is stopped")
-        try:
-            got = self.stream.recv_into(buffer)
-        except (BlockingIOError, InterruptedError):
-            raise
-        except OSError as exc:  # tell the socket's errors from the protocol's
-            self.recv_error = exc
-            raise
-        conn._bytes_received += got
-        return got
 
 
 @final
@@ -619,13 +599,18 @@ class Connection:
             raise TypeError(f"read_budget must be an int, not {read_budget!r}")
         if read_budget < 1:
             raise ValueError(f"read_budget must be at least 1, not {read_budget}")
-        positive_int("high_water", high_water, minimum=0)
-        positive_int("low_water", low_water, minimum=0)
-        if low_water > high_water:
-            raise ValueError(
-                f"watermarks need 0 <= low_water <= high_water, "
-                f"got low_water={low_water}, high_water={high_water}"
-            )
+        if not (
+            type(high_water) is int
+            and type(low_water) is int
+            and 0 <= low_water <= high_water
+        ):  # checked in full only when not plainly valid (no call per accept)
+            positive_int("high_water", high_water, minimum=0)
+            positive_int("low_water", low_water, minimum=0)
+            if low_water > high_water:
+                raise ValueError(
+                    f"watermarks need 0 <= low_water <= high_water, "
+                    f"got low_water={low_water}, high_water={high_water}"
+                )
         if read_bytes and tls is None and not callable(getattr(sock, "recv", None)):
             raise TypeError(f"read_bytes needs a socket with recv(), not {sock!r}")
         self._read_bytes = bool(read_bytes) and tls is None
@@ -720,7 +705,10 @@ class Connection:
     @property
     def bytes_received(self) -> int:
         """Bytes handed to the protocol so far."""
-        return self._bytes_received
+        reader = self._reader
+        if reader is None:
+            return self._bytes_received
+        return self._bytes_received + reader.bytes_received
 
     @property
     def bytes_written(self) -> int:
@@ -776,7 +764,8 @@ class Connection:
             self._protocol.connection_made(self)
         except Exception as exc:
             self._error = exc
-        tls = self.tls
+        extra = self._extra
+        tls = None if extra is None else extra.tls
         if tls is not None and self._state is _OPEN:
             self._set_timer(_HANDSHAKE_TIMER, tls.handshake_timeout)
             try:
@@ -795,14 +784,16 @@ class Connection:
             reader, link = self._make_reader()
         self._in_event = True
         try:
-            more = reader.on_readable(link)
+            # The stream itself, not a wrapper: the reader stops when told
+            # (``paused``, kept equal to _read_stopped) and counts the bytes.
+            more = reader.on_readable(link.stream)
             # A TLS socket may hold decrypted bytes past the read budget that
             # no selector will report: read them now (at most a record).
             pending = link.pending
             while more and pending is not None and pending() and not self._read_stopped:
-                more = reader.on_readable(link)
+                more = reader.on_readable(link.stream)
         except Exception as exc:
-            self._read_failed(exc, link)
+            self._read_failed(exc, reader)
         self._end_event()
 
     def on_timeout(self) -> None:
@@ -903,7 +894,19 @@ class Connection:
                 self._in_event = _WROTE
                 if (
                     on_done is None
-                    and self._extra is None
+                    # Not over TLS (the layer's flush sends it), nor while
+                    # a pause is pending or told or the connection decides
+                    # the crossings; other rare state (a past pause, new
+                    # watermarks, ...) does not change how it is sent.
+                    and (
+                        (extra := self._extra) is None
+                        or (
+                            extra.tls is None
+                            and not extra.watch
+                            and not extra.pause_pending
+                            and not extra.writing_paused
+                        )
+                    )
                     and self._state is _OPEN
                     and not self._flushing
                     and (queue is None or not queue)
@@ -916,7 +919,9 @@ class Connection:
                             self._in_event = _KEPT
                             return
                     elif type(data) is PooledBuffer and nbytes.__class__ is int:
-                        view = data.view  # BufferReleasedError if released
+                        # Its memory without the checked property's frame;
+                        # the property raises BufferReleasedError if released.
+                        view = data._mem if data._lent else data.view
                         if 0 < nbytes <= len(view):
                             self._one = (data, view[:nbytes])
                             self._bytes_written += nbytes
@@ -1090,6 +1095,8 @@ class Connection:
         reader = ReadinessReader(
             self._pool, link, read_budget=budget, read_bytes=self._read_bytes
         )
+        if self._read_stopped:  # a new reader reads until told otherwise
+            reader.paused = True
         self._reader, self._link = reader, link
         return reader, link
 
@@ -1142,13 +1149,17 @@ class Connection:
         if self._error is not None:
             self._protocol_failed()
         if self._state is _CLOSED:
-            self._reader = self._link = None  # the reader's link points back here
+            self._drop_reader()  # the reader's link points back here
 
-    def _read_failed(self, exc: Exception, link: _Link) -> None:
-        recv_error = link.recv_error
-        if recv_error is not None and exc is recv_error:
-            link.recv_error = None
-            self._lose(recv_error)
+    def _drop_reader(self) -> None:
+        reader = self._reader
+        if reader is not None:
+            self._bytes_received += reader.bytes_received  # kept for the property
+        self._reader = self._link = None
+
+    def _read_failed(self, exc: Exception, reader: ReadinessReader) -> None:
+        if reader.recv_failed and isinstance(exc, OSError):
+            self._lose(exc)
         elif isinstance(exc, PoolExhausted) and self._from_reader_acquire(exc):
             self._starve(exc)
         elif isinstance(exc, FramingError):
@@ -1404,12 +1415,21 @@ class Connection:
                 )
             )
             if was_stopped and not stopped and extra.tls is not None:
+                self._tell_reader()
                 if not self._in_event:
                     self._report_interest()
                 self._defer_read(extra, extra.tls)
                 return
+        self._tell_reader()
         if not self._in_event:
             self._report_interest()
+
+    def _tell_reader(self) -> None:
+        # The reader is handed the stream itself: it stops reading, even in
+        # the middle of an event, by its own flag, kept equal to ours.
+        reader = self._reader
+        if reader is not None:
+            reader.paused = self._read_stopped
 
     def _defer_read(self, extra: _Extra, tls: TLSLayer) -> None:
         # Reading resumed: bytes the layer already holds (read from the
@@ -1460,7 +1480,8 @@ class Connection:
             if self._queue is not None:
                 self._queue.close()
             self._update_reading()
-            tls = self.tls
+            extra = self._extra
+            tls = None if extra is None else extra.tls
             if tls is not None and tls.handshake_done:
                 self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
             self._request_flush()
@@ -1655,6 +1676,7 @@ class Connection:
     def _finish(self, exc: Exception | None) -> None:
         self._state = transition(CONNECTION_TRANSITIONS, self._state, _E.LOST)
         self._read_stopped = True
+        self._tell_reader()
         self._write_armed = False
         extra = self._extra
         if extra is not None and extra.starved:
@@ -1674,7 +1696,7 @@ class Connection:
             if one[0] is not None:
                 one[0].release()
         if not self._in_event:
-            self._reader = self._link = None
+            self._drop_reader()
         protocol, self._protocol = self._protocol, _DETACHED
         try:
             protocol.connection_lost(exc)

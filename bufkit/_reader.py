@@ -48,6 +48,7 @@ buffer, and one handler call. No per-connection memory besides this object.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any, Final, final
 
 from bufkit._checks import require_int, would_block
@@ -156,12 +157,14 @@ class ReadinessReader:
             require_int("initial_size", initial_size)
         if read_budget < 1:
             raise ValueError(f"read_budget must be at least 1, not {read_budget}")
+        # Made once per connection (on its first read): no Python-level
+        # loops here, the class is found by bisection.
         classes = tuple(pool.size_classes)
         largest = classes[-1]
-        if initial_size is None:
-            initial_size = min(
-                (c for c in classes if c >= DEFAULT_INITIAL_SIZE), default=largest
-            )
+        if initial_size is None:  # the smallest class that holds the default
+            initial_size = classes[
+                bisect_left(classes, min(DEFAULT_INITIAL_SIZE, largest))
+            ]
         elif not 1 <= initial_size <= largest:
             raise ValueError(
                 f"initial_size {initial_size} is outside 1..{largest}, the sizes "
@@ -172,7 +175,7 @@ class ReadinessReader:
         self._read_budget = read_budget
         self._adaptive = adaptive
         self._classes = classes
-        self._index = next(i for i, c in enumerate(classes) if c >= initial_size)
+        self._index = bisect_left(classes, initial_size)  # the smallest that fits
         self._read_size = classes[self._index] if adaptive else initial_size
         # Reads of at most _small_size bytes would fit the class below.
         self._small_size = classes[self._index - 1] if adaptive and self._index else 0

@@ -734,3 +734,55 @@ def test_a_completion_chain_cannot_hold_the_loop() -> None:
     assert driver.conn.interest & Interest.WRITE
     driver.conn.abort()
     assert pool.stats().buffers_in_use == 0
+
+
+def _recvs(sock: FakeSocket) -> int:
+    return sum(1 for call in sock.calls if call.op in ("recv_into", "recv"))
+
+
+def test_abort_in_data_received_ends_the_event_s_reads() -> None:
+    """An abort in ``data_received`` ends the reads: none on the closed socket."""
+    pool = BufferPool()
+    size = pool.size_classes[0]
+    sock = FakeSocket(recv=[Deliver(b"a" * size * 4)])
+    proto = Recorder()
+    proto.on_data = lambda conn, view: conn.abort()
+    driver = Driver(sock, proto, pool, read_budget=8)
+    driver.conn.start()
+    driver.step()
+    assert _recvs(sock) == 1
+    assert proto.chunks == 1
+    assert proto.lost == [None]
+    assert pool.stats().buffers_in_use == 0
+
+
+def test_bytes_received_outlives_the_connection() -> None:
+    """``bytes_received`` still counts every byte handed over once closed."""
+    sock = FakeSocket(recv=[Deliver(b"a" * 5000), Deliver(b"b" * 7), Eof()])
+    proto = Recorder()
+    driver = Driver(sock, proto, BufferPool())
+    driver.conn.start()
+    driver.run(lambda: driver.conn.closed)
+    assert proto.data == b"a" * 5000 + b"b" * 7
+    assert driver.conn.bytes_received == 5007
+
+
+def test_an_os_error_of_data_received_is_the_protocol_s_bug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An ``OSError`` from ``data_received`` is a protocol error, not a reset."""
+    exc = ConnectionResetError(errno.ECONNRESET, "raised by the protocol")
+
+    def fail(conn: Connection, view: memoryview) -> None:
+        raise exc
+
+    proto = Recorder()
+    proto.on_data = fail
+    driver = Driver(FakeSocket(recv=[Deliver(b"x")]), proto, BufferPool())
+    driver.conn.start()
+    with caplog.at_level(logging.DEBUG, logger="bufkit.connection"):
+        driver.step()
+    assert proto.lost == [exc]
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "protocol error" in errors[0].getMessage()

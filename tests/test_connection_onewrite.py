@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bufkit import (
     BufferPool,
+    BufferReleasedError,
     Connection,
     ConnectionProtocol,
     QueueClosedError,
@@ -139,6 +140,37 @@ def test_a_big_one_write_the_kernel_refuses_pauses() -> None:
     conn.on_writable()
     assert proto.calls == ["pause", "resume"]
     assert sock.wire == b"x" * 100
+
+
+def test_after_a_pause_one_write_is_one_send_again() -> None:
+    """Once a pause ended, an event's one write skips the queue again: one send."""
+    sock = FakeSocket(recv=[Deliver(b"x" * 100), Deliver(b"abc")], send=[Accept(10)])
+    sock.after_send = "block"
+    conn, proto, pool = _open(sock, _copy, high_water=50, low_water=20)
+    conn.on_readable()
+    sock.after_send = "accept"
+    conn.on_writable()
+    assert proto.calls == ["pause", "resume"]
+    before = len(_sends(sock))
+    conn.on_readable()
+    assert _sends(sock)[before:] == ["send"]
+    assert sock.wire == b"x" * 100 + b"abc"
+    assert conn.pending_bytes == 0
+    assert pool.stats().buffers_in_use == 0
+
+
+@pytest.mark.parametrize("reply", [_echo, _copy])
+def test_new_watermarks_keep_one_write_one_send(
+    reply: Callable[[Connection, memoryview], object],
+) -> None:
+    """Watermarks other than the defaults do not send one write through the queue."""
+    sock = FakeSocket(recv=[Deliver(b"hello")], after_send="accept")
+    conn, proto, pool = _open(sock, reply, high_water=1000, low_water=100)
+    conn.on_readable()
+    assert _sends(sock) == ["send"]
+    assert sock.wire == b"hello"
+    assert proto.calls == []
+    assert pool.stats().buffers_in_use == 0
 
 
 def test_a_reset_on_the_one_send_loses_the_connection_quietly(
@@ -316,3 +348,25 @@ def test_echo_is_exact_whatever_the_kernel_takes(
     assert conn.pending_bytes == 0
     assert pool.stats().buffers_in_use == 0
     assert proto.lost == []
+
+
+def test_a_released_buffer_as_the_one_write_is_refused() -> None:
+    """A released pooled buffer written first in an event raises; nothing is kept."""
+    refused: list[Exception] = []
+
+    def reply(conn: Connection, view: memoryview) -> None:
+        buf = conn.take_buffer()
+        buf.release()
+        try:
+            conn.write(buf, nbytes=len(view))
+        except BufferReleasedError as exc:
+            refused.append(exc)
+
+    sock = FakeSocket(recv=[Deliver(b"hello")], after_send="accept")
+    conn, proto, pool = _open(sock, reply)
+    conn.on_readable()
+    assert len(refused) == 1
+    assert proto.seen_pending == [0]
+    assert sock.wire == b""
+    assert proto.lost == []
+    assert pool.stats().buffers_in_use == 0

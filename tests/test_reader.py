@@ -363,6 +363,8 @@ def test_default_initial_size_is_a_class_of_at_least_2048() -> None:
     big = BufferPool(size_classes=(1024, 4096, 65536))
     assert ReadinessReader(big, Recorder()).read_size == 4096
     assert ReadinessReader(make_pool(), Recorder()).read_size == 256
+    assert ReadinessReader(big, Recorder(), adaptive=False).read_size == 4096
+    assert ReadinessReader(make_pool(), Recorder(), adaptive=False).read_size == 256
 
 
 @pytest.mark.parametrize(
