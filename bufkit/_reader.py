@@ -34,8 +34,12 @@ each read), and says whether an error came from the socket
 
 With ``read_bytes`` (for handlers that need :class:`bytes` anyway, such as
 Twisted protocols) a read that follows a read that filled its buffer is made
-with ``recv(read_size)`` instead: the bytes object is the only allocation,
-and it is all data, since the read is expected to come back full too. Its
+with ``recv(2 * read_size)`` instead: the bytes object is the only allocation,
+and it is mostly data, since the read is expected to come back big too. It
+asks twice the read size so that a burst of about one read size, the usual
+shape of a pipelined peer, ends in that one read: a read that returns less
+than it asked ends the event, with no second read that would only block.
+Bytes mode lasts while reads return at least ``read_size``. Its
 ``data_received`` gets ``memoryview(data)``, whose ``obj`` is ``data`` itself,
 so the handler keeps it without another copy. Any other read keeps the pooled
 path, so a read that may come back short never allocates the whole read size,
@@ -102,8 +106,9 @@ class ReadinessReader:
             changes: one class up after a read that fills the buffer, one
             down after 3 reads in a row that would fit in the class below
             (as Netty's adaptive allocator). ``False`` keeps it fixed.
-        read_bytes: Read with ``sock.recv(read_size)`` whenever the last
-            read filled its buffer, and hand the handler ``memoryview(data)``
+        read_bytes: Read with ``sock.recv(2 * read_size)`` whenever the
+            last read filled its buffer (a pooled one) or returned at least
+            ``read_size`` (a bytes one), and hand the handler ``memoryview(data)``
             of the new :class:`bytes` object (its ``obj`` is that object,
             which the handler may keep); other reads stay pooled. The socket
             must then have ``recv``, and :meth:`take_buffer` refuses such a
@@ -301,9 +306,21 @@ class ReadinessReader:
             budget -= 1
             size = self._read_size
             if recv is not None and self._full:
-                got = self._read_into_bytes(recv, size)
+                # Twice the read size: a burst that the last read showed to
+                # be big usually ends within it, and a short answer then ends
+                # the event with no read that would only block.
+                asked = size + size
+                got = self._read_into_bytes(recv, asked)
                 if got < 0:
                     return True
+                if got >= size:  # bytes mode again next time
+                    if got < asked:
+                        self._small_reads = 0
+                        return True
+                    if self._adaptive:
+                        self._record_full()
+                    continue
+                self._full = False
             else:
                 buf = pool.acquire(size)
                 self._lent = buf
@@ -330,8 +347,8 @@ class ReadinessReader:
                     if self._lent is not None:
                         self._lent = None
                         buf.release()
-            if recv is not None:
-                self._full = got == size
+                if recv is not None:
+                    self._full = got == size
             if got < size:
                 if got == 0:
                     return self._end_of_file()

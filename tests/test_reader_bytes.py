@@ -87,13 +87,15 @@ def test_bytes_mode_delivers_every_byte_and_switches_on_fills(
     if not reset:
         assert bytes(handler.data) == payload
         assert handler.eofs == 1
-    # Each read is a recv exactly when the last read that returned filled it.
+    # Each read is a recv exactly when the last read that returned filled its
+    # pooled buffer, or (a recv, which asks twice the read size) returned at
+    # least the read size.
     last_full = False
     recv_with_data = 0
     for op, size, got in reads(sock):
         assert op == ("recv" if last_full else "recv_into")
         if got is not None:
-            last_full = got == size
+            last_full = got == size if op == "recv_into" else 2 * got >= size
             recv_with_data += op == "recv" and got > 0
     assert handler.kinds.count(True) == recv_with_data
     recv_into_calls = sum(op == "recv_into" for op, _, _ in reads(sock))
@@ -125,18 +127,17 @@ def test_bytes_mode_switches_between_paths_as_reads_fill() -> None:
         assert pool.stats().bytes_in_use == 0
     assert reads(sock) == [
         ("recv_into", 512, 512),
-        ("recv", 512, 512),
-        ("recv", 512, 176),
-        ("recv_into", 512, None),  # a short read: back to the pooled path
-        ("recv_into", 512, 40),
+        ("recv", 1024, 688),  # at least the read size: the event ends here
+        ("recv", 1024, None),
+        ("recv", 1024, 40),  # a short read: back to the pooled path
         ("recv_into", 512, None),
         ("recv_into", 512, 512),
-        ("recv", 512, 88),
+        ("recv", 1024, 88),
         ("recv_into", 512, 0),
     ]
-    assert handler.kinds == [False, True, True, False, False, True]
+    assert handler.kinds == [False, True, True, False, True]
     assert bytes(handler.data) == b"a" * 1200 + b"b" * 40 + b"c" * 600
-    assert pool.stats().acquires == 6
+    assert pool.stats().acquires == 4
 
 
 def test_full_read_then_eagain_keeps_the_next_read_bytes() -> None:
@@ -151,6 +152,31 @@ def test_full_read_then_eagain_keeps_the_next_read_bytes() -> None:
     reader.on_readable(sock)
     assert [op for op, _, _ in reads(sock)][:3] == ["recv_into", "recv", "recv"]
     assert handler.kinds[:2] == [False, True]
+
+
+def test_a_burst_of_one_read_size_takes_one_read_per_event() -> None:
+    """After the first full read, each read-size burst is one recv: none blocks."""
+    bursts = [b"a" * 512, b"b" * 512, b"c" * 512]
+    # One step per read call: the read after the first full read blocks;
+    # each later burst is what the next event's first read finds.
+    sock = FakeSocket(
+        recv=[Deliver(bursts[0]), WouldBlock(), *map(Deliver, bursts[1:])]
+    )
+    handler = Recorder()
+    reader = ReadinessReader(
+        make_pool(), handler, read_bytes=True, initial_size=512, adaptive=False
+    )
+    per_event = []
+    for _ in bursts:
+        before = len(reads(sock))
+        sock.mark_waited()
+        reader.on_readable(sock)
+        per_event.append(len(reads(sock)) - before)
+    # The first burst fills a pooled buffer, and the read after it blocks;
+    # every later burst is one recv that returns less than it asked.
+    assert per_event == [2, 1, 1]
+    assert bytes(handler.data) == b"".join(bursts)
+    assert handler.kinds == [False, True, True]
 
 
 class Taker:
