@@ -59,6 +59,8 @@ import ssl
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast, final
 
+from bufkit._checks import send_would_block
+from bufkit._gather import GATHER_BYTES, send_once
 from bufkit._writequeue import WriteQueue
 from bufkit.errors import TLSHandshakeError
 
@@ -80,6 +82,7 @@ __all__ = [
 TLS_BATCH: Final = 65536
 """Plaintext bytes encrypted ahead of the kernel, at most, per connection."""
 _RECORD: Final = 16384  # the largest TLS record's plaintext
+_HANDSHAKE_FEED: Final = 256  # ciphertext given to the incoming BIO at once
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 60.0
 """Seconds a handshake may take, as asyncio's default."""
 DEFAULT_SHUTDOWN_TIMEOUT: Final = 30.0
@@ -128,6 +131,19 @@ _HANDSHAKING: Final = _T.HANDSHAKING
 _ENDED: Final = -2
 _RETRY: Final = -3
 _OPEN: Final = _T.OPEN
+
+
+class _Raw(Protocol):
+    """What the layer calls on OpenSSL's connection object."""
+
+    def read(self, size: int, buffer: memoryview, /) -> int: ...
+
+    def write(self, data: memoryview, /) -> int: ...
+
+    def pending(self) -> int: ...
+
+
+_NO_BATCHES: Final[list[list[int]]] = []  # shared while nothing waits: never grown
 
 
 class _Wire(Protocol):
@@ -196,6 +212,7 @@ class TLSLayer:
         "_incoming",
         "_obj",
         "_outgoing",
+        "_raw",
         "_sock",
         "_state",
         "_stuck",
@@ -234,10 +251,18 @@ class TLSLayer:
             server_hostname=server_hostname,
             session=session,
         )
-        self._cipher = WriteQueue(high_water=1 << 62, low_water=0)
-        # One [ciphertext bytes left, plaintext bytes carried] per queued batch.
-        # (A list: empty, it holds no storage, where a deque keeps a block.)
-        self._batches: list[list[int]] = []
+        # The C object behind a stock SSLObject: its read, write and pending
+        # are the wrapper's without a Python frame each (a subclass named by
+        # the context's sslobject_class keeps its own methods).
+        raw: object = self._obj
+        if type(raw) is ssl.SSLObject:
+            raw = raw._sslobj  # type: ignore[attr-defined]
+        self._raw = cast("_Raw", raw)
+        # Ciphertext the kernel did not take yet, and one [ciphertext bytes
+        # left, plaintext bytes carried] per queued record: both made when
+        # something must wait, dropped once drained (an idle layer has none).
+        self._cipher: WriteQueue | None = None
+        self._batches: list[list[int]] = _NO_BATCHES
         self._sock: _Wire | None = None
         self._state = _HANDSHAKING
         self._stuck = -1  # incoming BIO size known to hold only a partial record
@@ -304,7 +329,8 @@ class TLSLayer:
     @property
     def cipher_pending(self) -> int:
         """Ciphertext bytes waiting for the kernel."""
-        return self._cipher.pending
+        cipher = self._cipher
+        return 0 if cipher is None else cipher.pending
 
     @property
     def writable(self) -> bool:
@@ -314,7 +340,7 @@ class TLSLayer:
 
     def __repr__(self) -> str:
         side = "server" if self._obj.server_side else "client"
-        return f"<TLSLayer {side} {self._state.value} cipher={self._cipher.pending}>"
+        return f"<TLSLayer {side} {self._state.value} cipher={self.cipher_pending}>"
 
     # -- driven by the connection core ---------------------------------------
 
@@ -345,17 +371,17 @@ class TLSLayer:
             ssl.SSLError: The peer broke the protocol after the handshake.
             OSError: The socket's error, unchanged.
         """
-        obj, incoming, sock = self._obj, self._incoming, self._sock
+        raw, incoming, sock = self._raw, self._incoming, self._sock
         assert sock is not None, "attach() a socket first"
         if self._stuck == _ENDED:
             return 0
         while True:
             if self._state is _HANDSHAKING:
                 self._handshake()
-            if self._state is not _HANDSHAKING:
-                got = self._decrypt(obj, buffer)
+            if self._state is not _HANDSHAKING and (incoming.pending or raw.pending()):
+                got = self._decrypt(raw, buffer)
                 if got > 0 and got < len(buffer):
-                    return self._fill(obj, buffer, got)
+                    return self._fill(raw, buffer, got)
                 if got >= 0:
                     return got
             try:
@@ -365,9 +391,12 @@ class TLSLayer:
                 raise
             if not n:
                 return self._eof()
-            incoming.write(buffer[:n])
             self._stuck = -1
             self._write_blocked = False  # a write waiting on a read may go now
+            if self._state is _HANDSHAKING:
+                self._feed_handshake(buffer, n)
+            else:
+                incoming.write(buffer[:n])
 
     def pending(self) -> int:
         """Bytes that may be read without the socket being readable.
@@ -375,7 +404,7 @@ class TLSLayer:
         Decrypted bytes of the current record, or ciphertext in the incoming
         BIO not yet known to be a partial record.
         """
-        held = self._obj.pending()
+        held = self._raw.pending()
         if held:
             return held
         stuck = self._stuck
@@ -417,7 +446,7 @@ class TLSLayer:
             OSError: The socket's error, unchanged.
         """
         cipher = self._cipher
-        if not cipher:
+        if cipher is None:
             return True
         before = cipher.pending
         assert self._sock is not None
@@ -425,6 +454,8 @@ class TLSLayer:
             drained = cipher.flush(self._sock)
         finally:
             self._count_sent(before - cipher.pending)
+        if drained:  # nothing waits: an idle layer keeps no queue
+            self._cipher, self._batches = None, _NO_BATCHES
         return drained
 
     def close_notify(self) -> None:
@@ -442,8 +473,10 @@ class TLSLayer:
         if self._state is _T.CLOSED:
             return
         self._state = _move(self._state, _V.CLOSE)
-        self._cipher.fail(ConnectionAbortedError(errno.ECONNABORTED, "TLS closed"))
-        self._batches.clear()
+        cipher = self._cipher
+        self._cipher, self._batches = None, _NO_BATCHES
+        if cipher is not None:
+            cipher.fail(ConnectionAbortedError(errno.ECONNABORTED, "TLS closed"))
         self._sock = None
 
     # -- internals ------------------------------------------------------------
@@ -461,11 +494,23 @@ class TLSLayer:
         self._state = _move(_HANDSHAKING, _V.HANDSHAKE_DONE)
         self._collect()
 
-    def _decrypt(self, obj: ssl.SSLObject, buffer: memoryview) -> int:
+    def _feed_handshake(self, buffer: memoryview, n: int) -> None:
+        # A memory BIO keeps the capacity of the largest write it was given:
+        # a ClientHello or a certificate flight fed whole would stay as dead
+        # weight on an idle connection. Fed in small steps, OpenSSL moves each
+        # into its own handshake buffers, which it frees once done.
+        incoming, start = self._incoming, 0
+        while n - start > _HANDSHAKE_FEED and self._state is _HANDSHAKING:
+            incoming.write(buffer[start : start + _HANDSHAKE_FEED])
+            start += _HANDSHAKE_FEED
+            self._handshake()
+        incoming.write(buffer[start:n])
+
+    def _decrypt(self, obj: _Raw, buffer: memoryview) -> int:
         # Plaintext count, 0 at the end of the stream, -1 when OpenSSL wants
         # more ciphertext.
         try:
-            got = cast("int", obj.read(len(buffer), buffer))
+            got = obj.read(len(buffer), buffer)
         except ssl.SSLWantReadError:
             self._collect()  # tickets, KeyUpdate replies
             return -1
@@ -479,7 +524,7 @@ class TLSLayer:
             self._collect()
         return got  # 0: the peer's close_notify (ssl reports it so, not raising)
 
-    def _fill(self, obj: ssl.SSLObject, buffer: memoryview, got: int) -> int:
+    def _fill(self, obj: _Raw, buffer: memoryview, got: int) -> int:
         # One SSLObject.read returns one record at most: decrypt the whole
         # records the incoming BIO already holds into the rest of the buffer,
         # so the protocol gets one call, and its reply one encryption and
@@ -511,10 +556,13 @@ class TLSLayer:
 
     def _encrypt(self, buffers: Iterable[Buffer]) -> None:
         # Plaintext already encrypted is still at the front of the caller's
-        # buffers: sent but not reported yet, or not sent yet.
+        # buffers: sent but not reported yet, or not sent yet. With nothing
+        # waiting, the records are sent here, at once (_send_records).
         skip = self._unacked + self._acked
-        room = TLS_BATCH - self._cipher.pending
-        write = self._obj.write
+        room = TLS_BATCH - self.cipher_pending
+        write, outgoing = self._raw.write, self._outgoing
+        records: list[bytes] | None = [] if self._cipher is None else None
+        plains: list[int] = []
         for buf in buffers:
             if room <= 0:
                 break
@@ -538,8 +586,56 @@ class TLSLayer:
                 room -= n
                 # Each record leaves the outgoing BIO at once: OpenSSL never
                 # gives a memory BIO's buffer back, so it stays one record.
-                self._unacked += n
-                self._queue_cipher(n)
+                if records is None:
+                    self._queue_cipher(n)
+                else:
+                    records.append(outgoing.read())
+                    plains.append(n)
+        if records:
+            self._send_records(records, plains)
+
+    def _send_records(self, records: list[bytes], plains: list[int]) -> None:
+        # Nothing was waiting: one send (a gather write for several records)
+        # straight from here; only what the kernel refused is queued.
+        sock = self._sock
+        assert sock is not None
+        try:
+            if len(records) == 1:
+                sent = sock.send(records[0])
+            else:
+                views = [memoryview(record) for record in records]
+                total = sum(map(len, views))
+                sent = send_once(sock, views, 0, 0, total, GATHER_BYTES)[0]
+        except OSError as exc:
+            if not send_would_block(exc):
+                raise
+            sent = 0
+        acked = 0
+        for index, record in enumerate(records):
+            if sent < len(record):
+                self._queue_records(records, plains, index, sent)
+                break
+            sent -= len(record)
+            acked += plains[index]
+        self._acked += acked
+
+    def _queue_records(
+        self, records: list[bytes], plains: list[int], index: int, sent: int
+    ) -> None:
+        cipher, batches = self._waiting()
+        for record, plain in zip(records[index:], plains[index:], strict=True):
+            data = memoryview(record)[sent:] if sent else record
+            sent = 0
+            cipher.write(data)
+            batches.append([len(data), plain])
+            self._unacked += plain
+
+    def _waiting(self) -> tuple[WriteQueue, list[list[int]]]:
+        cipher = self._cipher
+        if cipher is None:
+            cipher = self._cipher = WriteQueue(high_water=1 << 62, low_water=0)
+            self._batches = []
+        return cipher, self._batches
 
     def _collect(self) -> None:
         if self._outgoing.pending:
@@ -548,8 +644,10 @@ class TLSLayer:
     def _queue_cipher(self, plain: int) -> None:
         data = self._outgoing.read()
         if data:
-            self._cipher.write(data)
-            self._batches.append([len(data), plain])
+            cipher, batches = self._waiting()
+            cipher.write(data)
+            batches.append([len(data), plain])
+            self._unacked += plain
         elif plain:  # pragma: no cover - OpenSSL always emits a record
             self._acked += plain
 
@@ -569,7 +667,7 @@ class TLSLayer:
     def _send_alert(self) -> None:
         # A failed handshake: tell the peer why, once, if the kernel takes it.
         sock, cipher = self._sock, self._cipher
-        if sock is not None and cipher:
+        if sock is not None and cipher is not None:
             with contextlib.suppress(OSError):
                 cipher.flush(sock)
 
