@@ -379,8 +379,18 @@ class TLSLayer:
             if self._state is _HANDSHAKING:
                 self._handshake()
             if self._state is not _HANDSHAKING and (incoming.pending or raw.pending()):
-                got = self._decrypt(raw, buffer)
-                if got > 0 and got < len(buffer):
+                try:  # _decrypt, its usual case inline
+                    got = raw.read(len(buffer), buffer)
+                except ssl.SSLError as exc:
+                    got = self._read_error(exc)
+                else:
+                    if self._outgoing.pending:
+                        self._collect()
+                if (
+                    got > 0
+                    and got < len(buffer)
+                    and (incoming.pending or raw.pending())
+                ):
                     return self._fill(raw, buffer, got)
                 if got >= 0:
                     return got
@@ -427,9 +437,20 @@ class TLSLayer:
         """
         if self._state is not _OPEN:
             raise _would_block("TLS handshake in progress")
+        if (
+            self._cipher is None
+            and not self._acked
+            and type(buffers) is list
+            and len(buffers) == 1
+            and not self._write_blocked
+        ):
+            view = buffers[0]
+            if type(view) is memoryview and 0 < view.nbytes <= _RECORD:
+                return self._send_record(view)
         if not self._write_blocked:
             self._encrypt(buffers)
-        self.flush()
+        if self._cipher is not None:
+            self.flush()
         acked, self._acked = self._acked, 0
         if not acked:
             raise _would_block("ciphertext pending")
@@ -511,18 +532,19 @@ class TLSLayer:
         # more ciphertext.
         try:
             got = obj.read(len(buffer), buffer)
-        except ssl.SSLWantReadError:
-            self._collect()  # tickets, KeyUpdate replies
-            return -1
-        except ssl.SSLZeroReturnError:
-            self._collect()
-            return 0  # close_notify: the peer's end of the stream
-        except ssl.SSLError:
-            self._collect()
-            raise
+        except ssl.SSLError as exc:
+            return self._read_error(exc)
         if self._outgoing.pending:
             self._collect()
         return got  # 0: the peer's close_notify (ssl reports it so, not raising)
+
+    def _read_error(self, exc: ssl.SSLError) -> int:
+        self._collect()  # tickets, KeyUpdate replies, alerts
+        if isinstance(exc, ssl.SSLWantReadError):
+            return -1
+        if isinstance(exc, ssl.SSLZeroReturnError):
+            return 0  # close_notify: the peer's end of the stream
+        raise exc
 
     def _fill(self, obj: _Raw, buffer: memoryview, got: int) -> int:
         # One SSLObject.read returns one record at most: decrypt the whole
@@ -593,6 +615,28 @@ class TLSLayer:
                     plains.append(n)
         if records:
             self._send_records(records, plains)
+
+    def _send_record(self, view: memoryview) -> int:
+        # The usual reply: one buffer, one record, nothing waiting. The same
+        # steps as _encrypt and _send_records, without their loops.
+        try:
+            n: int = self._raw.write(view)
+        except ssl.SSLWantReadError:  # renegotiation: wait for a read
+            self._write_blocked = True
+            raise _would_block("TLS renegotiation in progress") from None
+        data = self._outgoing.read()
+        sock = self._sock
+        assert sock is not None
+        try:
+            sent = sock.send(data)
+        except OSError as exc:
+            if not send_would_block(exc):
+                raise
+            sent = 0
+        if sent == len(data):
+            return n
+        self._queue_records([data], [n], 0, sent)
+        raise _would_block("ciphertext pending")
 
     def _send_records(self, records: list[bytes], plains: list[int]) -> None:
         # Nothing was waiting: one send (a gather write for several records)
