@@ -447,9 +447,10 @@ class TLSLayer:
             view = buffers[0]
             if type(view) is memoryview and 0 < view.nbytes <= _RECORD:
                 return self._send_record(view)
+        waiting = self._cipher is not None  # else _encrypt sent what it made
         if not self._write_blocked:
             self._encrypt(buffers)
-        if self._cipher is not None:
+        if waiting:
             self.flush()
         acked, self._acked = self._acked, 0
         if not acked:
