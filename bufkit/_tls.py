@@ -82,7 +82,7 @@ __all__ = [
 TLS_BATCH: Final = 65536
 """Plaintext bytes encrypted ahead of the kernel, at most, per connection."""
 _RECORD: Final = 16384  # the largest TLS record's plaintext
-_HANDSHAKE_FEED: Final = 256  # ciphertext given to the incoming BIO at once
+_HANDSHAKE_FEED: Final = 128  # ciphertext given to the incoming BIO at once
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 60.0
 """Seconds a handshake may take, as asyncio's default."""
 DEFAULT_SHUTDOWN_TIMEOUT: Final = 30.0
