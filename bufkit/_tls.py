@@ -3,16 +3,16 @@
 Theory of operation
 -------------------
 A :class:`TLSLayer` is an :class:`ssl.SSLObject` over two
-:class:`ssl.MemoryBIO` objects, plus the queue of ciphertext on its way to the
-kernel. The connection core (:class:`bufkit.Connection`, given ``tls=``) reads
-and writes plaintext through it as if it were the socket:
+:class:`ssl.MemoryBIO` objects, plus, while the kernel refuses some, the queue
+of ciphertext on its way to it. The connection core (:class:`bufkit.Connection`,
+given ``tls=``) reads and writes plaintext through it as if it were the socket:
 
 * **Reads, the readiness way.** :meth:`TLSLayer.recv_into` is called with the
-  reader's pooled buffer, only when the socket is readable. It first decrypts
-  what the incoming BIO already holds straight into that buffer
-  (``SSLObject.read(n, buffer)``); when OpenSSL wants more it receives
-  ciphertext *into the same buffer*, copies it into the incoming BIO and
-  decrypts again. One ``SSLObject.read`` yields one record at most, so the
+  reader's pooled buffer, only when the socket is readable. If OpenSSL or the
+  incoming BIO holds anything, it first decrypts that straight into the
+  buffer (``SSLObject.read(n, buffer)``); else, or when OpenSSL wants more,
+  it receives ciphertext *into the same buffer*, copies it into the incoming
+  BIO and decrypts. One ``SSLObject.read`` yields one record at most, so the
   whole records already in the BIO are decrypted into the rest of the
   buffer: one protocol call (and one encryption and send of its reply) per
   buffer of ciphertext, not per record. No second buffer is borrowed; the
@@ -23,18 +23,25 @@ and writes plaintext through it as if it were the socket:
 * **Writes, completion style.** The core's plaintext write queue flushes into
   :meth:`TLSLayer.sendmsg`, which encrypts at most :data:`TLS_BATCH` bytes of
   plaintext (one ``SSLObject.write`` and one read of the outgoing BIO per
-  record) into the ciphertext :class:`~bufkit.WriteQueue`, flushes that
-  queue with one gather write, and reports as "sent" only the plaintext whose
-  ciphertext the kernel accepted. So a ``write()`` completion fires when the
-  ciphertext carrying its last byte was accepted by the kernel, and the
-  plaintext queue's watermarks keep bounding memory (invariants 1, 2 and 6).
+  record). When no ciphertext was waiting, the records go to the kernel at
+  once (one ``send``, or one gather write for several); whatever the kernel
+  refused, and every record made while some wait, goes to a ciphertext
+  :class:`~bufkit.WriteQueue` flushed on writability. Only plaintext whose
+  ciphertext the kernel accepted is reported "sent". So a ``write()``
+  completion fires when the ciphertext carrying its last byte was accepted
+  by the kernel, and the plaintext queue's watermarks keep bounding memory
+  (invariants 1, 2 and 6).
 * **Idle means empty.** After an event, the incoming BIO holds at most a
-  partial record and the outgoing BIO nothing; the ciphertext queue is empty
-  once the kernel took it. An idle TLS connection holds OpenSSL's state and
-  no pool bytes nor Python buffer of bufkit's (invariant 7). OpenSSL never
-  shrinks a memory BIO's buffer once grown, so the outgoing BIO is emptied
-  after every record: it keeps one record's capacity at most. (The incoming
-  BIO keeps the capacity of the largest read of ciphertext it was given.)
+  partial record and the outgoing BIO nothing; the ciphertext queue is
+  dropped once the kernel took it all. An idle TLS connection holds
+  OpenSSL's state and no pool bytes nor Python buffer of bufkit's
+  (invariant 7). OpenSSL never shrinks a memory BIO's buffer once grown (and
+  frees its own record buffers when empty: CPython sets
+  ``SSL_MODE_RELEASE_BUFFERS``), so the outgoing BIO is emptied after every
+  record: it keeps one record's capacity at most; handshake bytes, the
+  biggest an idle connection ever received, enter the incoming BIO
+  a few hundred bytes at a time. (After the handshake the incoming BIO
+  keeps the capacity of the largest read of ciphertext it was given.)
 
 Handshake, post-handshake messages (session tickets, KeyUpdate), alerts and
 ``close_notify`` are bytes OpenSSL puts in the outgoing BIO at any time: every
@@ -45,9 +52,11 @@ plaintext queue (no write interest is armed for it: the handshake needs reads).
 The lifecycle is data: :class:`TLSState` and :data:`TLS_TRANSITIONS`.
 
 Cost model: per readable event, one ``recv_into`` and one ``MemoryBIO.write``
-per ciphertext read, one ``SSLObject.read`` per record and one protocol call
-per buffer filled; per flush, one ``SSLObject.write`` and one
-``MemoryBIO.read`` per record, and one gather write.
+per ciphertext read (a few more during the handshake), one ``SSLObject.read``
+per record and one protocol call per buffer filled; per flush, one
+``SSLObject.write`` and one ``MemoryBIO.read`` per record, and one send.
+``read``, ``write`` and ``pending`` are called on the C object behind a stock
+``SSLObject``, without a Python frame of the wrapper each.
 """
 
 from __future__ import annotations
