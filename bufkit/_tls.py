@@ -40,7 +40,7 @@ given ``tls=``) reads and writes plaintext through it as if it were the socket:
   ``SSL_MODE_RELEASE_BUFFERS``), so the outgoing BIO is emptied after every
   record: it keeps one record's capacity at most; handshake bytes, the
   biggest an idle connection ever received, enter the incoming BIO
-  a few hundred bytes at a time. (After the handshake the incoming BIO
+  128 bytes at a time. (After the handshake the incoming BIO
   keeps the capacity of the largest read of ciphertext it was given.)
 
 Handshake, post-handshake messages (session tickets, KeyUpdate), alerts and
