@@ -92,6 +92,8 @@ TLS_BATCH: Final = 65536
 """Plaintext bytes encrypted ahead of the kernel, at most, per connection."""
 _RECORD: Final = 16384  # the largest TLS record's plaintext
 _HANDSHAKE_FEED: Final = 128  # ciphertext given to the incoming BIO at once
+_FEED: Final = 18432  # the same after the handshake: a record and a bit
+_READ_ENDS: Final = (ssl.SSLWantReadError, ssl.SSLZeroReturnError)
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 60.0
 """Seconds a handshake may take, as asyncio's default."""
 DEFAULT_SHUTDOWN_TIMEOUT: Final = 30.0
@@ -414,8 +416,14 @@ class TLSLayer:
             self._write_blocked = False  # a write waiting on a read may go now
             if self._state is _HANDSHAKING:
                 self._feed_handshake(buffer, n)
-            else:
+            elif n <= _FEED:
                 incoming.write(buffer[:n])
+            else:
+                got = self._feed(raw, buffer, n)
+                if got or self._stuck == _ENDED:
+                    if self._stuck == -1 and got < len(buffer):
+                        return self._fill(raw, buffer, got)
+                    return got
 
     def pending(self) -> int:
         """Bytes that may be read without the socket being readable.
@@ -536,6 +544,43 @@ class TLSLayer:
             start += _HANDSHAKE_FEED
             self._handshake()
         incoming.write(buffer[start:n])
+
+    def _feed(self, raw: _Raw, buffer: memoryview, n: int) -> int:
+        # A big read of ciphertext enters the incoming BIO _FEED bytes at a
+        # time, so the BIO never grows to the whole read. Between steps the
+        # records already whole are decrypted into the front of the buffer,
+        # never past the ciphertext fed so far (buffer[got:fed]): plaintext
+        # does not overwrite ciphertext the BIO has not taken yet; what does
+        # not fit there is decrypted by _fill once every byte is in. Returns
+        # the plaintext count.
+        incoming, got, fed = self._incoming, 0, 0
+        while n - fed > _FEED and self._stuck == -1:
+            incoming.write(buffer[fed : fed + _FEED])
+            fed += _FEED
+            got = self._decrypt_upto(raw, buffer, got, fed)
+        if self._stuck != _ENDED:
+            incoming.write(buffer[fed:n])
+        if self._outgoing.pending:
+            self._collect()
+        return got
+
+    def _decrypt_upto(self, raw: _Raw, buffer: memoryview, got: int, end: int) -> int:
+        # The whole records the BIO holds, into buffer[got:end]; the new count.
+        incoming = self._incoming
+        while got < end and incoming.pending:
+            try:
+                more = raw.read(end - got, buffer[got:end])
+            except ssl.SSLError as exc:
+                if got and not isinstance(exc, _READ_ENDS):
+                    self._stuck = _RETRY  # raised again by the next read
+                    return got
+                more = self._read_error(exc)
+            if more <= 0:
+                if not more:  # close_notify: nothing after it counts
+                    self._stuck = _ENDED
+                return got  # or a partial record, now in OpenSSL's hands
+            got += more
+        return got
 
     def _decrypt(self, obj: _Raw, buffer: memoryview) -> int:
         # Plaintext count, 0 at the end of the stream, -1 when OpenSSL wants

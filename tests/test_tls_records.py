@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bufkit import TLSLayer, WriteQueue
 from bufkit.testing._tls_fake import MemorySocket, memory_socketpair
@@ -20,10 +22,12 @@ if TYPE_CHECKING:
 Contexts = tuple[ssl.SSLContext, ssl.SSLContext]
 
 
-def _pair(contexts: Contexts) -> tuple[TLSLayer, TLSLayer, MemorySocket, MemorySocket]:
+def _pair(
+    contexts: Contexts, seed: int = 0
+) -> tuple[TLSLayer, TLSLayer, MemorySocket, MemorySocket]:
     """A client and a server layer over memory sockets, handshake not started."""
     server_ctx, client_ctx = contexts
-    c_sock, s_sock = memory_socketpair(0, max_send=1 << 20, max_recv=1 << 20)
+    c_sock, s_sock = memory_socketpair(seed, max_send=1 << 20, max_recv=1 << 20)
     client = TLSLayer(client_ctx, server_side=False, server_hostname="localhost")
     server = TLSLayer(server_ctx, server_side=True)
     client.attach(c_sock)
@@ -219,3 +223,116 @@ def test_a_contexts_own_sslobject_class_is_called(tmp_path: Path) -> None:
     assert _read_all(server, 4) == b"pong"
     assert _CountingObject.writes == 1
     assert _CountingObject.reads >= 1
+
+
+def _send_records(client: TLSLayer, sizes: list[int]) -> bytes:
+    """Send one record per size (distinct bytes each); return the plaintext."""
+    sent = bytearray()
+    for index, size in enumerate(sizes):
+        part = memoryview(bytes([index % 251]) * size)
+        done = 0
+        for _ in range(1000):  # the memory socket may take part of a record
+            if done == size:
+                break
+            with contextlib.suppress(BlockingIOError):
+                done += client.sendmsg([part[done:]])
+        assert done == size
+        sent += part
+    assert client.flush()
+    return bytes(sent)
+
+
+def _receive(server: TLSLayer, size: int, buffer_size: int) -> tuple[bytes, bool]:
+    """Read plaintext until ``size`` bytes and the end, or nothing moves."""
+    buf = memoryview(bytearray(buffer_size))
+    out = bytearray()
+    for _ in range(10_000):
+        try:
+            got = server.recv_into(buf)
+        except BlockingIOError:
+            if len(out) >= size:
+                return bytes(out), False
+            continue
+        if not got:
+            return bytes(out), True
+        out += buf[:got]
+    raise AssertionError("the reads never ended")
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [16384] * 4 + [100],
+        [100] * 600,
+        [16384, 5, 16384, 7000, 16384, 1],
+    ],
+)
+@pytest.mark.parametrize("ended", [False, True])
+def test_a_big_read_enters_the_bio_in_steps(
+    tls_contexts: Contexts, sizes: list[int], ended: bool
+) -> None:
+    """A 64 KiB read of ciphertext reaches the BIO in steps; plaintext stays exact."""
+    client, server, _, _ = _pair(tls_contexts)
+    _handshake(client, server)
+    rec = _Recording(server._incoming)
+    server._incoming = rec  # type: ignore[assignment]
+    data = _send_records(client, sizes)
+    if ended:
+        client.close_notify()
+        client.flush()
+    got, saw_end = _receive(server, len(data), 65536)
+    assert got == data
+    assert saw_end is ended
+    assert max(rec.writes) <= 18432
+    assert rec.writes.count(18432) >= 2  # big reads did go in steps
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 16384), min_size=1, max_size=12),
+    buffer_size=st.sampled_from([2048, 16384, 65536]),
+    ended=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_records_of_any_size_arrive_exact_through_any_buffer(
+    tls_contexts: Contexts,
+    sizes: list[int],
+    buffer_size: int,
+    ended: bool,
+    seed: int,
+) -> None:
+    """Records of drawn sizes, read with a drawn buffer and split: exact, in order."""
+    client, server, _, _ = _pair(tls_contexts, seed)
+    _handshake(client, server)
+    data = _send_records(client, sizes)
+    if ended:
+        client.close_notify()
+        client.flush()
+    got, saw_end = _receive(server, len(data), buffer_size)
+    assert got == data
+    assert saw_end is ended
+
+
+@pytest.mark.parametrize("damaged", [0, 1, 3])
+def test_a_damaged_record_fails_after_the_plaintext_before_it(
+    tls_contexts: Contexts, damaged: int
+) -> None:
+    """Records before a damaged one are delivered; the next read raises SSLError."""
+    client, server, _, s_sock = _pair(tls_contexts)
+    _handshake(client, server)
+    data = _send_records(client, [16384] * 4)
+    record = len(s_sock.inbox) // 4
+    s_sock.inbox[damaged * record + record // 2] ^= 0xFF
+    buf = memoryview(bytearray(65536))
+    out = bytearray()
+    failure: ssl.SSLError | None = None
+    for _ in range(100):
+        try:
+            out += buf[: server.recv_into(buf)]
+        except BlockingIOError:
+            continue
+        except ssl.SSLError as exc:
+            failure = exc
+            break
+    assert failure is not None
+    assert bytes(out) == data[: damaged * 16384]
