@@ -38,10 +38,10 @@ given ``tls=``) reads and writes plaintext through it as if it were the socket:
   (invariant 7). OpenSSL never shrinks a memory BIO's buffer once grown (and
   frees its own record buffers when empty: CPython sets
   ``SSL_MODE_RELEASE_BUFFERS``), so the outgoing BIO is emptied after every
-  record: it keeps one record's capacity at most; handshake bytes, the
-  biggest an idle connection ever received, enter the incoming BIO
-  128 bytes at a time. (After the handshake the incoming BIO
-  keeps the capacity of the largest read of ciphertext it was given.)
+  record: it keeps one record's capacity at most. Likewise handshake bytes
+  enter the incoming BIO 128 bytes at a time, and a later read of more than
+  a record's worth of ciphertext enters it in steps of about a record, whole
+  records decrypted between steps: it keeps about one record's capacity too.
 
 Handshake, post-handshake messages (session tickets, KeyUpdate), alerts and
 ``close_notify`` are bytes OpenSSL puts in the outgoing BIO at any time: every
