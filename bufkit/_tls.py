@@ -92,7 +92,8 @@ TLS_BATCH: Final = 65536
 """Plaintext bytes encrypted ahead of the kernel, at most, per connection."""
 _RECORD: Final = 16384  # the largest TLS record's plaintext
 _HANDSHAKE_FEED: Final = 128  # ciphertext given to the incoming BIO at once
-_FEED: Final = 18432  # the same after the handshake: a record and a bit
+_FEED: Final = 8192  # the same after the handshake, for big reads
+_WHOLE: Final = 16384 + 256 + 5  # BIO bytes that surely complete a record
 _READ_ENDS: Final = (ssl.SSLWantReadError, ssl.SSLZeroReturnError)
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 60.0
 """Seconds a handshake may take, as asyncio's default."""
@@ -547,12 +548,14 @@ class TLSLayer:
 
     def _feed(self, raw: _Raw, buffer: memoryview, n: int) -> int:
         # A big read of ciphertext enters the incoming BIO _FEED bytes at a
-        # time, so the BIO never grows to the whole read. Between steps the
-        # records already whole are decrypted into the front of the buffer,
-        # never past the ciphertext fed so far (buffer[got:fed]): plaintext
-        # does not overwrite ciphertext the BIO has not taken yet; what does
-        # not fit there is decrypted by _fill once every byte is in. Returns
-        # the plaintext count.
+        # time, so the BIO never grows to the whole read. Between steps,
+        # while the BIO holds more than a record's worth (so a read cannot
+        # stop short on a partial record: no exception to pay for), records
+        # are decrypted into the front of the buffer, never past the
+        # ciphertext fed so far (buffer[got:fed]): plaintext does not
+        # overwrite ciphertext the BIO has not taken yet. The rest is
+        # decrypted by _fill once every byte is in. So the BIO holds at most
+        # _WHOLE + _FEED bytes. Returns the plaintext count.
         incoming, got, fed = self._incoming, 0, 0
         while n - fed > _FEED and self._stuck == -1:
             incoming.write(buffer[fed : fed + _FEED])
@@ -565,9 +568,9 @@ class TLSLayer:
         return got
 
     def _decrypt_upto(self, raw: _Raw, buffer: memoryview, got: int, end: int) -> int:
-        # The whole records the BIO holds, into buffer[got:end]; the new count.
+        # Records the BIO surely holds whole, into buffer[got:end]; the count.
         incoming = self._incoming
-        while got < end and incoming.pending:
+        while got < end and incoming.pending > _WHOLE:  # so no SSLWantReadError
             try:
                 more = raw.read(end - got, buffer[got:end])
             except ssl.SSLError as exc:
