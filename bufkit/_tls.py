@@ -39,9 +39,9 @@ given ``tls=``) reads and writes plaintext through it as if it were the socket:
   frees its own record buffers when empty: CPython sets
   ``SSL_MODE_RELEASE_BUFFERS``), so the outgoing BIO is emptied after every
   record: it keeps one record's capacity at most. Likewise handshake bytes
-  enter the incoming BIO 128 bytes at a time, and a later read of more than
-  a record's worth of ciphertext enters it in steps of about a record, whole
-  records decrypted between steps: it keeps about one record's capacity too.
+  enter the incoming BIO 128 bytes at a time, and a later big read of
+  ciphertext enters it 8 KiB at a time, records decrypted between steps
+  while it surely holds a whole one: it keeps a record and a step's worth.
 
 Handshake, post-handshake messages (session tickets, KeyUpdate), alerts and
 ``close_notify`` are bytes OpenSSL puts in the outgoing BIO at any time: every
