@@ -3,16 +3,16 @@
 Theory of operation
 -------------------
 A :class:`TLSLayer` is an :class:`ssl.SSLObject` over two
-:class:`ssl.MemoryBIO` objects, plus the queue of ciphertext on its way to the
-kernel. The connection core (:class:`bufkit.Connection`, given ``tls=``) reads
-and writes plaintext through it as if it were the socket:
+:class:`ssl.MemoryBIO` objects, plus, while the kernel refuses some, the queue
+of ciphertext on its way to it. The connection core (:class:`bufkit.Connection`,
+given ``tls=``) reads and writes plaintext through it as if it were the socket:
 
 * **Reads, the readiness way.** :meth:`TLSLayer.recv_into` is called with the
-  reader's pooled buffer, only when the socket is readable. It first decrypts
-  what the incoming BIO already holds straight into that buffer
-  (``SSLObject.read(n, buffer)``); when OpenSSL wants more it receives
-  ciphertext *into the same buffer*, copies it into the incoming BIO and
-  decrypts again. One ``SSLObject.read`` yields one record at most, so the
+  reader's pooled buffer, only when the socket is readable. If OpenSSL or the
+  incoming BIO holds anything, it first decrypts that straight into the
+  buffer (``SSLObject.read(n, buffer)``); else, or when OpenSSL wants more,
+  it receives ciphertext *into the same buffer*, copies it into the incoming
+  BIO and decrypts. One ``SSLObject.read`` yields one record at most, so the
   whole records already in the BIO are decrypted into the rest of the
   buffer: one protocol call (and one encryption and send of its reply) per
   buffer of ciphertext, not per record. No second buffer is borrowed; the
@@ -23,18 +23,25 @@ and writes plaintext through it as if it were the socket:
 * **Writes, completion style.** The core's plaintext write queue flushes into
   :meth:`TLSLayer.sendmsg`, which encrypts at most :data:`TLS_BATCH` bytes of
   plaintext (one ``SSLObject.write`` and one read of the outgoing BIO per
-  record) into the ciphertext :class:`~bufkit.WriteQueue`, flushes that
-  queue with one gather write, and reports as "sent" only the plaintext whose
-  ciphertext the kernel accepted. So a ``write()`` completion fires when the
-  ciphertext carrying its last byte was accepted by the kernel, and the
-  plaintext queue's watermarks keep bounding memory (invariants 1, 2 and 6).
+  record). When no ciphertext was waiting, the records go to the kernel at
+  once (one ``send``, or one gather write for several); whatever the kernel
+  refused, and every record made while some wait, goes to a ciphertext
+  :class:`~bufkit.WriteQueue` flushed on writability. Only plaintext whose
+  ciphertext the kernel accepted is reported "sent". So a ``write()``
+  completion fires when the ciphertext carrying its last byte was accepted
+  by the kernel, and the plaintext queue's watermarks keep bounding memory
+  (invariants 1, 2 and 6).
 * **Idle means empty.** After an event, the incoming BIO holds at most a
-  partial record and the outgoing BIO nothing; the ciphertext queue is empty
-  once the kernel took it. An idle TLS connection holds OpenSSL's state and
-  no pool bytes nor Python buffer of bufkit's (invariant 7). OpenSSL never
-  shrinks a memory BIO's buffer once grown, so the outgoing BIO is emptied
-  after every record: it keeps one record's capacity at most. (The incoming
-  BIO keeps the capacity of the largest read of ciphertext it was given.)
+  partial record and the outgoing BIO nothing; the ciphertext queue is
+  dropped once the kernel took it all. An idle TLS connection holds
+  OpenSSL's state and no pool bytes nor Python buffer of bufkit's
+  (invariant 7). OpenSSL never shrinks a memory BIO's buffer once grown (and
+  frees its own record buffers when empty: CPython sets
+  ``SSL_MODE_RELEASE_BUFFERS``), so the outgoing BIO is emptied after every
+  record: it keeps one record's capacity at most. Likewise handshake bytes
+  enter the incoming BIO 128 bytes at a time, and a later big read of
+  ciphertext enters it 8 KiB at a time, records decrypted between steps
+  while it surely holds a whole one: it keeps a record and a step's worth.
 
 Handshake, post-handshake messages (session tickets, KeyUpdate), alerts and
 ``close_notify`` are bytes OpenSSL puts in the outgoing BIO at any time: every
@@ -45,9 +52,11 @@ plaintext queue (no write interest is armed for it: the handshake needs reads).
 The lifecycle is data: :class:`TLSState` and :data:`TLS_TRANSITIONS`.
 
 Cost model: per readable event, one ``recv_into`` and one ``MemoryBIO.write``
-per ciphertext read, one ``SSLObject.read`` per record and one protocol call
-per buffer filled; per flush, one ``SSLObject.write`` and one
-``MemoryBIO.read`` per record, and one gather write.
+per ciphertext read (a few more during the handshake), one ``SSLObject.read``
+per record and one protocol call per buffer filled; per flush, one
+``SSLObject.write`` and one ``MemoryBIO.read`` per record, and one send.
+``read``, ``write`` and ``pending`` are called on the C object behind a stock
+``SSLObject``, without a Python frame of the wrapper each.
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ import ssl
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast, final
 
+from bufkit._checks import send_would_block
+from bufkit._gather import GATHER_BYTES, send_once
 from bufkit._writequeue import WriteQueue
 from bufkit.errors import TLSHandshakeError
 
@@ -80,6 +91,10 @@ __all__ = [
 TLS_BATCH: Final = 65536
 """Plaintext bytes encrypted ahead of the kernel, at most, per connection."""
 _RECORD: Final = 16384  # the largest TLS record's plaintext
+_HANDSHAKE_FEED: Final = 128  # ciphertext given to the incoming BIO at once
+_FEED: Final = 8192  # the same after the handshake, for big reads
+_WHOLE: Final = 16384 + 256 + 5  # BIO bytes that surely complete a record
+_READ_ENDS: Final = (ssl.SSLWantReadError, ssl.SSLZeroReturnError)
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 60.0
 """Seconds a handshake may take, as asyncio's default."""
 DEFAULT_SHUTDOWN_TIMEOUT: Final = 30.0
@@ -128,6 +143,19 @@ _HANDSHAKING: Final = _T.HANDSHAKING
 _ENDED: Final = -2
 _RETRY: Final = -3
 _OPEN: Final = _T.OPEN
+
+
+class _Raw(Protocol):
+    """What the layer calls on OpenSSL's connection object."""
+
+    def read(self, size: int, buffer: memoryview, /) -> int: ...
+
+    def write(self, data: memoryview, /) -> int: ...
+
+    def pending(self) -> int: ...
+
+
+_NO_BATCHES: Final[list[list[int]]] = []  # shared while nothing waits: never grown
 
 
 class _Wire(Protocol):
@@ -196,6 +224,7 @@ class TLSLayer:
         "_incoming",
         "_obj",
         "_outgoing",
+        "_raw",
         "_sock",
         "_state",
         "_stuck",
@@ -234,10 +263,18 @@ class TLSLayer:
             server_hostname=server_hostname,
             session=session,
         )
-        self._cipher = WriteQueue(high_water=1 << 62, low_water=0)
-        # One [ciphertext bytes left, plaintext bytes carried] per queued batch.
-        # (A list: empty, it holds no storage, where a deque keeps a block.)
-        self._batches: list[list[int]] = []
+        # The C object behind a stock SSLObject: its read, write and pending
+        # are the wrapper's without a Python frame each (a subclass named by
+        # the context's sslobject_class keeps its own methods).
+        raw: object = self._obj
+        if type(raw) is ssl.SSLObject:
+            raw = raw._sslobj  # type: ignore[attr-defined]
+        self._raw = cast("_Raw", raw)
+        # Ciphertext the kernel did not take yet, and one [ciphertext bytes
+        # left, plaintext bytes carried] per queued record: both made when
+        # something must wait, dropped once drained (an idle layer has none).
+        self._cipher: WriteQueue | None = None
+        self._batches: list[list[int]] = _NO_BATCHES
         self._sock: _Wire | None = None
         self._state = _HANDSHAKING
         self._stuck = -1  # incoming BIO size known to hold only a partial record
@@ -304,7 +341,8 @@ class TLSLayer:
     @property
     def cipher_pending(self) -> int:
         """Ciphertext bytes waiting for the kernel."""
-        return self._cipher.pending
+        cipher = self._cipher
+        return 0 if cipher is None else cipher.pending
 
     @property
     def writable(self) -> bool:
@@ -314,7 +352,7 @@ class TLSLayer:
 
     def __repr__(self) -> str:
         side = "server" if self._obj.server_side else "client"
-        return f"<TLSLayer {side} {self._state.value} cipher={self._cipher.pending}>"
+        return f"<TLSLayer {side} {self._state.value} cipher={self.cipher_pending}>"
 
     # -- driven by the connection core ---------------------------------------
 
@@ -345,17 +383,27 @@ class TLSLayer:
             ssl.SSLError: The peer broke the protocol after the handshake.
             OSError: The socket's error, unchanged.
         """
-        obj, incoming, sock = self._obj, self._incoming, self._sock
+        raw, incoming, sock = self._raw, self._incoming, self._sock
         assert sock is not None, "attach() a socket first"
         if self._stuck == _ENDED:
             return 0
         while True:
             if self._state is _HANDSHAKING:
                 self._handshake()
-            if self._state is not _HANDSHAKING:
-                got = self._decrypt(obj, buffer)
-                if got > 0 and got < len(buffer):
-                    return self._fill(obj, buffer, got)
+            if self._state is not _HANDSHAKING and (incoming.pending or raw.pending()):
+                try:  # _decrypt, its usual case inline
+                    got = raw.read(len(buffer), buffer)
+                except ssl.SSLError as exc:
+                    got = self._read_error(exc)
+                else:
+                    if self._outgoing.pending:
+                        self._collect()
+                if (
+                    got > 0
+                    and got < len(buffer)
+                    and (incoming.pending or raw.pending())
+                ):
+                    return self._fill(raw, buffer, got)
                 if got >= 0:
                     return got
             try:
@@ -365,9 +413,18 @@ class TLSLayer:
                 raise
             if not n:
                 return self._eof()
-            incoming.write(buffer[:n])
             self._stuck = -1
             self._write_blocked = False  # a write waiting on a read may go now
+            if self._state is _HANDSHAKING:
+                self._feed_handshake(buffer, n)
+            elif n <= _FEED:
+                incoming.write(buffer[:n])
+            else:
+                got = self._feed(raw, buffer, n)
+                if got or self._stuck == _ENDED:
+                    if self._stuck == -1 and got < len(buffer):
+                        return self._fill(raw, buffer, got)
+                    return got
 
     def pending(self) -> int:
         """Bytes that may be read without the socket being readable.
@@ -375,7 +432,7 @@ class TLSLayer:
         Decrypted bytes of the current record, or ciphertext in the incoming
         BIO not yet known to be a partial record.
         """
-        held = self._obj.pending()
+        held = self._raw.pending()
         if held:
             return held
         stuck = self._stuck
@@ -398,9 +455,21 @@ class TLSLayer:
         """
         if self._state is not _OPEN:
             raise _would_block("TLS handshake in progress")
+        if (
+            self._cipher is None
+            and not self._acked
+            and type(buffers) is list
+            and len(buffers) == 1
+            and not self._write_blocked
+        ):
+            view = buffers[0]
+            if type(view) is memoryview and 0 < view.nbytes <= _RECORD:
+                return self._send_record(view)
+        waiting = self._cipher is not None  # else _encrypt sent what it made
         if not self._write_blocked:
             self._encrypt(buffers)
-        self.flush()
+        if waiting:
+            self.flush()
         acked, self._acked = self._acked, 0
         if not acked:
             raise _would_block("ciphertext pending")
@@ -417,7 +486,7 @@ class TLSLayer:
             OSError: The socket's error, unchanged.
         """
         cipher = self._cipher
-        if not cipher:
+        if cipher is None:
             return True
         before = cipher.pending
         assert self._sock is not None
@@ -425,6 +494,8 @@ class TLSLayer:
             drained = cipher.flush(self._sock)
         finally:
             self._count_sent(before - cipher.pending)
+        if drained:  # nothing waits: an idle layer keeps no queue
+            self._cipher, self._batches = None, _NO_BATCHES
         return drained
 
     def close_notify(self) -> None:
@@ -442,8 +513,10 @@ class TLSLayer:
         if self._state is _T.CLOSED:
             return
         self._state = _move(self._state, _V.CLOSE)
-        self._cipher.fail(ConnectionAbortedError(errno.ECONNABORTED, "TLS closed"))
-        self._batches.clear()
+        cipher = self._cipher
+        self._cipher, self._batches = None, _NO_BATCHES
+        if cipher is not None:
+            cipher.fail(ConnectionAbortedError(errno.ECONNABORTED, "TLS closed"))
         self._sock = None
 
     # -- internals ------------------------------------------------------------
@@ -461,25 +534,77 @@ class TLSLayer:
         self._state = _move(_HANDSHAKING, _V.HANDSHAKE_DONE)
         self._collect()
 
-    def _decrypt(self, obj: ssl.SSLObject, buffer: memoryview) -> int:
+    def _feed_handshake(self, buffer: memoryview, n: int) -> None:
+        # A memory BIO keeps the capacity of the largest write it was given:
+        # a ClientHello or a certificate flight fed whole would stay as dead
+        # weight on an idle connection. Fed in small steps, OpenSSL moves each
+        # into its own handshake buffers, which it frees once done.
+        incoming, start = self._incoming, 0
+        while n - start > _HANDSHAKE_FEED and self._state is _HANDSHAKING:
+            incoming.write(buffer[start : start + _HANDSHAKE_FEED])
+            start += _HANDSHAKE_FEED
+            self._handshake()
+        incoming.write(buffer[start:n])
+
+    def _feed(self, raw: _Raw, buffer: memoryview, n: int) -> int:
+        # A big read of ciphertext enters the incoming BIO _FEED bytes at a
+        # time, so the BIO never grows to the whole read. Between steps,
+        # while the BIO holds more than a record's worth (so a read cannot
+        # stop short on a partial record: no exception to pay for), records
+        # are decrypted into the front of the buffer, never past the
+        # ciphertext fed so far (buffer[got:fed]): plaintext does not
+        # overwrite ciphertext the BIO has not taken yet. The rest is
+        # decrypted by _fill once every byte is in. So the BIO holds at most
+        # _WHOLE + _FEED bytes. Returns the plaintext count.
+        incoming, got, fed = self._incoming, 0, 0
+        while n - fed > _FEED and self._stuck == -1:
+            incoming.write(buffer[fed : fed + _FEED])
+            fed += _FEED
+            got = self._decrypt_upto(raw, buffer, got, fed)
+        if self._stuck != _ENDED:
+            incoming.write(buffer[fed:n])
+        if self._outgoing.pending:
+            self._collect()
+        return got
+
+    def _decrypt_upto(self, raw: _Raw, buffer: memoryview, got: int, end: int) -> int:
+        # Records the BIO surely holds whole, into buffer[got:end]; the count.
+        incoming = self._incoming
+        while got < end and incoming.pending > _WHOLE:  # so no SSLWantReadError
+            try:
+                more = raw.read(end - got, buffer[got:end])
+            except ssl.SSLError as exc:
+                if got and not isinstance(exc, _READ_ENDS):
+                    self._stuck = _RETRY  # raised again by the next read
+                    return got
+                more = self._read_error(exc)
+            if more <= 0:
+                if not more:  # close_notify: nothing after it counts
+                    self._stuck = _ENDED
+                return got  # or a partial record, now in OpenSSL's hands
+            got += more
+        return got
+
+    def _decrypt(self, obj: _Raw, buffer: memoryview) -> int:
         # Plaintext count, 0 at the end of the stream, -1 when OpenSSL wants
         # more ciphertext.
         try:
-            got = cast("int", obj.read(len(buffer), buffer))
-        except ssl.SSLWantReadError:
-            self._collect()  # tickets, KeyUpdate replies
-            return -1
-        except ssl.SSLZeroReturnError:
-            self._collect()
-            return 0  # close_notify: the peer's end of the stream
-        except ssl.SSLError:
-            self._collect()
-            raise
+            got = obj.read(len(buffer), buffer)
+        except ssl.SSLError as exc:
+            return self._read_error(exc)
         if self._outgoing.pending:
             self._collect()
         return got  # 0: the peer's close_notify (ssl reports it so, not raising)
 
-    def _fill(self, obj: ssl.SSLObject, buffer: memoryview, got: int) -> int:
+    def _read_error(self, exc: ssl.SSLError) -> int:
+        self._collect()  # tickets, KeyUpdate replies, alerts
+        if isinstance(exc, ssl.SSLWantReadError):
+            return -1
+        if isinstance(exc, ssl.SSLZeroReturnError):
+            return 0  # close_notify: the peer's end of the stream
+        raise exc
+
+    def _fill(self, obj: _Raw, buffer: memoryview, got: int) -> int:
         # One SSLObject.read returns one record at most: decrypt the whole
         # records the incoming BIO already holds into the rest of the buffer,
         # so the protocol gets one call, and its reply one encryption and
@@ -511,10 +636,13 @@ class TLSLayer:
 
     def _encrypt(self, buffers: Iterable[Buffer]) -> None:
         # Plaintext already encrypted is still at the front of the caller's
-        # buffers: sent but not reported yet, or not sent yet.
+        # buffers: sent but not reported yet, or not sent yet. With nothing
+        # waiting, the records are sent here, at once (_send_records).
         skip = self._unacked + self._acked
-        room = TLS_BATCH - self._cipher.pending
-        write = self._obj.write
+        room = TLS_BATCH - self.cipher_pending
+        write, outgoing = self._raw.write, self._outgoing
+        records: list[bytes] | None = [] if self._cipher is None else None
+        plains: list[int] = []
         for buf in buffers:
             if room <= 0:
                 break
@@ -538,8 +666,78 @@ class TLSLayer:
                 room -= n
                 # Each record leaves the outgoing BIO at once: OpenSSL never
                 # gives a memory BIO's buffer back, so it stays one record.
-                self._unacked += n
-                self._queue_cipher(n)
+                if records is None:
+                    self._queue_cipher(n)
+                else:
+                    records.append(outgoing.read())
+                    plains.append(n)
+        if records:
+            self._send_records(records, plains)
+
+    def _send_record(self, view: memoryview) -> int:
+        # The usual reply: one buffer, one record, nothing waiting. The same
+        # steps as _encrypt and _send_records, without their loops.
+        try:
+            n: int = self._raw.write(view)
+        except ssl.SSLWantReadError:  # renegotiation: wait for a read
+            self._write_blocked = True
+            raise _would_block("TLS renegotiation in progress") from None
+        data = self._outgoing.read()
+        sock = self._sock
+        assert sock is not None
+        try:
+            sent = sock.send(data)
+        except OSError as exc:
+            if not send_would_block(exc):
+                raise
+            sent = 0
+        if sent == len(data):
+            return n
+        self._queue_records([data], [n], 0, sent)
+        raise _would_block("ciphertext pending")
+
+    def _send_records(self, records: list[bytes], plains: list[int]) -> None:
+        # Nothing was waiting: one send (a gather write for several records)
+        # straight from here; only what the kernel refused is queued.
+        sock = self._sock
+        assert sock is not None
+        try:
+            if len(records) == 1:
+                sent = sock.send(records[0])
+            else:
+                views = [memoryview(record) for record in records]
+                total = sum(map(len, views))
+                sent = send_once(sock, views, 0, 0, total, GATHER_BYTES)[0]
+        except OSError as exc:
+            if not send_would_block(exc):
+                raise
+            sent = 0
+        acked = 0
+        for index, record in enumerate(records):
+            if sent < len(record):
+                self._queue_records(records, plains, index, sent)
+                break
+            sent -= len(record)
+            acked += plains[index]
+        self._acked += acked
+
+    def _queue_records(
+        self, records: list[bytes], plains: list[int], index: int, sent: int
+    ) -> None:
+        cipher, batches = self._waiting()
+        for record, plain in zip(records[index:], plains[index:], strict=True):
+            data = memoryview(record)[sent:] if sent else record
+            sent = 0
+            cipher.write(data)
+            batches.append([len(data), plain])
+            self._unacked += plain
+
+    def _waiting(self) -> tuple[WriteQueue, list[list[int]]]:
+        cipher = self._cipher
+        if cipher is None:
+            cipher = self._cipher = WriteQueue(high_water=1 << 62, low_water=0)
+            self._batches = []
+        return cipher, self._batches
 
     def _collect(self) -> None:
         if self._outgoing.pending:
@@ -548,8 +746,10 @@ class TLSLayer:
     def _queue_cipher(self, plain: int) -> None:
         data = self._outgoing.read()
         if data:
-            self._cipher.write(data)
-            self._batches.append([len(data), plain])
+            cipher, batches = self._waiting()
+            cipher.write(data)
+            batches.append([len(data), plain])
+            self._unacked += plain
         elif plain:  # pragma: no cover - OpenSSL always emits a record
             self._acked += plain
 
@@ -569,7 +769,7 @@ class TLSLayer:
     def _send_alert(self) -> None:
         # A failed handshake: tell the peer why, once, if the kernel takes it.
         sock, cipher = self._sock, self._cipher
-        if sock is not None and cipher:
+        if sock is not None and cipher is not None:
             with contextlib.suppress(OSError):
                 cipher.flush(sock)
 
