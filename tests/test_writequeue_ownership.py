@@ -41,6 +41,28 @@ def stale_buffer(pool: BufferPool) -> PooledBuffer:
     return buf
 
 
+class Witness:
+    """A pause hook that only its queue holds, so it lives exactly as long.
+
+    Its weak reference tells whether the queue was freed, in both builds: a
+    compiled :class:`~bufkit.WriteQueue` cannot be weakly referenced itself.
+    """
+
+    def __call__(self) -> None:
+        """Nothing to do at a pause."""
+
+
+def watched_queue(
+    high_water: int = 65536, coalesce_below: int = 2048
+) -> tuple[WriteQueue, weakref.ref[Witness]]:
+    """A queue, and a weak reference that dies when the queue is freed."""
+    witness = Witness()
+    queue = WriteQueue(
+        high_water=high_water, coalesce_below=coalesce_below, on_pause=witness
+    )
+    return queue, weakref.ref(witness)
+
+
 def filled(pool: BufferPool, data: bytes, size: int = 2048) -> PooledBuffer:
     """A pooled buffer holding ``data``, its fill set."""
     buf = pool.acquire(max(size, len(data)))
@@ -346,11 +368,10 @@ def test_failed_queue_and_its_data_are_freed_without_the_cycle_collector(
     with gc_disabled():
         payload = Payload("B", bytes(4 << 20))
         watch = weakref.ref(payload)
-        queue = WriteQueue(high_water=1 << 30, coalesce_below=0)
+        queue, queue_ref = watched_queue(high_water=1 << 30, coalesce_below=0)
         queue.write(payload, copy=False)
         queue.write(b"z" * 5000)
         del payload
-        queue_ref = weakref.ref(queue)
         errors: list[BaseException | None] = []
         queue.write(b"", errors.append)
         sock = FakeSocket(send=[Accept(100), Fail(code)])
@@ -366,9 +387,9 @@ def test_failed_queue_and_its_data_are_freed_without_the_cycle_collector(
 def test_failed_queue_is_freed_when_a_completion_raised_during_the_failure() -> None:
     """Callback errors attached to the socket error hold no cycle either."""
     with gc_disabled():
-        queue = WriteQueue(high_water=1 << 30)
+        queue, queue_ref = watched_queue(high_water=1 << 30)
         payload = Payload("B", bytes(1 << 20))
-        watch, queue_ref = weakref.ref(payload), weakref.ref(queue)
+        watch = weakref.ref(payload)
         queue.write(payload, copy=False)
 
         def boom(exc: BaseException | None) -> None:
