@@ -12,7 +12,7 @@ import errno
 import gc
 import weakref
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -61,6 +61,30 @@ def watched_queue(
         high_water=high_water, coalesce_below=coalesce_below, on_pause=witness
     )
     return queue, weakref.ref(witness)
+
+
+def watch(obj: object) -> Callable[[], object]:
+    """What returns ``obj`` while it lives and ``None`` once it is freed.
+
+    A weak reference where ``obj`` has them. Otherwise (a compiled class such
+    as the compiled :class:`~bufkit.WriteQueue`) a search of the cyclic
+    collector's tracked objects for that identity and type: nothing else of
+    the type made in between, it can only err towards "alive".
+    """
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        pass
+    key, kind = id(obj), type(obj)
+    assert gc.is_tracked(obj), f"{kind.__name__} is not tracked by the collector"
+
+    def find() -> object:
+        for candidate in gc.get_objects():
+            if id(candidate) == key and type(candidate) is kind:
+                return candidate
+        return None
+
+    return find
 
 
 def filled(pool: BufferPool, data: bytes, size: int = 2048) -> PooledBuffer:
@@ -358,6 +382,18 @@ def gc_disabled() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def test_the_liveness_probes_see_a_queue_until_it_is_freed() -> None:
+    """``watch`` and ``watched_queue`` report a live queue, then a freed one."""
+    with gc_disabled():
+        queue, witness = watched_queue()
+        probe = watch(queue)
+        keep = [queue]
+        del queue
+        assert (probe() is keep[0], witness() is not None) == (True, True)
+        keep.clear()
+        assert (probe(), witness()) == (None, None)
 
 
 @pytest.mark.parametrize("code", [errno.ECONNRESET, errno.EPIPE])
