@@ -148,7 +148,11 @@ class Event(enum.Enum):
     FAIL = "fail() or a fatal socket error"
 
 
-_OPEN, _CLOSING, _CLOSED, _FAILED = QueueState
+# Final: a compiled build reads them as constants, not from the module's dict.
+_OPEN: Final = QueueState.OPEN
+_CLOSING: Final = QueueState.CLOSING
+_CLOSED: Final = QueueState.CLOSED
+_FAILED: Final = QueueState.FAILED
 
 TRANSITIONS: Final[Mapping[tuple[QueueState, Event], QueueState]] = {
     (_OPEN, Event.CLOSE): _CLOSING,
@@ -189,7 +193,7 @@ def next_state(
 Errors: TypeAlias = list[Exception] | None
 """Exceptions raised by callbacks during one queue call, collected in order."""
 
-_SENT = memoryview(b"")  # fills the slot of a sent view until the list is cut
+_SENT: Final = memoryview(b"")  # fills the slot of a sent view until the list is cut
 _CUT_AFTER: Final = 32  # dead slots tolerated before cutting the sent prefix
 
 
