@@ -77,6 +77,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, final
 
+from bufkit._argtypes import Checked
 from bufkit._checks import (
     check_nbytes,
     not_callable,
@@ -133,8 +134,6 @@ class QueueState(enum.Enum):
     pending data was dropped and its completions got the exception.
     """
 
-    __module__ = "bufkit"
-
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
@@ -149,7 +148,11 @@ class Event(enum.Enum):
     FAIL = "fail() or a fatal socket error"
 
 
-_OPEN, _CLOSING, _CLOSED, _FAILED = QueueState
+# Final: a compiled build reads them as constants, not from the module's dict.
+_OPEN: Final = QueueState.OPEN
+_CLOSING: Final = QueueState.CLOSING
+_CLOSED: Final = QueueState.CLOSED
+_FAILED: Final = QueueState.FAILED
 
 TRANSITIONS: Final[Mapping[tuple[QueueState, Event], QueueState]] = {
     (_OPEN, Event.CLOSE): _CLOSING,
@@ -181,14 +184,16 @@ def next_state(
     try:
         return table[state, event]
     except KeyError:
-        raise RuntimeError(f"no transition for {event.name} in {state.name}") from None
+        error = RuntimeError(f"no transition for {event.name} in {state.name}")
+        error.__cause__ = None  # `raise ... from None`, which mypyc ignores
+        raise error  # noqa: B904 - from None, spelled out on the line above
 
 
 # -- small helpers ---------------------------------------------------------------
 Errors: TypeAlias = list[Exception] | None
 """Exceptions raised by callbacks during one queue call, collected in order."""
 
-_SENT = memoryview(b"")  # fills the slot of a sent view until the list is cut
+_SENT: Final = memoryview(b"")  # fills the slot of a sent view until the list is cut
 _CUT_AFTER: Final = 32  # dead slots tolerated before cutting the sent prefix
 
 
@@ -199,7 +204,7 @@ def _group(errors: list[Exception]) -> Exception:
     return ExceptionGroup("WriteQueue callbacks raised", errors)
 
 
-def _byte_view(data: Buffer, copy: bool, coalesce: int) -> memoryview:
+def _byte_view(data: Buffer, copy: object, coalesce: int) -> memoryview:
     """A one-dimensional ``'B'`` view of ``data``'s raw bytes, copied if needed.
 
     Copied when not C-contiguous, or when ``copy`` is true, the view is at
@@ -213,10 +218,12 @@ def _byte_view(data: Buffer, copy: bool, coalesce: int) -> memoryview:
     try:
         view = memoryview(data)
     except TypeError:
-        raise TypeError(
+        error = TypeError(
             f"write() needs a bytes-like object or a PooledBuffer, "
             f"not {type(data).__name__!r}"
-        ) from None
+        )
+        error.__cause__ = None  # `raise ... from None`, which mypyc ignores
+        raise error  # noqa: B904 - from None, spelled out on the line above
     if not view.nbytes:
         return _SENT
     if not view.c_contiguous:
@@ -296,7 +303,6 @@ class WriteQueue:
             ``write_spin < 1``.
     """
 
-    __module__ = "bufkit"
     __slots__ = (
         "__weakref__",
         "_base",
@@ -327,32 +333,32 @@ class WriteQueue:
     def __init__(
         self,
         *,
-        high_water: int = 65536,
-        low_water: int = 16384,
+        high_water: Checked[int] = 65536,
+        low_water: Checked[int] = 16384,
         on_pause: Callable[[], object] | None = None,
         on_resume: Callable[[], object] | None = None,
-        max_gather_bytes: int = GATHER_BYTES,
-        coalesce_below: int = COALESCE_BELOW,
-        write_spin: int = WRITE_SPIN,
+        max_gather_bytes: Checked[int] = GATHER_BYTES,
+        coalesce_below: Checked[int] = COALESCE_BELOW,
+        write_spin: Checked[int] = WRITE_SPIN,
         name: str | None = None,
     ) -> None:
-        positive_int("high_water", high_water, minimum=0)
-        positive_int("low_water", low_water, minimum=0)
-        if low_water > high_water:
+        high = positive_int("high_water", high_water, minimum=0)
+        low = positive_int("low_water", low_water, minimum=0)
+        if low > high:
             raise ValueError(
                 f"watermarks need 0 <= low_water <= high_water, "
                 f"got low_water={low_water}, high_water={high_water}"
             )
-        positive_int("max_gather_bytes", max_gather_bytes)
-        positive_int("coalesce_below", coalesce_below, minimum=0)
-        positive_int("write_spin", write_spin)
+        max_gather = positive_int("max_gather_bytes", max_gather_bytes)
+        coalesce = positive_int("coalesce_below", coalesce_below, minimum=0)
+        spin = positive_int("write_spin", write_spin)
         for what, callback in (("on_pause", on_pause), ("on_resume", on_resume)):
             if callback is not None and not callable(callback):
                 raise TypeError(f"{what} must be callable or None, not {callback!r}")
-        self._high, self._low = high_water, low_water
+        self._high, self._low = high, low
         self._on_pause, self._on_resume = on_pause, on_resume
-        self._max_gather, self._coalesce = max_gather_bytes, coalesce_below
-        self._spin = write_spin
+        self._max_gather, self._coalesce = max_gather, coalesce
+        self._spin = spin
         self._name = name
         self._segs: list[memoryview] | None = None
         # The one pooled buffer written to an empty queue, before any other
@@ -360,7 +366,7 @@ class WriteQueue:
         self._solo: PooledBuffer | None = None
         self._tail = bytearray()
         self._first = self._head_off = self._written = self._sent = 0
-        self._pause_at = high_water  # high_water - (held_bytes - pending)
+        self._pause_at = high  # high_water - (held_bytes - pending)
         self._base = 0  # the owned chunks' bytes that were never to be sent
         self._comps: deque[tuple[int, CompletionCallback]] | None = None
         # (end, start, chunk size - bytes sent from it, buffer)
@@ -430,8 +436,8 @@ class WriteQueue:
         data: Buffer | PooledBuffer,
         on_done: CompletionCallback | None = None,
         *,
-        nbytes: int | None = None,
-        copy: bool = True,
+        nbytes: Checked[int] | None = None,
+        copy: Checked[bool] = True,
     ) -> None:
         """Enqueue ``data``; call ``on_done`` once its last byte is accepted.
 
@@ -481,8 +487,13 @@ class WriteQueue:
             # and the count is plain, else _add_pooled checks and refuses.
             mem = data._mem
             chunk = len(mem)
-            size = data._filled if nbytes is None else nbytes
-            if not data._lent or size.__class__ is not int or not 0 < size <= chunk:
+            if nbytes is None:
+                size = data._filled
+            elif nbytes.__class__ is not int:  # faster than type() in CPython
+                size = 0  # not a count: _add_pooled refuses it
+            else:  # last, so the usual case runs straight on
+                size = nbytes  # type: ignore[assignment, unused-ignore]
+            if not data._lent or not 0 < size <= chunk:
                 size = self._add_pooled(data, nbytes)
             elif size < self._coalesce:
                 tail = self._tail
@@ -514,7 +525,7 @@ class WriteQueue:
         iterable: Iterable[Buffer | PooledBuffer],
         on_done: CompletionCallback | None = None,
         *,
-        copy: bool = True,
+        copy: Checked[bool] = True,
     ) -> None:
         """Enqueue each buffer of ``iterable``, as one write.
 
@@ -563,7 +574,7 @@ class WriteQueue:
         self._after_write(on_done)
 
     def _check_item(
-        self, item: Buffer | PooledBuffer, copy: bool
+        self, item: Buffer | PooledBuffer, copy: object
     ) -> memoryview | tuple[PooledBuffer, int]:
         if type(item) is PooledBuffer:
             filled = item.filled
@@ -577,9 +588,9 @@ class WriteQueue:
         """Consume the pooled buffers among ``items``, then raise why."""
         _release_all(items)
         if self._state is _FAILED:
-            raise QueueFailedError(
-                f"{self!r} failed ({self._exc!r}): no more writes"
-            ) from self._exc
+            error = QueueFailedError(f"{self!r} failed ({self._exc!r}): no more writes")
+            error.__cause__ = self._exc  # `raise ... from`, which mypyc ignores
+            raise error
         if self._state is not _OPEN:
             raise QueueClosedError(f"{self!r} is closed: no more writes")
         raise not_callable(on_done)
@@ -594,7 +605,7 @@ class WriteQueue:
             self._push(view)
         return size
 
-    def _add_pooled(self, buf: PooledBuffer, nbytes: int | None) -> int:
+    def _add_pooled(self, buf: PooledBuffer, nbytes: object) -> int:
         """Enqueue ``buf``'s first ``nbytes`` (default: its fill); own or release it."""
         view = buf.view  # BufferReleasedError if released: nothing to consume
         chunk = len(view)
@@ -607,7 +618,7 @@ class WriteQueue:
                 )
                 buf.release()
                 raise error
-        elif nbytes.__class__ is int and 0 <= nbytes <= chunk:
+        elif type(nbytes) is int and 0 <= nbytes <= chunk:
             size = nbytes
         else:
             try:
@@ -683,7 +694,7 @@ class WriteQueue:
             raise _group(errors)
 
     # -- sending -------------------------------------------------------------
-    def buffers(self, max_count: int | None = None) -> list[memoryview]:
+    def buffers(self, max_count: Checked[int] | None = None) -> list[memoryview]:
         """Return the next gather list, without copying.
 
         Send the views, then report how many bytes were accepted with
@@ -702,12 +713,13 @@ class WriteQueue:
             TypeError: ``max_count`` is not an int or ``None``.
             ValueError: ``max_count`` is below 1.
         """
+        count = IOV_MAX
         if max_count is not None:
-            require_int("max_count", max_count)
-        if max_count is None or max_count > IOV_MAX:
-            max_count = IOV_MAX
-        elif max_count < 1:
-            raise ValueError(f"max_count must be at least 1, not {max_count}")
+            count = require_int("max_count", max_count)
+            if count > IOV_MAX:
+                count = IOV_MAX
+            elif count < 1:
+                raise ValueError(f"max_count must be at least 1, not {max_count}")
         if self._solo is not None:
             self._spill()
         if self._tail:
@@ -717,9 +729,9 @@ class WriteQueue:
             return []
         pending = self._written - self._sent
         first, offset = self._first, self._head_off
-        return gather(segs, first, offset, pending, max_count, self._max_gather)[0]
+        return gather(segs, first, offset, pending, count, self._max_gather)[0]
 
-    def advance(self, n: int) -> None:
+    def advance(self, n: Checked[int]) -> None:
         """Consume ``n`` bytes that were sent, firing completed ``on_done`` s.
 
         The cost is O(number of entries completed); data is never re-sliced.
@@ -739,15 +751,18 @@ class WriteQueue:
             Exception: whatever a callback raised, after every due
                 completion fired (see the class notes).
         """
+        # n.__class__ is the fastest check in CPython, but type checkers do
+        # not narrow on it: where Checked[int] is object (the compiled
+        # build), the two uses of n below need their ignores.
         if n.__class__ is not int:
             require_int("n", n)
-        if not 0 <= n <= self._written - self._sent:
+        if not 0 <= n <= self._written - self._sent:  # type: ignore[operator, unused-ignore]
             raise ValueError(
                 f"cannot advance {n} bytes: {self._written - self._sent} pending"
             )
         if self._solo is not None:
             self._spill()
-        errors = self._consume(n, None)
+        errors = self._consume(n, None)  # type: ignore[arg-type, unused-ignore]
         if errors:
             raise _group(errors)
 
@@ -1025,7 +1040,7 @@ class WriteQueue:
             if self._written == self._sent:
                 self._move(Event.DRAIN)
 
-    def fail(self, exc: BaseException) -> None:
+    def fail(self, exc: Checked[BaseException]) -> None:
         """Drop pending data and fail every pending ``on_done`` with ``exc``.
 
         Owned pooled buffers are released first. The queue ends ``FAILED``
@@ -1051,3 +1066,9 @@ class WriteQueue:
             errors = self._dispatch(errors)
         if errors:
             raise _group(errors)
+
+
+# Public under the package's name. Set after the classes, not in their bodies:
+# a compiled class ignores a __module__ assigned in its body.
+for _public in (QueueState, WriteQueue):
+    _public.__module__ = "bufkit"

@@ -26,6 +26,7 @@ from bufkit import (
 from bufkit.testing import Accept, Deliver, Eof, Fail, FakeSocket, WouldBlock
 from tests._tls import handshake, wrap_pair
 from tests.adapters._selectors_support import Driver, Recorder
+from tests.test_writequeue_ownership import watch
 
 
 def _reading(conn: Connection) -> bool:
@@ -347,7 +348,7 @@ def test_an_ended_connection_is_freed_by_reference_counting(
         assert conn.closed
         refs: list[Callable[[], object]] = [weakref.ref(conn), weakref.ref(proto)]
         if conn._queue is not None:  # made by the first write
-            refs.append(weakref.ref(conn._queue))
+            refs.append(watch(conn._queue))  # compiled: no weak references
         proto.framer.close()
         del conn, proto
         assert [r() for r in refs] == [None] * len(refs)

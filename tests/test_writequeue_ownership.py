@@ -12,7 +12,7 @@ import errno
 import gc
 import weakref
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -39,6 +39,52 @@ def stale_buffer(pool: BufferPool) -> PooledBuffer:
     buf = pool.acquire(2048)
     assert bytes(buf.view[: len(SECRET)]) == SECRET  # same chunk: LIFO
     return buf
+
+
+class Witness:
+    """A pause hook that only its queue holds, so it lives exactly as long.
+
+    Its weak reference tells whether the queue was freed, in both builds: a
+    compiled :class:`~bufkit.WriteQueue` cannot be weakly referenced itself.
+    """
+
+    def __call__(self) -> None:
+        """Nothing to do at a pause."""
+
+
+def watched_queue(
+    high_water: int = 65536, coalesce_below: int = 2048
+) -> tuple[WriteQueue, weakref.ref[Witness]]:
+    """A queue, and a weak reference that dies when the queue is freed."""
+    witness = Witness()
+    queue = WriteQueue(
+        high_water=high_water, coalesce_below=coalesce_below, on_pause=witness
+    )
+    return queue, weakref.ref(witness)
+
+
+def watch(obj: object) -> Callable[[], object]:
+    """What returns ``obj`` while it lives and ``None`` once it is freed.
+
+    A weak reference where ``obj`` has them. Otherwise (a compiled class such
+    as the compiled :class:`~bufkit.WriteQueue`) a search of the cyclic
+    collector's tracked objects for that identity and type: nothing else of
+    the type made in between, it can only err towards "alive".
+    """
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        pass
+    key, kind = id(obj), type(obj)
+    assert gc.is_tracked(obj), f"{kind.__name__} is not tracked by the collector"
+
+    def find() -> object:
+        for candidate in gc.get_objects():
+            if id(candidate) == key and type(candidate) is kind:
+                return candidate
+        return None
+
+    return find
 
 
 def filled(pool: BufferPool, data: bytes, size: int = 2048) -> PooledBuffer:
@@ -338,6 +384,18 @@ def gc_disabled() -> Iterator[None]:
             gc.enable()
 
 
+def test_the_liveness_probes_see_a_queue_until_it_is_freed() -> None:
+    """``watch`` and ``watched_queue`` report a live queue, then a freed one."""
+    with gc_disabled():
+        queue, witness = watched_queue()
+        probe = watch(queue)
+        keep = [queue]
+        del queue
+        assert (probe() is keep[0], witness() is not None) == (True, True)
+        keep.clear()
+        assert (probe(), witness()) == (None, None)
+
+
 @pytest.mark.parametrize("code", [errno.ECONNRESET, errno.EPIPE])
 def test_failed_queue_and_its_data_are_freed_without_the_cycle_collector(
     code: int,
@@ -346,11 +404,10 @@ def test_failed_queue_and_its_data_are_freed_without_the_cycle_collector(
     with gc_disabled():
         payload = Payload("B", bytes(4 << 20))
         watch = weakref.ref(payload)
-        queue = WriteQueue(high_water=1 << 30, coalesce_below=0)
+        queue, queue_ref = watched_queue(high_water=1 << 30, coalesce_below=0)
         queue.write(payload, copy=False)
         queue.write(b"z" * 5000)
         del payload
-        queue_ref = weakref.ref(queue)
         errors: list[BaseException | None] = []
         queue.write(b"", errors.append)
         sock = FakeSocket(send=[Accept(100), Fail(code)])
@@ -366,9 +423,9 @@ def test_failed_queue_and_its_data_are_freed_without_the_cycle_collector(
 def test_failed_queue_is_freed_when_a_completion_raised_during_the_failure() -> None:
     """Callback errors attached to the socket error hold no cycle either."""
     with gc_disabled():
-        queue = WriteQueue(high_water=1 << 30)
+        queue, queue_ref = watched_queue(high_water=1 << 30)
         payload = Payload("B", bytes(1 << 20))
-        watch, queue_ref = weakref.ref(payload), weakref.ref(queue)
+        watch = weakref.ref(payload)
         queue.write(payload, copy=False)
 
         def boom(exc: BaseException | None) -> None:

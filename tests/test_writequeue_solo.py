@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import gc
 import socket
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 
 from bufkit import BufferPool, PooledBuffer, QueueState, WriteQueue
 from bufkit.testing import Accept, Fail, FakeSocket
+from tests.test_writequeue_ownership import watched_queue
 
 CHUNK = 16384  # a size class of the default pool
 
@@ -229,10 +229,9 @@ def test_lone_buffer_to_a_closed_peer_frees_the_queue_without_the_collector() ->
     enabled = gc.isenabled()
     gc.disable()
     try:
-        queue = WriteQueue()
+        queue, queue_ref = watched_queue()
         done: list[BaseException | None] = []
         queue.write(filled(pool, b"r" * 4000), done.append)
-        queue_ref = weakref.ref(queue)
         with socket_pair() as (a, b):
             b.close()
             with pytest.raises((BrokenPipeError, ConnectionResetError)) as info:
