@@ -221,7 +221,9 @@ def _length_struct(header: object) -> struct.Struct:
         layout = struct.Struct(cast("str", header))  # a wrong type: TypeError
         values = layout.unpack(bytes(layout.size))
     except struct.error as exc:
-        raise ValueError(f"header {header!r} is not a struct format: {exc}") from None
+        error = ValueError(f"header {header!r} is not a struct format: {exc}")
+        error.__cause__ = None  # `raise ... from None`, which mypyc ignores
+        raise error  # noqa: B904
     if len(values) != 1 or type(values[0]) is not int:
         raise ValueError(f"header {header!r} must hold exactly one integer")
     return layout
@@ -232,9 +234,9 @@ def _delimiter_bytes(delimiter: object) -> bytes:
     try:
         return bytes(memoryview(cast("bytes", delimiter)))
     except TypeError:
-        raise TypeError(
-            f"delimiter must be bytes, not {type(delimiter).__name__}"
-        ) from None
+        error = TypeError(f"delimiter must be bytes, not {type(delimiter).__name__}")
+        error.__cause__ = None  # `raise ... from None`, which mypyc ignores
+        raise error  # noqa: B904
 
 
 @final

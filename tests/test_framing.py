@@ -298,8 +298,11 @@ def test_lp_frames_beyond_the_largest_class_use_the_heap_fallback() -> None:
 def test_lp_bad_construction(kwargs: dict[str, object], match: str) -> None:
     """Bad headers, limits and pools are refused with ValueError."""
     options: dict[str, object] = {"max_frame": 10, **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as caught:
         LengthPrefixedFramer(make_pool(), Frames(), **options)  # type: ignore[arg-type]
+    # No internal error chained or shown as context, in either build.
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None or caught.value.__suppress_context__
 
 
 def test_lp_as_reader_handler() -> None:
@@ -499,8 +502,12 @@ def test_framers_name_arguments_of_the_wrong_type(
 def test_dl_delimiter_must_be_bytes(delimiter: object) -> None:
     """A str, int or list delimiter is refused by type name, not converted."""
     name = type(delimiter).__name__
-    with pytest.raises(TypeError, match=f"delimiter must be bytes, not {name}"):
+    with pytest.raises(
+        TypeError, match=f"delimiter must be bytes, not {name}"
+    ) as caught:
         DelimiterFramer(make_pool(), Frames(), max_frame=10, delimiter=delimiter)  # type: ignore[arg-type]
+    # The conversion's own TypeError is not shown as context, in either build.
+    assert caught.value.__suppress_context__
 
 
 def test_dl_as_reader_handler() -> None:

@@ -108,9 +108,11 @@ def test_bad_signals_are_refused_and_change_nothing(
     """A bad signal is refused by name; no handler or wakeup fd stays behind."""
     before = signal.set_wakeup_fd(-1)
     signal.set_wakeup_fd(before)
-    with pytest.raises(error, match=words):
+    with pytest.raises(error, match=words) as caught:
         loop.add_signal_handler(sig, lambda: None)  # type: ignore[arg-type]
     assert signal.set_wakeup_fd(before) == before
+    if error is RuntimeError:  # the OSError that said so is its cause
+        assert isinstance(caught.value.__cause__, OSError)
     if error is RuntimeError:  # a valid number: remove finds no handler
         assert loop.remove_signal_handler(sig) is False  # type: ignore[arg-type]
 

@@ -163,7 +163,9 @@ class Wakeup:
             old_handler = signal.signal(sig, _ignore)
         except OSError as exc:  # SIGKILL, SIGSTOP
             self._maybe_restore_fd()
-            raise RuntimeError(f"sig {sig} cannot be caught: {exc}") from exc
+            error = RuntimeError(f"sig {sig} cannot be caught: {exc}")
+            error.__cause__ = exc  # `raise ... from exc`, which mypyc ignores
+            raise error  # noqa: B904
         self._handlers[sig] = (handle, old_handler if previous is None else previous)
 
     def remove_signal(self, sig: int) -> bool:
