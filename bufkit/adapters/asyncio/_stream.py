@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol, cast, final
 
 from bufkit import Connection as CoreConnection
@@ -450,6 +451,13 @@ class Connection:
         """
         self._core.write(data, on_done, nbytes=nbytes)
 
+    if not TYPE_CHECKING:
+        # At run time ``conn.write`` is the core's own bound method, reached
+        # with no Python frame (``attrgetter`` is C): a protocol that keeps
+        # ``conn.write`` (as fanout and echo servers do) calls the core
+        # directly. No slot: an idle connection stays as small as it was.
+        write = property(attrgetter("_core.write"), doc=write.__doc__)
+
     def writelines(self, chunks: Iterable[Buffer | PooledBuffer]) -> None:
         """Queue several chunks; same rules as :meth:`write`.
 
@@ -536,6 +544,9 @@ class Connection:
             RuntimeError: Called outside ``data_received``, or twice in one call.
         """
         return self._core.take_buffer()
+
+    if not TYPE_CHECKING:  # the core's own method, as ``write`` above
+        take_buffer = property(attrgetter("_core.take_buffer"), doc=take_buffer.__doc__)
 
     def pause_reading(self) -> None:
         """Stop reading until :meth:`resume_reading`, from the next read on."""
