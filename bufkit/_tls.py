@@ -21,16 +21,19 @@ given ``tls=``) reads and writes plaintext through it as if it were the socket:
   (docs/design.md invariants 4 and 5). :meth:`TLSLayer.pending` tells the
   core about decrypted bytes, and whole records, that no selector can see.
 * **Writes, completion style.** The core's plaintext write queue flushes into
-  :meth:`TLSLayer.sendmsg`, which encrypts at most :data:`TLS_BATCH` bytes of
-  plaintext (one ``SSLObject.write`` and one read of the outgoing BIO per
-  record). When no ciphertext was waiting, the records go to the kernel at
-  once (one ``send``, or one gather write for several); whatever the kernel
-  refused, and every record made while some wait, goes to a ciphertext
-  :class:`~bufkit.WriteQueue` flushed on writability. Only plaintext whose
-  ciphertext the kernel accepted is reported "sent". So a ``write()``
-  completion fires when the ciphertext carrying its last byte was accepted
-  by the kernel, and the plaintext queue's watermarks keep bounding memory
-  (invariants 1, 2 and 6).
+  :meth:`TLSLayer.sendmsg`, which encrypts :data:`TLS_BATCH` bytes of
+  plaintext at a time (one ``SSLObject.write`` and one read of the outgoing
+  BIO per record). When no ciphertext was waiting, each batch's records go to
+  the kernel at once (one ``send``, or one gather write for several), and the
+  next batch follows in the same call while the kernel took them all: a
+  short count would end the core's flush and cost a writable event for bytes
+  the kernel would take now. Whatever the kernel refused, and every record
+  made while some wait, goes to a ciphertext :class:`~bufkit.WriteQueue`
+  flushed on writability, so at most a batch waits ahead of the kernel.
+  Only plaintext whose ciphertext the kernel accepted is reported "sent". So
+  a ``write()`` completion fires when the ciphertext carrying its last byte
+  was accepted by the kernel, and the plaintext queue's watermarks keep
+  bounding memory (invariants 1, 2 and 6).
 * **Idle means empty.** After an event, the incoming BIO holds at most a
   partial record and the outgoing BIO nothing; the ciphertext queue is
   dropped once the kernel took it all. An idle TLS connection holds
@@ -467,7 +470,14 @@ class TLSLayer:
                 return self._send_record(view)
         waiting = self._cipher is not None  # else _encrypt sent what it made
         if not self._write_blocked:
-            self._encrypt(buffers)
+            more = self._encrypt(buffers)
+            # TLS_BATCH bounds the ciphertext ahead of the kernel, not the
+            # plaintext per call: while the kernel took every record, the
+            # next batch goes in this call too. A short count would end the
+            # caller's flush and cost a writable event (and, above high
+            # water, a pause) for bytes the kernel would have taken now.
+            while more and not waiting and self._cipher is None:
+                more = self._encrypt(buffers)
         if waiting:
             self.flush()
         acked, self._acked = self._acked, 0
@@ -634,17 +644,20 @@ class TLSLayer:
         self._incoming.write_eof()
         return 0  # an end without close_notify is still the end of the stream
 
-    def _encrypt(self, buffers: Iterable[Buffer]) -> None:
+    def _encrypt(self, buffers: Iterable[Buffer]) -> bool:
         # Plaintext already encrypted is still at the front of the caller's
         # buffers: sent but not reported yet, or not sent yet. With nothing
         # waiting, the records are sent here, at once (_send_records).
+        # Returns whether the batch filled with plaintext left unencrypted.
         skip = self._unacked + self._acked
         room = TLS_BATCH - self.cipher_pending
         write, outgoing = self._raw.write, self._outgoing
         records: list[bytes] | None = [] if self._cipher is None else None
         plains: list[int] = []
+        more = False
         for buf in buffers:
             if room <= 0:
+                more = not self._write_blocked
                 break
             view = memoryview(buf)
             size = view.nbytes
@@ -671,8 +684,11 @@ class TLSLayer:
                 else:
                     records.append(outgoing.read())
                     plains.append(n)
+            if room <= 0 and start < size and not self._write_blocked:
+                more = True
         if records:
             self._send_records(records, plains)
+        return more
 
     def _send_record(self, view: memoryview) -> int:
         # The usual reply: one buffer, one record, nothing waiting. The same

@@ -73,10 +73,72 @@ def test_a_layer_that_sent_everything_holds_no_queue(tls_contexts: Contexts) -> 
     client, server, _, _ = _pair(tls_contexts)
     _handshake(client, server)
     assert server.sendmsg([memoryview(b"x" * 100)]) == 100
-    assert server.sendmsg([memoryview(bytes(70_000))]) == 65536
+    assert server.sendmsg([memoryview(bytes(70_000))]) == 70_000
     assert server.cipher_pending == 0
     assert _queues(server) == []
     assert _queues(client) == []
+
+
+def _accept(sock: MemorySocket, buffers: list[Buffer], limit: int) -> int:
+    """Deliver up to ``limit`` bytes of ``buffers`` to the peer, as a kernel would."""
+    data = b"".join(bytes(memoryview(b)) for b in buffers)[:limit]
+    assert sock.peer is not None
+    sock.peer.inbox += data
+    sock.sent += data
+    return len(data)
+
+
+def test_batches_go_on_in_one_call_while_the_kernel_takes_them(
+    tls_contexts: Contexts,
+) -> None:
+    """Plaintext past one batch is encrypted and sent in the same call."""
+    client, server, _, s_sock = _pair(tls_contexts)
+    _handshake(client, server)
+    data = bytes(range(256)) * 1000  # about four batches
+    parts = [memoryview(data[:100_000]), memoryview(data[100_000:])]
+    sends: list[int] = []
+
+    def counted(buffers: list[Buffer], /) -> int:
+        sends.append(len(buffers))
+        return _accept(s_sock, buffers, len(data))
+
+    s_sock.sendmsg = counted  # type: ignore[method-assign]
+    s_sock.send = lambda one: counted([one])  # type: ignore[method-assign]
+    assert server.sendmsg(parts) == len(data)
+    assert len(sends) == 4  # one gather write per batch of records
+    assert server.cipher_pending == 0
+    assert _queues(server) == []
+    assert _read_all(client, len(data)) == data
+
+
+def test_a_refused_batch_ends_the_call_with_one_batch_waiting(
+    tls_contexts: Contexts,
+) -> None:
+    """When the kernel refuses part of a batch, no further batch is encrypted."""
+    client, server, _, s_sock = _pair(tls_contexts)
+    _handshake(client, server)
+    data = bytes(range(256)) * 1000
+    calls: list[int] = []
+
+    def half_of_the_second(buffers: list[Buffer], /) -> int:
+        calls.append(len(buffers))
+        return _accept(s_sock, buffers, 30_000 if len(calls) == 2 else len(data))
+
+    s_sock.sendmsg = half_of_the_second  # type: ignore[method-assign]
+    s_sock.send = lambda one: half_of_the_second([one])  # type: ignore[method-assign]
+    sent = server.sendmsg([memoryview(data)])
+    assert sent == 65536 + 16384  # the first batch and the second's first record
+    assert len(calls) == 2
+    assert 0 < server.cipher_pending < 65536
+    rest = memoryview(data)[sent:]
+    for _ in range(10):
+        if not rest:
+            break
+        with contextlib.suppress(BlockingIOError):
+            rest = rest[server.sendmsg([rest]) :]
+    assert not rest
+    assert server.cipher_pending == 0
+    assert _read_all(client, len(data)) == data
 
 
 def test_a_refused_record_waits_and_is_never_encrypted_twice(
