@@ -513,7 +513,6 @@ class BufferPool:
         "_heap_bytes",
         "_heap_fallbacks",
         "_heap_in_use",
-        "_last",
         "_lock",
         "_max_bytes",
         "_mmap",
@@ -556,10 +555,6 @@ class BufferPool:
         # Sizes asked for before, by value (validated ints only): most callers
         # ask for a few sizes again and again, and a dict hit beats bisecting.
         self._class_of: dict[int, _SizeClass] = {}
-        # The int object of the last such request and its class: a request
-        # passing that same object skips the check and the lookup. Only
-        # validated ints are stored, so an identity match is one too.
-        self._last: tuple[object, _SizeClass] = (_PRIVATE, self._classes[0])
         self._max_bytes = max_bytes
         self._fallback = fallback
         self._mmap = backing == "mmap"
@@ -628,22 +623,16 @@ class BufferPool:
             TypeError: ``min_size`` is not an int (``bool`` is refused too).
             ValueError: ``min_size`` is zero or negative.
         """
-        last = self._last
-        if min_size is last[0]:  # the very int object validated last time
-            cls = last[1]
-        else:
-            if type(min_size) is not int or min_size <= 0:
-                min_size = positive_int("min_size", min_size)
-            found = self._class_of.get(min_size)
-            if found is None:
-                index = bisect_left(self._sizes, min_size)
-                if index == len(self._sizes):
-                    return self._lend_oversize(min_size)
-                found = self._classes[index]
-                if len(self._class_of) < _CLASS_CACHE:
-                    self._class_of[min_size] = found
-            cls = found
-            self._last = (min_size, cls)  # one store: read whole by any thread
+        if type(min_size) is not int or min_size <= 0:
+            min_size = positive_int("min_size", min_size)
+        cls = self._class_of.get(min_size)
+        if cls is None:
+            index = bisect_left(self._sizes, min_size)
+            if index == len(self._sizes):
+                return self._lend_oversize(min_size)
+            cls = self._classes[index]
+            if len(self._class_of) < _CLASS_CACHE:
+                self._class_of[min_size] = cls
         # The warm path: no call between the test and the pop, so no other
         # thread (nor a signal handler) can run between them under the GIL.
         # The counters change before the pop, so a thread switched to after
