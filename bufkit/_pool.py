@@ -139,26 +139,26 @@ class _Slab:
 class _SizeClass:
     """The slabs, free carriers and counters of one size class (lock held)."""
 
-    __slots__ = ("acquires", "chunks", "free", "lent", "per_slab", "size", "slabs")
+    __slots__ = ("acquires", "chunks", "free", "per_slab", "size", "slabs")
 
     def __init__(self, size: int, per_slab: int) -> None:
         self.size = size
         self.per_slab = per_slab
         self.free: list[PooledBuffer] = []  # LIFO: the last one given back on top
         self.slabs: list[_Slab] = []
-        self.chunks = 0
-        self.lent = 0
+        self.chunks = 0  # on the free list or lent: lent = chunks - len(free)
         self.acquires = 0
 
     def stats(self) -> ClassStats:
         """This class's counters as a frozen snapshot."""
+        lent = self.chunks - len(self.free)
         return ClassStats(
             size=self.size,
             slabs=len(self.slabs),
             chunks=self.chunks,
-            buffers_in_use=self.lent,
+            buffers_in_use=lent,
             acquires=self.acquires,
-            releases=self.acquires - self.lent,
+            releases=self.acquires - lent,
         )
 
     def cut(self, pool: BufferPool, count: int, use_mmap: bool) -> int:
@@ -320,17 +320,18 @@ class PooledBuffer:
         """
         pool = self._pool
         cls = self._cls
-        if pool._fast and self._carrier is None and cls is not None:
-            # The warm path: from the test of _lent to the append there is no
-            # call, so under the GIL no other thread runs in between and of
-            # two racing releases exactly one passes the test.
+        if pool._fast and cls is not None:
+            # The warm path (a fast pool lends no leases, only carriers): from
+            # the test of _lent to the append there is no call, so under the
+            # GIL no other thread runs in between and of two racing releases
+            # exactly one passes the test. The counters change before the
+            # append, so a thread switched to after it sees them settled.
             if not self._lent:
                 raise BufferReleasedError(f"{self!r} was already released")
             self._lent = False
             self._filled = 0
-            cls.free.append(self)
-            cls.lent -= 1
             pool._bytes_in_use -= self._size
+            cls.free.append(self)
             if pool._release_callbacks:
                 pool._run_release_callbacks()
             return
@@ -344,7 +345,6 @@ class PooledBuffer:
             pool._bytes_in_use -= self._size
             cls = self._cls
             if cls is not None and self._carrier is None:  # a plain pool's carrier
-                cls.lent -= 1
                 cls.free.append(self)
             else:
                 pool._take_back(cls, self)
@@ -635,15 +635,17 @@ class BufferPool:
                 self._class_of[min_size] = cls
         # The warm path: no call between the test and the pop, so no other
         # thread (nor a signal handler) can run between them under the GIL.
-        if self._fast and cls.free:
-            buf = cls.free.pop()
-            buf._lent = True
-            cls.lent += 1
+        # The counters change before the pop, so a thread switched to after
+        # it sees them settled.
+        free = cls.free
+        if self._fast and free:
             cls.acquires += 1
             in_use = self._bytes_in_use + cls.size
             self._bytes_in_use = in_use
             if in_use > self._peak:
                 self._peak = in_use
+            buf = free.pop()
+            buf._lent = True
             return buf
         lock = self._lock
         lock.acquire()  # not `with`: measurably cheaper on this hot path
@@ -651,14 +653,10 @@ class BufferPool:
         try:
             free = cls.free
             if free and self._debug is None:
+                cls.acquires += 1
+                self._count_in_use(cls.size)
                 buf = free.pop()
                 buf._lent = True
-                cls.lent += 1
-                cls.acquires += 1
-                in_use = self._bytes_in_use + cls.size
-                self._bytes_in_use = in_use
-                if in_use > self._peak:
-                    self._peak = in_use
                 return buf
             carrier = self._take_carrier(cls)
             if carrier is not None:
@@ -830,7 +828,6 @@ class BufferPool:
 
     def _lend(self, cls: _SizeClass, carrier: PooledBuffer) -> PooledBuffer:
         """Lend ``carrier``, or a fresh lease of its chunk in a debug pool."""
-        cls.lent += 1
         cls.acquires += 1
         self._count_in_use(cls.size)
         if self._debug is None:
@@ -877,7 +874,6 @@ class BufferPool:
             self._heap_bytes -= buf._size
             _release_quietly(buf._mem)
             return
-        cls.lent -= 1
         carrier = buf._carrier
         if carrier is not None:
             buf._carrier = None

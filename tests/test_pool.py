@@ -748,3 +748,22 @@ def test_reclaim_takes_only_what_a_slab_needs() -> None:
         assert stats.slabs_reclaimed == 1
         assert [c.slabs for c in stats.per_class] == [3, 1]
         assert stats.bytes_reserved == 4 * 4096
+
+
+def test_warm_size_shortcut_lends_the_right_class_and_refuses_bad_sizes() -> None:
+    """Switching sizes on a warm pool lends each its class; 0 and -1 stay refused."""
+    pool = BufferPool(size_classes=[2 * KIB, 16 * KIB])
+    small, large = 100, 3000
+    for size, want in [(small, 2 * KIB), (large, 16 * KIB), (small, 2 * KIB)] * 2:
+        buf = pool.acquire(size)
+        assert buf.size == want
+        buf.release()
+    before = pool.stats()
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=f"min_size must be positive, got {bad}"):
+            pool.acquire(bad)
+    assert pool.stats() == before
+    assert [(c.acquires, c.releases, c.buffers_in_use) for c in before.per_class] == [
+        (4, 4, 0),
+        (2, 2, 0),
+    ]
