@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import Callable
 
@@ -122,3 +123,18 @@ class Duo:
             if not self.step():
                 return until()
         return until()
+
+
+def handshake_layers(client: TLSLayer, server: TLSLayer) -> None:
+    """Drive two attached layers until both handshakes are done; no plaintext."""
+    client.begin()
+    buf = memoryview(bytearray(65536))
+    for _ in range(20):
+        for layer in (client, server):
+            layer.flush()
+            with contextlib.suppress(BlockingIOError):
+                assert layer.recv_into(buf) == 0, "no plaintext during the handshake"
+        if client.handshake_done and server.handshake_done:
+            break
+    assert client.handshake_done
+    assert server.handshake_done

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import ssl
 from typing import TYPE_CHECKING
 
 from bufkit import TLSLayer
 from bufkit.testing._tls_fake import MemorySocket, memory_socketpair
-from tests._tls_drive import Duo, Peer
+from tests._tls_drive import Duo, Peer, handshake_layers
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -24,17 +23,7 @@ def _layers(contexts: Contexts) -> tuple[TLSLayer, TLSLayer, MemorySocket]:
     server = TLSLayer(server_ctx, server_side=True)
     client.attach(c_sock)
     server.attach(s_sock)
-    client.begin()
-    buf = memoryview(bytearray(65536))
-    for _ in range(20):
-        for layer in (client, server):
-            layer.flush()
-            with contextlib.suppress(BlockingIOError):
-                assert layer.recv_into(buf) == 0, "no plaintext during the handshake"
-        if client.handshake_done and server.handshake_done:
-            break
-    assert client.handshake_done
-    assert server.handshake_done
+    handshake_layers(client, server)
     server.flush()  # session tickets
     return client, server, s_sock
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from bufkit import TLSLayer, WriteQueue
 from bufkit.testing._tls_fake import MemorySocket, memory_socketpair
 from tests._tls import make_tls_contexts
+from tests._tls_drive import handshake_layers
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -37,17 +38,7 @@ def _pair(
 
 def _handshake(client: TLSLayer, server: TLSLayer) -> None:
     """Drive both layers until their handshakes are done and nothing waits."""
-    client.begin()
-    buf = memoryview(bytearray(65536))
-    for _ in range(20):
-        for layer in (client, server):
-            layer.flush()
-            with contextlib.suppress(BlockingIOError):
-                assert layer.recv_into(buf) == 0, "no plaintext during the handshake"
-        if client.handshake_done and server.handshake_done:
-            break
-    assert client.handshake_done
-    assert server.handshake_done
+    handshake_layers(client, server)
     assert server.flush()  # session tickets
 
 
