@@ -481,8 +481,7 @@ class _Link:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self.data_received: Callable[[memoryview], None] = conn._protocol.data_received
-        extra = conn._extra
-        tls = None if extra is None else extra.tls
+        tls = conn.tls
         self.stream: StreamSocket | TLSLayer | _Handshaking = conn._sock
         if tls is not None:
             self.stream = tls if tls.handshake_done else _Handshaking(conn, tls)
@@ -764,8 +763,7 @@ class Connection:
             self._protocol.connection_made(self)
         except Exception as exc:
             self._error = exc
-        extra = self._extra
-        tls = None if extra is None else extra.tls
+        tls = self.tls
         if tls is not None and self._state is _OPEN:
             self._set_timer(_HANDSHAKE_TIMER, tls.handshake_timeout)
             try:
@@ -1480,8 +1478,7 @@ class Connection:
             if self._queue is not None:
                 self._queue.close()
             self._update_reading()
-            extra = self._extra
-            tls = None if extra is None else extra.tls
+            tls = self.tls
             if tls is not None and tls.handshake_done:
                 self._set_timer(_SHUTDOWN_TIMER, tls.shutdown_timeout)
             self._request_flush()

@@ -579,15 +579,15 @@ class Transport:
             return
         if protocol is None:
             return
+        obj = view.obj  # the read's own bytes object, after a full read
+        data = obj if type(obj) is bytes else bytes(view)
         now = _NOW
         if now.transport is not None:  # a read driven from another's dataReceived
-            obj = view.obj
-            protocol.dataReceived(obj if type(obj) is bytes else bytes(view))
+            protocol.dataReceived(data)
             return
         now.transport = self
-        obj = view.obj  # the read's own bytes object, after a full read
         try:
-            protocol.dataReceived(obj if type(obj) is bytes else bytes(view))
+            protocol.dataReceived(data)
         finally:
             if now.small:
                 _write_small()
