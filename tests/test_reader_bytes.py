@@ -8,16 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bufkit import BufferPool, ReadinessReader
+from bufkit import ReadinessReader
 from bufkit.testing import Deliver, Eof, FakeSocket, WouldBlock
 from bufkit.testing.strategies import recv_schedules
+from tests._reader_support import make_pool, reader_options
 
-CLASSES = (16, 64, 256, 512)
 READ_OPS = ("recv", "recv_into")
-
-
-def make_pool() -> BufferPool:
-    return BufferPool(size_classes=CLASSES, slab_size=2048)
 
 
 class Recorder:
@@ -39,15 +35,6 @@ class Recorder:
 def reads(sock: FakeSocket) -> list[tuple[str, int, int | None]]:
     """The fake's record of reads: (op, size asked, bytes got or None)."""
     return [(c.op, c.size, c.result) for c in sock.calls if c.op in READ_OPS]
-
-
-reader_options = st.fixed_dictionaries(
-    {
-        "read_budget": st.integers(1, 4),
-        "initial_size": st.sampled_from([1, *CLASSES]),
-        "adaptive": st.booleans(),
-    }
-)
 
 
 @given(data=st.data(), options=reader_options)

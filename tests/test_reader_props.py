@@ -21,16 +21,12 @@ from bufkit import (
 )
 from bufkit.testing import Deliver, Eof, FakeSocket, RecvStep, SendStep, WouldBlock
 from bufkit.testing.strategies import recv_schedules, send_schedules
+from tests._reader_support import CLASSES, make_pool, reader_options
 
-CLASSES = (16, 64, 256, 512)
 READ_CLASS_MAX = CLASSES[-1]
 MAX_FRAME = 300
 HEADERS = ["!H", "!I", "<Q", "!B"]
 DELIMITERS = [b"\n", b"\r\n", b"ab", b"aba"]
-
-
-def make_pool() -> BufferPool:
-    return BufferPool(size_classes=CLASSES, slab_size=2048)
 
 
 def class_for(size: int) -> int:
@@ -95,14 +91,6 @@ def splits(stream: bytes) -> list[list[RecvStep]]:
 # Messages near the limit too: an off-by-one in max_frame shows there.
 any_message = st.binary(max_size=MAX_FRAME) | st.binary(
     min_size=MAX_FRAME - 2, max_size=MAX_FRAME
-)
-
-reader_options = st.fixed_dictionaries(
-    {
-        "read_budget": st.integers(1, 4),
-        "initial_size": st.sampled_from([1, *CLASSES]),
-        "adaptive": st.booleans(),
-    }
 )
 
 
